@@ -1,0 +1,37 @@
+"""Where data and caches live. Nothing is ever downloaded."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import DataError
+
+DATA_ENV = "ZEROSKEL_DATA"
+CACHE_ENV = "ZEROSKEL_CACHE"
+
+
+def data_root(explicit: str | os.PathLike | None = None, *, must_exist: bool = True) -> Path:
+    """Resolve the data root: explicit argument (``--data-root``), else ``$ZEROSKEL_DATA``.
+
+    Raises :class:`DataError` naming the flag/variable when neither is set or the folder
+    is missing.
+    """
+    raw = explicit if explicit is not None else os.environ.get(DATA_ENV)
+    if raw is None or str(raw) == "":
+        raise DataError(
+            f"no data root: pass --data-root DIR or set the {DATA_ENV} environment variable "
+            "(see README, 'Datasets')"
+        )
+    root = Path(raw).expanduser()
+    if must_exist and not root.is_dir():
+        src = "--data-root" if explicit is not None else f"${DATA_ENV}"
+        raise DataError(f"data root {root} (from {src}) does not exist or is not a directory")
+    return root
+
+
+def cache_root(explicit: str | os.PathLike | None = None) -> Path:
+    """Cache folder: explicit, else ``$ZEROSKEL_CACHE``, else ``~/.cache/zeroskel``."""
+    raw = explicit if explicit is not None else os.environ.get(CACHE_ENV)
+    root = Path(raw).expanduser() if raw else Path.home() / ".cache" / "zeroskel"
+    root.mkdir(parents=True, exist_ok=True)
+    return root

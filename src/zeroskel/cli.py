@@ -1,0 +1,216 @@
+"""``zeroskel`` command line: parses arguments and calls the library, nothing more.
+
+User errors (:class:`zeroskel.errors.ZeroskelError`) print one clear line and exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .errors import ZeroskelError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, indent=1, default=str))
+
+
+# ---------------------------------------------------------------- data commands
+def cmd_datasets(a) -> int:
+    from .data.registry import DATASETS
+    from .paths import DATA_ENV, data_root
+
+    try:
+        root = data_root(a.data_root)
+    except ZeroskelError as e:
+        root = None
+        print(f"note: {e}")
+    rows = []
+    for s in DATASETS.values():
+        folder = s.folder(root) if root else None
+        rows.append({"name": s.name, "title": s.title, "classes": s.num_classes, "layout": s.layout,
+                     "partitions": list(s.partitions), "present": bool(folder and folder.is_dir()),
+                     "folder": str(folder) if folder else None, "expects": s.expected,
+                     "download": s.download})
+    if a.json:
+        _print_json(rows)
+        return 0
+    print(f"data root: {root or '(unset: --data-root or $' + DATA_ENV + ')'}")
+    print(f"{'name':<10}{'classes':>8}  {'layout':<10}{'partitions':<13}{'present':<9}title")
+    for r in rows:
+        print(f"{r['name']:<10}{r['classes']:>8}  {r['layout']:<10}{','.join(r['partitions']):<13}"
+              f"{'yes' if r['present'] else 'no':<9}{r['title']}")
+    print("\nAny path to a custom-format .npz/folder also works as DATASET (docs/custom_format.md).")
+    if a.verbose:
+        for r in rows:
+            print(f"\n{r['name']}: {r['folder'] or '<root>/' + r['name']}\n  expects: {r['expects']}\n"
+                  f"  download: {r['download']}")
+    return 0
+
+
+def cmd_prepare(a) -> int:
+    from .data.cache import prepare
+
+    ds = prepare(a.dataset, a.pipeline, data_root=a.data_root, cache_dir=a.cache_dir, progress=True)
+    folder = ds.info.get("cache_dir", "")
+    print(f"prepared {ds.name}: {len(ds)} samples, array {tuple(ds.data.shape)} -> {folder}")
+    return 0
+
+
+def cmd_inspect(a) -> int:
+    from .data.registry import read_dataset
+    from .data.summary import describe, format_summary
+
+    if a.pipeline:
+        from .data.cache import prepare
+        ds = prepare(a.dataset, a.pipeline, data_root=a.data_root, progress=True)
+    else:
+        ds = read_dataset(a.dataset, a.data_root)
+    summary = describe(ds)
+    if a.png:
+        from .viz import render_frame
+        i = a.sample
+        if not 0 <= i < len(ds):
+            raise ZeroskelError(f"--sample {i} outside 0..{len(ds) - 1}")
+        frame = min(a.frame if a.frame is not None else int(ds.lengths[i]) // 2, int(ds.lengths[i]) - 1)
+        name = ds.meta["file"][i] if "file" in ds.meta else f"sample {i}"
+        render_frame(ds.data[i], ds.layout, frame, a.png,
+                     title=f"{name}: {ds.class_names[ds.labels[i]]} (frame {frame})")
+        summary["png"] = str(a.png)
+    if a.json:
+        _print_json(summary)
+    else:
+        print(format_summary(summary))
+        if a.png:
+            print(f"\nrendered sample {a.sample} to {a.png}")
+    return 0
+
+
+def cmd_splits(a) -> int:
+    from .data.splits import get_split, list_splits
+    from .text.classtexts import load_class_texts
+
+    splits = [get_split(a.dataset, a.name)] if a.name else list_splits(a.dataset)
+    try:
+        names = load_class_texts(a.dataset, "name", a.data_root)
+    except ZeroskelError:
+        names = None
+    out = []
+    for s in splits:
+        row = {"name": s.name, "dataset": s.dataset, "seen": len(s.seen), "unseen": len(s.unseen),
+               "unseen_ids": list(s.unseen), "source": s.source}
+        if names:
+            row["unseen_names"] = [names[i] for i in s.unseen]
+        out.append(row)
+    if a.json:
+        _print_json(out)
+        return 0
+    for r in out:
+        print(f"{r['name']:<22} {r['seen']:>3} seen / {r['unseen']:>2} unseen   [{r['source']}]")
+        if a.name or a.verbose:
+            labels = r.get("unseen_names") or r["unseen_ids"]
+            print("   unseen: " + "; ".join(f"{i} {n}" if names else str(i)
+                                           for i, n in zip(r["unseen_ids"], labels)))
+    return 0
+
+
+def cmd_texts(a) -> int:
+    from .text.classtexts import class_text_sources, load_class_texts
+
+    if not a.source:
+        for s in class_text_sources(a.dataset):
+            print(s)
+        return 0
+    texts = load_class_texts(a.dataset, a.source, a.data_root)
+    for i, t in enumerate(texts):
+        print(f"{i:>3}  {t}")
+    return 0
+
+
+# ---------------------------------------------------------------- training
+def cmd_train(a) -> int:
+    from .engine.config import build_config
+    from .engine.runs import train
+
+    cfg = build_config(method=a.method, dataset=a.dataset, split=a.split, seed=a.seed,
+                       config=a.config, overrides=a.set or [], data_root=a.data_root, device=a.device)
+    run_dir = train(cfg, runs_dir=a.runs_dir)
+    print(f"run directory: {run_dir}")
+    metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+    _print_json({k: v for k, v in metrics.items() if not isinstance(v, (list, dict))})
+    return 0
+
+
+def cmd_evaluate(a) -> int:
+    from .engine.runs import evaluate_run
+
+    _print_json(evaluate_run(a.run_dir, data_root=a.data_root, device=a.device))
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="zeroskel", description="Zero-shot skeleton-based action recognition")
+    p.add_argument("--version", action="version", version=f"zeroskel {__import__('zeroskel').__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name, fn, help_):
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.set_defaults(fn=fn)
+        sp.add_argument("--data-root", help="data root (default: $ZEROSKEL_DATA)")
+        return sp
+
+    sp = add("datasets", cmd_datasets, "list the built-in datasets and whether they are present")
+    sp.add_argument("--json", action="store_true"); sp.add_argument("-v", "--verbose", action="store_true")
+
+    sp = add("prepare", cmd_prepare, "read a dataset, preprocess it and cache it on disk")
+    sp.add_argument("dataset", help="built-in name or path to a custom .npz/folder")
+    sp.add_argument("--pipeline", default="pgfa50", help="preprocessing preset or YAML file (default pgfa50)")
+    sp.add_argument("--cache-dir", help="cache folder (default $ZEROSKEL_CACHE or ~/.cache/zeroskel)")
+
+    sp = add("inspect", cmd_inspect, "counts per class/partition, lengths, and a rendered frame")
+    sp.add_argument("dataset")
+    sp.add_argument("--pipeline", help="inspect the prepared (preprocessed) arrays of this pipeline")
+    sp.add_argument("--png", help="write a PNG of one skeleton frame here")
+    sp.add_argument("--sample", type=int, default=0, help="sample index for --png")
+    sp.add_argument("--frame", type=int, help="frame for --png (default: middle of the sequence)")
+    sp.add_argument("--json", action="store_true")
+
+    sp = add("splits", cmd_splits, "the published zero-shot splits of a dataset")
+    sp.add_argument("dataset"); sp.add_argument("--name", help="show one split with class names")
+    sp.add_argument("--json", action="store_true"); sp.add_argument("-v", "--verbose", action="store_true")
+
+    sp = add("texts", cmd_texts, "class-text sources of a dataset, or the texts of one source")
+    sp.add_argument("dataset"); sp.add_argument("--source")
+
+    sp = add("train", cmd_train, "train a method on a zero-shot split; writes a new run directory")
+    sp.add_argument("--method", default="pgfa"); sp.add_argument("--dataset", required=True)
+    sp.add_argument("--split", required=True); sp.add_argument("--seed", type=int, default=1)
+    sp.add_argument("--config", help="YAML config file or preset name")
+    sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
+    sp.add_argument("--runs-dir", default="runs"); sp.add_argument("--device", default="auto")
+
+    sp = add("evaluate", cmd_evaluate, "re-evaluate a run directory's selected checkpoint")
+    sp.add_argument("run_dir"); sp.add_argument("--device", default="auto")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args) or 0
+    except ZeroskelError as e:
+        print(f"zeroskel {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

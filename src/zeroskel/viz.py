@@ -1,0 +1,89 @@
+"""Drawing skeletons with matplotlib (headless: the Agg backend, no display needed)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .data.layouts import get_layout
+
+
+def _figure(size=(4, 5)):
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt, plt.figure(figsize=size)
+
+
+def _limits(seq: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:
+    """x/y limits over the non-zero joints of seq (3, T, V, M), with a margin, equal aspect."""
+    pts = seq.transpose(1, 2, 3, 0).reshape(-1, 3)
+    pts = pts[np.abs(pts).sum(1) > 0]
+    if len(pts) == 0:
+        return (-1, 1), (-1, 1)
+    lo, hi = pts[:, :2].min(0), pts[:, :2].max(0)
+    c, r = (lo + hi) / 2, max(float((hi - lo).max()) / 2, 1e-3) * 1.15
+    return (c[0] - r, c[0] + r), (c[1] - r, c[1] + r)
+
+
+def _draw(ax, frame: np.ndarray, layout, colors=("tab:blue", "tab:red")) -> list:
+    """Draw one frame (3, V, M) as x-y (front view); returns the artists."""
+    artists = []
+    for m in range(frame.shape[2]):
+        f = frame[:, :, m]
+        if not np.abs(f).sum():
+            continue
+        for a, b in layout.bones:
+            artists += ax.plot([f[0, a], f[0, b]], [f[1, a], f[1, b]], "-", color=colors[m % 2], lw=2)
+        artists += ax.plot(f[0], f[1], "o", color="k", ms=3)
+    return artists
+
+
+def render_frame(seq: np.ndarray, layout: str, frame: int, path: str | Path, title: str = "") -> Path:
+    """Save frame ``frame`` of ``seq`` (3, T, V, M) as a PNG front view."""
+    lay = get_layout(layout)
+    if not 0 <= frame < seq.shape[1]:
+        raise ValueError(f"frame {frame} outside 0..{seq.shape[1] - 1}")
+    plt, fig = _figure()
+    ax = fig.add_subplot(111)
+    _draw(ax, seq[:, frame], lay)
+    xl, yl = _limits(seq[:, frame:frame + 1])
+    ax.set_xlim(*xl); ax.set_ylim(*yl); ax.set_aspect("equal"); ax.set_xlabel("x"); ax.set_ylabel("y")
+    ax.set_title(title or f"frame {frame}", fontsize=9)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def render_animation(seq: np.ndarray, length: int, layout: str, path: str | Path, title: str = "",
+                     fps: int = 15) -> Path:
+    """Save the valid frames of ``seq`` (3, T, V, M) as an animated GIF (Pillow writer)."""
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    lay = get_layout(layout)
+    if length < 1:
+        raise ValueError("cannot render a sequence with no frames")
+    seq = seq[:, :length]
+    plt, fig = _figure()
+    ax = fig.add_subplot(111)
+    xl, yl = _limits(seq)
+    state = {"artists": []}
+
+    def update(t):
+        for a in state["artists"]:
+            a.remove()
+        state["artists"] = _draw(ax, seq[:, t], lay)
+        ax.set_title(f"{title}  [{t + 1}/{length}]" if title else f"frame {t + 1}/{length}", fontsize=9)
+        return state["artists"]
+
+    ax.set_xlim(*xl); ax.set_ylim(*yl); ax.set_aspect("equal")
+    anim = FuncAnimation(fig, update, frames=length, blit=False)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    anim.save(path, writer=PillowWriter(fps=fps))
+    plt.close(fig)
+    return path

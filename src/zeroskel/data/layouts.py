@@ -80,7 +80,10 @@ class JointLayout:
             ``uniform``: K=1, all neighbours within ``max_hop`` in one partition.
             ``distance``: K=max_hop+1, one partition per hop distance.
             ``spatial``: K=3 for max_hop=1: root, centripetal (closer to the centre joint)
-                and centrifugal neighbours.
+                and centrifugal neighbours. As in the reference ST-GCN, distances to the
+                centre joint are also capped at ``max_hop``: joints farther than that compare
+                as equal and fall in the root partition. PGFA's encoder inherits this, so it
+                is kept for fidelity.
         """
         v = self.num_joints
         hop = self.hop_distance(max_hop)

@@ -1,0 +1,54 @@
+"""The CLI end to end on real data: what a user types and reads."""
+import json
+
+import pytest
+
+from conftest import need
+from zeroskel.cli import main
+
+
+def test_inspect_utd_mhad(data_root, capsys, tmp_path):
+    need(data_root, "utd_mhad")
+    png = tmp_path / "frame.png"
+    assert main(["inspect", "utd_mhad", "--data-root", str(data_root), "--png", str(png), "--sample", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "utd_mhad: 861 samples, 27 classes" in out
+    assert "partition xsub: train 431, test 430" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+def test_inspect_nw_ucla_json(data_root, capsys):
+    need(data_root, "nw_ucla")
+    assert main(["inspect", "nw_ucla", "--data-root", str(data_root), "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["samples"] == 1484 and s["classes"] == 10
+    assert s["partitions"]["xview"]["train"] == 1020 and s["partitions"]["xview"]["test"] == 464
+    assert sum(s["partitions"]["xview"]["test_per_class"]) == 464
+
+
+def test_missing_data_root_is_one_clear_line(capsys, monkeypatch, tmp_path):
+    monkeypatch.delenv("ZEROSKEL_DATA", raising=False)
+    assert main(["inspect", "utd_mhad"]) == 2
+    err = capsys.readouterr().err
+    assert "--data-root" in err and "ZEROSKEL_DATA" in err and "Traceback" not in err
+    assert main(["inspect", "utd_mhad", "--data-root", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_unknown_dataset_lists_valid(capsys, tmp_path):
+    assert main(["inspect", "ntu61", "--data-root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown dataset 'ntu61'" in err and "utd_mhad" in err
+
+
+def test_absent_dataset_says_where_to_get_it(capsys, tmp_path):
+    assert main(["inspect", "ntu60", "--data-root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "ntu60" in err and "rose1.ntu.edu.sg" in err
+
+
+def test_datasets_lists_presence(data_root, capsys):
+    assert main(["datasets", "--data-root", str(data_root), "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["utd_mhad"]["present"] and rows["nw_ucla"]["present"]
+    assert set(rows) >= {"ntu60", "ntu120", "pku_mmd1", "pku_mmd2"}

@@ -1,0 +1,201 @@
+"""Run configurations: YAML files, named presets and ``key.sub=value`` overrides.
+
+A method's configuration schema is its ``configs/<method>/base.yaml``: every key a run may
+set appears there with its default. Presets (``configs/<method>/<preset>.yaml``) and user
+files are merged over it; a key that is not in the base is an error naming the key and the
+file (or flag) it came from, so a typo never silently does nothing.
+
+Typical use (what ``zeroskel train`` does)::
+
+    cfg = build_config("pgfa", dataset="utd_mhad", split="purls-22/5", seed=1,
+                       config_file=None, overrides=["train.epochs=30"])
+"""
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from ..errors import ConfigError, unknown_name
+
+BASE_NAME = "base"
+
+
+def _config_dir(method: str):
+    return resources.files("zeroskel") / "configs" / method
+
+
+def available_methods() -> list[str]:
+    """Methods that ship a ``configs/<method>/base.yaml``."""
+    root = resources.files("zeroskel") / "configs"
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / f"{BASE_NAME}.yaml").is_file())
+
+
+def available_presets(method: str) -> list[str]:
+    """Preset names of a method (file stems of ``configs/<method>/*.yaml`` except the base)."""
+    d = _config_dir(method)
+    if not d.is_dir():
+        raise unknown_name("method", method, available_methods())
+    return sorted(p.name[:-5] for p in d.iterdir() if p.name.endswith(".yaml") and p.name != f"{BASE_NAME}.yaml")
+
+
+def _read_yaml(text: str, where: str) -> dict:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where}: invalid YAML ({e})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: a config file must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Read a YAML mapping from a file; :class:`ConfigError` naming the file if it is bad."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"config file {path}: cannot read ({e.strerror or e})") from None
+    return _read_yaml(text, f"config file {path}")
+
+
+def load_base(method: str) -> dict:
+    """The full default configuration (the schema) of ``method``."""
+    f = _config_dir(method) / f"{BASE_NAME}.yaml"
+    if not f.is_file():
+        raise unknown_name("method", method, available_methods())
+    return _read_yaml(f.read_text(), f"built-in config {method}/{BASE_NAME}.yaml")
+
+
+def load_preset(method: str, preset: str) -> dict:
+    f = _config_dir(method) / f"{preset}.yaml"
+    if preset == BASE_NAME or not f.is_file():
+        raise unknown_name(f"preset of method {method!r}", preset, available_presets(method))
+    return _read_yaml(f.read_text(), f"preset {method}/{preset}.yaml")
+
+
+def merge(base: dict, update: dict, where: str, prefix: str = "") -> dict:
+    """Recursively merge ``update`` into a copy of ``base``; only keys of ``base`` are allowed.
+
+    A mapping in ``base`` must be updated by a mapping; a leaf may take any value (values
+    are checked by the method). ``where`` names the source (file / flag) in errors.
+    """
+    out = copy.deepcopy(base)
+    for key, val in update.items():
+        full = f"{prefix}{key}"
+        if key not in base:
+            close = [k for k in base if k.lower().startswith(str(key)[:3].lower())]
+            hint = f" (did you mean {', '.join(prefix + c for c in close)}?)" if close else ""
+            raise ConfigError(f"{where}: unknown config key {full!r}{hint}; valid keys here: "
+                              f"{', '.join(prefix + k for k in base)}")
+        if isinstance(base[key], dict):
+            if not isinstance(val, dict):
+                raise ConfigError(f"{where}: config key {full!r} is a section; give sub-keys "
+                                  f"({', '.join(full + '.' + k for k in base[key])}), not {val!r}")
+            out[key] = merge(base[key], val, where, prefix=full + ".")
+        else:
+            out[key] = copy.deepcopy(val)
+    return out
+
+
+def parse_override(item: str) -> dict:
+    """``"train.lr=0.01"`` -> ``{"train": {"lr": 0.01}}`` (the value is parsed as YAML)."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.lr=0.01")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not p for p in key.split(".")):
+        raise ConfigError(f"--set {item!r}: empty key")
+    try:
+        val = yaml.safe_load(raw) if raw.strip() != "" else None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {item!r}: value is not valid YAML ({e})") from None
+    out: dict = {}
+    cur = out
+    parts = key.split(".")
+    for p in parts[:-1]:
+        cur = cur.setdefault(p, {})
+    cur[parts[-1]] = val
+    return out
+
+
+def get(cfg: dict, key: str, default: Any = None) -> Any:
+    """Dotted lookup: ``get(cfg, "train.lr")``."""
+    cur: Any = cfg
+    for p in key.split("."):
+        if not isinstance(cur, dict) or p not in cur:
+            return default
+        cur = cur[p]
+    return cur
+
+
+def build_config(method: str = "pgfa", *, dataset: str | None = None, split: str | None = None,
+                 seed: int | None = None, config: str | Path | None = None,
+                 overrides: Iterable[str] = (), preset: str | None = None,
+                 device: str | None = None, data_root: str | Path | None = None,
+                 config_file: str | Path | None = None) -> dict:
+    """Resolve a run configuration.
+
+    Order (later wins): ``base.yaml`` < preset < config file < the explicit arguments
+    (dataset, split, seed, device, data_root) < ``overrides`` (``key.sub=value`` strings).
+
+    Args:
+        config: a YAML file path, or the name of a preset of ``method`` (``--config``).
+        preset: a preset name (alternative to ``config``).
+        config_file: a YAML file path (alternative to ``config``).
+
+    The preset is the explicit one, else the ``preset`` key of the config file, else the
+    dataset's default preset (``base.yaml``'s ``dataset_presets`` mapping), else none.
+    """
+    base = load_base(method)
+    if config is not None:
+        c = str(config)
+        if c.endswith((".yaml", ".yml")) or Path(c).is_file() or "/" in c:
+            config_file = config
+        elif preset is None:
+            preset = c
+    file_cfg = load_yaml(config_file) if config_file is not None else {}
+    over = [parse_override(o) for o in overrides]
+    # work out the dataset early: it picks the preset
+    ds = dataset
+    if ds is None:
+        for o in reversed(over):
+            if "dataset" in o:
+                ds = o["dataset"]
+                break
+    if ds is None:
+        ds = file_cfg.get("dataset")
+    name = preset or file_cfg.get("preset")
+    if name is None and ds is not None:
+        name = (base.get("dataset_presets") or {}).get(ds)
+    cfg = base
+    if name:
+        cfg = merge(cfg, load_preset(method, name), f"preset {method}/{name}.yaml")
+        cfg["preset"] = name
+    if file_cfg:
+        cfg = merge(cfg, file_cfg, f"config file {config_file}")
+    explicit = {k: v for k, v in {"dataset": dataset, "split": split, "seed": seed,
+                                  "device": device, "data_root": None if data_root is None
+                                  else str(data_root)}.items() if v is not None}
+    cfg = merge(cfg, explicit, "command line")
+    for item, o in zip(overrides, over):
+        cfg = merge(cfg, o, f"--set {item}")
+    if cfg.get("method", method) != method:
+        raise ConfigError(f"config says method {cfg.get('method')!r} but {method!r} was requested")
+    cfg["method"] = method
+    return cfg
+
+
+def validate_config(cfg: dict, method: str, where: str = "config") -> dict:
+    """Check a complete config (e.g. a run's saved ``config.yaml``) against the schema."""
+    merge(load_base(method), cfg, where)
+    return cfg
+
+
+def dump_config(cfg: dict, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg, sort_keys=False))

@@ -1,0 +1,123 @@
+"""Run directories and the library API behind ``zeroskel train`` / ``zeroskel evaluate``.
+
+A run lives in ``<runs_dir>/<method>-<dataset>-<split>-seed<k>[-N]``; the folder is
+created exclusively (``mkdir`` without ``exist_ok``), so a run never overwrites another:
+a second run with the same name gets the suffix ``-1``, ``-2``... It holds
+
+* ``config.yaml``: the resolved configuration;
+* ``train.log``: one line per epoch and stage;
+* checkpoints (``stage1_last.pt``, ``stage2_last.pt``, ``final.pt``) and ``selection.json``;
+* ``metrics.json``: test metrics of the final model (and the selection record).
+
+Functions: :func:`train`, :func:`resume_run`, :func:`evaluate_run`, :func:`create_run_dir`.
+"""
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from ..errors import ConfigError, ZeroskelError, unknown_name
+from .config import dump_config, validate_config
+
+# method name -> ("module:train_function", "module:evaluate_function").
+#   train(cfg, run_dir, data_root=None, logger=None, max_epochs=None) -> metrics | None
+#   evaluate(run_dir, data_root=None, device=None) -> metrics
+METHODS: dict[str, tuple[str, str]] = {
+    "pgfa": ("zeroskel.methods.pgfa:train_pgfa", "zeroskel.methods.pgfa:evaluate_pgfa"),
+}
+
+_SAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+
+
+def _load(ref: str) -> Callable:
+    mod, fn = ref.split(":")
+    return getattr(importlib.import_module(mod), fn)
+
+
+def _method(name: str) -> tuple[Callable, Callable]:
+    if name not in METHODS:
+        raise unknown_name("method", str(name), METHODS)
+    tr, ev = METHODS[name]
+    return _load(tr), _load(ev)
+
+
+def run_name(method: str, dataset: str, split: str, seed: int) -> str:
+    """``pgfa-utd_mhad-purls-22_5-seed1`` (characters unsafe in paths become ``_``)."""
+    ds = Path(str(dataset)).stem if ("/" in str(dataset) or str(dataset).endswith(".npz")) else str(dataset)
+    sp = Path(str(split)).stem if Path(str(split)).suffix in (".yaml", ".yml", ".json", ".npy", ".txt") else str(split)
+    parts = [method, ds, sp, f"seed{seed}"]
+    return "-".join(_SAFE.sub("_", str(p)).strip("_") or "x" for p in parts)
+
+
+def create_run_dir(runs_dir: str | Path, name: str) -> Path:
+    """Create ``runs_dir/name`` or, if taken, ``name-1``, ``name-2``...; never reuses one.
+
+    ``mkdir`` is atomic, so two processes starting the same run at once still get
+    different folders.
+    """
+    runs_dir = Path(runs_dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    for i in range(0, 100000):
+        path = runs_dir / (name if i == 0 else f"{name}-{i}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise ZeroskelError(f"{runs_dir}: too many runs named {name}")  # pragma: no cover
+
+
+def train(config: dict, runs_dir: str | Path = "runs", data_root=None, max_epochs: int | None = None) -> Path:
+    """Start a new run of ``config['method']`` in a fresh run directory; return its path.
+
+    The resolved config is written to ``config.yaml`` before training starts, so an
+    interrupted run can be continued with :func:`resume_run`. ``max_epochs`` stops each
+    stage after that many epochs (an interruption hook for tests).
+    """
+    method = config.get("method")
+    train_fn, _ = _method(method)
+    for key in ("dataset", "split"):
+        if not config.get(key):
+            raise ConfigError(f"config key {key!r} is not set (--{key})")
+    validate_config(config, method)
+    run_dir = create_run_dir(runs_dir, run_name(method, config["dataset"], config["split"], config.get("seed", 0)))
+    dump_config(config, run_dir / "config.yaml")
+    train_fn(config, run_dir, data_root=data_root, max_epochs=max_epochs)
+    return run_dir
+
+
+def read_run_config(run_dir: str | Path) -> dict:
+    run_dir = Path(run_dir)
+    f = run_dir / "config.yaml"
+    if not run_dir.is_dir():
+        raise ConfigError(f"run directory {run_dir} does not exist")
+    if not f.is_file():
+        raise ConfigError(f"{run_dir}: not a zeroskel run directory (no config.yaml)")
+    try:
+        cfg = yaml.safe_load(f.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{f}: invalid YAML ({e})") from None
+    if not isinstance(cfg, dict) or "method" not in cfg:
+        raise ConfigError(f"{f}: not a run config (no 'method' key)")
+    _method(cfg["method"])
+    return validate_config(cfg, cfg["method"], str(f))
+
+
+def resume_run(run_dir: str | Path, data_root=None, max_epochs: int | None = None) -> Path:
+    """Continue an interrupted run from its last completed epoch (identical results)."""
+    run_dir = Path(run_dir)
+    cfg = read_run_config(run_dir)
+    train_fn, _ = _method(cfg["method"])
+    train_fn(cfg, run_dir, data_root=data_root, max_epochs=max_epochs)
+    return run_dir
+
+
+def evaluate_run(run_dir: str | Path, data_root=None, device: str | None = None) -> dict:
+    """Re-compute the test metrics of a finished run from its final checkpoint."""
+    cfg = read_run_config(run_dir)
+    _, eval_fn = _method(cfg["method"])
+    return eval_fn(Path(run_dir), data_root=data_root, device=device)

@@ -1,0 +1,364 @@
+"""A small, method-agnostic training engine.
+
+* :func:`seed_everything`, :func:`resolve_device` - reproducibility and device choice.
+* :func:`build_optimizer`, :func:`lr_at_epoch` - SGD/Adam/AdamW and warm-up + constant /
+  step / cosine schedules, computed from the epoch number alone (no scheduler state).
+* :func:`save_checkpoint` / :func:`load_checkpoint` - atomic writes of plain dicts, clear
+  :class:`~zeroskel.errors.CheckpointError` on corrupt files.
+* :class:`Trainer` - the epoch loop. Every epoch re-seeds the RNGs from ``(seed, epoch)``,
+  so an interrupted run that resumes from its last completed epoch produces exactly the
+  same numbers as an uninterrupted one (on the same machine and thread count).
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import CheckpointError, ConfigError, unknown_name
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "step", "cosine")
+
+
+# --------------------------------------------------------------------------- basics
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed python, numpy and torch; ask torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        if hasattr(torch.backends, "cudnn"):
+            torch.backends.cudnn.deterministic = True
+            torch.backends.cudnn.benchmark = False
+
+
+def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
+    """A 63-bit seed derived from (run seed, epoch, stream): independent of history."""
+    ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch), int(stream)])
+    return int(ss.generate_state(2, dtype=np.uint32).astype(np.uint64).dot([1, 2**31]))
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``'auto'`` -> CUDA if available else CPU; ``'cpu'``; ``'cuda'`` / ``'cuda:N'``."""
+    if isinstance(device, torch.device):
+        return device
+    device = str(device)
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        return torch.device("cpu")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} requested but CUDA is not available "
+                              "(use --device cpu or auto)")
+        return torch.device(device)
+    raise unknown_name("device", device, ["auto", "cpu", "cuda", "cuda:N"])
+
+
+# --------------------------------------------------------------------------- optimisation
+@dataclass
+class OptimConfig:
+    """Optimiser and learning-rate schedule.
+
+    Attributes:
+        optimizer: 'sgd' | 'adam' | 'adamw'.
+        lr: base learning rate.
+        momentum, nesterov: SGD only.
+        weight_decay: applied to all parameters (as the PGFA reference does).
+        schedule: after warm-up, 'constant', 'step' (x ``gamma`` at each of ``milestones``)
+            or 'cosine' (to ``min_lr`` at the last epoch).
+        warmup_epochs: linear warm-up length in epochs. Epoch ``e < warmup_epochs`` trains at
+            ``lr * (e + 1) / warmup_epochs``.
+        warmup_reference_bug: reproduce the PGFA reference formula ``lr * e / warmup``,
+            whose epoch 0 trains at lr 0 (off by default).
+        epochs: total epochs (the cosine horizon).
+    """
+
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    schedule: str = "constant"
+    milestones: tuple = (50, 80)
+    gamma: float = 0.1
+    min_lr: float = 0.0
+    warmup_epochs: int = 5
+    warmup_reference_bug: bool = False
+    epochs: int = 50
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise unknown_name("optimizer", self.optimizer, OPTIMIZERS)
+        if self.schedule not in SCHEDULES:
+            raise unknown_name("lr schedule", self.schedule, SCHEDULES)
+        for k in ("lr", "weight_decay", "momentum", "min_lr"):
+            v = getattr(self, k)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0 or not math.isfinite(v):
+                raise ConfigError(f"train.{k} must be a non-negative number, got {v!r}")
+        for k in ("warmup_epochs", "epochs"):
+            v = getattr(self, k)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ConfigError(f"train.{k} must be a non-negative integer, got {v!r}")
+        if self.epochs < 1:
+            raise ConfigError(f"train.epochs must be >= 1, got {self.epochs}")
+        self.milestones = tuple(int(m) for m in self.milestones)
+
+
+def lr_at_epoch(cfg: OptimConfig, epoch: int) -> float:
+    """Learning rate of (0-based) ``epoch``."""
+    w = cfg.warmup_epochs
+    if epoch < w:
+        frac = epoch / w if cfg.warmup_reference_bug else (epoch + 1) / w
+        return cfg.lr * frac
+    if cfg.schedule == "constant":
+        return cfg.lr
+    if cfg.schedule == "step":
+        return cfg.lr * cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
+    span = max(1, cfg.epochs - w - 1)
+    t = min(1.0, (epoch - w) / span)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * t))
+
+
+def build_optimizer(params: Iterable[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
+    params = [p for p in params if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                               weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+# --------------------------------------------------------------------------- checkpoints
+def save_checkpoint(state: dict, path: str | Path) -> Path:
+    """Write ``state`` (plain dicts / tensors / JSON-able values) atomically.
+
+    The file is written to a temporary name in the same folder and renamed, so a crash
+    mid-write never leaves a truncated checkpoint under ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    with open(tmp, "wb") as f:
+        f.write(buf.getvalue())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint written by :func:`save_checkpoint`.
+
+    Raises :class:`CheckpointError` naming the file when it is missing, truncated, not a
+    torch file or holds something other than a dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises RuntimeError, UnpicklingError, EOFError, ...
+        msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a zeroskel checkpoint "
+                              f"({type(e).__name__}: {msg})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path}: expected a dict, found {type(state).__name__}")
+    return state
+
+
+def versions() -> dict:
+    import zeroskel
+    return {"zeroskel": zeroskel.__version__, "torch": torch.__version__, "numpy": np.__version__}
+
+
+# --------------------------------------------------------------------------- logging
+def run_logger(log_file: str | Path | None, name: str = "zeroskel.run", echo: bool = False) -> logging.Logger:
+    """A logger writing to ``log_file`` (append) and optionally to stderr.
+
+    Each call returns a logger with fresh handlers, so two runs in one process never write
+    to each other's logs.
+    """
+    logger = logging.getLogger(f"{name}.{id(object())}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    fmt = logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    if log_file is not None:
+        h = logging.FileHandler(log_file, mode="a")
+        h.setFormatter(fmt)
+        logger.addHandler(h)
+    if echo:
+        s = logging.StreamHandler()
+        s.setFormatter(fmt)
+        logger.addHandler(s)
+    return logger
+
+
+def close_logger(logger: logging.Logger) -> None:
+    for h in list(logger.handlers):
+        h.close()
+        logger.removeHandler(h)
+
+
+# --------------------------------------------------------------------------- trainer
+@dataclass
+class EpochResult:
+    epoch: int
+    lr: float
+    loss: float
+    seconds: float
+    samples: int
+    metrics: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"epoch": self.epoch, "lr": self.lr, "loss": self.loss, "seconds": self.seconds,
+                "samples": self.samples, **self.metrics}
+
+
+Batch = Any
+StepFn = Callable[[nn.Module, Batch], "tuple[torch.Tensor, int]"]
+
+
+class Trainer:
+    """Epoch loop with warm-up, checkpointing and exact resume.
+
+    Args:
+        model: the module to train (moved to ``device``).
+        step_fn: ``step_fn(model, batch) -> (loss, batch_size)``; computes the loss of one
+            batch (the trainer does backward and the optimiser step).
+        batches_fn: ``batches_fn(epoch, rng) -> iterable of batches``; ``rng`` is a
+            ``np.random.Generator`` seeded from ``(seed, epoch)``, to shuffle / augment.
+        optim: :class:`OptimConfig`.
+        seed: run seed; the torch RNG is also re-seeded from ``(seed, epoch)`` every epoch.
+        device: torch device.
+        checkpoint: path of the rolling "last" checkpoint (None: no checkpoints).
+        eval_fn: ``eval_fn(model, epoch) -> dict`` of metrics after each epoch, or None.
+        on_epoch_end: ``on_epoch_end(trainer, result)``: e.g. keep the best checkpoint.
+        extra_state: JSON-able / tensor dict stored in every checkpoint (config, classes...).
+        logger: where per-epoch lines go.
+        grad_clip: max gradient norm (None = off).
+    """
+
+    def __init__(self, model: nn.Module, step_fn: StepFn, batches_fn: Callable[[int, np.random.Generator], Iterable[Batch]],
+                 optim: OptimConfig, seed: int = 0, device: torch.device | str = "cpu",
+                 checkpoint: str | Path | None = None, eval_fn: Callable[[nn.Module, int], dict] | None = None,
+                 on_epoch_end: Callable[["Trainer", EpochResult], None] | None = None,
+                 extra_state: dict | None = None, logger: logging.Logger | None = None,
+                 grad_clip: float | None = None) -> None:
+        self.device = resolve_device(device)
+        self.model = model.to(self.device)
+        self.step_fn = step_fn
+        self.batches_fn = batches_fn
+        self.optim_cfg = optim
+        self.optimizer = build_optimizer(self.model.parameters(), optim)
+        self.seed = int(seed)
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
+        self.eval_fn = eval_fn
+        self.on_epoch_end = on_epoch_end
+        self.extra_state = dict(extra_state or {})
+        self.log = logger or run_logger(None)
+        self.grad_clip = grad_clip
+        self.epoch = 0  # number of completed epochs
+        self.history: list[dict] = []
+
+    # ---------------------------------------------------------------- state
+    def state_dict(self) -> dict:
+        return {"kind": "zeroskel.trainer", "epoch": self.epoch, "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "history": self.history,
+                "seed": self.seed, "versions": versions(), **self.extra_state}
+
+    def load_state_dict(self, state: dict, where: str = "checkpoint") -> None:
+        for key in ("epoch", "model", "optimizer", "history"):
+            if key not in state:
+                raise CheckpointError(f"{where}: missing key {key!r}; not a trainer checkpoint")
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            first = str(e).strip().splitlines()[0][:300]
+            raise CheckpointError(f"{where}: does not match this model/optimizer ({first})") from None
+        self.epoch = int(state["epoch"])
+        self.history = list(state["history"])
+
+    def resume(self) -> bool:
+        """Load the rolling checkpoint if it exists; True if something was loaded."""
+        if self.checkpoint is None or not self.checkpoint.is_file():
+            return False
+        self.load_state_dict(load_checkpoint(self.checkpoint, self.device), str(self.checkpoint))
+        self.log.info(f"resumed from {self.checkpoint.name} after epoch {self.epoch}")
+        return True
+
+    def save(self, path: str | Path | None = None) -> Path | None:
+        path = path or self.checkpoint
+        return save_checkpoint(self.state_dict(), path) if path is not None else None
+
+    # ---------------------------------------------------------------- loop
+    def train_epoch(self, epoch: int) -> EpochResult:
+        lr = lr_at_epoch(self.optim_cfg, epoch)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        rng = np.random.default_rng(epoch_seed(self.seed, epoch, 0))
+        torch.manual_seed(epoch_seed(self.seed, epoch, 1))  # dropout etc.
+        self.model.train()
+        t0 = time.perf_counter()
+        total, n = 0.0, 0
+        for batch in self.batches_fn(epoch, rng):
+            loss, bs = self.step_fn(self.model, batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"epoch {epoch}: loss is {loss.item()} (lower train.lr?)")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.grad_clip:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            self.optimizer.step()
+            total += float(loss.detach()) * bs
+            n += bs
+        return EpochResult(epoch=epoch, lr=lr, loss=total / max(n, 1), seconds=time.perf_counter() - t0,
+                           samples=n)
+
+    def fit(self, epochs: int | None = None, max_epochs: int | None = None, resume: bool = True) -> list[dict]:
+        """Train until ``epochs`` (default ``optim.epochs``) epochs are complete.
+
+        ``max_epochs`` stops after that many *completed* epochs in total (a hook to simulate
+        an interruption); calling ``fit`` again resumes. Returns the history (one dict per
+        epoch: epoch, lr, loss, seconds, samples and the ``eval_fn`` metrics).
+        """
+        epochs = self.optim_cfg.epochs if epochs is None else epochs
+        if resume:
+            self.resume()
+        stop = epochs if max_epochs is None else min(epochs, max_epochs)
+        while self.epoch < stop:
+            e = self.epoch
+            res = self.train_epoch(e)
+            if self.eval_fn is not None:
+                res.metrics = dict(self.eval_fn(self.model, e))
+            self.epoch = e + 1
+            self.history.append(res.as_dict())
+            extra = " ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
+                             for k, v in res.metrics.items())
+            self.log.info(f"epoch {e + 1}/{epochs} lr={res.lr:.5g} loss={res.loss:.4f} "
+                          f"{res.samples / max(res.seconds, 1e-9):.1f} samples/s {extra}".rstrip())
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(self, res)
+            self.save()
+        return self.history
+
+
+def history_json(history: list[dict]) -> str:
+    return json.dumps(history, indent=1)

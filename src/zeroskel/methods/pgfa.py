@@ -1,0 +1,719 @@
+"""PGFA: end-to-end skeleton-text alignment with test-time prototype-guided alignment.
+
+Zhou et al., *Zero-Shot Skeleton-Based Action Recognition With Prototype-Guided Feature
+Alignment*, IEEE TIP 34, 2025. A skeleton encoder (ST-GCN slim / Shift-GCN) and a linear
+projection into the frozen text space are trained from scratch with a symmetric
+multi-positive KL contrastive loss; at test time the unseen-class text anchors are
+replaced by prototypes of confidently pseudo-labelled test features
+(:func:`zeroskel.methods.alignment.prototype_alignment`).
+
+Differences from the reference code (all documented in the run's ``metrics.json``):
+the epoch is chosen on a seen-class validation split (never on the test set), accuracy
+is sample-level, warm-up epoch 0 trains at ``lr/5`` (``train.warmup_reference_bug``
+reproduces the reference's lr 0), and the temperature may be learnable.
+
+Library entry points: :func:`train_pgfa` (used by :func:`zeroskel.engine.runs.train`),
+:func:`evaluate_pgfa`, :class:`PGFAClassifier` (``score`` / ``predict`` for GZSL
+evaluators), :class:`PGFAModel`, :func:`multi_positive_kl_loss`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import CheckpointError, ConfigError, DataError, unknown_name
+from .alignment import prototype_alignment
+
+CHECKPOINT_KIND = "zeroskel.pgfa.model"
+CHECKPOINT_VERSION = 1
+
+
+# =========================================================================== loss
+def multi_positive_kl_loss(feats: torch.Tensor, text: torch.Tensor, labels: torch.Tensor,
+                           logit_scale: torch.Tensor | float, sharpness: float = 10.0) -> torch.Tensor:
+    """Symmetric multi-positive KL contrastive loss (PGFA / ActionCLIP style).
+
+    ``L = s * cos(f_i, t_j)`` (B, B), where ``t_j`` is the text of sample j's class;
+    targets ``P_i = softmax_j(sharpness * [y_i == y_j])``; loss =
+    ``(KL(P || softmax_row(L)) + KL(P || softmax_row(L^T))) / 2``, each KL summed over j and
+    averaged over the batch.
+
+    Args:
+        feats: (B, D) projected skeleton features (not necessarily normalised).
+        text: (B, D) text embedding of each sample's class.
+        labels: (B,) class ids.
+        logit_scale: s (scalar, e.g. 1/0.07).
+        sharpness: target sharpness (the reference uses 10).
+    Returns:
+        scalar loss.
+    """
+    f = F.normalize(feats, dim=1)
+    t = F.normalize(text, dim=1)
+    logits = logit_scale * f @ t.t()
+    same = (labels[:, None] == labels[None, :]).to(logits.dtype)
+    target = torch.softmax(sharpness * same, dim=1)
+    log_target = torch.log_softmax(sharpness * same, dim=1)
+
+    def kl(lg):
+        return (target * (log_target - torch.log_softmax(lg, dim=1))).sum(dim=1).mean()
+
+    return 0.5 * (kl(logits) + kl(logits.t()))
+
+
+# =========================================================================== model
+class PGFAModel(nn.Module):
+    """Skeleton encoder + linear projection into the text space.
+
+    Args:
+        encoder: module mapping (N, 3, T, V, M) to (N, F); must expose ``feature_dim``.
+        text_dim: dimension D of the text embeddings.
+        temperature: initial temperature; logit scale = 1 / temperature.
+        learn_temperature: learn ``log(1/temperature)`` (a registered parameter, saved).
+        input_frames: if set, linearly resample T to this many frames first (Shift-GCN
+            needs T % 4 == 0; the reference turns 50 into 64).
+    """
+
+    def __init__(self, encoder: nn.Module, text_dim: int, temperature: float = 0.07,
+                 learn_temperature: bool = False, input_frames: int | None = None) -> None:
+        super().__init__()
+        if not temperature > 0:
+            raise ConfigError(f"model.temperature must be > 0, got {temperature}")
+        self.encoder = encoder
+        feat_dim = int(getattr(encoder, "feature_dim"))
+        self.proj = nn.Linear(feat_dim, text_dim)
+        nn.init.kaiming_normal_(self.proj.weight, mode="fan_out")
+        nn.init.zeros_(self.proj.bias)
+        init = torch.tensor(math.log(1.0 / temperature), dtype=torch.float32)
+        if learn_temperature:
+            self.log_scale = nn.Parameter(init)
+        else:
+            self.register_buffer("log_scale", init)
+        self.text_dim = int(text_dim)
+        self.input_frames = input_frames
+
+    @property
+    def feature_dim(self) -> int:
+        return self.text_dim
+
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        return self.log_scale.exp()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, T, V, M) skeletons -> (N, D) projected (unnormalised) features."""
+        if self.input_frames and x.shape[2] != self.input_frames:
+            n, c, t, v, m = x.shape
+            y = x.permute(0, 1, 3, 4, 2).reshape(n, c * v * m, t)
+            y = F.interpolate(y, size=self.input_frames, mode="linear", align_corners=True)
+            x = y.reshape(n, c, v, m, self.input_frames).permute(0, 1, 4, 2, 3).contiguous()
+        return self.proj(self.encoder(x))
+
+
+def build_model(cfg: dict, layout: str, num_persons: int, text_dim: int) -> PGFAModel:
+    """The PGFA model described by ``cfg['model']``."""
+    from ..models.registry import build_encoder
+
+    m = cfg["model"]
+    args = dict(m.get("args") or {})
+    enc = build_encoder(m["encoder"], layout=layout, num_persons=num_persons, preset=m["preset"], **args)
+    return PGFAModel(enc, text_dim, temperature=float(m["temperature"]),
+                     learn_temperature=bool(m["learn_temperature"]), input_frames=m.get("input_frames"))
+
+
+# =========================================================================== data
+def _augment(x: np.ndarray, lengths: np.ndarray, aug: dict, rng: np.random.Generator) -> np.ndarray:
+    """Training augmentation of a (B, 3, T, V, M) batch (see ``data.augment``)."""
+    if aug.get("random_crop"):
+        from ..data.transforms import RandomCrop
+        lo, hi = aug["random_crop"]
+        x, _ = RandomCrop(frames=x.shape[2], ratio=(float(lo), float(hi))).apply_batch(x, lengths, rng)
+    deg = float(aug.get("rotate_deg") or 0.0)
+    if deg > 0:
+        th = np.deg2rad(rng.uniform(-deg, deg, size=len(x)))
+        c, s = np.cos(th), np.sin(th)
+        x0, z0 = x[:, 0].copy(), x[:, 2].copy()
+        x = x.copy()
+        x[:, 0] = c[:, None, None, None] * x0 + s[:, None, None, None] * z0
+        x[:, 2] = -s[:, None, None, None] * x0 + c[:, None, None, None] * z0
+    sc = float(aug.get("scale") or 0.0)
+    if sc > 0:
+        x = x * rng.uniform(1 - sc, 1 + sc, size=(len(x), 1, 1, 1, 1)).astype(np.float32)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def load_data(cfg: dict, data_root=None):
+    """The preprocessed dataset of ``cfg`` (prepared cache), its partition name."""
+    from ..data import cache
+
+    ds = cache.prepare(cfg["dataset"], cfg["data"]["pipeline"], data_root=data_root,
+                       cache_dir=cfg["data"].get("cache_dir"))
+    part = cfg["data"].get("partition")
+    if part is None:
+        if not ds.partitions:
+            raise DataError(f"dataset {ds.name!r} has no train/test partition; set data.partition")
+        part = next(iter(ds.partitions))
+    elif part not in ds.partitions:
+        raise unknown_name(f"partition of dataset {ds.name!r} (data.partition)", part, ds.partitions)
+    return ds, part
+
+
+def load_texts(cfg: dict, ds, data_root=None) -> dict:
+    """Class texts and their embeddings: ``{"texts", "sentence" (C, D), "model", "checksum"}``."""
+    from ..text.classtexts import load_class_texts
+    from ..text.encoders import embed_class_texts
+
+    texts = load_class_texts(cfg["dataset"], cfg["text"]["source"], data_root)
+    if len(texts) != ds.num_classes:
+        raise DataError(f"text source {cfg['text']['source']!r} gives {len(texts)} texts for the "
+                        f"{ds.num_classes} classes of {ds.name!r}")
+    empty = [f"{i} ({ds.class_names[i]})" for i, t in enumerate(texts) if not str(t).strip()]
+    if empty:
+        raise DataError(f"text source {cfg['text']['source']!r}: no text for classes {', '.join(empty)}")
+    ct = embed_class_texts(list(texts), model=cfg["text"]["model"])
+    checksum = getattr(ct, "checksum", None)
+    if checksum is None:
+        try:
+            from ..text.encoders import SentenceEncoder
+            checksum = SentenceEncoder(cfg["text"]["model"]).checksum
+        except Exception:  # noqa: BLE001 - the checksum is informative only
+            checksum = None
+    return {"texts": list(texts), "sentence": np.asarray(ct.sentence, dtype=np.float32),
+            "model": getattr(ct, "model", "") or cfg["text"]["model"], "checksum": checksum}
+
+
+# =========================================================================== features / scoring
+@torch.no_grad()
+def embed(model: nn.Module, data: np.ndarray, device: torch.device, batch_size: int = 256) -> np.ndarray:
+    """(N, 3, T, V, M) preprocessed skeletons -> (N, D) projected features (eval mode)."""
+    was = model.training
+    model.eval()
+    out = []
+    for s in range(0, len(data), batch_size):
+        xb = torch.from_numpy(np.ascontiguousarray(data[s:s + batch_size], dtype=np.float32)).to(device)
+        out.append(model(xb).float().cpu().numpy())
+    model.train(was)
+    return np.concatenate(out) if out else np.zeros((0, getattr(model, "feature_dim", 0)), np.float32)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    return a @ b.T
+
+
+def zsl_eval(feats: np.ndarray, labels: np.ndarray, classes: np.ndarray, text: np.ndarray,
+             align: dict | None = None, details: bool = False) -> dict:
+    """Top-1 of nearest text anchor over ``classes`` (and with prototype alignment).
+
+    Args:
+        feats: (N, D) features; labels: (N,) global ids; classes: (K,) candidate ids;
+        text: (C, D) text embeddings of all classes; align: the ``alignment`` config.
+    """
+    from ..eval.metrics import confusion_matrix, per_class_accuracy, top1
+
+    anchors = text[classes]
+    pred = classes[cosine(feats, anchors).argmax(1)]
+    out: dict[str, Any] = {"top1": top1(pred, labels)}
+    if details:
+        out["per_class"] = {str(k): v for k, v in per_class_accuracy(pred, labels, classes).items()}
+        out["confusion"] = confusion_matrix(pred, labels, classes).tolist()
+    if align and align.get("enabled", True):
+        _, ap = prototype_alignment(feats, anchors, alpha=float(align["alpha"]),
+                                    temperature=float(align["temperature"]),
+                                    iterations=int(align["iterations"]), beta=float(align["beta"]),
+                                    min_samples=int(align["min_samples"]))
+        apred = classes[ap]
+        out["top1_aligned"] = top1(apred, labels)
+        if details:
+            out["per_class_aligned"] = {str(k): v for k, v in per_class_accuracy(apred, labels, classes).items()}
+            out["confusion_aligned"] = confusion_matrix(apred, labels, classes).tolist()
+    return out
+
+
+class PGFAClassifier:
+    """A trained PGFA model with its class-text bank: ``score`` / ``predict`` for any classes.
+
+    Args:
+        model: trained :class:`PGFAModel`.
+        text: (C, D) text embeddings of every class of the dataset (row = class id).
+        card: the checkpoint card (config, class names, seen / unseen, text model...).
+        device: torch device for skeleton inputs.
+    """
+
+    def __init__(self, model: PGFAModel, text: np.ndarray, card: dict | None = None,
+                 device: torch.device | str = "cpu") -> None:
+        from ..engine.trainer import resolve_device
+
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.text = np.asarray(text, dtype=np.float32)
+        if self.text.ndim != 2 or self.text.shape[1] != model.text_dim:
+            raise CheckpointError(f"text embeddings of shape {self.text.shape} do not match the model's "
+                                  f"text dimension {model.text_dim}")
+        self.card = dict(card or {})
+
+    @property
+    def feature_dim(self) -> int:
+        return self.model.text_dim
+
+    @property
+    def seen_classes(self) -> np.ndarray:
+        return np.asarray(self.card.get("seen", []), dtype=np.int64)
+
+    @property
+    def unseen_classes(self) -> np.ndarray:
+        return np.asarray(self.card.get("unseen", []), dtype=np.int64)
+
+    def features(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """(N, 3, T, V, M) preprocessed skeletons -> (N, D); (N, D) features pass through."""
+        x = np.asarray(x)
+        if x.ndim == 2:
+            if x.shape[1] != self.feature_dim:
+                raise DataError(f"features of dimension {x.shape[1]} do not match the model's {self.feature_dim}")
+            return x.astype(np.float32)
+        if x.ndim != 5:
+            raise DataError(f"expected skeletons (N, 3, T, V, M) or features (N, {self.feature_dim}), "
+                            f"got shape {x.shape}")
+        if not np.isfinite(x).all():
+            raise DataError("skeletons contain NaN or inf")
+        return embed(self.model, x, self.device, batch_size)
+
+    def _classes(self, classes) -> np.ndarray:
+        from .base import check_classes
+        return check_classes(classes, len(self.text), "PGFAClassifier classes")
+
+    def score(self, x: np.ndarray, classes, align: dict | None = None) -> np.ndarray:
+        """(N, K) cosine similarities of ``x`` (skeletons or features) to ``classes``' anchors.
+
+        With ``align`` (an ``alignment`` config dict), the anchors are first replaced by the
+        prototypes of :func:`prototype_alignment` computed on these same samples
+        (transductive; meaningful when all samples come from ``classes``).
+        """
+        feats = self.features(x)
+        classes = self._classes(classes)
+        anchors = self.text[classes]
+        if align:
+            anchors, _ = prototype_alignment(feats, anchors, alpha=float(align.get("alpha", 0.9)),
+                                             temperature=float(align.get("temperature", 1.0)),
+                                             iterations=int(align.get("iterations", 1)),
+                                             beta=float(align.get("beta", 1.0)),
+                                             min_samples=int(align.get("min_samples", 1)))
+        return cosine(feats, anchors).astype(np.float32)
+
+    def predict(self, x: np.ndarray, classes, align: dict | None = None) -> np.ndarray:
+        """(N,) predicted global class ids among ``classes``."""
+        classes = self._classes(classes)
+        return classes[self.score(x, classes, align).argmax(1)]
+
+    # ------------------------------------------------------------ persistence
+    def state(self) -> dict:
+        return {"kind": CHECKPOINT_KIND, "version": CHECKPOINT_VERSION,
+                "model": self.model.state_dict(), "text": torch.from_numpy(self.text), **self.card}
+
+    @classmethod
+    def load(cls, path: str | Path, device: torch.device | str = "cpu", text: np.ndarray | None = None,
+             data_root=None) -> "PGFAClassifier":
+        """Load a final-model checkpoint (``final.pt`` of a run directory, or the folder).
+
+        ``text`` (C, D) replaces the stored text bank (e.g. new class texts); its dimension
+        must match the checkpoint's.
+        """
+        from ..engine.trainer import load_checkpoint
+
+        path = Path(path)
+        if path.is_dir():
+            path = path / "final.pt"
+        st = load_checkpoint(path)
+        if st.get("kind") != CHECKPOINT_KIND:
+            raise CheckpointError(f"{path}: not a PGFA model checkpoint (kind {st.get('kind')!r})")
+        for key in ("config", "model", "text", "layout", "num_persons"):
+            if key not in st:
+                raise CheckpointError(f"{path}: missing key {key!r}")
+        stored = st["text"].numpy()
+        if text is not None:
+            text = np.asarray(text, dtype=np.float32)
+            if text.ndim != 2 or text.shape[1] != stored.shape[1]:
+                raise CheckpointError(f"{path}: model was trained on {stored.shape[1]}-d text embeddings "
+                                      f"({st.get('text_model')}), got text of shape {text.shape}")
+        cfg = st["config"]
+        model = build_model(cfg, st["layout"], int(st["num_persons"]), stored.shape[1])
+        try:
+            model.load_state_dict(st["model"])
+        except RuntimeError as e:
+            raise CheckpointError(f"{path}: weights do not match the configured model "
+                                  f"({str(e).splitlines()[0][:200]})") from None
+        card = {k: v for k, v in st.items() if k not in ("model", "text")}
+        return cls(model, stored if text is None else text, card, device)
+
+
+# =========================================================================== training
+def _optim_cfg(cfg: dict, epochs: int):
+    from ..engine.trainer import OptimConfig
+
+    t = cfg["train"]
+    return OptimConfig(optimizer=t["optimizer"], lr=t["lr"], momentum=t["momentum"], nesterov=bool(t["nesterov"]),
+                       weight_decay=t["weight_decay"], schedule=t["schedule"], milestones=tuple(t["milestones"]),
+                       gamma=t["gamma"], min_lr=t["min_lr"], warmup_epochs=t["warmup_epochs"],
+                       warmup_reference_bug=bool(t["warmup_reference_bug"]), epochs=int(epochs))
+
+
+def check_config(cfg: dict) -> None:
+    """Value checks beyond the schema (names and ranges), with the offending key named."""
+    for key in ("dataset", "split"):
+        if not cfg.get(key):
+            raise ConfigError(f"config key {key!r} is not set (--{key})")
+    v = cfg["validation"]
+    if v["mode"] not in ("pseudo_unseen", "heldout_seen", "none"):
+        raise unknown_name("validation.mode", str(v["mode"]), ["pseudo_unseen", "heldout_seen", "none"])
+    if v["metric"] not in ("top1", "top1_aligned"):
+        raise unknown_name("validation.metric", str(v["metric"]), ["top1", "top1_aligned"])
+    if int(v["smooth"]) < 1 or int(v["min_epoch"]) < 1:
+        raise ConfigError("validation.smooth and validation.min_epoch must be >= 1")
+    t = cfg["train"]
+    if not isinstance(t["batch_size"], int) or t["batch_size"] < 2:
+        raise ConfigError(f"train.batch_size must be an integer >= 2, got {t['batch_size']!r}")
+    if cfg["model"]["encoder"] not in ("stgcn", "shiftgcn"):
+        raise unknown_name("encoder (model.encoder)", str(cfg["model"]["encoder"]), ["stgcn", "shiftgcn"])
+    aug = cfg["data"]["augment"]
+    rc = aug.get("random_crop")
+    if rc is not None and (not isinstance(rc, (list, tuple)) or len(rc) != 2):
+        raise ConfigError(f"data.augment.random_crop must be null or [low, high], got {rc!r}")
+    _optim_cfg(cfg, max(1, int(t["epochs"])))  # optimiser names / ranges
+
+
+def select_epoch(history: list[dict], metric: str, smooth: int = 1, min_epoch: int = 1) -> int:
+    """1-based epoch maximising the (trailing-window mean of the) validation ``metric``.
+
+    Ties go to the earliest epoch. ``history`` entries carry ``val_<metric>``.
+    """
+    key = f"val_{metric}"
+    vals = np.array([h.get(key, np.nan) for h in history], dtype=np.float64)
+    if len(vals) == 0 or np.isnan(vals).all():
+        raise ConfigError(f"no validation metric {key!r} recorded; cannot select an epoch")
+    sm = np.array([np.nanmean(vals[max(0, i - smooth + 1):i + 1]) for i in range(len(vals))])
+    sm[: max(0, min_epoch - 1)] = -np.inf
+    return int(np.argmax(sm)) + 1
+
+
+class _Stage:
+    """Data and closures for one training stage (stage 1 = selection, stage 2 = refit)."""
+
+    def __init__(self, cfg, data, lengths, labels, text_t, device):
+        self.cfg, self.data, self.lengths, self.labels = cfg, data, lengths, labels
+        self.text_t, self.device = text_t, device
+
+    def batches(self, epoch: int, rng: np.random.Generator):
+        t = self.cfg["train"]
+        bs = int(t["batch_size"])
+        n = len(self.labels)
+        perm = rng.permutation(n)
+        stop = (n // bs) * bs if t["drop_last"] and n >= bs else n
+        aug = self.cfg["data"]["augment"]
+        for s in range(0, stop, bs):
+            idx = perm[s:s + bs]
+            if len(idx) < 2:
+                continue
+            x = np.asarray(self.data[idx], dtype=np.float32)
+            x = _augment(x, self.lengths[idx], aug, rng)
+            yield torch.from_numpy(x), torch.from_numpy(self.labels[idx])
+
+    def step(self, model: PGFAModel, batch):
+        x, y = batch
+        x, y = x.to(self.device), y.to(self.device)
+        feats = model(x)
+        loss = multi_positive_kl_loss(feats, self.text_t[y], y, model.logit_scale,
+                                      float(self.cfg["model"]["target_sharpness"]))
+        return loss, len(y)
+
+
+def _set_threads(cfg):
+    th = cfg["train"].get("threads")
+    if th:
+        torch.set_num_threads(int(th))
+
+
+def train_pgfa(cfg: dict, run_dir: str | Path, data_root=None, logger=None,
+               max_epochs: int | None = None) -> dict | None:
+    """Train (or resume) a PGFA run in ``run_dir`` and write ``metrics.json``.
+
+    Stages:
+      1. *selection*: train on the seen classes minus the validation part, evaluate the
+         validation set after every epoch (pseudo-unseen ZSL or held-out seen samples),
+         pick the epoch (:func:`select_epoch`). Skipped for ``validation.mode: none``.
+      2. *final*: with ``validation.refit`` retrain from scratch on all seen classes for the
+         selected number of epochs (else keep the stage-1 model of the selected epoch).
+    Then the final model is evaluated on the test set (ZSL over the unseen classes of the
+    test partition, with and without alignment; optionally GZSL) and saved as
+    ``final.pt`` (a :class:`PGFAClassifier` checkpoint).
+
+    Every epoch is checkpointed (``stage1_last.pt`` / ``stage2_last.pt``); calling again on
+    the same run directory resumes where it stopped, with identical results.
+    ``max_epochs`` stops the current stage after that many completed epochs (returns None):
+    a hook to simulate interruptions.
+
+    Returns:
+        the metrics dict (also written to ``run_dir/metrics.json``), or None if stopped.
+    """
+    from ..engine.trainer import close_logger, run_logger
+
+    log = logger or run_logger(Path(run_dir) / "train.log")
+    try:
+        return _train_pgfa(cfg, Path(run_dir), data_root, log, max_epochs)
+    finally:
+        if logger is None:
+            close_logger(log)
+
+
+def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> dict | None:
+    from ..data.splits import get_split
+    from ..engine.trainer import Trainer, load_checkpoint, resolve_device, save_checkpoint, seed_everything, versions
+
+    check_config(cfg)
+    _set_threads(cfg)
+    device = resolve_device(cfg.get("device", "auto"))
+    seed = int(cfg["seed"])
+    seed_everything(seed, bool(cfg["train"]["deterministic"]))
+    data_root = data_root if data_root is not None else cfg.get("data_root")
+    t_start = time.perf_counter()
+
+    ds, part = load_data(cfg, data_root)
+    split = get_split(cfg["dataset"], cfg["split"])
+    split.check(ds, part)
+    tx = load_texts(cfg, ds, data_root)
+    text = tx["sentence"]
+    text_t = torch.from_numpy(text).to(device)
+    labels = ds.labels
+    train_part, test_part = ds.partition(part, "train"), ds.partition(part, "test")
+    seen, unseen = split.seen_array, split.unseen_array
+    train_idx = train_part[np.isin(labels[train_part], seen)]
+    num_persons = int(ds.data.shape[-1])
+    log.info(f"pgfa {cfg['dataset']} {split.name} seed {seed} device {device}: {len(train_idx)} training "
+             f"samples of {len(seen)} seen classes, partition {part!r}, text {tx['model']} ({text.shape[1]}-d)")
+
+    def make_model():
+        torch.manual_seed(seed)  # identical initial weights in every stage and on resume
+        return build_model(cfg, ds.layout, num_persons, text.shape[1])
+
+    card = {"config": cfg, "dataset": ds.name, "class_names": list(ds.class_names), "layout": ds.layout,
+            "num_persons": num_persons, "frames": int(ds.data.shape[2]), "partition": part,
+            "split": split.to_dict(), "seen": seen.tolist(), "unseen": unseen.tolist(),
+            "text_model": tx["model"], "text_checksum": tx["checksum"], "text_source": cfg["text"]["source"],
+            "versions": versions()}
+
+    def gather(idx):
+        return np.asarray(ds.data[idx], dtype=np.float32)
+
+    epochs = int(cfg["train"]["epochs"])
+    vcfg = cfg["validation"]
+    align = cfg["alignment"]
+    eval_bs = int(cfg["eval"]["batch_size"])
+    selection: dict[str, Any] = {"mode": vcfg["mode"]}
+    sel_path = run_dir / "selection.json"
+
+    # ------------------------------------------------------------------ stage 1
+    if vcfg["mode"] != "none":
+        vseed = seed if vcfg["seed"] is None else int(vcfg["seed"])
+        if vcfg["mode"] == "pseudo_unseen":
+            vsplit = split.validation_split(num_unseen=vcfg["num_unseen"], seed=vseed)
+            fit_idx = train_part[np.isin(labels[train_part], vsplit.seen_array)]
+            val_idx = train_part[np.isin(labels[train_part], vsplit.unseen_array)]
+            val_classes = vsplit.unseen_array
+            selection.update(pseudo_seen=vsplit.seen_array.tolist(), pseudo_unseen=val_classes.tolist())
+        else:
+            fit_idx, val_idx = split.holdout_seen(labels, fraction=float(vcfg["fraction"]), seed=vseed,
+                                                  index=train_part)
+            val_classes = seen
+        if len(val_idx) == 0 or len(fit_idx) < 2:
+            raise DataError(f"validation mode {vcfg['mode']!r} leaves {len(fit_idx)} training and "
+                            f"{len(val_idx)} validation samples; use validation.mode none")
+        selection.update(fit_samples=int(len(fit_idx)), val_samples=int(len(val_idx)))
+        vdata, vlab = gather(val_idx), labels[val_idx]
+        stage_align = align if vcfg["mode"] == "pseudo_unseen" else None
+
+        def val_fn(model, epoch):
+            f = embed(model, vdata, device, eval_bs)
+            r = zsl_eval(f, vlab, val_classes, text, stage_align)
+            return {f"val_{k}": v for k, v in r.items()}
+
+        if not sel_path.is_file():
+            st1 = _Stage(cfg, gather(fit_idx), ds.lengths[fit_idx], labels[fit_idx], text_t, device)
+
+            def keep_best(trainer, res):
+                # the trailing-window criterion of an epoch never depends on later epochs,
+                # so "best so far" is final: keep that model for refit: false
+                if not vcfg["refit"] and select_epoch(trainer.history, vcfg["metric"], int(vcfg["smooth"]),
+                                                      int(vcfg["min_epoch"])) == trainer.epoch:
+                    save_checkpoint({"model": trainer.model.state_dict(), "epoch": trainer.epoch},
+                                    run_dir / "stage1_best.pt")
+
+            tr = Trainer(make_model(), st1.step, st1.batches, _optim_cfg(cfg, epochs), seed=seed, device=device,
+                         checkpoint=run_dir / "stage1_last.pt", eval_fn=val_fn, on_epoch_end=keep_best,
+                         logger=log, grad_clip=cfg["train"]["grad_clip"],
+                         extra_state={"stage": 1, "config": cfg})
+            log.info(f"stage 1 (selection, {vcfg['mode']}): {len(fit_idx)} fit / {len(val_idx)} validation samples")
+            tr.fit(epochs, max_epochs=max_epochs)
+            if tr.epoch < epochs:
+                log.info(f"stopped after epoch {tr.epoch} of stage 1 (max_epochs={max_epochs})")
+                return None
+            best = select_epoch(tr.history, vcfg["metric"], int(vcfg["smooth"]), int(vcfg["min_epoch"]))
+            selection.update(best_epoch=best, metric=vcfg["metric"],
+                             val_curve=[{k: h[k] for k in h if k.startswith("val_") or k in ("epoch", "loss")}
+                                        for h in tr.history],
+                             best_val=tr.history[best - 1].get(f"val_{vcfg['metric']}"),
+                             seconds=float(sum(h["seconds"] for h in tr.history)))
+            log.info(f"selected epoch {best} (validation {vcfg['metric']} "
+                     f"{selection['best_val']:.2f})")
+            tmp = sel_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(selection, indent=1))
+            tmp.replace(sel_path)
+        selection = json.loads(sel_path.read_text())
+        final_epochs = int(selection["best_epoch"])
+    else:
+        final_epochs = epochs
+        selection["best_epoch"] = epochs
+
+    # ------------------------------------------------------------------ stage 2
+    test_idx = test_part[np.isin(labels[test_part], unseen)]
+    test_data = gather(test_idx)
+    ref_fn = None
+    if cfg["eval"]["reference_protocol"]:
+        def ref_fn(model, epoch):
+            f = embed(model, test_data, device, eval_bs)
+            r = zsl_eval(f, labels[test_idx], unseen, text, align)
+            return {f"test_{k}": v for k, v in r.items()}
+
+    if vcfg["mode"] != "none" and not vcfg["refit"]:
+        model = make_model()
+        model.load_state_dict(load_checkpoint(run_dir / "stage1_best.pt")["model"])
+        model.to(device)
+        history2: list[dict] = []
+        stage2_seconds = 0.0
+    else:
+        st2 = _Stage(cfg, gather(train_idx), ds.lengths[train_idx], labels[train_idx], text_t, device)
+        # the reference protocol needs every epoch of a full-length run
+        n2 = epochs if ref_fn is not None else final_epochs
+        # same schedule horizon as stage 1, so the refit model at epoch e saw the same lrs
+        tr = Trainer(make_model(), st2.step, st2.batches, _optim_cfg(cfg, epochs), seed=seed,
+                     device=device, checkpoint=run_dir / "stage2_last.pt", eval_fn=ref_fn, logger=log,
+                     grad_clip=cfg["train"]["grad_clip"], extra_state={"stage": 2, "config": cfg})
+        if ref_fn is None:
+            log.info(f"stage 2 (final model): {len(train_idx)} samples, {final_epochs} epochs")
+            tr.fit(final_epochs, max_epochs=max_epochs)
+            if tr.epoch < final_epochs:
+                log.info(f"stopped after epoch {tr.epoch} of stage 2 (max_epochs={max_epochs})")
+                return None
+        else:
+            # keep the weights at the selected epoch while the run continues to the end
+            def keep(trainer, res):
+                if trainer.epoch == final_epochs:
+                    save_checkpoint({"model": trainer.model.state_dict(), "epoch": final_epochs},
+                                    run_dir / "stage2_selected.pt")
+            tr.on_epoch_end = keep
+            log.info(f"stage 2 (final model at epoch {final_epochs}; running all {n2} epochs for "
+                     "the reference protocol)")
+            tr.fit(n2, max_epochs=max_epochs)
+            if tr.epoch < n2:
+                return None
+            tr.model.load_state_dict(load_checkpoint(run_dir / "stage2_selected.pt")["model"])
+        model = tr.model
+        history2 = tr.history
+        stage2_seconds = float(sum(h["seconds"] for h in tr.history))
+
+    # ------------------------------------------------------------------ final model + test
+    clf = PGFAClassifier(model, text, {**card, "selection": {k: v for k, v in selection.items()
+                                                              if k != "val_curve"}}, device)
+    save_checkpoint(clf.state(), run_dir / "final.pt")
+    metrics = evaluate_classifier(clf, ds, part, align, gzsl=bool(cfg["eval"]["gzsl"]), batch_size=eval_bs)
+    metrics["selection"] = selection
+    if ref_fn is not None:
+        curve = [h.get("test_top1_aligned", h.get("test_top1")) for h in history2]
+        plain = [h.get("test_top1") for h in history2]
+        metrics["reference_protocol_best_epoch_on_test"] = {
+            "note": "max over epochs of the TEST accuracy (the reference code's protocol); "
+                    "test-selected, NOT a valid zero-shot estimate; for comparison only",
+            "top1": max(plain), "top1_epoch": int(np.argmax(plain)) + 1,
+            "top1_aligned": max(curve) if align.get("enabled", True) else None,
+            "top1_aligned_epoch": int(np.argmax(curve)) + 1}
+    metrics["train_seconds"] = {"stage1": float(selection.get("seconds", 0.0)), "stage2": stage2_seconds,
+                                "total_wall": time.perf_counter() - t_start}
+    metrics["final_epochs"] = final_epochs
+    metrics["device"] = str(device)
+    metrics["torch_threads"] = torch.get_num_threads()
+    write_json(metrics, run_dir / "metrics.json")
+    log.info(f"test ZSL top1 {metrics['zsl_top1']:.2f}"
+             + (f", with alignment {metrics['zsl_top1_aligned']:.2f}" if "zsl_top1_aligned" in metrics else ""))
+    return metrics
+
+
+def write_json(obj: dict, path: Path) -> None:
+    tmp = Path(path).with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(obj, indent=1, default=float))
+    tmp.replace(path)
+
+
+def evaluate_classifier(clf: PGFAClassifier, ds, partition: str, align: dict, gzsl: bool = True,
+                        batch_size: int = 256) -> dict:
+    """Test metrics of a final model on ``ds`` (preprocessed as in training).
+
+    ZSL: unseen classes of the test part, argmax over the unseen classes, with and without
+    prototype alignment; sample-level top-1 %, per-class accuracy, confusion matrices.
+    GZSL (uncalibrated): every test sample, argmax over seen + unseen, S / U / H.
+    """
+    from ..eval.metrics import gzsl_scores, top1
+
+    labels = ds.labels
+    test_part = ds.partition(partition, "test")
+    seen, unseen = clf.seen_classes, clf.unseen_classes
+    test_idx = test_part[np.isin(labels[test_part], unseen)]
+    if len(test_idx) == 0:
+        raise DataError(f"no test samples of the unseen classes {unseen.tolist()} in partition {partition!r}")
+    feats = clf.features(np.asarray(ds.data[test_idx], dtype=np.float32), batch_size)
+    r = zsl_eval(feats, labels[test_idx], unseen, clf.text, align, details=True)
+    out: dict[str, Any] = {"zsl_top1": r["top1"]}
+    if "top1_aligned" in r:
+        out["zsl_top1_aligned"] = r["top1_aligned"]
+    out["test_samples"] = int(len(test_idx))
+    out["unseen_classes"] = unseen.tolist()
+    out["zsl_per_class"] = r["per_class"]
+    out["zsl_confusion"] = r["confusion"]
+    if "per_class_aligned" in r:
+        out["zsl_per_class_aligned"] = r["per_class_aligned"]
+        out["zsl_confusion_aligned"] = r["confusion_aligned"]
+    if gzsl:
+        all_idx = test_part[np.isin(labels[test_part], np.concatenate([seen, unseen]))]
+        gf = clf.features(np.asarray(ds.data[all_idx], dtype=np.float32), batch_size)
+        classes = np.concatenate([seen, unseen])
+        pred = clf.predict(gf, classes)
+        g = gzsl_scores(pred, labels[all_idx], seen, unseen)
+        out["gzsl_uncalibrated"] = {**g, "top1_all": top1(pred, labels[all_idx]),
+                                    "note": "argmax over seen+unseen text anchors, no calibration"}
+    return out
+
+
+def evaluate_pgfa(run_dir: str | Path, data_root=None, device: str | None = None) -> dict:
+    """Re-evaluate a finished PGFA run from its ``final.pt`` and ``config.yaml``."""
+    from ..engine.trainer import resolve_device
+
+    run_dir = Path(run_dir)
+    ck = run_dir / "final.pt"
+    if not ck.is_file():
+        raise CheckpointError(f"{run_dir}: no final.pt; the run did not finish (resume it with "
+                              "zeroskel.engine.runs.resume_run)")
+    clf = PGFAClassifier.load(ck, device=resolve_device(device or "auto"))
+    cfg = clf.card["config"]
+    data_root = data_root if data_root is not None else cfg.get("data_root")
+    ds, part = load_data(cfg, data_root)
+    if list(ds.class_names) != list(clf.card["class_names"]):
+        raise CheckpointError(f"{ck}: class names of the checkpoint differ from dataset {ds.name!r}")
+    if int(ds.data.shape[2]) != int(clf.card["frames"]):
+        raise CheckpointError(f"{ck}: trained on {clf.card['frames']} frames, data has {ds.data.shape[2]}")
+    return evaluate_classifier(clf, ds, part, cfg["alignment"], gzsl=bool(cfg["eval"]["gzsl"]),
+                               batch_size=int(cfg["eval"]["batch_size"]))

@@ -1,0 +1,517 @@
+"""Skeleton preprocessing transforms: small composable objects in the style of PySKL.
+
+Every transform works on one sample or on a batch of samples:
+
+* one sample: ``data`` float32 (C=3, T, V, M) and its valid length ``length`` (int);
+  ``t(data, length, rng=None) -> (data, length)``;
+* a batch: ``data`` (N, 3, T, V, M) and ``lengths`` (N,);
+  ``t.apply_batch(data, lengths, rng=None) -> (data, lengths)``, vectorised with numpy.
+
+Frames ``[length:T)`` and absent persons are zero on input and stay zero on output. A
+person is *absent* in a frame when all its joint coordinates are exactly zero (the readers'
+padding). Inputs are never modified in place.
+
+Transforms are deterministic unless they say they are random (``t.random``); random ones
+draw from the ``numpy.random.Generator`` passed as ``rng`` (and refuse to run without one).
+``t.to_config()`` returns the JSON-able dict that :func:`build_pipeline` turns back into an
+equal transform; the prepared-dataset cache hashes it.
+
+Joint arguments take a joint name of the layout (``spine_shoulder``), a joint id, or one of
+the layout-independent aliases in :data:`JOINT_ALIASES` (``torso_top``, ``torso_mid``), so
+one YAML config works on NTU-25 and Kinect-v1 data.
+
+Pipelines (a list of dicts or names; a string is a preset of :data:`PRESETS`)::
+
+    [{name: center, joint: spine_shoulder, mode: per_frame}, {name: resize, frames: 50},
+     {name: rotate_y}]
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Iterable, Mapping
+
+import numpy as np
+
+from ..errors import ConfigError, DataError, unknown_name
+from .layouts import JointLayout, get_layout
+
+__all__ = [
+    "Transform", "Center", "Resize", "RotateY", "RandomCrop", "Persons", "Compose",
+    "TRANSFORMS", "PRESETS", "JOINT_ALIASES", "build_pipeline", "resolve_joint",
+    "interp_indices", "apply_pipeline",
+]
+
+# Layout-independent joint names -> the joint standing in for them in each layout.
+JOINT_ALIASES: dict[str, dict[str, str]] = {
+    # top of the torso, between the shoulders (AimCLR/PGFA centre: NTU joint 21)
+    "torso_top": {"ntu25": "spine_shoulder", "kinect_v1": "shoulder_center"},
+    # middle of the spine (CTR-GCN/Flora first-frame origin: NTU joint 2)
+    "torso_mid": {"ntu25": "spine_mid", "kinect_v1": "spine"},
+    # base of the spine, between the hips
+    "torso_base": {"ntu25": "spine_base", "kinect_v1": "hip_center"},
+}
+
+
+def resolve_joint(layout: JointLayout, joint: str | int) -> int:
+    """Joint id of ``joint`` (a name of ``layout``, an alias of :data:`JOINT_ALIASES` or an id)."""
+    if isinstance(joint, str) and joint not in layout.joints and joint in JOINT_ALIASES:
+        alias = JOINT_ALIASES[joint]
+        if layout.name not in alias:
+            raise ConfigError(f"joint alias {joint!r} has no joint in layout {layout.name!r}")
+        joint = alias[layout.name]
+    if isinstance(joint, str) and joint not in layout.joints:
+        raise unknown_name(f"joint of layout {layout.name!r} (or alias)", joint,
+                           list(layout.joints) + list(JOINT_ALIASES))
+    if isinstance(joint, bool) or not isinstance(joint, (str, int, np.integer)):
+        raise ConfigError(f"joint must be a name or an id, got {joint!r}")
+    try:
+        return layout.index(joint)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _as_layout(layout: JointLayout | str | None, who: str) -> JointLayout:
+    if layout is None:
+        raise ConfigError(f"transform {who!r} needs the joint layout (pass layout=...)")
+    return get_layout(layout) if isinstance(layout, str) else layout
+
+
+def _check_batch(data: np.ndarray, lengths: np.ndarray, who: str,
+                 layout: JointLayout | None = None) -> tuple[np.ndarray, np.ndarray]:
+    data = np.asarray(data)
+    lengths = np.asarray(lengths)
+    if data.ndim != 5 or data.shape[1] != 3:
+        raise DataError(f"transform {who!r}: data must be (N, 3, T, V, M), got shape {data.shape}")
+    if layout is not None and data.shape[3] != layout.num_joints:
+        raise DataError(f"transform {who!r}: built for layout {layout.name!r} with {layout.num_joints} "
+                        f"joints, data has V={data.shape[3]}")
+    if lengths.shape != (data.shape[0],):
+        raise DataError(f"transform {who!r}: lengths must be ({data.shape[0]},), got {lengths.shape}")
+    if len(lengths) and (lengths.min() < 1 or lengths.max() > data.shape[2]):
+        raise DataError(f"transform {who!r}: lengths must be in [1, T={data.shape[2]}], got "
+                        f"{int(lengths.min())}..{int(lengths.max())}")
+    return data, lengths.astype(np.int64)
+
+
+def interp_indices(lengths: np.ndarray, frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear-interpolation taps for resizing each sample's ``lengths[n]`` frames to ``frames``.
+
+    Half-pixel centres with edge clamping, as ``cv2.resize(..., INTER_LINEAR)`` and
+    ``torch.nn.functional.interpolate(mode='linear', align_corners=False)``: output frame j
+    reads source position ``s = (j + 0.5) * L / frames - 0.5`` clamped to ``[0, L - 1]``,
+    ``out[j] = (1 - w) * x[floor(s)] + w * x[min(floor(s) + 1, L - 1)]``, ``w = s - floor(s)``.
+
+    Returns:
+        i0, i1: int (N, frames) source frame indices; w: float32 (N, frames) weights of i1.
+    """
+    lengths = np.asarray(lengths, dtype=np.float64)[:, None]
+    src = (np.arange(frames, dtype=np.float64)[None] + 0.5) * (lengths / frames) - 0.5
+    src = np.clip(src, 0.0, lengths - 1)
+    i0 = np.floor(src).astype(np.int64)
+    w = (src - i0).astype(np.float32)
+    i1 = np.minimum(i0 + 1, lengths.astype(np.int64) - 1)
+    return i0, i1, w
+
+
+def _gather_time(data: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``out[n, :, j] = data[n, :, idx[n, j]]`` for data (N, C, T, V, M), idx (N, T')."""
+    return np.take_along_axis(data, idx[:, None, :, None, None], axis=2)
+
+
+def _resample(data: np.ndarray, start: np.ndarray, count: np.ndarray, frames: int) -> np.ndarray:
+    """Linearly resize frames ``[start[n], start[n] + count[n])`` of each sample to ``frames``."""
+    i0, i1, w = interp_indices(count, frames)
+    start = np.asarray(start, dtype=np.int64)[:, None]
+    a = _gather_time(data, i0 + start)
+    b = _gather_time(data, i1 + start)
+    w = w[:, None, :, None, None]
+    return (a + w * (b - a)).astype(np.float32, copy=False)
+
+
+class Transform:
+    """Base class. Subclasses set ``name`` and implement :meth:`apply_batch` and
+    :meth:`to_config`; ``random = True`` if they draw from ``rng``."""
+
+    name: ClassVar[str] = ""
+    random: ClassVar[bool] = False
+
+    def apply_batch(self, data: np.ndarray, lengths: np.ndarray,
+                    rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """data (N, 3, T, V, M), lengths (N,) -> (N, 3, T', V, M'), (N,)."""
+        raise NotImplementedError
+
+    def __call__(self, data: np.ndarray, length: int,
+                 rng: np.random.Generator | None = None) -> tuple[np.ndarray, int]:
+        """One sample: data (3, T, V, M), length -> (3, T', V, M'), length'."""
+        data = np.asarray(data)
+        if data.ndim != 4:
+            raise DataError(f"transform {self.name!r}: one sample must be (3, T, V, M), got "
+                            f"shape {data.shape} (use apply_batch for (N, 3, T, V, M))")
+        out, lengths = self.apply_batch(data[None], np.array([int(length)]), rng)
+        return out[0], int(lengths[0])
+
+    def to_config(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _need_rng(self, rng):
+        if rng is None:
+            raise ConfigError(f"transform {self.name!r} is random: pass rng=np.random.default_rng(seed)")
+        return rng
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.to_config().items() if k != "name")
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and self.to_config() == other.to_config()
+
+    def __hash__(self) -> int:
+        return hash(repr(self))
+
+
+class Center(Transform):
+    """Translate coordinates so that a joint becomes the origin.
+
+    Args:
+        joint: joint name, alias (``torso_top``, ...) or id.
+        mode: ``per_frame``: subtract the joint of the same frame and person from every
+            joint (AimCLR ``data_type='relative'``, the PGFA/SMIE input). ``first_frame``:
+            subtract the joint's position in frame 0 of person 0 from every present person
+            and frame (CTR-GCN/Flora ``seq_translation``); absent persons/frames stay zero.
+        layout: the data's joint layout (name or :class:`JointLayout`).
+
+    Shapes: (N, 3, T, V, M) -> (N, 3, T, V, M); lengths unchanged.
+    """
+
+    name = "center"
+    MODES = ("per_frame", "first_frame")
+
+    def __init__(self, joint: str | int = "torso_top", mode: str = "per_frame",
+                 layout: JointLayout | str | None = None) -> None:
+        if mode not in self.MODES:
+            raise unknown_name("center mode", mode, self.MODES)
+        self.layout = _as_layout(layout, self.name)
+        self.joint, self.mode = joint, mode
+        self.index = resolve_joint(self.layout, joint)
+
+    def apply_batch(self, data, lengths, rng=None):
+        data, lengths = _check_batch(data, lengths, self.name, self.layout)
+        if self.mode == "per_frame":
+            # absent persons and padded frames are zero, so zero minus zero keeps them zero
+            return (data - data[:, :, :, self.index:self.index + 1, :]).astype(np.float32), lengths
+        origin = data[:, :, 0, self.index, 0][:, :, None, None, None]  # (N, 3, 1, 1, 1)
+        present = np.any(data != 0, axis=(1, 3), keepdims=True)  # (N, 1, T, 1, M)
+        return np.where(present, data - origin, 0).astype(np.float32), lengths
+
+    def to_config(self):
+        return {"name": self.name, "joint": self.joint, "mode": self.mode}
+
+
+class Resize(Transform):
+    """Linearly resize the valid frames ``[0:length)`` of each sample to ``frames`` frames.
+
+    Same sampling as ``cv2.resize(x[:length], (V, frames), interpolation=INTER_LINEAR)``
+    used by AimCLR's ``real_resize`` (see :func:`interp_indices`); every person uses the
+    sample's length, so absent persons stay zero. The output length is ``frames``.
+
+    Shapes: (N, 3, T, V, M) -> (N, 3, frames, V, M); lengths -> all ``frames``.
+    """
+
+    name = "resize"
+
+    def __init__(self, frames: int = 50, layout: JointLayout | str | None = None) -> None:
+        if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
+            raise ConfigError(f"resize: 'frames' must be a positive integer, got {frames!r}")
+        self.frames = int(frames)
+
+    def apply_batch(self, data, lengths, rng=None):
+        data, lengths = _check_batch(data, lengths, self.name)
+        out = _resample(data, np.zeros(len(lengths), np.int64), lengths, self.frames)
+        return out, np.full(len(lengths), self.frames, dtype=np.int64)
+
+    def to_config(self):
+        return {"name": self.name, "frames": self.frames}
+
+
+class RotateY(Transform):
+    """Rotate each frame of each person about the y (vertical) axis so that its shoulder
+    vector (right minus left shoulder of ``layout.shoulders``, y component dropped) points
+    along +x: the AimCLR ``y_rotation`` step of PGFA's frame50 input.
+
+    For NTU-25 that is joint id 8 minus joint id 4, as in AimCLR's ``parallel_skeleton``.
+    Frames whose horizontal shoulder vector is shorter than ``min_norm`` (absent persons,
+    padding, degenerate skeletons) are left unrotated.
+
+    Args:
+        reference: reproduce AimCLR's arithmetic exactly instead: the angle is
+            ``arccos(v_x / (|v| + 1e-4))`` and its *direction* is chosen once per sequence
+            from the sign of the summed z component, so frames whose shoulder z has the
+            other sign are rotated the wrong way (by twice their angle); zero shoulder
+            vectors are rotated by 90 degrees.
+        min_norm: threshold (in data units) below which a frame is not rotated.
+        layout: the data's joint layout.
+
+    Shapes: (N, 3, T, V, M) -> (N, 3, T, V, M); lengths unchanged.
+    """
+
+    name = "rotate_y"
+
+    def __init__(self, reference: bool = False, min_norm: float = 1e-6,
+                 layout: JointLayout | str | None = None) -> None:
+        self.layout = _as_layout(layout, self.name)
+        self.reference = bool(reference)
+        self.min_norm = float(min_norm)
+        self.left, self.right = self.layout.shoulders
+
+    def apply_batch(self, data, lengths, rng=None):
+        data, lengths = _check_batch(data, lengths, self.name, self.layout)
+        x = data.astype(np.float64)
+        vec = x[:, :, :, self.right, :] - x[:, :, :, self.left, :]  # (N, 3, T, M)
+        vx, vz = vec[:, 0], vec[:, 2]
+        norm = np.hypot(vx, vz)
+        if self.reference:
+            theta = np.arccos(vx / (norm + 1e-4))
+            # AimCLR: one direction per sequence (and person), from the summed z component
+            flip = vz.sum(axis=1, keepdims=True) >= 0
+            theta = np.where(flip, -theta, theta)
+            # their matrix is [[c, 0, -s], [0, 1, 0], [s, 0, c]]: x' = c x - s z
+            c, s = np.cos(theta), -np.sin(theta)
+        else:
+            ok = norm >= self.min_norm
+            safe = np.where(ok, norm, 1.0)
+            c = np.where(ok, vx / safe, 1.0)
+            s = np.where(ok, vz / safe, 0.0)
+        c, s = c[:, :, None, :], s[:, :, None, :]  # (N, T, 1, M) against (N, T, V, M)
+        px, pz = x[:, 0], x[:, 2]
+        out = np.empty(data.shape, dtype=np.float32)
+        out[:, 0] = c * px + s * pz
+        out[:, 1] = data[:, 1]
+        out[:, 2] = -s * px + c * pz
+        return out, lengths
+
+    def to_config(self):
+        cfg = {"name": self.name, "reference": self.reference}
+        if self.min_norm != 1e-6:
+            cfg["min_norm"] = self.min_norm
+        return cfg
+
+
+class RandomCrop(Transform):
+    """Random temporal crop then linear resize (training augmentation).
+
+    Crops a window of ``floor(p * length)`` valid frames (at least ``min_frames``, at
+    most ``length``), p ~ U(ratio[0], ratio[1]), at a uniformly random start inside the
+    valid frames, and resizes it to ``frames`` as :class:`Resize` does (CTR-GCN /
+    PySKL-style ``valid_crop_resize``). With a single ratio ``(p,)`` the crop is the
+    central ``p`` fraction and the transform is deterministic.
+
+    Shapes: (N, 3, T, V, M) -> (N, 3, frames, V, M); lengths -> all ``frames``.
+    """
+
+    name = "random_crop"
+
+    def __init__(self, frames: int = 50, ratio: float | Iterable[float] = (0.5, 1.0),
+                 min_frames: int = 1, layout: JointLayout | str | None = None) -> None:
+        ratio = (float(ratio),) if isinstance(ratio, (int, float)) else tuple(float(r) for r in ratio)
+        if len(ratio) not in (1, 2) or not all(0 < r <= 1 for r in ratio) or ratio != tuple(sorted(ratio)):
+            raise ConfigError(f"random_crop: 'ratio' must be p or [low, high] with 0 < low <= high <= 1, "
+                              f"got {ratio}")
+        if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
+            raise ConfigError(f"random_crop: 'frames' must be a positive integer, got {frames!r}")
+        if isinstance(min_frames, bool) or not isinstance(min_frames, (int, np.integer)) or min_frames < 1:
+            raise ConfigError(f"random_crop: 'min_frames' must be a positive integer, got {min_frames!r}")
+        self.frames, self.ratio, self.min_frames = int(frames), ratio, int(min_frames)
+
+    @property
+    def random(self) -> bool:  # type: ignore[override]
+        return len(self.ratio) == 2
+
+    def apply_batch(self, data, lengths, rng=None):
+        data, lengths = _check_batch(data, lengths, self.name)
+        if len(self.ratio) == 1:
+            count = np.maximum(np.floor(lengths * self.ratio[0]).astype(np.int64), 1)
+            count = np.minimum(np.maximum(count, self.min_frames), lengths)
+            start = (lengths - count) // 2
+        else:
+            rng = self._need_rng(rng)
+            p = rng.uniform(self.ratio[0], self.ratio[1], size=len(lengths))
+            count = np.floor(lengths * p).astype(np.int64)
+            count = np.minimum(np.maximum(count, max(self.min_frames, 1)), lengths)
+            start = np.floor(rng.random(len(lengths)) * (lengths - count + 1)).astype(np.int64)
+        out = _resample(data, start, count, self.frames)
+        return out, np.full(len(lengths), self.frames, dtype=np.int64)
+
+    def to_config(self):
+        return {"name": self.name, "frames": self.frames, "ratio": list(self.ratio),
+                "min_frames": self.min_frames}
+
+
+class Persons(Transform):
+    """Keep the first ``persons`` person slots, or zero-pad up to ``persons``.
+
+    Shapes: (N, 3, T, V, M) -> (N, 3, T, V, persons); lengths unchanged.
+    """
+
+    name = "persons"
+
+    def __init__(self, persons: int = 2, layout: JointLayout | str | None = None) -> None:
+        if isinstance(persons, bool) or not isinstance(persons, (int, np.integer)) or persons < 1:
+            raise ConfigError(f"persons: 'persons' must be a positive integer, got {persons!r}")
+        self.persons = int(persons)
+
+    def apply_batch(self, data, lengths, rng=None):
+        data, lengths = _check_batch(data, lengths, self.name)
+        m = data.shape[-1]
+        if m >= self.persons:
+            return np.array(data[..., :self.persons], dtype=np.float32), lengths
+        pad = np.zeros(data.shape[:-1] + (self.persons - m,), dtype=np.float32)
+        return np.concatenate([data.astype(np.float32, copy=False), pad], axis=-1), lengths
+
+    def to_config(self):
+        return {"name": self.name, "persons": self.persons}
+
+
+class Compose(Transform):
+    """Apply transforms in order. ``Compose([])`` is the identity (it still copies)."""
+
+    name = "compose"
+
+    def __init__(self, transforms: Iterable[Transform] = ()) -> None:
+        self.transforms = list(transforms)
+        for t in self.transforms:
+            if not isinstance(t, Transform):
+                raise ConfigError(f"Compose takes Transform objects, got {t!r}")
+
+    @property
+    def random(self) -> bool:  # type: ignore[override]
+        return any(t.random for t in self.transforms)
+
+    def apply_batch(self, data, lengths, rng=None):
+        data, lengths = _check_batch(data, lengths, self.name)
+        if not self.transforms:
+            return np.array(data, dtype=np.float32), lengths.copy()
+        for t in self.transforms:
+            data, lengths = t.apply_batch(data, lengths, rng)
+        return data, lengths
+
+    def to_config(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        return [t.to_config() for t in self.transforms]
+
+    def __len__(self) -> int:
+        return len(self.transforms)
+
+    def __iter__(self):
+        return iter(self.transforms)
+
+    def __repr__(self) -> str:
+        return "Compose([" + ", ".join(repr(t) for t in self.transforms) + "])"
+
+
+TRANSFORMS: dict[str, type[Transform]] = {
+    t.name: t for t in (Center, Resize, RotateY, RandomCrop, Persons)
+}
+
+# Named pipelines; joints are aliases so that each preset works on every layout.
+PRESETS: dict[str, list[dict[str, Any]]] = {
+    # AimCLR "frame50" as used by SMIE/PGFA: centre on the spine-shoulder joint in every
+    # frame, resize the valid frames to 50, rotate each frame to face the shoulders to +x.
+    "pgfa50": [{"name": "center", "joint": "torso_top", "mode": "per_frame"},
+               {"name": "resize", "frames": 50}, {"name": "rotate_y"}],
+    # the same with AimCLR's rotation arithmetic reproduced exactly (see RotateY.reference)
+    "pgfa50_ref": [{"name": "center", "joint": "torso_top", "mode": "per_frame"},
+                   {"name": "resize", "frames": 50}, {"name": "rotate_y", "reference": True}],
+    # input of the shipped Flora-format features: one person, centred on the spine joint
+    # of the first frame (CTR-GCN seq_translation), valid frames resized to 50
+    "flora50": [{"name": "persons", "persons": 1},
+                {"name": "center", "joint": "torso_mid", "mode": "first_frame"},
+                {"name": "resize", "frames": 50}],
+    "none": [],
+}
+
+
+def build_transform(spec: str | Mapping[str, Any] | Transform,
+                    layout: JointLayout | str | None = None, where: str = "pipeline") -> Transform:
+    """One transform from a name (``"rotate_y"``) or a dict ``{name: ..., **kwargs}``."""
+    if isinstance(spec, Transform):
+        return spec
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"{where}: a transform must be a name or a mapping with key 'name', got {spec!r}")
+    if "name" not in spec:
+        raise ConfigError(f"{where}: transform {dict(spec)} has no key 'name'")
+    kwargs = dict(spec)
+    name = kwargs.pop("name")
+    if name not in TRANSFORMS:
+        raise ConfigError(f"{where}: {unknown_name('transform', str(name), TRANSFORMS)}")
+    cls = TRANSFORMS[name]
+    import inspect
+    allowed = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "layout")]
+    bad = [k for k in kwargs if k not in allowed]
+    if bad:
+        raise ConfigError(f"{where}: transform {name!r} has no option {bad[0]!r}; options: "
+                          f"{', '.join(allowed) or '(none)'}")
+    try:
+        return cls(layout=layout, **kwargs)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def build_pipeline(spec: str | Iterable | Compose | None,
+                   layout: JointLayout | str | None = None, where: str = "pipeline") -> Compose:
+    """A :class:`Compose` from a preset name, a list of names/dicts, or a Compose.
+
+    Args:
+        spec: ``"pgfa50"`` (see :data:`PRESETS`), ``[{name: resize, frames: 50}, "rotate_y"]``,
+            ``None`` (identity) or an existing :class:`Compose` (returned as is).
+        layout: the data's joint layout; required by joint-dependent transforms.
+        where: named in error messages (e.g. the config file and key).
+    """
+    if isinstance(spec, Compose):
+        return spec
+    if spec is None:
+        return Compose([])
+    if isinstance(spec, str):
+        if spec not in PRESETS:
+            raise ConfigError(f"{where}: {unknown_name('preprocessing preset', spec, PRESETS)}")
+        spec = PRESETS[spec]
+    if isinstance(spec, Mapping) or not isinstance(spec, Iterable):
+        raise ConfigError(f"{where}: a pipeline must be a preset name or a list of transforms, got {spec!r}")
+    return Compose([build_transform(s, layout, f"{where}[{i}]") for i, s in enumerate(spec)])
+
+
+def apply_pipeline(data: np.ndarray, lengths: np.ndarray, pipeline: Transform,
+                   chunk_size: int = 512, rng: np.random.Generator | None = None,
+                   out: np.ndarray | None = None, progress: bool = False,
+                   desc: str = "transform") -> tuple[np.ndarray, np.ndarray]:
+    """Apply ``pipeline`` to a whole array in chunks (memmap in, memmap out is fine).
+
+    Args:
+        data: (N, 3, T, V, M), may be a read-only memmap; only ``chunk_size`` samples are
+            in memory at a time (plus ``out``).
+        out: optional preallocated (N, 3, T', V, M') array (e.g. ``open_memmap``) to fill.
+    Returns:
+        (out (N, 3, T', V, M') float32, lengths (N,)).
+    """
+    n = len(lengths)
+    new_lengths = np.empty(n, dtype=np.int64)
+    if n == 0:
+        raise DataError("apply_pipeline: empty dataset")
+    starts = range(0, n, chunk_size)
+    if progress:
+        from .._progress import progress as bar
+        starts = bar(starts, desc=desc, total=math.ceil(n / chunk_size))
+    for s in starts:
+        chunk, lens = pipeline.apply_batch(np.asarray(data[s:s + chunk_size], dtype=np.float32),
+                                           np.asarray(lengths[s:s + chunk_size]), rng)
+        if not np.isfinite(chunk).all():
+            bad = int(np.argwhere(~np.isfinite(chunk))[0][0]) + s
+            raise DataError(f"transform pipeline {pipeline!r} produced NaN/inf for sample {bad}")
+        if out is None:
+            out = np.empty((n,) + chunk.shape[1:], dtype=np.float32)
+        elif out.shape[1:] != chunk.shape[1:]:
+            raise DataError(f"apply_pipeline: output array has sample shape {out.shape[1:]}, "
+                            f"pipeline gives {chunk.shape[1:]}")
+        out[s:s + len(lens)] = chunk
+        new_lengths[s:s + len(lens)] = lens
+    return out, new_lengths

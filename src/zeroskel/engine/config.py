@@ -75,7 +75,7 @@ def load_base(method: str) -> dict:
 def load_preset(method: str, preset: str) -> dict:
     f = _config_dir(method) / f"{preset}.yaml"
     if preset == BASE_NAME or not f.is_file():
-        raise unknown_name(f"preset of method {method!r}", preset, available_presets(method))
+        raise unknown_name(f"{method} preset", preset, available_presets(method))
     return _read_yaml(f.read_text(), f"preset {method}/{preset}.yaml")
 
 

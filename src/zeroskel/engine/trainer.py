@@ -185,7 +185,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 def versions() -> dict:
     import zeroskel
-    return {"zeroskel": zeroskel.__version__, "torch": torch.__version__, "numpy": np.__version__}
+    # str(): torch.__version__ is a TorchVersion, which weights_only loading rejects
+    return {"zeroskel": str(zeroskel.__version__), "torch": str(torch.__version__), "numpy": str(np.__version__)}
 
 
 # --------------------------------------------------------------------------- logging

@@ -119,7 +119,14 @@ class PGFAModel(nn.Module):
 
 def build_model(cfg: dict, layout: str, num_persons: int, text_dim: int) -> PGFAModel:
     """The PGFA model described by ``cfg['model']``."""
-    from ..models.registry import build_encoder
+    try:
+        from ..models.registry import build_encoder
+    except ImportError:  # registry not merged yet: ST-GCN directly
+        def build_encoder(name, layout, num_persons, preset, **kw):
+            from ..models.stgcn import STGCN
+            if name != "stgcn":
+                raise unknown_name("encoder", name, ["stgcn"])
+            return STGCN(layout=layout, num_persons=num_persons, preset=preset, **kw)
 
     m = cfg["model"]
     args = dict(m.get("args") or {})
@@ -167,8 +174,9 @@ def load_data(cfg: dict, data_root=None):
 
 def load_texts(cfg: dict, ds, data_root=None) -> dict:
     """Class texts and their embeddings: ``{"texts", "sentence" (C, D), "model", "checksum"}``."""
+    from ..text.cache import embed_class_texts
     from ..text.classtexts import load_class_texts
-    from ..text.encoders import embed_class_texts
+    from ..text.encoders import SentenceEncoder
 
     texts = load_class_texts(cfg["dataset"], cfg["text"]["source"], data_root)
     if len(texts) != ds.num_classes:
@@ -177,14 +185,9 @@ def load_texts(cfg: dict, ds, data_root=None) -> dict:
     empty = [f"{i} ({ds.class_names[i]})" for i, t in enumerate(texts) if not str(t).strip()]
     if empty:
         raise DataError(f"text source {cfg['text']['source']!r}: no text for classes {', '.join(empty)}")
-    ct = embed_class_texts(list(texts), model=cfg["text"]["model"])
-    checksum = getattr(ct, "checksum", None)
-    if checksum is None:
-        try:
-            from ..text.encoders import SentenceEncoder
-            checksum = SentenceEncoder(cfg["text"]["model"]).checksum
-        except Exception:  # noqa: BLE001 - the checksum is informative only
-            checksum = None
+    enc = SentenceEncoder(cfg["text"]["model"])
+    ct = embed_class_texts(list(texts), model=enc)
+    checksum = enc.checksum
     return {"texts": list(texts), "sentence": np.asarray(ct.sentence, dtype=np.float32),
             "model": getattr(ct, "model", "") or cfg["text"]["model"], "checksum": checksum}
 

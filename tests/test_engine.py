@@ -1,0 +1,181 @@
+"""The training engine: schedules, checkpoints, exact resume, configs and run directories."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from zeroskel.engine import config as C
+from zeroskel.engine.runs import create_run_dir, run_name
+from zeroskel.engine.trainer import (OptimConfig, Trainer, load_checkpoint, lr_at_epoch, resolve_device,
+                                     save_checkpoint)
+from zeroskel.errors import CheckpointError, ConfigError
+
+
+# ---------------------------------------------------------------- schedules
+def test_warmup_then_constant_and_reference_bug():
+    cfg = OptimConfig(lr=0.05, warmup_epochs=5, epochs=50)
+    assert [round(lr_at_epoch(cfg, e), 6) for e in range(7)] == [0.01, 0.02, 0.03, 0.04, 0.05, 0.05, 0.05]
+    bug = OptimConfig(lr=0.05, warmup_epochs=5, epochs=50, warmup_reference_bug=True)
+    assert lr_at_epoch(bug, 0) == 0.0  # the reference trains epoch 0 at lr 0
+    assert lr_at_epoch(bug, 4) == pytest.approx(0.04) and lr_at_epoch(bug, 5) == 0.05
+
+
+def test_step_and_cosine_schedules():
+    step = OptimConfig(lr=1.0, warmup_epochs=0, schedule="step", milestones=(2, 4), gamma=0.1, epochs=6)
+    assert [lr_at_epoch(step, e) for e in range(6)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+    cos = OptimConfig(lr=1.0, warmup_epochs=1, schedule="cosine", min_lr=0.0, epochs=5)
+    lrs = [lr_at_epoch(cos, e) for e in range(5)]
+    assert lrs[0] == 1.0 and lrs[1] == pytest.approx(1.0) and lrs[-1] == pytest.approx(0.0)
+    assert lrs[2] == pytest.approx(0.5 * (1 + math.cos(math.pi / 3)))
+
+
+def test_optim_config_errors_name_the_key():
+    with pytest.raises(ConfigError, match="optimizer.*'rmsprop'.*adam"):
+        OptimConfig(optimizer="rmsprop")
+    with pytest.raises(ConfigError, match="train.lr"):
+        OptimConfig(lr=-1)
+    with pytest.raises(ConfigError, match="lr schedule"):
+        OptimConfig(schedule="poly")
+
+
+def test_device_resolution():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(ConfigError, match="valid devices"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            resolve_device("cuda")
+
+
+# ---------------------------------------------------------------- trainer
+def _problem(seed=0):
+    """A tiny regression task with dropout, so that RNG handling matters."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(64, 5)).astype(np.float32)
+    y = (x @ rng.normal(size=(5, 1))).astype(np.float32)
+
+    def batches(epoch, rng):
+        perm = rng.permutation(len(x))
+        for s in range(0, len(x), 16):
+            i = perm[s:s + 16]
+            yield torch.from_numpy(x[i] + rng.normal(scale=0.1, size=x[i].shape).astype(np.float32)), torch.from_numpy(y[i])
+
+    def step(model, batch):
+        xb, yb = batch
+        return ((model(xb) - yb) ** 2).mean(), len(xb)
+
+    return batches, step
+
+
+def _trainer(tmp_path, name, seed=3):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 1))
+    batches, step = _problem()
+    return Trainer(model, step, batches, OptimConfig(lr=0.05, warmup_epochs=1, epochs=4), seed=seed,
+                   checkpoint=tmp_path / f"{name}.pt",
+                   eval_fn=lambda m, e: {"w0": float(m[0].weight[0, 0].detach())})
+
+
+def test_resume_after_interruption_is_identical(tmp_path):
+    full = _trainer(tmp_path, "full")
+    h_full = full.fit()
+    part = _trainer(tmp_path, "part")
+    part.fit(max_epochs=2)  # "interrupted" after epoch 2
+    assert part.epoch == 2
+    again = _trainer(tmp_path, "part")  # a fresh process: new model, resumes from the file
+    h_res = again.fit()
+    assert again.epoch == 4
+    assert [h["loss"] for h in h_res] == [h["loss"] for h in h_full]
+    assert [h["w0"] for h in h_res] == [h["w0"] for h in h_full]
+    for a, b in zip(full.model.state_dict().values(), again.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_seed_changes_results(tmp_path):
+    a = _trainer(tmp_path, "a", seed=1).fit()
+    b = _trainer(tmp_path, "b", seed=1).fit()
+    c = _trainer(tmp_path, "c", seed=2).fit()
+    assert [h["loss"] for h in a] == [h["loss"] for h in b]
+    assert [h["loss"] for h in a] != [h["loss"] for h in c]
+
+
+def test_checkpoint_roundtrip_and_corruption(tmp_path):
+    p = save_checkpoint({"a": torch.arange(3), "cfg": {"x": [1, 2]}}, tmp_path / "c.pt")
+    st = load_checkpoint(p)
+    assert torch.equal(st["a"], torch.arange(3)) and st["cfg"] == {"x": [1, 2]}
+    assert not list(tmp_path.glob(".*tmp*"))  # no temporary file left behind
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2])
+    with pytest.raises(CheckpointError, match="bad.pt.*corrupt"):
+        load_checkpoint(bad)
+    (tmp_path / "text.pt").write_text("hello")
+    with pytest.raises(CheckpointError, match="text.pt"):
+        load_checkpoint(tmp_path / "text.pt")
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_resume_from_mismatched_checkpoint_is_a_clear_error(tmp_path):
+    t = _trainer(tmp_path, "m")
+    t.fit(max_epochs=1)
+    other = Trainer(nn.Linear(5, 1), t.step_fn, t.batches_fn, OptimConfig(epochs=2), checkpoint=tmp_path / "m.pt")
+    with pytest.raises(CheckpointError, match="m.pt.*does not match"):
+        other.fit()
+
+
+# ---------------------------------------------------------------- configs
+def test_build_config_presets_and_overrides():
+    cfg = C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5", seed=3,
+                         overrides=["train.lr=0.01", "alignment.alpha=0.5", "data.augment.random_crop=[0.5, 1]"])
+    assert cfg["preset"] == "small" and cfg["seed"] == 3
+    assert cfg["train"]["lr"] == 0.01 and cfg["alignment"]["alpha"] == 0.5
+    assert cfg["data"]["augment"]["random_crop"] == [0.5, 1]
+    ntu = C.build_config("pgfa", dataset="ntu120", split="synse-110/10")
+    assert ntu["train"]["lr"] == 0.005 and ntu["alignment"]["alpha"] == 0.4
+    assert ntu["train"]["optimizer"] == "sgd" and ntu["train"]["momentum"] == 0.9
+    assert ntu["train"]["weight_decay"] == 5e-4 and ntu["train"]["warmup_epochs"] == 5
+    assert ntu["train"]["epochs"] == 50 and ntu["train"]["batch_size"] == 128
+    assert ntu["text"] == {"source": "pgfa-des", "model": "all-mpnet-base-v2"}
+    assert C.build_config("pgfa", dataset="pku_mmd1", split="x")["alignment"]["alpha"] == 1.0
+    assert C.build_config("pgfa", dataset="ntu60", split="x")["train"]["lr"] == 0.05
+    assert C.build_config("pgfa", config="ntu60", dataset="utd_mhad", split="x")["preset"] == "ntu60"
+
+
+def test_config_file_and_unknown_keys(tmp_path):
+    f = tmp_path / "my.yaml"
+    f.write_text("train:\n  epochs: 7\nalignment:\n  beta: 0.5\n")
+    cfg = C.build_config("pgfa", dataset="nw_ucla", split="purls-8/2", config=str(f), overrides=["train.epochs=9"])
+    assert cfg["train"]["epochs"] == 9 and cfg["alignment"]["beta"] == 0.5  # --set wins over the file
+    f.write_text("train:\n  epoch: 7\n")
+    with pytest.raises(ConfigError, match=r"my.yaml.*unknown config key 'train.epoch'.*train.epochs"):
+        C.build_config("pgfa", dataset="nw_ucla", split="purls-8/2", config=str(f))
+    with pytest.raises(ConfigError, match=r"--set trian.lr=1.*unknown config key 'trian'"):
+        C.build_config("pgfa", dataset="nw_ucla", split="x", overrides=["trian.lr=1"])
+    with pytest.raises(ConfigError, match="expected key=value"):
+        C.build_config("pgfa", dataset="nw_ucla", split="x", overrides=["train.lr"])
+    with pytest.raises(ConfigError, match="'train' is a section"):
+        C.build_config("pgfa", dataset="nw_ucla", split="x", overrides=["train=3"])
+    with pytest.raises(ConfigError, match="unknown pgfa preset 'tiny'; valid pgfa presets: .*ntu60.*small"):
+        C.build_config("pgfa", dataset="nw_ucla", split="x", config="tiny")
+    with pytest.raises(ConfigError, match="valid methods.*pgfa"):
+        C.build_config("pgfx", dataset="nw_ucla", split="x")
+    (tmp_path / "bad.yaml").write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match="bad.yaml: invalid YAML"):
+        C.build_config("pgfa", dataset="nw_ucla", split="x", config=str(tmp_path / "bad.yaml"))
+
+
+# ---------------------------------------------------------------- run directories
+def test_run_dirs_are_never_reused(tmp_path):
+    name = run_name("pgfa", "utd_mhad", "purls-22/5", 1)
+    assert name == "pgfa-utd_mhad-purls-22_5-seed1"
+    a = create_run_dir(tmp_path, name)
+    (a / "metrics.json").write_text("{}")
+    b = create_run_dir(tmp_path, name)
+    c = create_run_dir(tmp_path, name)
+    assert (a.name, b.name, c.name) == (name, name + "-1", name + "-2")
+    assert (a / "metrics.json").read_text() == "{}" and not any(b.iterdir())

@@ -85,7 +85,7 @@ def test_part1_cuts_segments_centres_and_partitions(tmp_path):
     raw = make_part1(tmp_path)
     ds = read_pku_mmd1(tmp_path, progress=False)
     assert ds.name == "pku_mmd1" and ds.layout == "ntu25" and ds.num_classes == 51
-    assert ds.data.shape == (4, 3, 30, 25, 2) and ds.data.dtype == np.float32
+    assert ds.data.shape == (4, 3, 300, 25, 2) and ds.data.dtype == np.float32
     # files are read in sorted order, segments in label-file order
     assert list(ds.meta["video"]) == ["0002-L", "0002-L", "0002-M", "0003-R"]
     assert list(ds.meta["view"]) == ["L", "L", "M", "R"]
@@ -125,13 +125,13 @@ def test_part1_registry_and_split_fallback(tmp_path, caplog):
 def test_long_segments_are_shortened_with_a_warning(tmp_path, caplog):
     raw = make_part1(tmp_path)
     with caplog.at_level(logging.WARNING):
-        ds = read_pku_mmd1(tmp_path, progress=False, max_frames=12)
+        ds = read_pku_mmd1(tmp_path, progress=False, max_frames=12, long_mode="resample")
     assert ds.data.shape[2] == 12 and list(ds.lengths) == [10, 12, 12, 12]
-    assert ds.info["num_shortened"] == 3 and "longer than 12 frames" in caplog.text
+    assert ds.info["shortened"] == 3 and "longer than 12 frames" in caplog.text
     # resampling keeps the first and the last frame of the segment
     seg = raw["0002-M"][5:35, 0]
     np.testing.assert_allclose(ds.data[2, :, -1, :, 0].T, seg[-1] - seg[0, 1], atol=1e-5)
-    tr = read_pku_mmd1(tmp_path, progress=False, max_frames=12, long_mode="truncate")
+    tr = read_pku_mmd1(tmp_path, progress=False, max_frames=12)  # NTU rule: first frames
     np.testing.assert_allclose(tr.data[2, :, -1, :, 0].T, seg[11] - seg[0, 1], atol=1e-5)
 
 
@@ -144,7 +144,7 @@ def test_empty_segment_is_skipped_and_logged(tmp_path, caplog):
                   [(4, 0, 20, 1), (5, 20, 35, 2)])
     with caplog.at_level(logging.WARNING):
         ds = read_pku_mmd1(tmp_path, progress=False)
-    assert ds.info["skipped_empty"] == ["0002-M#0"] and "0002-M#0" in caplog.text
+    assert ds.info["skipped"] == ["0002-M#0"] and "0002-M#0" in caplog.text
     assert 3 not in ds.labels and 4 in ds.labels
 
 
@@ -241,3 +241,10 @@ def test_class_order_matches_pgfa_label_map(data_root):
     for i, ours in enumerate(PKU_MMD1_CLASSES):
         scores = [difflib.SequenceMatcher(None, ours, t).ratio() for t in theirs]
         assert int(np.argmax(scores)) == i, (ours, theirs[int(np.argmax(scores))])
+
+
+def test_max_frames_none_keeps_every_frame(tmp_path):
+    make_part1(tmp_path)
+    ds = read_pku_mmd1(tmp_path, progress=False, max_frames=None)
+    assert ds.data.shape[2] == 30 and ds.info["shortened"] == 0
+    assert list(ds.lengths) == [10, 18, 30, 18]

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DataError
-from ..dataset import SkeletonDataset, stack_sequences
+from ..dataset import SkeletonDataset
 
 log = logging.getLogger(__name__)
 
@@ -194,14 +194,16 @@ def read_pku_split(path: str | Path) -> tuple[list[str], list[str]]:
 
 # ---------------------------------------------------------------------------- datasets
 def read_pku_mmd1(folder: str | Path, progress: bool = True, max_frames: int | None = 300,
-                  long_mode: str = "resample") -> SkeletonDataset:
+                  long_mode: str = "truncate") -> SkeletonDataset:
     """Read PKU-MMD part I: 51 classes, partitions ``xsub`` and ``xview``.
 
     Args:
         folder: the part-I root (``Data/``, ``Label/``, ``Split/`` inside).
         progress: show a progress bar.
-        max_frames: segments longer than this are shortened (``None``: keep all frames).
-        long_mode: ``"resample"`` (uniform temporal subsampling) or ``"truncate"``.
+        max_frames: output length T (zero padded, as the NTU reader); longer segments are
+            shortened with a logged warning. ``None``: T = the longest segment.
+        long_mode: ``"truncate"`` (keep the first ``max_frames`` frames, the NTU reader's
+            rule) or ``"resample"`` (uniform temporal subsampling over the whole segment).
 
     Partitions come from ``Split/cross-subject.txt`` and ``Split/cross-view.txt``. Without
     the cross-view file the paper's view rule is used (left view held out); without the
@@ -213,8 +215,10 @@ def read_pku_mmd1(folder: str | Path, progress: bool = True, max_frames: int | N
 
 
 def read_pku_mmd2(folder: str | Path, progress: bool = True, max_frames: int | None = 300,
-                  long_mode: str = "resample") -> SkeletonDataset:
+                  long_mode: str = "truncate") -> SkeletonDataset:
     """Read PKU-MMD part II: 41 classes (part I minus the 10 interactions), ``xsub``/``xview``.
+
+    Same output conventions and arguments as :func:`read_pku_mmd1`.
 
     Labels in the files are part-I ids; they are mapped to 0..40 in part-I order
     (``PKU_MMD2_IDS``); ``meta["action_id"]`` keeps the file's id. Partitions come from
@@ -285,7 +289,28 @@ def _read_part(root: Path, part: int, progress: bool, max_frames: int | None,
                    else {a: k for k, a in enumerate(PKU_MMD2_IDS)})
     class_names = list(PKU_MMD1_CLASSES if part == 1 else PKU_MMD2_CLASSES)
 
-    seqs, labels, meta_rows, empty, n_long = [], [], [], [], 0
+    # pass 1: every label file (cheap), so the output is allocated once, not stacked
+    label_rows = {}
+    for skel_path in files:
+        label_path = label_dir / skel_path.name
+        if not label_path.is_file():
+            raise DataError(f"{skel_path}: no label file {label_path}")
+        rows = read_pku_labels(label_path)
+        line_no = _label_line_numbers(label_path)
+        for k, action in enumerate(rows[:, 0]):
+            if action not in id_to_label:
+                valid = "1..51" if part == 1 else "the 41 part-II ids " + str(list(PKU_MMD2_IDS))
+                raise DataError(f"{label_path}, line {line_no[k]}: action id {action} is not "
+                                f"one of {valid}")
+        label_rows[skel_path] = (label_path, rows, line_no)
+    n_max = sum(len(r) for _, r, _ in label_rows.values())
+    longest = max(int((r[:, 2] - r[:, 1]).max()) for _, r, _ in label_rows.values())
+    t_out = longest if max_frames is None else max_frames  # NTU convention: T = max_frames
+    data = np.zeros((n_max, 3, t_out, NUM_JOINTS, NUM_PERSONS), dtype=np.float32)
+    lengths = np.zeros(n_max, dtype=np.int64)
+
+    # pass 2: skeletons, cut into segments written straight into ``data``
+    labels, meta_rows, skipped, n_long, n = [], [], [], 0, 0
     if progress:
         from ..._progress import progress as bar
         it = bar(files, desc=f"read {spec['name']}", total=len(files))
@@ -293,44 +318,38 @@ def _read_part(root: Path, part: int, progress: bool, max_frames: int | None,
         it = files
     for skel_path in it:
         video = skel_path.stem
-        label_path = label_dir / skel_path.name
-        if not label_path.is_file():
-            raise DataError(f"{skel_path}: no label file {label_path}")
-        rows = read_pku_labels(label_path)
+        label_path, rows, line_no = label_rows[skel_path]
         skel = read_pku_skeleton_file(skel_path)
         n_frames = skel.shape[0]
-        line_no = _label_line_numbers(label_path)
         for k, (action, start, end, conf) in enumerate(rows):
-            if action not in id_to_label:
-                valid = "1..51" if part == 1 else "the 41 part-II ids " + str(list(PKU_MMD2_IDS))
-                raise DataError(f"{label_path}, line {line_no[k]}: action id {action} is not "
-                                f"one of {valid}")
             if end > n_frames:
                 raise DataError(f"{label_path}, line {line_no[k]}: frame range {start}..{end} "
                                 f"is beyond the video length ({n_frames} frames in "
                                 f"{skel_path.name})")
             seg = skel[start:end].transpose(1, 0, 2, 3)  # (M, T, V, 3)
             if not seg.any():
-                empty.append(f"{video}#{k}")
+                skipped.append(f"{video}#{k}")
                 continue
-            if max_frames is not None and seg.shape[1] > max_frames:
+            if seg.shape[1] > t_out:
                 n_long += 1
-                seg = _shorten(seg, max_frames, long_mode)
-            seqs.append(_centre(seg))
+                seg = _shorten(seg, t_out, long_mode)
+            data[n, :, :seg.shape[1]] = _centre(seg).transpose(3, 1, 2, 0)
+            lengths[n] = seg.shape[1]
+            n += 1
             labels.append(id_to_label[action])
             meta_rows.append((skel_path.name, video, video[-1], int(start), int(end), int(conf),
                               int(action), k, _subject(video, part)))
-    if empty:
+    if skipped:
         log.warning("%s: %d labelled segment(s) have no skeleton at all and were skipped "
-                    "(first: %s)", spec["name"], len(empty), ", ".join(empty[:5]))
+                    "(first: %s)", spec["name"], len(skipped), ", ".join(skipped[:5]))
     if n_long:
         log.warning("%s: %d segment(s) longer than %d frames were %s to %d frames",
-                    spec["name"], n_long, max_frames,
-                    "uniformly resampled" if long_mode == "resample" else "truncated",
-                    max_frames)
-    if not seqs:
+                    spec["name"], n_long, t_out,
+                    "uniformly resampled" if long_mode == "resample" else "truncated", t_out)
+    if n == 0:
         raise DataError(f"{root}: no non-empty labelled segments")
-    data, lengths = stack_sequences(seqs, max_persons=NUM_PERSONS)
+    if n < n_max:
+        data, lengths = data[:n], lengths[:n]
     cols = list(zip(*meta_rows))
     meta = {"file": np.array(cols[0]), "video": np.array(cols[1]), "view": np.array(cols[2]),
             "start": np.array(cols[3]), "end": np.array(cols[4]),
@@ -345,8 +364,8 @@ def _read_part(root: Path, part: int, progress: bool, max_frames: int | None,
         info={"source": str(root), "units": "metres, camera space",
               "centred_on": "spine_mid of the first frame of each segment",
               "frame_range": "0-based start, exclusive end",
-              "max_frames": max_frames, "long_mode": long_mode, "num_shortened": n_long,
-              "skipped_empty": empty, "partition_sources": sources},
+              "max_frames": max_frames, "long_mode": long_mode, "shortened": n_long,
+              "skipped": skipped, "partition_sources": sources},
     )
 
 

@@ -1,0 +1,197 @@
+"""The custom format: .npz and folder containers, writer round trips, boundary checks."""
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from zeroskel.data.dataset import SkeletonDataset
+from zeroskel.data.readers.custom import read_custom, write_custom, write_custom_dataset
+from zeroskel.data.registry import read_dataset
+from zeroskel.errors import DataError
+
+from conftest import need
+
+CLASSES = ["wave", "clap", "jump"]
+
+
+def _seqs(v=25, lengths=(5, 3, 7, 4), persons=(1, 2, 1, 1), seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.normal(size=(m, t, v, 3)).astype(np.float32) if m > 1
+            else rng.normal(size=(t, v, 3)).astype(np.float32)
+            for t, m in zip(lengths, persons)]
+
+
+def _check_same(ds: SkeletonDataset, seqs, labels):
+    assert ds.data.shape[0] == len(seqs) and ds.data.dtype == np.float32
+    assert list(ds.lengths) == [s.shape[-3] for s in seqs]
+    assert list(ds.labels) == list(labels)
+    for i, s in enumerate(seqs):
+        s = s if s.ndim == 4 else s[None]
+        got = ds.data[i, :, :s.shape[1], :, :s.shape[0]].transpose(3, 1, 2, 0)
+        np.testing.assert_array_equal(got, s)
+        assert not ds.data[i, :, s.shape[1]:].any()      # zero past the length
+        assert not ds.data[i, ..., s.shape[0]:].any()    # zero for absent persons
+
+
+@pytest.mark.parametrize("suffix", [".npz", ""])
+def test_writer_round_trip(tmp_path, suffix):
+    seqs, labels = _seqs(), [0, 2, 1, 2]
+    path = write_custom(tmp_path / f"mine{suffix}", seqs, labels, CLASSES, "ntu25",
+                        subjects=[1, 1, 2, 2], views=["a", "b", "a", "b"],
+                        partitions={"custom": ["train", "train", "test", "test"],
+                                    "byview": [True, False, True, False]})
+    ds = read_custom(path)
+    assert ds.name == "mine" and ds.layout == "ntu25" and ds.class_names == CLASSES
+    assert ds.data.shape == (4, 3, 7, 25, 2)
+    _check_same(ds, seqs, labels)
+    assert list(ds.meta["subject"]) == [1, 1, 2, 2] and list(ds.meta["view"]) == list("abab")
+    np.testing.assert_array_equal(ds.partitions["custom"], [True, True, False, False])
+    np.testing.assert_array_equal(ds.partitions["byview"], [True, False, True, False])
+    assert len(set(ds.meta["file"])) == 4
+
+
+def test_hand_made_npz_dense_and_object_forms(tmp_path):
+    rng = np.random.default_rng(1)
+    dense = rng.normal(size=(3, 6, 20, 3)).astype(np.float32)
+    dense[1, 4:] = 0
+    np.savez(tmp_path / "d.npz", joints=dense, labels=np.array([1, 0, 1]),
+             class_names=np.array(["a", "b"]), layout="kinect_v1", lengths=np.array([6, 4, 6]),
+             partition=np.array(["train", "test", "TRAIN"]), partition_other=np.array(
+                 ["test", "train", "train"]))
+    ds = read_custom(tmp_path / "d.npz")
+    assert ds.name == "d" and ds.layout == "kinect_v1" and ds.data.shape == (3, 3, 6, 20, 1)
+    _check_same(ds, [dense[0], dense[1, :4], dense[2]], [1, 0, 1])
+    np.testing.assert_array_equal(ds.partitions["custom"], [True, False, True])
+    np.testing.assert_array_equal(ds.partitions["other"], [False, True, True])
+
+    # variable-length sequences as an object array (people with (M, T, V, 3) arrays)
+    seqs = _seqs(v=20)
+    obj = np.empty(len(seqs), dtype=object)
+    obj[:] = seqs
+    np.savez(tmp_path / "o.npz", joints=obj, labels=np.array([0, 1, 1, 0]),
+             class_names=np.array(["a", "b"]), layout=np.array("kinect_v1"),
+             name=np.array("my data"))
+    ds = read_custom(tmp_path / "o.npz")
+    assert ds.name == "my data" and ds.data.shape == (4, 3, 7, 20, 2)
+    _check_same(ds, seqs, [0, 1, 1, 0])
+
+
+def test_registry_dispatches_paths(tmp_path):
+    seqs = _seqs(v=20)
+    write_custom(tmp_path / "x.npz", seqs, [0, 1, 2, 0], CLASSES, "kinect_v1")
+    write_custom(tmp_path / "folder", seqs, [0, 1, 2, 0], CLASSES, "kinect_v1")
+    for p in (tmp_path / "x.npz", tmp_path / "folder"):
+        ds = read_dataset(str(p))
+        _check_same(ds, seqs, [0, 1, 2, 0])
+
+
+def test_empty_class_is_allowed_and_logged(tmp_path, caplog):
+    p = write_custom(tmp_path / "e.npz", _seqs(), [0, 0, 1, 1], CLASSES, "ntu25")
+    with caplog.at_level(logging.WARNING):
+        ds = read_custom(p)
+    assert ds.num_classes == 3 and ds.info["empty_classes"] == ["jump"]
+    assert "jump" in caplog.text
+
+
+def test_export_of_a_reader_dataset_round_trips(tmp_path, data_root):
+    from zeroskel.data.dataset import stack_sequences
+    from zeroskel.data.readers.small import UTD_MHAD_CLASSES, read_utd_mhad_file
+    files = sorted(need(data_root, "utd_mhad").glob("a*_s*_t*_skeleton.mat"))[::100]
+    data, lengths = stack_sequences([read_utd_mhad_file(f) for f in files], max_persons=1)
+    labels = [int(f.name.split("_")[0][1:]) - 1 for f in files]
+    ds = SkeletonDataset("utd", "kinect_v1", list(UTD_MHAD_CLASSES), data, lengths, labels,
+                         meta={"file": np.array([f.name for f in files])},
+                         partitions={"xsub": np.arange(len(files)) % 2 == 0})
+    back = read_custom(write_custom_dataset(tmp_path / "utd.npz", ds))
+    assert back.class_names == ds.class_names and back.layout == "kinect_v1"
+    np.testing.assert_array_equal(back.labels, ds.labels)
+    np.testing.assert_array_equal(back.lengths, ds.lengths)
+    np.testing.assert_array_equal(back.data, ds.data)
+    np.testing.assert_array_equal(back.partitions["xsub"], ds.partitions["xsub"])
+
+
+# ------------------------------------------------------------------ bad input
+def _npz(tmp_path, drop=(), **over):
+    arrays = dict(joints=np.zeros((2, 4, 25, 3), np.float32) + 0.5, labels=np.array([0, 1]),
+                  class_names=np.array(["a", "b"]), layout=np.array("ntu25"))
+    arrays.update(over)
+    for k in drop:
+        arrays.pop(k)
+    p = tmp_path / "bad.npz"
+    np.savez(p, **arrays)
+    return p
+
+
+@pytest.mark.parametrize("drop, over, match", [
+    (("labels",), {}, r"bad.npz: missing key 'labels'"),
+    (("layout",), {}, r"bad.npz: missing key 'layout'"),
+    ((), {"joints": np.zeros((2, 4, 25), np.float32)}, r"key 'joints': must be .*\(ndim 3\)"),
+    ((), {"joints": np.ones((2, 4, 20, 3), np.float32)},
+     r"sample 0 \(bad.npz\[0\]\) has 20 joints but layout 'ntu25' has 25"),
+    ((), {"joints": np.ones((2, 4, 25, 2), np.float32)}, r"last axis must be the 3 coord"),
+    ((), {"joints": np.ones((2, 0, 25, 3), np.float32)}, r"zero-length"),
+    ((), {"lengths": np.array([4, 0])}, r"key 'lengths' entry 1 = 0: zero-length"),
+    ((), {"lengths": np.array([4, 5])}, r"key 'lengths' entry 1 = 5: longer than T = 4"),
+    ((), {"labels": np.array([0, 2])}, r"key 'labels': label 2 of sample 1 is outside"),
+    ((), {"labels": np.array([0.0, 1.0])}, r"key 'labels': must be \(2,\) integers"),
+    ((), {"layout": np.array("openpose")}, r"layout 'openpose' is unknown; valid"),
+    ((), {"class_names": np.array(["a", "a"])}, r"key 'class_names': repeated"),
+    ((), {"partition": np.array(["train", "val"])}, r"key 'partition' entry 1 is 'val'"),
+    ((), {"subjects": np.array([1, 2, 3])}, r"key 'subjects' must be \(2,\)"),
+])
+def test_npz_errors_name_file_and_key(tmp_path, drop, over, match):
+    p = _npz(tmp_path, drop, **over)
+    with pytest.raises(DataError, match=match):
+        read_custom(p)
+
+
+def test_non_finite_values_are_located(tmp_path):
+    j = np.zeros((2, 4, 25, 3), np.float32)
+    j[1, 2, 3, 0] = np.nan
+    with pytest.raises(DataError, match=r"bad.npz: key 'joints': non-finite .* \(1, 0, 2, 3, 0\)"):
+        read_custom(_npz(tmp_path, joints=j))
+    seqs = _seqs()
+    seqs[2][0, 0, 0] = np.inf
+    with pytest.raises(DataError, match=r"write_custom: argument 'sequences', sample 2: non-fin"):
+        write_custom(tmp_path / "w.npz", seqs, [0, 1, 2, 0], CLASSES, "ntu25")
+    assert not (tmp_path / "w.npz").exists()
+
+
+def test_folder_errors_name_file_line_and_column(tmp_path):
+    folder = write_custom(tmp_path / "f", _seqs(v=20), [0, 1, 2, 0], CLASSES, "kinect_v1",
+                          partitions={"custom": ["train", "test", "train", "test"]})
+    csv_path = folder / "labels.csv"
+    good = csv_path.read_text()
+    assert good.splitlines()[0] == "file,label,partition"
+
+    csv_path.write_text(good.replace("samples/000002.npy,2", "samples/000002.npy,7"))
+    with pytest.raises(DataError, match=r"labels.csv: column 'label': label 7 of sample 2"):
+        read_custom(folder)
+    csv_path.write_text(good.replace("samples/000001.npy,1", "samples/000001.npy,one"))
+    with pytest.raises(DataError, match=r"labels.csv, line 3: label 'one' is not an integer"):
+        read_custom(folder)
+    csv_path.write_text(good.replace("000003.npy", "000009.npy"))
+    with pytest.raises(DataError, match=r"labels.csv, line 5: file 'samples/000009.npy' not"):
+        read_custom(folder)
+    csv_path.write_text(good.replace("file,label", "path,label"))
+    with pytest.raises(DataError, match=r"labels.csv: missing column 'file'"):
+        read_custom(folder)
+    csv_path.write_text(good)
+
+    np.save(folder / "samples/000001.npy", np.zeros((0, 20, 3), np.float32))
+    with pytest.raises(DataError, match=r"000001.npy: zero-length sequence"):
+        read_custom(folder)
+    np.save(folder / "samples/000001.npy", np.zeros((3, 25, 3), np.float32))
+    with pytest.raises(DataError, match=r"sample 1 \(samples/000001.npy\) has 25 joints"):
+        read_custom(folder)
+
+    meta = json.loads((folder / "meta.json").read_text())
+    del meta["layout"]
+    (folder / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match=r"meta.json: missing key 'layout'"):
+        read_custom(folder)
+    with pytest.raises(DataError, match=r"nope: custom dataset not found"):
+        read_custom(tmp_path / "nope")

@@ -248,3 +248,12 @@ def test_max_frames_none_keeps_every_frame(tmp_path):
     ds = read_pku_mmd1(tmp_path, progress=False, max_frames=None)
     assert ds.data.shape[2] == 30 and ds.info["shortened"] == 0
     assert list(ds.lengths) == [10, 18, 30, 18]
+
+
+def test_worker_processes_give_the_same_dataset(tmp_path):
+    make_part1(tmp_path)
+    one = read_pku_mmd1(tmp_path, progress=False)
+    two = read_pku_mmd1(tmp_path, progress=False, workers=2)
+    np.testing.assert_array_equal(one.data, two.data)
+    np.testing.assert_array_equal(one.labels, two.labels)
+    assert list(one.meta["video"]) == list(two.meta["video"])

@@ -194,7 +194,7 @@ def read_pku_split(path: str | Path) -> tuple[list[str], list[str]]:
 
 # ---------------------------------------------------------------------------- datasets
 def read_pku_mmd1(folder: str | Path, progress: bool = True, max_frames: int | None = 300,
-                  long_mode: str = "truncate") -> SkeletonDataset:
+                  long_mode: str = "truncate", workers: int = 1) -> SkeletonDataset:
     """Read PKU-MMD part I: 51 classes, partitions ``xsub`` and ``xview``.
 
     Args:
@@ -204,6 +204,7 @@ def read_pku_mmd1(folder: str | Path, progress: bool = True, max_frames: int | N
             shortened with a logged warning. ``None``: T = the longest segment.
         long_mode: ``"truncate"`` (keep the first ``max_frames`` frames, the NTU reader's
             rule) or ``"resample"`` (uniform temporal subsampling over the whole segment).
+        workers: processes parsing the text files (parsing is CPU-bound; 1 = in-process).
 
     Partitions come from ``Split/cross-subject.txt`` and ``Split/cross-view.txt``. Without
     the cross-view file the paper's view rule is used (left view held out); without the
@@ -211,11 +212,11 @@ def read_pku_mmd1(folder: str | Path, progress: bool = True, max_frames: int | N
     Both fallbacks are logged and recorded in ``info["partition_sources"]``.
     """
     return _read_part(Path(folder), part=1, progress=progress, max_frames=max_frames,
-                      long_mode=long_mode)
+                      long_mode=long_mode, workers=workers)
 
 
 def read_pku_mmd2(folder: str | Path, progress: bool = True, max_frames: int | None = 300,
-                  long_mode: str = "truncate") -> SkeletonDataset:
+                  long_mode: str = "truncate", workers: int = 1) -> SkeletonDataset:
     """Read PKU-MMD part II: 41 classes (part I minus the 10 interactions), ``xsub``/``xview``.
 
     Same output conventions and arguments as :func:`read_pku_mmd1`.
@@ -227,7 +228,7 @@ def read_pku_mmd2(folder: str | Path, progress: bool = True, max_frames: int | N
     logged and recorded in ``info["partition_sources"]``.
     """
     return _read_part(Path(folder), part=2, progress=progress, max_frames=max_frames,
-                      long_mode=long_mode)
+                      long_mode=long_mode, workers=workers)
 
 
 _LAYOUT = {
@@ -265,7 +266,7 @@ def _find_split(root: Path, names) -> Path | None:
 
 
 def _read_part(root: Path, part: int, progress: bool, max_frames: int | None,
-               long_mode: str) -> SkeletonDataset:
+               long_mode: str, workers: int) -> SkeletonDataset:
     if long_mode not in ("resample", "truncate"):
         from ...errors import unknown_name
         raise unknown_name("long-sequence mode", long_mode, ["resample", "truncate"])
@@ -311,34 +312,35 @@ def _read_part(root: Path, part: int, progress: bool, max_frames: int | None,
 
     # pass 2: skeletons, cut into segments written straight into ``data``
     labels, meta_rows, skipped, n_long, n = [], [], [], 0, 0
+    jobs = [(p, *label_rows[p], t_out, long_mode) for p in files]
+    pool = None
+    if workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+        pool = ProcessPoolExecutor(max_workers=workers)
+        results = pool.map(_cut_video, jobs, chunksize=4)
+    else:
+        results = map(_cut_video, jobs)
     if progress:
         from ..._progress import progress as bar
-        it = bar(files, desc=f"read {spec['name']}", total=len(files))
-    else:
-        it = files
-    for skel_path in it:
-        video = skel_path.stem
-        label_path, rows, line_no = label_rows[skel_path]
-        skel = read_pku_skeleton_file(skel_path)
-        n_frames = skel.shape[0]
-        for k, (action, start, end, conf) in enumerate(rows):
-            if end > n_frames:
-                raise DataError(f"{label_path}, line {line_no[k]}: frame range {start}..{end} "
-                                f"is beyond the video length ({n_frames} frames in "
-                                f"{skel_path.name})")
-            seg = skel[start:end].transpose(1, 0, 2, 3)  # (M, T, V, 3)
-            if not seg.any():
-                skipped.append(f"{video}#{k}")
-                continue
-            if seg.shape[1] > t_out:
-                n_long += 1
-                seg = _shorten(seg, t_out, long_mode)
-            data[n, :, :seg.shape[1]] = _centre(seg).transpose(3, 1, 2, 0)
-            lengths[n] = seg.shape[1]
-            n += 1
-            labels.append(id_to_label[action])
-            meta_rows.append((skel_path.name, video, video[-1], int(start), int(end), int(conf),
-                              int(action), k, _subject(video, part)))
+        results = bar(results, desc=f"read {spec['name']}", total=len(files))
+    try:
+        for (skel_path, _, rows, _, _, _), segments in zip(jobs, results):
+            video = skel_path.stem
+            for k, seg in enumerate(segments):
+                if seg is None:
+                    skipped.append(f"{video}#{k}")
+                    continue
+                action, start, end, conf = (int(v) for v in rows[k])
+                n_long += end - start > t_out
+                data[n, :, :seg.shape[1]] = seg.transpose(3, 1, 2, 0)
+                lengths[n] = seg.shape[1]
+                n += 1
+                labels.append(id_to_label[action])
+                meta_rows.append((skel_path.name, video, video[-1], start, end, conf, action, k,
+                                  _subject(video, part)))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     if skipped:
         log.warning("%s: %d labelled segment(s) have no skeleton at all and were skipped "
                     "(first: %s)", spec["name"], len(skipped), ", ".join(skipped[:5]))
@@ -367,6 +369,27 @@ def _read_part(root: Path, part: int, progress: bool, max_frames: int | None,
               "max_frames": max_frames, "long_mode": long_mode, "shortened": n_long,
               "skipped": skipped, "partition_sources": sources},
     )
+
+
+def _cut_video(job) -> list[np.ndarray | None]:
+    """Read one video and cut it: per label row a centred (M, T<=t_out, V, 3) segment, or
+    ``None`` for a segment without any skeleton. Top-level so worker processes can run it."""
+    skel_path, label_path, rows, line_no, t_out, long_mode = job
+    skel = read_pku_skeleton_file(skel_path)
+    n_frames = skel.shape[0]
+    out = []
+    for k, (_, start, end, _) in enumerate(rows):
+        if end > n_frames:
+            raise DataError(f"{label_path}, line {line_no[k]}: frame range {start}..{end} is "
+                            f"beyond the video length ({n_frames} frames in {skel_path.name})")
+        seg = skel[start:end].transpose(1, 0, 2, 3)  # (M, T, V, 3)
+        if not seg.any():
+            out.append(None)
+            continue
+        if seg.shape[1] > t_out:
+            seg = _shorten(seg, t_out, long_mode)
+        out.append(_centre(seg))
+    return out
 
 
 def _label_line_numbers(path: Path) -> list[int]:

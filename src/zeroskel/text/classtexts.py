@@ -1,0 +1,269 @@
+"""Class texts (names and descriptions) of every built-in dataset, selectable by name.
+
+The texts are read from ``<data root>/text/`` (never copied into the package; see the
+README, "Class texts"); only the UTD-MHAD / NW-UCLA class names live in code. Sources:
+
+* ``name``: class names (NTU/PKU: ``text/pgfa/{ntu,pku}_labelmap.txt``).
+* ``pgfa-des`` / ``pgfa-ska`` / ``pgfa-parts``: PGFA's one-sentence definitions, GPT-4
+  skeleton-focused descriptions, GAP body-part texts (``text/pgfa/``).
+* ``flora-motion`` / ``flora-llm``: Flora's body-motion csv and LLM definitions
+  (``text/flora/``).
+* ``purls-label``, ``purls-global``, ``purls-<part>`` (head, hands, torso, legs, start,
+  middle, end): PURLS GPT-3 descriptions (``text/purls/gpt3_desc.xlsx``).
+
+A source string may combine sources: ``"name+purls-global"`` renders
+``"{name}: {purls-global}"`` (the "label: description" prompt), and any string with
+``{source}`` fields is a template, e.g. ``"a person doing {name}"``. A path to a text
+file (see :func:`load_text_file`) works too.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ConfigError, DataError, unknown_name
+from ..paths import data_root as resolve_root
+
+PURLS_PARTS = {"head": "Head", "hands": "Hands", "torso": "Torso", "legs": "Legs",
+               "start": "Start", "middle": "Middle", "end": "End"}
+PURLS_COLUMNS = {"purls-label": "Action Labels", "purls-global": "Global Desc",
+                 **{f"purls-{k}": v for k, v in PURLS_PARTS.items()}}
+PURLS_SHEETS = {"ntu60": "NTU-RGB+D", "ntu120": "NTU-RGB+D", "nw_ucla": "NW-UCLA", "utd_mhad": "UTD-MHAD"}
+PURLS_FILE = "text/purls/gpt3_desc.xlsx"
+
+_NUM_CLASSES = {"ntu60": 60, "ntu120": 120, "pku_mmd1": 51, "nw_ucla": 10, "utd_mhad": 27}
+_TEMPLATE_FIELD = re.compile(r"\{([A-Za-z0-9_-]+)\}")
+
+
+@dataclass(frozen=True)
+class _Source:
+    kind: str  # "lines", "csv", "xlsx", "code"
+    file: str  # relative to the data root ("" for code)
+    where: str  # provenance for humans
+    column: str = ""  # xlsx column
+
+
+def _sources(dataset: str) -> dict[str, _Source]:
+    pgfa = "PGFA repository (kaai520/PGFA), descriptions/ (MIT)"
+    flora = "Flora repository (cseeyangchen/Flora), semantics/"
+    purls = "PURLS repository (azzh1/PURLS), GPT-3 descriptions (BSD-3)"
+    out: dict[str, _Source] = {}
+    if dataset in ("ntu60", "ntu120", "pku_mmd1"):
+        ntu = dataset != "pku_mmd1"
+        out["name"] = _Source("lines", f"text/pgfa/{'ntu' if ntu else 'pku'}_labelmap.txt", pgfa)
+        out["pgfa-des"] = _Source("lines", f"text/pgfa/{dataset if ntu else 'pku'}_des.txt", pgfa)
+        out["pgfa-ska"] = _Source("lines", f"text/pgfa/{'ntu' if ntu else 'pku'}_ska_gpt4.txt", pgfa)
+        if ntu:
+            out["pgfa-parts"] = _Source("lines", "text/pgfa/ntu_parts_from_GAP.txt", pgfa + " (from GAP)")
+        fl = dataset if ntu else "pku51"
+        out["flora-motion"] = _Source("csv", f"text/flora/{fl}.csv", flora)
+        out["flora-llm"] = _Source("lines", f"text/flora/{fl}_llm.txt", flora)
+    elif dataset in ("nw_ucla", "utd_mhad"):
+        out["name"] = _Source("code", "", "zeroskel.data.readers.small (dataset documentation)")
+    else:
+        raise unknown_name("dataset with class texts", dataset, _NUM_CLASSES)
+    if dataset in PURLS_SHEETS:
+        for name, col in PURLS_COLUMNS.items():
+            out[name] = _Source("xlsx", PURLS_FILE, f"{purls}, sheet {PURLS_SHEETS[dataset]!r}", col)
+    return out
+
+
+def class_text_sources(dataset: str) -> dict[str, str]:
+    """Text sources of a dataset: name -> file under the data root (or where it comes from).
+
+    Combinations (``"name+purls-global"``), templates and user files are accepted on top.
+    """
+    return {k: (s.file or s.where) for k, s in _sources(dataset).items()}
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise DataError(f"class text file {path} not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"class text file {path}: unreadable ({e})") from None
+    lines = text.splitlines()
+    while lines and not lines[-1].strip():  # trailing newlines only; inner blanks are errors
+        lines.pop()
+    return [line.strip() for line in lines]
+
+
+def _check(texts: list[str], path, num_classes: int | None, what: str = "lines") -> list[str]:
+    empty = [i for i, t in enumerate(texts) if not t]
+    if empty:
+        raise DataError(f"class text file {path}: empty text for class ids {empty[:10]} "
+                        f"({what} {', '.join(str(i + 1) for i in empty[:10])})")
+    if num_classes is not None and len(texts) != num_classes:
+        raise DataError(f"class text file {path}: {len(texts)} {what} for {num_classes} classes")
+    return texts
+
+
+def _read_csv(path: Path, num_classes: int | None) -> list[str]:
+    """csv with a header: a text column (``text``/``label``/``description``) and optionally
+    an id column, ``idx`` (1-based, Flora's convention) or ``class_id`` (0-based)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise DataError(f"class text file {path} not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"class text file {path}: unreadable ({e})") from None
+    rows = list(csv.DictReader(io.StringIO(text)))
+    cols = rows[0].keys() if rows else []
+    text_col = next((c for c in ("text", "label", "description") if c in cols), None)
+    if text_col is None:
+        raise DataError(f"class text file {path}: no 'text', 'label' or 'description' column "
+                        f"(columns: {list(cols)})")
+    id_col = next((c for c in ("class_id", "idx") if c in cols), None)
+    if id_col is None:
+        return _check([(r[text_col] or "").strip() for r in rows], path, num_classes, "rows")
+    base = 1 if id_col == "idx" else 0
+    by_id: dict[int, str] = {}
+    for i, r in enumerate(rows, 2):
+        try:
+            cid = int(r[id_col]) - base
+        except (TypeError, ValueError):
+            raise DataError(f"class text file {path}: line {i}: {id_col}={r[id_col]!r} is not an integer") from None
+        if cid in by_id:
+            raise DataError(f"class text file {path}: line {i}: duplicate {id_col} {cid + base}")
+        by_id[cid] = (r[text_col] or "").strip()
+    n = num_classes if num_classes is not None else len(by_id)
+    missing = sorted(set(range(n)) - set(by_id))
+    extra = sorted(set(by_id) - set(range(n)))
+    if missing or extra:
+        raise DataError(f"class text file {path}: {id_col} must cover {base}..{n - 1 + base} exactly "
+                        f"(missing {[m + base for m in missing][:10]}, unexpected {[e + base for e in extra][:10]})")
+    return _check([by_id[i] for i in range(n)], path, n, "rows")
+
+
+def load_text_file(path: str | os.PathLike, num_classes: int | None = None) -> list[str]:
+    """Read user class texts; entry i = class id i.
+
+    Formats: ``.txt`` (one line per class), ``.csv`` (see above), ``.json`` (a list of
+    strings, or an object mapping 0-based class ids to strings).
+
+    Raises :class:`DataError` naming the file for a wrong count or an empty text.
+    """
+    path = Path(path).expanduser()
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _read_csv(path, num_classes)
+    if suffix == ".json":
+        try:
+            obj = json.loads(path.read_text(encoding="utf-8-sig"))
+        except FileNotFoundError:
+            raise DataError(f"class text file {path} not found") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise DataError(f"class text file {path}: unreadable JSON ({e})") from None
+        if isinstance(obj, dict):
+            try:
+                by_id = {int(k): v for k, v in obj.items()}
+            except ValueError:
+                raise DataError(f"class text file {path}: keys must be 0-based class ids") from None
+            n = num_classes if num_classes is not None else len(by_id)
+            if set(by_id) != set(range(n)):
+                raise DataError(f"class text file {path}: keys must be exactly 0..{n - 1}, got "
+                                f"{sorted(by_id)[:10]}{'...' if len(by_id) > 10 else ''}")
+            obj = [by_id[i] for i in range(n)]
+        if not isinstance(obj, list) or not all(isinstance(t, str) for t in obj):
+            raise DataError(f"class text file {path}: expected a list of strings or an id -> string object")
+        return _check([t.strip() for t in obj], path, num_classes, "entries")
+    if suffix in (".txt", ""):
+        return _check(_read_lines(path), path, num_classes)
+    raise ConfigError(f"class text file {path}: unsupported suffix {path.suffix!r} (use .txt, .csv or .json)")
+
+
+def _read_purls(path: Path, sheet: str, column: str, n: int) -> list[str]:
+    import openpyxl
+
+    if not path.is_file():
+        raise DataError(f"class text file {path} not found (PURLS GPT-3 descriptions, gpt3_desc.xlsx)")
+    try:
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as e:  # openpyxl raises zipfile / KeyError / InvalidFileException
+        raise DataError(f"class text file {path}: unreadable workbook ({type(e).__name__}: {e})") from None
+    try:
+        if sheet not in wb.sheetnames:
+            raise DataError(f"class text file {path}: no sheet {sheet!r} (sheets: {wb.sheetnames})")
+        rows = list(wb[sheet].iter_rows(values_only=True))
+    finally:
+        wb.close()
+    header = [str(h).strip() if h is not None else "" for h in rows[0]] if rows else []
+    if column not in header:
+        raise DataError(f"class text file {path}, sheet {sheet!r}: no column {column!r} (columns: {header})")
+    j = header.index(column)
+    body = rows[1:]
+    while body and all(v is None for v in body[-1]):
+        body.pop()
+    texts = [str(r[j]).strip() if j < len(r) and r[j] is not None else "" for r in body]
+    where = f"{path} (sheet {sheet!r}, column {column!r})"
+    if len(texts) < n:
+        raise DataError(f"class text file {where}: {len(texts)} rows for {n} classes")
+    # NTU-60 is the first 60 classes of the NTU-RGB+D sheet (NTU-120 order).
+    return _check(texts[:n], where, n, "rows")
+
+
+def _load_one(dataset: str, source: str, root_arg, n: int) -> list[str]:
+    sources = _sources(dataset)
+    if source not in sources:
+        raise unknown_name(f"class text source of {dataset}", source,
+                           list(sources) + ["A+B", "template with {source} fields", "<path to .txt/.csv/.json>"])
+    s = sources[source]
+    if s.kind == "code":
+        from ..data.readers.small import NW_UCLA_CLASSES, UTD_MHAD_CLASSES
+        return list(UTD_MHAD_CLASSES if dataset == "utd_mhad" else NW_UCLA_CLASSES)
+    root = resolve_root(root_arg)
+    path = root / s.file
+    if s.kind == "xlsx":
+        return _read_purls(path, PURLS_SHEETS[dataset], s.column, n)
+    if not path.is_file():
+        raise DataError(f"class text file {path} not found: source {source!r} of {dataset} comes from the "
+                        f"{s.where}; put it under <data root>/{s.file}")
+    if s.kind == "csv":
+        texts = _read_csv(path, None)
+    else:
+        texts = _check(_read_lines(path), path, None)
+    # Shared NTU files list all 120 classes; NTU-60 is their first 60.
+    if dataset == "ntu60" and len(texts) == 120:
+        texts = texts[:60]
+    return _check(texts, path, n)
+
+
+def load_class_texts(dataset: str, source: str = "name",
+                     data_root: str | os.PathLike | None = None) -> list[str]:
+    """Class texts of a built-in dataset; entry i = class id i.
+
+    Args:
+        dataset: ``ntu60``, ``ntu120``, ``pku_mmd1``, ``nw_ucla`` or ``utd_mhad``.
+        source: a source name (:func:`class_text_sources`), ``"A+B"`` (rendered
+            ``"{A}: {B}"``), a template with ``{source}`` fields, or a path to a user file.
+        data_root: the data root (default ``$ZEROSKEL_DATA``); not needed for the
+            UTD-MHAD / NW-UCLA names.
+
+    Returns:
+        ``num_classes`` non-empty strings.
+    """
+    if dataset not in _NUM_CLASSES:
+        _sources(dataset)  # raises the unknown-name error
+    n = _NUM_CLASSES[dataset]
+    if "{" in source or "}" in source:
+        template = source
+    elif "+" in source and not Path(source).exists():
+        template = ": ".join("{" + part.strip() + "}" for part in source.split("+"))
+    elif Path(source).suffix.lower() in (".txt", ".csv", ".json") or os.sep in source:
+        return load_text_file(source, n)
+    else:
+        return _load_one(dataset, source, data_root, n)
+    fields = _TEMPLATE_FIELD.findall(template)
+    if not fields:
+        raise ConfigError(f"class text template {source!r}: no {{source}} field")
+    stray = _TEMPLATE_FIELD.sub("", template)
+    if "{" in stray or "}" in stray:
+        raise ConfigError(f"class text template {source!r}: unbalanced braces")
+    values = {f: _load_one(dataset, f, data_root, n) for f in dict.fromkeys(fields)}
+    return [_TEMPLATE_FIELD.sub(lambda m: values[m.group(1)][i], template) for i in range(n)]

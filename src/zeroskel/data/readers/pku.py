@@ -18,14 +18,20 @@ On-disk layout (as published)::
 * label file: one action per line, ``label,start,end,confidence``. ``label`` is the 1-based
   id of the part-I action list (part II uses the same ids, minus the 10 two-person ones);
   ``start``/``end`` are 0-based frame indices, ``end`` exclusive (segment = lines
-  ``start .. end-1`` of the skeleton file; the convention of the published preprocessing
-  scripts, and the one under which every label fits its video); ``confidence`` is 1
+  ``start .. end-1`` of the skeleton file, the ``[start:end]`` slicing of the widely used
+  preprocessing scripts; starts of 0 occur, so ids are 0-based); ``confidence`` is 1
   (slight) or 2 (strong).
 * split file: a ``Training videos:`` header line, the training video ids separated by
   commas, a ``Validataion videos:`` header (sic) and the held-out ids.
 
 The file name gives the view: ``XXXX-V`` with V in L (left), M (middle), R (right); part II
 names are ``AaaNnn-V`` where ``Nnn`` is the subject.
+
+Output conventions are the NTU reader's: each segment is translated so that the spine-mid
+joint (index 1) of person 1 in its first frame is the origin (absent persons stay zero),
+data are (N, 3, max_frames, 25, 2) float32, longer segments are shortened with a logged
+warning, and segments with no skeleton at all are skipped with a logged warning and listed
+in ``info["skipped"]``.
 """
 from __future__ import annotations
 

@@ -1,0 +1,420 @@
+"""The on-disk cache of prepared (preprocessed) datasets.
+
+:func:`prepare` reads a dataset, applies a preprocessing pipeline to every sample and saves
+the result under ``<cache_root>/prepared/<name>-<key>/`` (a :meth:`SkeletonDataset.save`
+folder plus ``prepared.json``). ``key`` hashes
+
+* the source fingerprint: the dataset name, layout, the relative names, sizes and
+  modification times of every file in the source folder (or the custom file), and the
+  reader module's ``READER_VERSION`` constant (0 when it has none);
+* the pipeline's ``to_config()``;
+* the zeroskel dataset format version and :data:`CACHE_VERSION`,
+
+so a changed source file or parameter gives a new folder, and an unchanged one is reused
+without reading the source. The folder is built in a temporary sibling and renamed into
+place, so an interrupted run never leaves a half-written cache and concurrent runs of the
+same preparation do not corrupt each other (the first rename wins; the others reuse it).
+Samples are processed in chunks into an ``open_memmap``, so the result need not fit in RAM.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from ..paths import cache_root
+from .dataset import FORMAT_VERSION, SkeletonDataset
+from .transforms import Compose, Transform, apply_pipeline, build_pipeline
+
+__all__ = ["CACHE_VERSION", "prepare", "prepared_path", "source_fingerprint", "cache_key",
+           "list_prepared", "clear_prepared"]
+
+# Bump when prepare's output changes for the same source and pipeline configs (e.g. a
+# transform's arithmetic is fixed), so old caches are not reused.
+CACHE_VERSION = 1
+MARKER = "prepared.json"
+_TMP_PREFIX = ".tmp-"
+
+
+def _prepared_dir(cache_dir: str | os.PathLike | None) -> Path:
+    return cache_root(cache_dir) / "prepared"
+
+
+def _walk_files(root: Path) -> list[list]:
+    """[relative path, size, mtime_ns] of every file under ``root`` (or of ``root`` itself)."""
+    if root.is_file():
+        st = root.stat()
+        return [[root.name, st.st_size, st.st_mtime_ns]]
+    out = []
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        with os.scandir(folder) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=True):
+                    stack.append(Path(e.path))
+                elif e.is_file(follow_symlinks=True):
+                    st = e.stat(follow_symlinks=True)
+                    out.append([os.path.relpath(e.path, root), st.st_size, st.st_mtime_ns])
+    out.sort()
+    return out
+
+
+def _reader_version(module_name: str) -> Any:
+    import importlib
+    return getattr(importlib.import_module(module_name), "READER_VERSION", 0)
+
+
+def _content_hash(ds: SkeletonDataset, chunk: int = 1024) -> str:
+    """Hash of an in-memory dataset's arrays (used when it carries no fingerprint)."""
+    h = hashlib.sha256()
+    h.update(json.dumps([ds.name, ds.layout, list(ds.class_names), list(ds.data.shape)]).encode())
+    for s in range(0, len(ds), chunk):
+        h.update(np.ascontiguousarray(ds.data[s:s + chunk], dtype=np.float32).tobytes())
+    for arr in [ds.lengths, ds.labels] + [ds.meta[k] for k in sorted(ds.meta)] \
+            + [ds.partitions[k] for k in sorted(ds.partitions)]:
+        h.update(np.ascontiguousarray(arr).tobytes() if arr.dtype != object else repr(arr.tolist()).encode())
+    h.update(json.dumps(sorted(ds.meta) + sorted(ds.partitions)).encode())
+    return h.hexdigest()
+
+
+def source_fingerprint(dataset: str | os.PathLike | SkeletonDataset,
+                       data_root: str | os.PathLike | None = None) -> dict[str, Any]:
+    """What the cache key depends on, on the source side, without reading the data.
+
+    * registry name: dataset name, layout, reader, ``READER_VERSION`` of the reader module,
+      and [relative path, size, mtime_ns] of every file in the dataset folder;
+    * custom path: the resolved path and the same file list for it;
+    * in-memory :class:`SkeletonDataset`: ``info['fingerprint']`` when set (a prepared
+      dataset carries one), else a hash of its arrays.
+    """
+    from . import registry
+
+    if isinstance(dataset, SkeletonDataset):
+        fp = dataset.info.get("fingerprint")
+        return {"kind": "memory", "name": dataset.name, "layout": dataset.layout,
+                "fingerprint": fp if fp is not None else _content_hash(dataset)}
+    name = os.fspath(dataset)
+    if registry.is_custom(name):
+        path = Path(name).expanduser().resolve()
+        if not path.exists():
+            raise DataError(f"custom dataset {name}: no such file or folder")
+        return {"kind": "custom", "path": str(path), "files": _walk_files(path),
+                "reader_version": _reader_version("zeroskel.data.readers.custom")}
+    spec = registry.get_spec(name)
+    from ..paths import data_root as resolve_root
+    folder = spec.folder(resolve_root(data_root))
+    if not folder.is_dir():
+        raise DataError(f"dataset {name!r}: folder {folder} not found; expected {spec.expected} "
+                        f"(download: {spec.download})")
+    files = _walk_files(folder)
+    if not files:
+        raise DataError(f"dataset {name!r}: folder {folder} is empty; expected {spec.expected}")
+    return {"kind": "registry", "name": name, "layout": spec.layout, "reader": spec.reader,
+            "reader_version": _reader_version(spec.reader.split(":")[0]), "files": files}
+
+
+def cache_key(fingerprint: dict[str, Any], pipeline: Transform) -> str:
+    """16-hex-digit key of (source fingerprint, pipeline configs, format versions)."""
+    blob = json.dumps({"source": fingerprint, "pipeline": pipeline.to_config(),
+                       "format_version": FORMAT_VERSION, "cache_version": CACHE_VERSION},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _safe_name(name: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return keep.strip("._") or "dataset"
+
+
+def _source_name(dataset) -> str:
+    if isinstance(dataset, SkeletonDataset):
+        return _safe_name(dataset.name)
+    name = os.fspath(dataset)
+    from . import registry
+    if registry.is_custom(name):
+        p = Path(name)
+        return _safe_name(p.stem if p.suffix == ".npz" else p.name)
+    return _safe_name(name)
+
+
+def _layout_of(dataset) -> str:
+    if isinstance(dataset, SkeletonDataset):
+        return dataset.layout
+    from . import registry
+    name = os.fspath(dataset)
+    if registry.is_custom(name):
+        return ""  # only known after reading
+    return registry.get_spec(name).layout
+
+
+def prepared_path(dataset: str | os.PathLike | SkeletonDataset, pipeline: Any = "none",
+                  data_root: str | os.PathLike | None = None,
+                  cache_dir: str | os.PathLike | None = None) -> Path:
+    """The folder :func:`prepare` uses for this source and pipeline (it may not exist yet)."""
+    return _plan(dataset, pipeline, data_root, cache_dir)[0]
+
+
+def _plan(dataset, pipeline, data_root, cache_dir):
+    fp = source_fingerprint(dataset, data_root)
+    layout = _layout_of(dataset)
+    pipe = _build(pipeline, layout, dataset) if layout else None
+    if pipe is None:
+        # custom data: the layout is stored in the file; build the pipeline against every
+        # layout it could be, the config (which is what is hashed) does not depend on it
+        pipe = _build(pipeline, None, dataset)
+    key = cache_key(fp, pipe)
+    return _prepared_dir(cache_dir) / f"{_source_name(dataset)}-{key}", fp, pipe, key
+
+
+def _build(pipeline, layout, dataset) -> Compose:
+    if isinstance(pipeline, Transform):
+        pipe = pipeline if isinstance(pipeline, Compose) else Compose([pipeline])
+    elif layout:
+        pipe = build_pipeline(pipeline, layout, where="prepare pipeline")
+    else:
+        # layout unknown until the custom file is read: configs are layout-independent,
+        # so build against any layout that accepts the joints, only to get to_config()
+        last = None
+        for name in ("ntu25", "kinect_v1"):
+            try:
+                pipe = build_pipeline(pipeline, name, where="prepare pipeline")
+                break
+            except ConfigError as e:
+                last = e
+        else:
+            raise last  # type: ignore[misc]
+    if pipe.random:
+        raise ConfigError(f"prepare pipeline {pipe!r} contains random transforms; a prepared "
+                          "cache holds deterministic preprocessing only (apply augmentation in "
+                          "the training loader)")
+    return pipe
+
+
+def _load_ready(folder: Path) -> SkeletonDataset | None:
+    """The prepared dataset in ``folder`` if it is complete, else None."""
+    if not (folder / MARKER).is_file():
+        return None
+    try:
+        return SkeletonDataset.load(folder, mmap=True)
+    except DataError:
+        return None
+
+
+def prepare(dataset: str | os.PathLike | SkeletonDataset, pipeline: Any = "pgfa50",
+            data_root: str | os.PathLike | None = None,
+            cache_dir: str | os.PathLike | None = None, progress: bool = True,
+            chunk_size: int = 256, rebuild: bool = False, workers: int = 1) -> SkeletonDataset:
+    """Preprocess a dataset once and return it memory-mapped from the cache.
+
+    Args:
+        dataset: a registry name (``"utd_mhad"``), a path to a custom-format file or
+            folder, or an in-memory :class:`SkeletonDataset` (keyed by
+            ``info['fingerprint']`` when set, else by a hash of its arrays).
+        pipeline: a preset name (``"pgfa50"``, ``"flora50"``, ``"none"``), a list of
+            transform dicts/names, or a :class:`Compose`; deterministic transforms only.
+        data_root: the data root for registry names (default ``$ZEROSKEL_DATA``).
+        cache_dir: cache root (default ``$ZEROSKEL_CACHE`` or ``~/.cache/zeroskel``).
+        progress: show progress bars while reading and transforming.
+        chunk_size: samples transformed at a time (bounds memory).
+        rebuild: rebuild even if a complete cache exists.
+        workers: parser processes for readers that take ``workers`` (NTU); readers that take
+            ``out_dir`` stream the raw arrays to a scratch memmap inside the temporary
+            folder (deleted afterwards) instead of holding them in RAM.
+    Returns:
+        the prepared :class:`SkeletonDataset`, ``data`` a read-only memmap (N, 3, T', V, M');
+        ``info`` gains ``fingerprint`` (the cache key), ``pipeline`` (configs),
+        ``prepared_from`` (source fingerprint summary) and ``cache_path``.
+    """
+    final, fp, pipe, key = _plan(dataset, pipeline, data_root, cache_dir)
+    if not rebuild:
+        ready = _load_ready(final)
+        if ready is not None:
+            return ready
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f"{_TMP_PREFIX}{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    t0 = time.time()
+    try:
+        tmp.mkdir(parents=True)
+        src = _read_source(dataset, data_root, progress, tmp / "raw", workers)
+        if not len(src):
+            raise DataError(f"prepare: dataset {src.name!r} has no samples")
+        if not isinstance(pipeline, Transform):
+            pipe = build_pipeline(pipeline, src.layout, where="prepare pipeline")
+        _check_layout(pipe, src)
+        out = _transform_to_memmap(src, pipe, tmp / "stage.npy", chunk_size, progress)
+        lengths = out[1]
+        info = dict(src.info)
+        info.update({"fingerprint": key, "pipeline": pipe.to_config(), "cache_path": str(final),
+                     "prepared_from": {k: v for k, v in fp.items() if k != "files"}
+                     | ({"files": len(fp["files"])} if "files" in fp else {})})
+        result = SkeletonDataset(
+            name=src.name, layout=src.layout, class_names=list(src.class_names), data=out[0],
+            lengths=lengths, labels=src.labels, meta=dict(src.meta),
+            partitions=dict(src.partitions), info=info)
+        result.save(tmp)  # data.npy copied from the stage memmap in chunks
+        marker = {"key": key, "name": src.name, "layout": src.layout, "samples": len(src),
+                  "shape": list(result.data.shape), "pipeline": pipe.to_config(),
+                  "source": info["prepared_from"], "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                  "seconds": round(time.time() - t0, 3),
+                  "cache_version": CACHE_VERSION, "format_version": FORMAT_VERSION}
+        del result, out, src  # close the memmaps before deleting their files
+        (tmp / "stage.npy").unlink()
+        shutil.rmtree(tmp / "raw", ignore_errors=True)
+        (tmp / MARKER).write_text(json.dumps(marker, indent=1, default=str))
+        _publish(tmp, final, rebuild)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    ready = _load_ready(final)
+    if ready is None:
+        raise DataError(f"{final}: prepared dataset is unreadable right after writing it")
+    return ready
+
+
+def _read_source(dataset, data_root, progress: bool, scratch: Path, workers: int) -> SkeletonDataset:
+    """The unprocessed dataset; memory-mapped from ``scratch`` when its reader can stream."""
+    if isinstance(dataset, SkeletonDataset):
+        return dataset
+    from . import registry
+    name = os.fspath(dataset)
+    if registry.is_custom(name):
+        return registry.read_dataset(name, data_root, progress=progress)
+    spec = registry.get_spec(name)
+    fn = spec.read_fn()
+    import inspect
+    params = inspect.signature(fn).parameters
+    kw = {}
+    if "out_dir" in params:
+        kw["out_dir"] = scratch
+    if "workers" in params:
+        kw["workers"] = workers
+    if not kw:
+        return registry.read_dataset(name, data_root, progress=progress)
+    from ..paths import data_root as resolve_root
+    folder = spec.folder(resolve_root(data_root))
+    if not folder.is_dir():
+        raise DataError(f"dataset {name!r}: folder {folder} not found; expected {spec.expected} "
+                        f"(download: {spec.download})")
+    return fn(folder, progress=progress, **kw)
+
+
+def _check_layout(pipe: Compose, src: SkeletonDataset) -> None:
+    for t in pipe:
+        lay = getattr(t, "layout", None)
+        if lay is not None and lay.name != src.layout:
+            raise ConfigError(f"prepare: transform {t!r} was built for layout {lay.name!r}, dataset "
+                              f"{src.name!r} has layout {src.layout!r}; pass the pipeline as a config "
+                              "(list of dicts or preset name) so it is built for the data's layout")
+
+
+def _transform_to_memmap(src: SkeletonDataset, pipe: Compose, path: Path, chunk_size: int,
+                         progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Run the pipeline over ``src`` chunk by chunk into a new .npy memmap at ``path``."""
+    first, _ = pipe.apply_batch(np.asarray(src.data[:1], dtype=np.float32), src.lengths[:1])
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32,
+                                    shape=(len(src),) + first.shape[1:])
+    data, lengths = apply_pipeline(src.data, src.lengths, pipe, chunk_size=chunk_size, out=out,
+                                   progress=progress, desc=f"prepare {src.name}")
+    data.flush()
+    return data, lengths
+
+
+def _publish(tmp: Path, final: Path, replace: bool) -> None:
+    """Rename ``tmp`` to ``final``; if another run got there first, keep theirs."""
+    if replace and final.exists():
+        trash = final.parent / f"{_TMP_PREFIX}old-{final.name}-{uuid.uuid4().hex[:8]}"
+        try:
+            final.rename(trash)
+        except FileNotFoundError:
+            pass
+        else:
+            shutil.rmtree(trash, ignore_errors=True)
+    elif final.exists() and _load_ready(final) is None:
+        # an incomplete folder from an older, non-atomic writer or a damaged cache: set aside
+        trash = final.parent / f"{_TMP_PREFIX}bad-{final.name}-{uuid.uuid4().hex[:8]}"
+        try:
+            final.rename(trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        except FileNotFoundError:
+            pass
+    try:
+        tmp.rename(final)
+    except OSError as e:
+        if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+        # a concurrent prepare published the same key first; its content is equivalent
+
+
+def list_prepared(cache_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """One dict per complete prepared dataset: ``path``, ``bytes`` and the ``prepared.json``
+    fields (``key``, ``name``, ``layout``, ``samples``, ``pipeline``, ``source``, ``created``,
+    ...). Sorted by name then creation time. Incomplete/temporary folders are skipped."""
+    root = _prepared_dir(cache_dir)
+    out = []
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        if folder.name.startswith(_TMP_PREFIX) or not folder.is_dir():
+            continue
+        try:
+            marker = json.loads((folder / MARKER).read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+        out.append({**marker, "path": str(folder), "bytes": size})
+    out.sort(key=lambda d: (d.get("name", ""), d.get("created", "")))
+    return out
+
+
+def clear_prepared(cache_dir: str | os.PathLike | None = None, name: str | None = None,
+                   key: str | None = None, stale_seconds: float = 3600.0,
+                   dry_run: bool = False) -> list[Path]:
+    """Delete prepared datasets; return the folders deleted (or that would be).
+
+    Args:
+        name: only those prepared from this dataset name (as in :func:`list_prepared`).
+        key: only the one with this cache key (a prefix is enough).
+        stale_seconds: temporary folders older than this (interrupted runs) are deleted
+            too; younger ones may belong to a running prepare and are kept.
+        dry_run: list, do not delete.
+    """
+    root = _prepared_dir(cache_dir)
+    if not root.is_dir():
+        return []
+    gone = []
+    now = time.time()
+    for folder in sorted(root.iterdir()):
+        if not folder.is_dir():
+            continue
+        if folder.name.startswith(_TMP_PREFIX):
+            if name is None and key is None and now - folder.stat().st_mtime > stale_seconds:
+                gone.append(folder)
+            continue
+        try:
+            marker = json.loads((folder / MARKER).read_text())
+        except (OSError, json.JSONDecodeError):
+            marker = {}
+        stem, _, fkey = folder.name.rpartition("-")
+        if name is not None and marker.get("name", stem) != name and stem != _safe_name(name):
+            continue
+        if key is not None and not marker.get("key", fkey).startswith(key):
+            continue
+        gone.append(folder)
+    if not dry_run:
+        for folder in gone:
+            # rename first so a reader never sees a half-deleted folder as a cache
+            trash = root / f"{_TMP_PREFIX}del-{folder.name}-{uuid.uuid4().hex[:8]}"
+            try:
+                folder.rename(trash)
+            except FileNotFoundError:
+                continue
+            shutil.rmtree(trash, ignore_errors=True)
+    return gone

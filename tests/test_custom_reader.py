@@ -51,6 +51,9 @@ def test_writer_round_trip(tmp_path, suffix):
     np.testing.assert_array_equal(ds.partitions["custom"], [True, True, False, False])
     np.testing.assert_array_equal(ds.partitions["byview"], [True, False, True, False])
     assert len(set(ds.meta["file"])) == 4
+    back = SkeletonDataset.load(ds.save(tmp_path / "prepared"))
+    assert back.info == ds.info and back.name == "mine"
+    _check_same(back, seqs, labels)
 
 
 def test_hand_made_npz_dense_and_object_forms(tmp_path):

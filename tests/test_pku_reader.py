@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from zeroskel.data.dataset import SkeletonDataset
 from zeroskel.data.registry import read_dataset
 from zeroskel.data.readers.pku import (
     PKU_MMD1_CLASSES, PKU_MMD2_CLASSES, PKU_MMD2_IDS, read_pku_labels, read_pku_mmd1,
@@ -110,6 +111,9 @@ def test_part1_cuts_segments_centres_and_partitions(tmp_path):
     np.testing.assert_array_equal(ds.partitions["xsub"], [True, True, True, False])
     np.testing.assert_array_equal(ds.partitions["xview"], [False, False, True, True])
     assert ds.info["partition_sources"]["xsub"].endswith("cross-subject.txt")
+    back = SkeletonDataset.load(ds.save(tmp_path / "prepared"))  # info is JSON-able
+    np.testing.assert_array_equal(back.data, ds.data)
+    assert back.info == ds.info and list(back.meta["view"]) == list(ds.meta["view"])
 
 
 def test_part1_registry_and_split_fallback(tmp_path, caplog):

@@ -149,7 +149,7 @@ class ZeroShotSplit:
         if self.dataset and dataset.name in DATASETS and dataset.name != self.dataset:
             raise ConfigError(f"{where} is a split of {self.dataset!r}, not of dataset {dataset.name!r}")
         if dataset.num_classes != self.num_classes:
-            outside = [c for c in self.classes.tolist() if c >= dataset.num_classes]
+            outside = sorted(c for c in self.classes.tolist() if c >= dataset.num_classes)
             extra = f"; class ids {outside} do not exist there" if outside else ""
             raise ConfigError(f"{where} is for {self.num_classes} classes, dataset {dataset.name!r} "
                               f"has {dataset.num_classes}{extra}")
@@ -323,7 +323,7 @@ def get_split(dataset: str, name: str) -> ZeroShotSplit:
     if dataset not in DATASETS:
         raise unknown_name("dataset", dataset, DATASETS)
     valid = list(table.get(dataset, {})) + ["<path to a .yaml/.json/.npy split file>"]
-    raise unknown_name(f"split of {dataset}", name, valid)
+    raise unknown_name(f"{dataset} split", name, valid)
 
 
 # ---------------------------------------------------------------------- user files

@@ -358,19 +358,43 @@ def test_registry_and_bad_folders(tmp_path):
     write_skeleton(bad / f"{sample_name()}.skeleton", single_person_frames(5))
     (bad / f"{sample_name()}.skeleton").write_text("5\n1\n")
     with pytest.raises(DataError, match=r"S001C001P001R001A001\.skeleton: file ends after line 2"):
-        read_ntu60(bad, progress=False)
+        read_ntu60(bad, progress=False, out_dir=tmp_path / "out_bad")
+    assert not list((tmp_path / "out_bad").iterdir())
     all_empty = tmp_path / "allempty"
     write_skeleton(all_empty / f"{sample_name()}.skeleton", [[]])
     with pytest.raises(DataError, match="none of the 1 samples"):
-        read_ntu60(all_empty, progress=False)
+        read_ntu60(all_empty, progress=False, out_dir=tmp_path / "out")
+    assert not list((tmp_path / "out").iterdir())  # no half-written cache left behind
+    only120 = tmp_path / "only120"
+    write_skeleton(only120 / f"{sample_name(setup=20)}.skeleton", single_person_frames(5))
+    with pytest.raises(DataError, match=r"\(1 files of setups/actions outside ntu60\)"):
+        read_ntu60(only120, progress=False)
 
 
-def test_workers_match_serial(tmp_path):
+def test_workers_match_serial(tmp_path, caplog):
     root = _ntu_folder(tmp_path / "ntu120")
-    a = read_ntu120(root, progress=False, max_frames=64)
-    b = read_ntu120(root, progress=False, max_frames=64, workers=2)
+    a = read_ntu120(root, progress=False, max_frames=35)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        b = read_ntu120(root, progress=False, max_frames=35, workers=2)
     np.testing.assert_array_equal(a.data, b.data)
-    assert a.info == b.info
+    assert a.info == b.info and len(a.info["truncated"]) == 3
+    # warnings raised in worker processes are logged by the parent
+    assert caplog.text.count("more than max_frames=35") == 3
+
+
+def test_duplicate_body_id_in_a_frame(tmp_path, caplog):
+    a = person(20)
+    frames = tracks_to_frames(20, {7: (0, a)})
+    frames[4].append((7, a[4] + 0.5))
+    p = write_skeleton(tmp_path / "x.skeleton", frames)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        raw = read_ntu_skeleton_file(p)
+    assert raw["bodies"][7]["frames"].tolist() == list(range(20))
+    np.testing.assert_allclose(raw["bodies"][7]["joints"], a, atol=1e-6)
+    line = 1 + 4 * 28 + 1 + 27 + 1  # frame count, 4 frames (28 lines each), count, 1st body
+    assert f"line {line}: bodyID 7 listed again in frame 5" in caplog.text
+    assert raw["warnings"] and "keeping the first" in raw["warnings"][0]
 
 
 def test_class_names():

@@ -197,6 +197,8 @@ def read_ntu_skeleton_file(path: str | os.PathLike, fields: str = "all") -> dict
         * ``file``: the path (str); ``name``: the sample name ``SsssCcccPpppRrrrAaaa``.
         * ``num_frames``: F, the frame count on line 1.
         * ``body_counts``: (F,) int64, bodies listed in each frame.
+        * ``warnings``: list of str, oddities that were repaired (e.g. a bodyID listed twice
+          in one frame: the first entry is kept); each is also logged.
         * ``bodies``: ``{bodyID (int): body}`` in order of first appearance; each body holds
           ``frames`` (K,) int64 frame indices (0-based, into the F frames), ``joints``
           (K, 25, 3) float32 camera-space xyz in metres, ``depth_xy`` (K, 25, 2),
@@ -209,6 +211,16 @@ def read_ntu_skeleton_file(path: str | os.PathLike, fields: str = "all") -> dict
             joint count other than 25, a non-finite coordinate, or content after the last
             declared frame.
     """
+    raw = _parse(path, fields)
+    for w in raw["warnings"]:
+        logger.warning("%s", w)
+    return raw
+
+
+def _parse(path, fields: str) -> dict:
+    """:func:`read_ntu_skeleton_file` without logging (also runs in worker processes)."""
+    if fields not in ("all", "xyz"):
+        raise ValueError(f"fields must be 'all' or 'xyz', got {fields!r}")
     path = Path(path)
     try:
         lines = path.read_bytes().split(b"\n")
@@ -249,6 +261,7 @@ def read_ntu_skeleton_file(path: str | os.PathLike, fields: str = "all") -> dict
 
     n_bf = len(info_lines)
     bodies: dict[int, dict] = {}
+    notes: list[str] = []
     if n_bf:
         # body lines: bodyID is a uint64 (exact int), the other 9 values are floats
         heads = [lines[i].split(None, 1) for i in info_lines]
@@ -269,10 +282,8 @@ def read_ntu_skeleton_file(path: str | os.PathLike, fields: str = "all") -> dict
 
         if fields == "all":
             vals = _bulk_floats(lines, joint_starts, NUM_JOINTS, len(JOINT_FIELDS))
-        elif fields == "xyz":
-            vals = _bulk_xyz(lines, joint_starts)
         else:
-            raise ValueError(f"fields must be 'all' or 'xyz', got {fields!r}")
+            vals = _bulk_xyz(lines, joint_starts)
         if vals is None:
             _locate_bad_line(lines, joint_starts, NUM_JOINTS, len(JOINT_FIELDS), path, "joint")
         vals = vals.reshape(n_bf, NUM_JOINTS, -1)
@@ -288,8 +299,8 @@ def read_ntu_skeleton_file(path: str | os.PathLike, fields: str = "all") -> dict
             frames = frame_of[idx]
             dup = np.flatnonzero(np.diff(frames) == 0)
             if dup.size:  # the same tracking id twice in one frame: keep the first
-                logger.warning("%s: bodyID %d listed twice in frame %d (line %d); keeping the "
-                               "first", path, bid, frames[dup[0]] + 1, info_lines[idx[dup[0] + 1]] + 1)
+                notes.append(f"{path}, line {info_lines[idx[dup[0] + 1]] + 1}: bodyID {bid} "
+                             f"listed again in frame {frames[dup[0]] + 1}; keeping the first")
                 keep = np.ones(idx.size, bool)
                 keep[dup + 1] = False
                 idx, frames = idx[keep], frames[keep]
@@ -303,7 +314,7 @@ def read_ntu_skeleton_file(path: str | os.PathLike, fields: str = "all") -> dict
                             joint_tracking=v[..., 11].astype(np.int8))
             bodies[bid] = body
     return {"file": str(path), "name": path.name.split(".")[0], "num_frames": num_frames,
-            "body_counts": body_counts, "bodies": bodies}
+            "body_counts": body_counts, "bodies": bodies, "warnings": notes}
 
 
 def _check_line(line: bytes, n: int, path, i: int, what: str, extra: int = 0) -> None:
@@ -521,22 +532,32 @@ def load_ntu_sample(path: str | os.PathLike, max_frames: int | None = 300,
     Raises:
         NoSkeletonError: the file holds no skeleton. DataError: a malformed file.
     """
-    raw = read_ntu_skeleton_file(path, fields="xyz")
+    seq, report = _sample(path, max_frames, max_persons, **denoise_kw)
+    for w in report["warnings"]:
+        logger.warning("%s", w)
+    return seq, report
+
+
+def _sample(path, max_frames, max_persons=2, **denoise_kw) -> tuple[np.ndarray, dict]:
+    """:func:`load_ntu_sample` without logging; ``report["warnings"]`` holds the warnings."""
+    raw = _parse(path, "xyz")
     seq, report = select_actors(raw, max_persons=max_persons, **denoise_kw)
     seq = center_sequence(seq)
+    report["warnings"] = list(raw["warnings"])
     if max_frames is not None and len(seq) > max_frames:
-        logger.warning("%s: %d frames after denoising, more than max_frames=%d; keeping the "
-                       "first %d", path, len(seq), max_frames, max_frames)
+        report["warnings"].append(f"{path}: {len(seq)} frames after denoising, more than "
+                                  f"max_frames={max_frames}; keeping the first {max_frames}")
         report["truncated_from"] = len(seq)
         seq = seq[:max_frames]
     return seq, report
 
 
 def _load_or_none(args) -> tuple[np.ndarray | None, dict]:
-    """Worker: a sample, or (None, {"skip": reason}) for a file without skeleton."""
+    """Worker: a sample, or (None, {"skip": reason}) for a file without skeleton. Logs
+    nothing: the parent process logs the report (worker loggers are not configured)."""
     path, max_frames = args
     try:
-        return load_ntu_sample(path, max_frames=max_frames)
+        return _sample(path, max_frames)
     except NoSkeletonError as e:
         return None, {"skip": str(e)}
 
@@ -645,9 +666,10 @@ def _read_ntu(folder, *, name: str, class_names, keep, partitions, progress: boo
     if ignored:
         logger.info("%s: ignored %d .skeleton files outside %s (setups/actions of another "
                     "release)", folder, ignored, name)
-    if not files and not ignored:
+    if not files:
         raise DataError(f"{name}: no SsssCcccPpppRrrrAaaa.skeleton files in {folder} or its "
-                        f"{'/, '.join(SKELETON_DIRS)}/ sub-folders")
+                        f"{'/, '.join(SKELETON_DIRS)}/ sub-folders"
+                        + (f" ({ignored} files of setups/actions outside {name})" if ignored else ""))
 
     skipped: dict[str, str] = {}
     listed = read_missing_lists(folder)
@@ -667,12 +689,14 @@ def _read_ntu(folder, *, name: str, class_names, keep, partitions, progress: boo
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
+        # a folder without dataset.json does not load: never leave a stale one behind
+        (out_dir / "dataset.json").unlink(missing_ok=True)
         tmp = out_dir / "data.npy.tmp"
         data = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
     else:
-        data = np.zeros(shape, dtype=np.float32)
+        data = np.zeros(shape, dtype=np.float32)  # lazily zeroed pages: padding costs nothing
 
-    lengths, kept, truncated, multi = [], [], {}, 0
+    lengths, kept, truncated, warned, multi = [], [], {}, {}, 0
     jobs = [(p, max_frames) for p, _ in todo]
     if workers > 1 and len(jobs) > 1:
         import concurrent.futures as cf
@@ -692,6 +716,10 @@ def _read_ntu(folder, *, name: str, class_names, keep, partitions, progress: boo
                 logger.warning("%s: skipped, %s", name, rep["skip"])
                 skipped[stem] = rep["skip"]
                 continue
+            for w in rep["warnings"]:
+                logger.warning("%s", w)
+            if rep["warnings"]:
+                warned[stem] = rep["warnings"]
             n = len(kept)
             data[n, :, : len(seq)] = seq.transpose(3, 0, 2, 1)
             lengths.append(len(seq))
@@ -699,11 +727,20 @@ def _read_ntu(folder, *, name: str, class_names, keep, partitions, progress: boo
             if "truncated_from" in rep:
                 truncated[stem] = rep["truncated_from"]
             multi += rep["num_bodies"] > 1
+    except BaseException:
+        if out_dir is not None:
+            del data
+            tmp.unlink(missing_ok=True)
+        raise
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     if not kept:
-        raise DataError(f"{name}: none of the {len(files)} samples in {folder} holds a skeleton")
+        if out_dir is not None:
+            del data
+            tmp.unlink(missing_ok=True)
+        raise DataError(f"{name}: none of the {len(files)} samples in {folder} holds a skeleton "
+                        f"(see the warnings above)")
 
     n = len(kept)
     if out_dir is not None:
@@ -726,7 +763,7 @@ def _read_ntu(folder, *, name: str, class_names, keep, partitions, progress: boo
         info={"source": str(folder), "units": "metres, camera space, centred on actor 1's "
               "spine-mid joint of the first frame", "max_frames": max_frames,
               "skipped": sorted(skipped), "skipped_reasons": dict(sorted(skipped.items())),
-              "truncated": truncated, "multi_body_files": int(multi),
+              "truncated": truncated, "warnings": warned, "multi_body_files": int(multi),
               "ignored_other_release": ignored,
               "denoising": {"length": NOISE_LENGTH, "spread": NOISE_SPREAD,
                             "spread_ratio": NOISE_SPREAD_RATIO}},

@@ -93,7 +93,7 @@ def test_prepare_rejects_random_and_mismatched_pipelines(tmp_path):
         prepare(tiny(), "pgfa5", cache_dir=tmp_path, progress=False)
     with pytest.raises(ConfigError, match="built for layout 'ntu25'"):
         prepare(tiny(), build_pipeline("pgfa50", "ntu25"), cache_dir=tmp_path, progress=False)
-    assert not list((tmp_path / "prepared").glob("*")) if (tmp_path / "prepared").exists() else True
+    assert list_prepared(tmp_path) == [] and not list(tmp_path.glob("prepared/*"))
 
 
 class _FailOnSecondChunk(Transform):
@@ -244,3 +244,24 @@ def test_cache_key_depends_on_every_part():
     assert cache_key(fp, p1) == cache_key(dict(fp), build_pipeline("pgfa50", "kinect_v1"))
     assert cache_key(fp, p1) != cache_key(fp, p2)
     assert cache_key(fp, p1) != cache_key({**fp, "fingerprint": "abd"}, p1)
+
+
+def test_ntu_reader_streams_through_a_scratch_memmap(tmp_path):
+    """Readers that take ``out_dir`` (NTU) never hold the raw array in RAM; the scratch
+    copy inside the temporary folder is gone afterwards."""
+    pytest.importorskip("zeroskel.data.readers.ntu")
+    fx = pytest.importorskip("ntu_fixtures")
+    folder = tmp_path / "root" / "ntu60" / "nturgb+d_skeletons"
+    folder.mkdir(parents=True)
+    fx.write_skeleton(folder / f"{fx.sample_name(action=1)}.skeleton", fx.single_person_frames(60))
+    fx.write_skeleton(folder / f"{fx.sample_name(camera=2, subject=2, action=50)}.skeleton",
+                      fx.two_person_frames(80))
+    ds = prepare("ntu60", "pgfa50", data_root=tmp_path / "root", cache_dir=tmp_path / "c", progress=False)
+    assert ds.data.shape == (2, 3, 50, 25, 2) and ds.labels.tolist() == [0, 49]
+    np.testing.assert_allclose(ds.data[:, :, :, 20], 0, atol=1e-6)
+    vec = ds.data[:, :, :, 8] - ds.data[:, :, :, 4]
+    np.testing.assert_allclose(vec[:, 2], 0, atol=1e-5)
+    assert (vec[1, 0] > 0.2).all() and not ds.data[0, ..., 1].any()  # both persons of A050 aligned
+    assert sorted(p.name for p in Path(ds.info["cache_path"]).iterdir()) == \
+        ["arrays.npz", "data.npy", "dataset.json", MARKER]
+    assert [p.name for p in (tmp_path / "c" / "prepared").iterdir()] == [Path(ds.info["cache_path"]).name]

@@ -8,7 +8,7 @@ import yaml
 from conftest import need
 from zeroskel.data.layouts import KINECT_V1, NTU25
 from zeroskel.data.transforms import (
-    PRESETS, Center, Compose, Persons, RandomCrop, Resize, RotateY, apply_pipeline,
+    PRESETS, Center, Persons, RandomCrop, Resize, RotateY, apply_pipeline,
     build_pipeline, interp_indices, resolve_joint,
 )
 from zeroskel.errors import ConfigError, DataError

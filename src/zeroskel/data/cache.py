@@ -33,6 +33,7 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from ..paths import cache_root
 from .dataset import FORMAT_VERSION, SkeletonDataset
+from .layouts import LAYOUTS
 from .transforms import Compose, Transform, apply_pipeline, build_pipeline
 
 __all__ = ["CACHE_VERSION", "prepare", "prepared_path", "source_fingerprint", "cache_key",
@@ -147,14 +148,22 @@ def _source_name(dataset) -> str:
     return _safe_name(name)
 
 
-def _layout_of(dataset) -> str:
+def _layout_of(dataset) -> str | None:
+    """The dataset's joint layout without reading its samples (None if it cannot be told)."""
     if isinstance(dataset, SkeletonDataset):
         return dataset.layout
     from . import registry
     name = os.fspath(dataset)
-    if registry.is_custom(name):
-        return ""  # only known after reading
-    return registry.get_spec(name).layout
+    if not registry.is_custom(name):
+        return registry.get_spec(name).layout
+    path = Path(name).expanduser()
+    try:  # custom format: 'layout' key of the .npz, or of the folder's meta.json
+        if path.is_dir():
+            return str(json.loads((path / "meta.json").read_text())["layout"])
+        with np.load(path, allow_pickle=False) as npz:
+            return str(npz["layout"])
+    except Exception:  # malformed: the reader reports it properly when prepare reads it
+        return None
 
 
 def prepared_path(dataset: str | os.PathLike | SkeletonDataset, pipeline: Any = "none",
@@ -166,33 +175,20 @@ def prepared_path(dataset: str | os.PathLike | SkeletonDataset, pipeline: Any = 
 
 def _plan(dataset, pipeline, data_root, cache_dir):
     fp = source_fingerprint(dataset, data_root)
-    layout = _layout_of(dataset)
-    pipe = _build(pipeline, layout, dataset) if layout else None
-    if pipe is None:
-        # custom data: the layout is stored in the file; build the pipeline against every
-        # layout it could be, the config (which is what is hashed) does not depend on it
-        pipe = _build(pipeline, None, dataset)
+    pipe = _build(pipeline, _layout_of(dataset))
     key = cache_key(fp, pipe)
     return _prepared_dir(cache_dir) / f"{_source_name(dataset)}-{key}", fp, pipe, key
 
 
-def _build(pipeline, layout, dataset) -> Compose:
+def _build(pipeline, layout: str | None) -> Compose:
     if isinstance(pipeline, Transform):
         pipe = pipeline if isinstance(pipeline, Compose) else Compose([pipeline])
-    elif layout:
+    elif layout in LAYOUTS:
         pipe = build_pipeline(pipeline, layout, where="prepare pipeline")
     else:
-        # layout unknown until the custom file is read: configs are layout-independent,
-        # so build against any layout that accepts the joints, only to get to_config()
-        last = None
-        for name in ("ntu25", "kinect_v1"):
-            try:
-                pipe = build_pipeline(pipeline, name, where="prepare pipeline")
-                break
-            except ConfigError as e:
-                last = e
-        else:
-            raise last  # type: ignore[misc]
+        # unreadable custom file: only the config is needed here (it does not depend on
+        # the layout); the reader's error comes when prepare reads the file
+        pipe = build_pipeline(pipeline, "ntu25", where="prepare pipeline")
     if pipe.random:
         raise ConfigError(f"prepare pipeline {pipe!r} contains random transforms; a prepared "
                           "cache holds deterministic preprocessing only (apply augmentation in "

@@ -86,6 +86,14 @@ def test_fingerprint_in_info_is_the_source_key_and_prepared_datasets_chain(tmp_p
     assert second.data.shape == (10, 3, 50, 20, 2)
 
 
+def test_prepare_with_map_layout_changes_the_dataset_layout(tmp_path):
+    spec = [{"name": "map_layout", "target": "ntu25"}, {"name": "center", "joint": "spine_shoulder"}]
+    ds = prepare(tiny(), spec, cache_dir=tmp_path, progress=False)
+    assert ds.layout == "ntu25" and ds.data.shape == (10, 3, 16, 25, 2)
+    assert list_prepared(tmp_path)[0]["layout"] == "ntu25"
+    np.testing.assert_allclose(ds.data[:, :, :, 20], 0, atol=1e-6)
+
+
 def test_prepare_rejects_random_and_mismatched_pipelines(tmp_path):
     with pytest.raises(ConfigError, match="random transforms"):
         prepare(tiny(), [{"name": "random_crop", "frames": 8}], cache_dir=tmp_path, progress=False)

@@ -8,7 +8,7 @@ import yaml
 from conftest import need
 from zeroskel.data.layouts import KINECT_V1, NTU25
 from zeroskel.data.transforms import (
-    PRESETS, Center, Persons, RandomCrop, Resize, RotateY, apply_pipeline,
+    PRESETS, Center, MapLayout, Persons, RandomCrop, Resize, RotateY, apply_pipeline,
     build_pipeline, interp_indices, resolve_joint,
 )
 from zeroskel.errors import ConfigError, DataError
@@ -223,6 +223,24 @@ def test_persons_pad_and_select():
     three, _ = Persons(3).apply_batch(x, lengths)
     assert three.shape[-1] == 3 and not three[..., 2].any()
     np.testing.assert_array_equal(three[..., :2], x)
+
+
+def test_map_layout_then_ntu_joint_names():
+    x, lengths = _batch(v=20)
+    pipe = build_pipeline([{"name": "map_layout", "target": "ntu25"},
+                           {"name": "center", "joint": "spine_shoulder"}, "rotate_y"], "kinect_v1")
+    assert pipe.output_layout("kinect_v1") == "ntu25"
+    assert pipe.transforms[1].index == 20 and pipe.transforms[2].layout.name == "ntu25"
+    mapped, _ = MapLayout("ntu25", layout="kinect_v1").apply_batch(x, lengths)
+    assert mapped.shape == (3, 3, 12, 25, 2)
+    np.testing.assert_array_equal(mapped[:, :, :, 20], x[:, :, :, 2])  # spine shoulder
+    np.testing.assert_allclose(mapped[:, :, :, 2], (x[:, :, :, 2] + x[:, :, :, 3]) / 2, atol=1e-6)  # neck
+    np.testing.assert_array_equal(mapped[:, :, :, 23], x[:, :, :, 11])  # hand tip -> hand
+    assert not mapped[1, ..., 1].any()
+    out, _ = pipe.apply_batch(x, lengths)
+    np.testing.assert_allclose(out[:, :, :, 20], 0, atol=1e-6)
+    with pytest.raises(ConfigError, match="map_layout: no joint mapping from layout 'ntu25'"):
+        MapLayout("kinect_v1", layout="ntu25")
 
 
 # ------------------------------------------------------------------ pipelines

@@ -246,7 +246,7 @@ def prepare(dataset: str | os.PathLike | SkeletonDataset, pipeline: Any = "pgfa5
             raise DataError(f"prepare: dataset {src.name!r} has no samples")
         if not isinstance(pipeline, Transform):
             pipe = build_pipeline(pipeline, src.layout, where="prepare pipeline")
-        _check_layout(pipe, src)
+        out_layout = _check_layout(pipe, src)
         out = _transform_to_memmap(src, pipe, tmp / "stage.npy", chunk_size, progress)
         lengths = out[1]
         info = dict(src.info)
@@ -254,11 +254,11 @@ def prepare(dataset: str | os.PathLike | SkeletonDataset, pipeline: Any = "pgfa5
                      "prepared_from": {k: v for k, v in fp.items() if k != "files"}
                      | ({"files": len(fp["files"])} if "files" in fp else {})})
         result = SkeletonDataset(
-            name=src.name, layout=src.layout, class_names=list(src.class_names), data=out[0],
+            name=src.name, layout=out_layout, class_names=list(src.class_names), data=out[0],
             lengths=lengths, labels=src.labels, meta=dict(src.meta),
             partitions=dict(src.partitions), info=info)
         result.save(tmp)  # data.npy copied from the stage memmap in chunks
-        marker = {"key": key, "name": src.name, "layout": src.layout, "samples": len(src),
+        marker = {"key": key, "name": src.name, "layout": out_layout, "samples": len(src),
                   "shape": list(result.data.shape), "pipeline": pipe.to_config(),
                   "source": info["prepared_from"], "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
                   "seconds": round(time.time() - t0, 3),
@@ -271,10 +271,12 @@ def prepare(dataset: str | os.PathLike | SkeletonDataset, pipeline: Any = "pgfa5
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    ready = _load_ready(final)
-    if ready is None:
-        raise DataError(f"{final}: prepared dataset is unreadable right after writing it")
-    return ready
+    for _ in range(20):  # a concurrent rebuild may be swapping the folder right now
+        ready = _load_ready(final)
+        if ready is not None:
+            return ready
+        time.sleep(0.05)
+    raise DataError(f"{final}: prepared dataset is unreadable right after writing it")
 
 
 def _read_source(dataset, data_root, progress: bool, scratch: Path, workers: int) -> SkeletonDataset:
@@ -304,13 +306,17 @@ def _read_source(dataset, data_root, progress: bool, scratch: Path, workers: int
     return fn(folder, progress=progress, **kw)
 
 
-def _check_layout(pipe: Compose, src: SkeletonDataset) -> None:
+def _check_layout(pipe: Compose, src: SkeletonDataset) -> str:
+    """Check every transform was built for the layout its input has; return the output layout."""
+    layout = src.layout
     for t in pipe:
         lay = getattr(t, "layout", None)
-        if lay is not None and lay.name != src.layout:
-            raise ConfigError(f"prepare: transform {t!r} was built for layout {lay.name!r}, dataset "
-                              f"{src.name!r} has layout {src.layout!r}; pass the pipeline as a config "
-                              "(list of dicts or preset name) so it is built for the data's layout")
+        if lay is not None and lay.name != layout:
+            raise ConfigError(f"prepare: transform {t!r} was built for layout {lay.name!r}, its input "
+                              f"from dataset {src.name!r} has layout {layout!r}; pass the pipeline "
+                              "as a config (list of dicts or preset name) so it is built for the data")
+        layout = t.output_layout(layout)
+    return layout
 
 
 def _transform_to_memmap(src: SkeletonDataset, pipe: Compose, path: Path, chunk_size: int,

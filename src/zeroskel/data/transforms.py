@@ -36,7 +36,7 @@ from ..errors import ConfigError, DataError, unknown_name
 from .layouts import JointLayout, get_layout
 
 __all__ = [
-    "Transform", "Center", "Resize", "RotateY", "RandomCrop", "Persons", "Compose",
+    "Transform", "Center", "Resize", "RotateY", "RandomCrop", "Persons", "MapLayout", "Compose",
     "TRANSFORMS", "PRESETS", "JOINT_ALIASES", "build_pipeline", "resolve_joint",
     "interp_indices", "apply_pipeline",
 ]
@@ -153,6 +153,10 @@ class Transform:
 
     def to_config(self) -> dict[str, Any]:
         raise NotImplementedError
+
+    def output_layout(self, layout: str) -> str:
+        """Joint layout of the output for input ``layout`` (changed only by ``map_layout``)."""
+        return layout
 
     def _need_rng(self, rng):
         if rng is None:
@@ -379,6 +383,40 @@ class Persons(Transform):
         return {"name": self.name, "persons": self.persons}
 
 
+class MapLayout(Transform):
+    """Convert joints to another layout with :func:`zeroskel.data.layouts.map_layout`
+    (e.g. Kinect v1 -> NTU-25: each NTU joint is the mean of its stand-in Kinect joints).
+
+    Later transforms of a pipeline resolve joint names in ``target``, and a prepared
+    dataset gets layout ``target``.
+
+    Shapes: (N, 3, T, V_source, M) -> (N, 3, T, V_target, M); lengths unchanged.
+    """
+
+    name = "map_layout"
+
+    def __init__(self, target: str = "ntu25", layout: JointLayout | str | None = None) -> None:
+        self.layout = _as_layout(layout, self.name)
+        self.target = get_layout(target).name
+        from .layouts import map_layout
+        try:  # fail at build time, not on the first batch
+            map_layout(np.zeros((self.layout.num_joints, 1)), self.layout.name, self.target, 0)
+        except ConfigError as e:
+            raise ConfigError(f"map_layout: {e}") from None
+
+    def apply_batch(self, data, lengths, rng=None):
+        from .layouts import map_layout
+        data, lengths = _check_batch(data, lengths, self.name, self.layout)
+        out = map_layout(data, self.layout.name, self.target, joint_axis=3)
+        return np.array(out, dtype=np.float32), lengths
+
+    def output_layout(self, layout: str) -> str:
+        return self.target
+
+    def to_config(self):
+        return {"name": self.name, "target": self.target}
+
+
 class Compose(Transform):
     """Apply transforms in order. ``Compose([])`` is the identity (it still copies)."""
 
@@ -405,6 +443,11 @@ class Compose(Transform):
     def to_config(self) -> list[dict[str, Any]]:  # type: ignore[override]
         return [t.to_config() for t in self.transforms]
 
+    def output_layout(self, layout: str) -> str:
+        for t in self.transforms:
+            layout = t.output_layout(layout)
+        return layout
+
     def __len__(self) -> int:
         return len(self.transforms)
 
@@ -416,7 +459,7 @@ class Compose(Transform):
 
 
 TRANSFORMS: dict[str, type[Transform]] = {
-    t.name: t for t in (Center, Resize, RotateY, RandomCrop, Persons)
+    t.name: t for t in (Center, Resize, RotateY, RandomCrop, Persons, MapLayout)
 }
 
 # Named pipelines; joints are aliases so that each preset works on every layout.
@@ -485,7 +528,14 @@ def build_pipeline(spec: str | Iterable | Compose | None,
         spec = PRESETS[spec]
     if isinstance(spec, Mapping) or not isinstance(spec, Iterable):
         raise ConfigError(f"{where}: a pipeline must be a preset name or a list of transforms, got {spec!r}")
-    return Compose([build_transform(s, layout, f"{where}[{i}]") for i, s in enumerate(spec)])
+    transforms = []
+    for i, s in enumerate(spec):
+        t = build_transform(s, layout, f"{where}[{i}]")
+        transforms.append(t)
+        if layout is not None:  # joints after a map_layout are names of its target
+            name = layout if isinstance(layout, str) else layout.name
+            layout = t.output_layout(name)
+    return Compose(transforms)
 
 
 def apply_pipeline(data: np.ndarray, lengths: np.ndarray, pipeline: Transform,

@@ -1,0 +1,230 @@
+"""Run registered feature-based zero-shot methods over feature files x seeds.
+
+Every (method, file, seed) run goes through :func:`zeroskel.eval.protocol.evaluate_method`
+(held-out selection, calibrated stacking + gate) and writes one JSON file, so a sweep can
+run in the background, be interrupted and resumed (existing JSONs are skipped), and be
+aggregated afterwards::
+
+    ZEROSKEL_DATA=/work/shared/data nice python benchmarks/run_feature_methods.py \\
+        --methods flora --preset cpu --seeds 1 2 3 --out benchmarks/out/feature_methods
+    python benchmarks/run_feature_methods.py --aggregate --out benchmarks/out/feature_methods
+
+Methods come from ``zeroskel.methods.METHODS``. A method with a ``configs/<name>/base.yaml``
+is configured from it (+ ``--preset``, + ``--set key.sub=value``); others get
+``--set key=value`` as constructor keyword arguments. ``seed`` and ``device`` are passed when
+the constructor takes them.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import inspect
+import json
+import os
+import sys
+import time
+import traceback
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+DEFAULT_FILES = ["utd_mhad_ru5", "utd_mhad_ru9", "utd_mhad_ru13", "nw_ucla_ru2", "nw_ucla_ru5"]
+
+#: numbers of the Flora reference code on the shared files (features/README.md): best of
+#: test evaluations, iterations scaled down for CPU. ZSL, (S, U, H).
+FLORA_REFERENCE = {
+    "utd_mhad_ru5": (27.50, (53.43, 21.25, 30.41)),
+    "utd_mhad_ru9": (13.19, (56.29, 6.94, 12.36)),
+    "utd_mhad_ru13": (25.00, (56.31, 13.46, 21.73)),
+    "nw_ucla_ru2": (51.55, (33.79, 50.52, 40.49)),
+    "nw_ucla_ru5": (40.25, (35.09, 24.58, 28.91)),
+}
+
+
+def _merge(base: dict, upd: dict, where: str) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in upd.items():
+        if k not in base:
+            raise SystemExit(f"{where}: unknown config key {k!r}; valid: {', '.join(base)}")
+        out[k] = _merge(base[k], v, f"{where}.{k}") if isinstance(base[k], dict) and isinstance(v, dict) else v
+    return out
+
+
+def _override(item: str) -> dict:
+    key, _, raw = item.partition("=")
+    if not _:
+        raise SystemExit(f"--set {item!r}: expected key=value")
+    out: dict = {}
+    cur = out
+    parts = key.strip().split(".")
+    for p in parts[:-1]:
+        cur = cur.setdefault(p, {})
+    cur[parts[-1]] = yaml.safe_load(raw)
+    return out
+
+
+def method_config(name: str, preset: str | None, sets: list[str]) -> dict | None:
+    """Merged YAML config of a method that ships configs/<name>/base.yaml, else None."""
+    d = resources.files("zeroskel") / "configs" / name
+    if not (d / "base.yaml").is_file():
+        return None
+    cfg = yaml.safe_load((d / "base.yaml").read_text())
+    if preset:
+        f = d / f"{preset}.yaml"
+        if not f.is_file():
+            raise SystemExit(f"--preset {preset}: no configs/{name}/{preset}.yaml")
+        cfg = _merge(cfg, yaml.safe_load(f.read_text()) or {}, f"configs/{name}/{preset}.yaml")
+    for s in sets:
+        cfg = _merge(cfg, _override(s), f"--set {s}")
+    return cfg
+
+
+def make_factory(name: str, cfg: dict | None, sets: list[str], seed: int, device: str):
+    from zeroskel.methods import METHODS, build_method
+
+    if name not in METHODS:
+        raise SystemExit(f"unknown method {name!r}; registered: {', '.join(sorted(METHODS))}")
+    if cfg is not None and hasattr(_method_class(name), "from_config"):
+        cls = _method_class(name)
+        return lambda **o: cls.from_config(dict(cfg, seed=seed, device=device), **o)
+    kw = {}
+    for s in sets:
+        kw.update(_override(s))
+    return lambda **o: build_method(name, **_with_optional(name, dict(kw, **o), seed, device))
+
+
+def _method_class(name: str):
+    from zeroskel.methods import method_class
+
+    return method_class(name)
+
+
+def _with_optional(name: str, kw: dict, seed: int, device: str) -> dict:
+    cls = _method_class(name)
+    params = inspect.signature(cls.__init__).parameters if cls is not None else {}
+    if "seed" in params and "seed" not in kw:
+        kw["seed"] = seed
+    if "device" in params and "device" not in kw:
+        kw["device"] = device
+    return kw
+
+
+def run_one(name: str, tag: str, file: str, seed: int, args, cfg: dict | None) -> Path:
+    from zeroskel.data.features import load_features, load_token_bank
+    from zeroskel.eval.protocol import evaluate_method
+
+    out = Path(args.out) / tag / f"{file}_s{seed}.json"
+    if out.exists() and not args.force:
+        print(f"skip {out} (exists)", flush=True)
+        return out
+    root = Path(args.features)
+    fs = load_features(root / f"{file}.npz")
+    ds = file.rsplit("_ru", 1)[0].rsplit("_rs", 1)[0]
+    texts = load_token_bank(root / f"{ds}_text_mpnet_L5.npy")
+    factory = make_factory(name, cfg, args.set, seed, args.device)
+    ev = (cfg or {}).get("eval", {}) if cfg else {}
+    t0 = time.time()
+    res = evaluate_method(factory, fs, texts, seed,
+                          val_fraction=ev.get("val_fraction"),
+                          val_sample_fraction=ev.get("val_sample_fraction", 0.2),
+                          select_budget=ev.get("select_budget", True),
+                          ref_style=args.ref_style or ev.get("ref_style", False),
+                          log=lambda s: print(s, flush=True))
+    res.update({"file": file, "tag": tag, "preset": args.preset, "sets": args.set, "text_bank": str(
+        root / f"{ds}_text_mpnet_L5.npy"), "threads": args.threads})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(res, indent=1, default=float))
+    os.replace(tmp, out)
+    g = res["gzsl"]
+    gate = g.get("gate", {})
+    print(f"{tag} {file} s{seed}: ZSL {res['zsl']:.2f} | CS S/U/H {g['stacking']['S']:.1f}/"
+          f"{g['stacking']['U']:.1f}/{g['stacking']['H']:.1f}"
+          + (f" | gate {gate['S']:.1f}/{gate['U']:.1f}/{gate['H']:.1f}" if gate else "")
+          + f" | {time.time() - t0:.0f}s", flush=True)
+    return out
+
+
+# ---------------------------------------------------------------------------- aggregation
+def _ms(vals) -> str:
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return "-"
+    return f"{np.mean(vals):.2f} ± {np.std(vals):.2f}" if len(vals) > 1 else f"{vals[0]:.2f}"
+
+
+def aggregate(out_dir: str) -> str:
+    rows = {}
+    for f in sorted(Path(out_dir).glob("*/*.json")):
+        r = json.loads(f.read_text())
+        rows.setdefault((r["tag"], r["file"]), []).append(r)
+    if not rows:
+        return f"no results under {out_dir}"
+    lines = ["| method | file | seeds | ZSL | GZSL CS S / U / H | GZSL gate S / U / H | "
+             "ref-style best-of-test ZSL / H (extra) | fit+eval s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (tag, file), rs in sorted(rows.items(), key=lambda kv: (kv[0][0], DEFAULT_FILES.index(kv[0][1])
+                                                                if kv[0][1] in DEFAULT_FILES else 99)):
+        g = lambda rule, k: [r["gzsl"][rule][k] for r in rs if rule in r["gzsl"]]
+        cs = " / ".join(_ms(g("stacking", k)) for k in "SUH")
+        gate = " / ".join(_ms(g("gate", k)) for k in "SUH") if g("gate", "H") else "-"
+        ref = [r.get("ref_style_best_of_test") for r in rs]
+        refs = (f"{_ms([x['zsl'] for x in ref if x])} / {_ms([x['gzsl']['H'] for x in ref if x])}"
+                if any(ref) else "-")
+        t = _ms([r["timings_s"]["total"] for r in rs])
+        lines.append(f"| {tag} | {file} | {len(rs)} | {_ms([r['zsl'] for r in rs])} | {cs} | {gate} | "
+                     f"{refs} | {t} |")
+    lines += ["", "| Flora reference code (features README, best of test evaluations) | ZSL | S / U / H |",
+              "|---|---|---|"]
+    for f, (z, (s, u, h)) in FLORA_REFERENCE.items():
+        lines.append(f"| {f} | {z:.2f} | {s:.2f} / {u:.2f} / {h:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--methods", nargs="+", default=["flora"])
+    p.add_argument("--files", nargs="+", default=DEFAULT_FILES, help="feature file stems")
+    p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    p.add_argument("--preset", default=None, help="configs/<method>/<preset>.yaml (e.g. cpu)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--tag", default=None, help="result sub-folder (default: method[-preset])")
+    p.add_argument("--features", default=None, help="folder of feature files "
+                   "(default: $ZEROSKEL_DATA/features)")
+    p.add_argument("--out", default="benchmarks/out/feature_methods")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--ref-style", action="store_true", help="also record best-of-test numbers (extra)")
+    p.add_argument("--force", action="store_true", help="re-run even if the JSON exists")
+    p.add_argument("--aggregate", action="store_true", help="only print the markdown table")
+    args = p.parse_args(argv)
+    if args.aggregate:
+        print(aggregate(args.out))
+        return 0
+    if args.features is None:
+        root = os.environ.get("ZEROSKEL_DATA")
+        if not root:
+            raise SystemExit("set ZEROSKEL_DATA or pass --features DIR")
+        args.features = str(Path(root) / "features")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    failed = 0
+    for name in args.methods:
+        cfg = method_config(name, args.preset, args.set)
+        tag = args.tag or (name + (f"-{args.preset}" if args.preset else ""))
+        for file in args.files:
+            for seed in args.seeds:
+                try:
+                    run_one(name, tag, file, seed, args, cfg)
+                except Exception:  # keep the sweep going; the traceback says what broke
+                    failed += 1
+                    print(f"FAILED {name} {file} s{seed}", file=sys.stderr)
+                    traceback.print_exc()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

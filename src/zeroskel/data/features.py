@@ -1,0 +1,356 @@
+"""Pre-extracted skeleton feature files (the layout of Flora, SynSE, SA-DVAE and STAR).
+
+A feature file holds one pooled feature vector per sample, already split for zero-shot
+learning, with the dataset's **original** class ids as labels:
+
+=============  ==========  =====================================================
+key            shape       content
+=============  ==========  =====================================================
+train_data     (N_tr, D)   training samples of the *seen* classes only
+train_label    (N_tr,)     original class ids
+zsl_data       (N_z, D)    test samples of the *unseen* classes only
+zsl_label      (N_z,)
+gzsl_data      (N_g, D)    all test samples, seen and unseen classes
+gzsl_label     (N_g,)
+=============  ==========  =====================================================
+
+:func:`load_features` reads that ``.npz`` layout (Flora / SA-DVAE / STAR) and SynSE's
+released layout, a folder (or ``.npz``) with ``train.npy``, ``train_label.npy``,
+``ztest.npy``, ``z_label.npy``, ``gtest.npy``, ``g_label.npy``. :func:`save_features`
+always writes the Flora layout.
+
+Seen classes are the train labels, unseen classes the ZSL labels; every GZSL label must be
+one or the other. :func:`holdout_seen` builds a *pseudo-unseen* validation problem from
+the seen training data alone (for calibration and model selection without touching the
+test set) and :func:`low_shot` sub-samples the training set per class.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+
+#: canonical key -> accepted aliases, first match wins (Flora/SA-DVAE/STAR, SynSE, common variants)
+KEY_ALIASES: dict[str, tuple[str, ...]] = {
+    "train_data": ("train_data", "train", "train_x", "x_train"),
+    "train_label": ("train_label", "train_labels", "train_y", "y_train"),
+    "zsl_data": ("zsl_data", "ztest", "ztest_x", "zsl_x"),
+    "zsl_label": ("zsl_label", "zsl_labels", "z_label", "ztest_label", "ztest_y", "zsl_y"),
+    "gzsl_data": ("gzsl_data", "gtest", "gtest_x", "gzsl_x"),
+    "gzsl_label": ("gzsl_label", "gzsl_labels", "g_label", "gtest_label", "gtest_y", "gzsl_y"),
+}
+_PAIRS = (("train_data", "train_label"), ("zsl_data", "zsl_label"), ("gzsl_data", "gzsl_label"))
+
+
+@dataclass
+class FeatureSet:
+    """A zero-shot split of pooled skeleton features.
+
+    Attributes:
+        train_x: (N_tr, D) float32, seen-class training features.
+        train_y: (N_tr,) int64 original class ids.
+        zsl_x, zsl_y: (N_z, D), (N_z,) unseen-class test samples.
+        gzsl_x, gzsl_y: (N_g, D), (N_g,) all test samples.
+        seen_classes, unseen_classes: sorted int64 arrays of class ids (disjoint).
+        num_classes: size of the class-id space (ids are in ``[0, num_classes)``).
+        source: file the set was read from ("" if built in memory).
+        meta: free-form JSON-able metadata (e.g. how a derived set was made).
+    """
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    zsl_x: np.ndarray
+    zsl_y: np.ndarray
+    gzsl_x: np.ndarray
+    gzsl_y: np.ndarray
+    seen_classes: np.ndarray
+    unseen_classes: np.ndarray
+    num_classes: int
+    source: str = ""
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for k in ("train_x", "zsl_x", "gzsl_x"):
+            setattr(self, k, np.asarray(getattr(self, k), dtype=np.float32))
+        for k in ("train_y", "zsl_y", "gzsl_y", "seen_classes", "unseen_classes"):
+            setattr(self, k, np.asarray(getattr(self, k), dtype=np.int64))
+        self.num_classes = int(self.num_classes)
+        validate_featureset(self)
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.train_x.shape[1])
+
+    @property
+    def all_classes(self) -> np.ndarray:
+        """Seen and unseen class ids, sorted."""
+        return np.union1d(self.seen_classes, self.unseen_classes)
+
+    def summary(self) -> dict:
+        """JSON-able sizes, for logs and result files."""
+        return {"source": self.source, "feature_dim": self.feature_dim, "num_classes": self.num_classes,
+                "n_train": len(self.train_y), "n_zsl": len(self.zsl_y), "n_gzsl": len(self.gzsl_y),
+                "seen": self.seen_classes.tolist(), "unseen": self.unseen_classes.tolist()}
+
+
+def validate_featureset(fs: FeatureSet) -> None:
+    """Check shapes, label ranges, finiteness and the seen/unseen split; :class:`DataError`."""
+    where = f"feature file {fs.source}" if fs.source else "feature set"
+    d = None
+    for xk, yk in (("train_x", "train_y"), ("zsl_x", "zsl_y"), ("gzsl_x", "gzsl_y")):
+        x, y = getattr(fs, xk), getattr(fs, yk)
+        if x.ndim != 2:
+            raise DataError(f"{where}: {xk} must be (N, D), got shape {x.shape}")
+        if y.ndim != 1 or len(y) != len(x):
+            raise DataError(f"{where}: {yk} has shape {y.shape} but {xk} has {len(x)} rows")
+        if d is None:
+            d = x.shape[1]
+        elif x.shape[1] != d:
+            raise DataError(f"{where}: {xk} has feature dimension {x.shape[1]}, train_x has {d}")
+        if len(x) == 0:
+            what = " (no unseen classes)" if xk == "zsl_x" else ""
+            raise DataError(f"{where}: {xk} is empty{what}")
+        if not np.isfinite(x).all():
+            bad = int(np.argwhere(~np.isfinite(x))[0, 0])
+            raise DataError(f"{where}: {xk} contains NaN or inf (first at row {bad})")
+        if y.min() < 0 or y.max() >= fs.num_classes:
+            out = np.unique(y[(y < 0) | (y >= fs.num_classes)])
+            raise DataError(f"{where}: {yk} has class ids {out.tolist()} outside [0, {fs.num_classes})")
+    seen, unseen = fs.seen_classes, fs.unseen_classes
+    if unseen.size == 0:
+        raise DataError(f"{where}: no unseen classes (zsl labels are empty)")
+    if seen.size == 0:
+        raise DataError(f"{where}: no seen classes (train labels are empty)")
+    both = np.intersect1d(seen, unseen)
+    if both.size:
+        raise DataError(f"{where}: classes {both.tolist()} are both seen (in train labels) and unseen "
+                        "(in zsl labels)")
+    if not np.isin(fs.train_y, seen).all() or not np.isin(fs.zsl_y, unseen).all():
+        raise DataError(f"{where}: train/zsl labels disagree with seen_classes/unseen_classes")
+    stray = np.setdiff1d(np.unique(fs.gzsl_y), np.union1d(seen, unseen))
+    if stray.size:
+        raise DataError(f"{where}: gzsl labels {stray.tolist()} are neither seen (train) nor unseen (zsl) "
+                        "classes")
+
+
+# ---------------------------------------------------------------------------- reading
+def _find_key(keys, canonical: str) -> str | None:
+    for alias in KEY_ALIASES[canonical]:
+        if alias in keys:
+            return alias
+    return None
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Canonical key -> array from an .npz file or a SynSE-style folder of .npy files."""
+    if path.is_dir():
+        present = sorted(p.stem for p in path.glob("*.npy"))
+        def get(name):
+            return np.load(path / f"{name}.npy", allow_pickle=False)
+    else:
+        try:
+            z = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            raise DataError(f"feature file {path}: cannot read as .npz ({e})") from None
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise DataError(f"feature file {path}: expected an .npz archive of arrays, got a single array")
+        present = sorted(z.files)
+        def get(name):
+            return z[name]
+    out = {}
+    for canon in KEY_ALIASES:
+        k = _find_key(present, canon)
+        if k is None:
+            alias = ", ".join(repr(a) for a in KEY_ALIASES[canon])
+            raise DataError(f"feature file {path}: missing key {canon!r} (accepted names: {alias}); "
+                            f"keys present: {', '.join(present) or 'none'}")
+        try:
+            out[canon] = get(k)
+        except (OSError, ValueError) as e:
+            raise DataError(f"feature file {path}: cannot read key {k!r} ({e})") from None
+    return out
+
+
+def _labels(y: np.ndarray, path: Path, key: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] > 1:  # one-hot labels (some SynSE-style dumps)
+        y = y.argmax(1)
+    y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
+    if y.ndim != 1:
+        raise DataError(f"feature file {path}: {key} must be (N,) class ids, got shape {y.shape}")
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all() or not np.all(y == np.round(y)):
+            raise DataError(f"feature file {path}: {key} holds non-integer values")
+    elif y.dtype.kind not in "iu":
+        raise DataError(f"feature file {path}: {key} has dtype {y.dtype}, expected integers")
+    return y.astype(np.int64)
+
+
+def load_features(path: str | os.PathLike, num_classes: int | None = None) -> FeatureSet:
+    """Read a zero-shot feature split.
+
+    Args:
+        path: Flora-layout ``.npz`` (keys in :data:`KEY_ALIASES`) or a SynSE folder of
+            ``.npy`` files.
+        num_classes: size of the class-id space; default ``max label + 1``. Give it when
+            the highest class id may be absent from the file, and to check the labels.
+
+    Raises:
+        DataError: missing file/key (the message lists the keys present), mismatched
+            dimensions, labels outside ``[0, num_classes)``, a class both seen and unseen,
+            no unseen class, NaN/inf features.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"feature file {path} does not exist")
+    arr = _read_arrays(path)
+    feats = {}
+    for xk, yk in _PAIRS:
+        x = np.asarray(arr[xk])
+        if x.ndim != 2:
+            raise DataError(f"feature file {path}: {xk} must be (N, D), got shape {x.shape}")
+        if x.dtype.kind not in "fiu":
+            raise DataError(f"feature file {path}: {xk} has non-numeric dtype {x.dtype}")
+        y = _labels(arr[yk], path, yk)
+        if len(y) != len(x):
+            raise DataError(f"feature file {path}: {yk} has {len(y)} labels but {xk} has {len(x)} rows")
+        feats[xk], feats[yk] = x.astype(np.float32), y
+    max_id = int(max(feats[k].max(initial=-1) for k in ("train_label", "zsl_label", "gzsl_label")))
+    if num_classes is None:
+        num_classes = max_id + 1
+    elif max_id >= num_classes:
+        raise DataError(f"feature file {path}: class id {max_id} is outside the {num_classes} classes "
+                        "given by num_classes")
+    seen = np.unique(feats["train_label"])
+    unseen = np.unique(feats["zsl_label"])
+    return FeatureSet(feats["train_data"], feats["train_label"], feats["zsl_data"], feats["zsl_label"],
+                      feats["gzsl_data"], feats["gzsl_label"], seen, unseen, num_classes,
+                      source=str(path), meta={"format": "synse-dir" if path.is_dir() else "npz"})
+
+
+def save_features(path: str | os.PathLike, fs: FeatureSet) -> Path:
+    """Write ``fs`` in the Flora ``.npz`` layout (six keys, original class ids)."""
+    validate_featureset(fs)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:  # a file object stops numpy appending ".npz" to odd suffixes
+        np.savez(f, train_data=fs.train_x, train_label=fs.train_y, zsl_data=fs.zsl_x,
+                 zsl_label=fs.zsl_y, gzsl_data=fs.gzsl_x, gzsl_label=fs.gzsl_y)
+    return path
+
+
+# ---------------------------------------------------------------------------- derived sets
+def holdout_seen(fs: FeatureSet, fraction: float | None = None, seed: int = 0, *,
+                 sample_fraction: float = 0.2, num_pseudo_unseen: int | None = None) -> FeatureSet:
+    """Pseudo-unseen validation problem built from the seen training data only.
+
+    A random ``fraction`` of the seen classes (default: the real split's unseen fraction
+    ``|U| / (|S| + |U|)``) becomes *pseudo-unseen*; of every remaining seen class a random
+    ``sample_fraction`` of training samples is held out. The result is a :class:`FeatureSet`
+    whose ``train`` is the rest, ``zsl`` the pseudo-unseen samples and ``gzsl`` the
+    pseudo-unseen plus held-out seen samples. No test sample and no real unseen class
+    appear in it, so anything chosen on it (calibration, iterations) is honest.
+
+    Args:
+        fraction: share of seen classes made pseudo-unseen (rounded, at least 1, and at
+            least 2 classes stay seen).
+        seed: RNG seed.
+        sample_fraction: share of each remaining seen class held out for the GZSL part
+            (at least one sample per class when the class has two or more).
+        num_pseudo_unseen: exact number of pseudo-unseen classes (overrides ``fraction``).
+    """
+    seen = fs.seen_classes
+    if len(seen) < 3:
+        raise ConfigError(f"holdout_seen: need at least 3 seen classes to hold some out, "
+                          f"{fs.source or 'feature set'} has {len(seen)}")
+    if not 0.0 < sample_fraction < 1.0:
+        raise ConfigError(f"holdout_seen: sample_fraction must be in (0, 1), got {sample_fraction}")
+    if num_pseudo_unseen is None:
+        if fraction is None:
+            fraction = len(fs.unseen_classes) / (len(seen) + len(fs.unseen_classes))
+        if not 0.0 < fraction < 1.0:
+            raise ConfigError(f"holdout_seen: fraction must be in (0, 1), got {fraction}")
+        num_pseudo_unseen = int(round(fraction * len(seen)))
+    k = int(min(max(1, num_pseudo_unseen), len(seen) - 2))
+    rng = np.random.default_rng(seed)
+    pseudo = np.sort(rng.choice(seen, size=k, replace=False))
+    keep = np.setdiff1d(seen, pseudo)
+    tr_idx, ho_idx = [], []
+    for c in keep:
+        idx = np.flatnonzero(fs.train_y == c)
+        idx = idx[rng.permutation(len(idx))]
+        n_ho = int(round(sample_fraction * len(idx))) if len(idx) > 1 else 0
+        n_ho = min(max(n_ho, 1 if len(idx) > 1 else 0), len(idx) - 1)
+        ho_idx.append(idx[:n_ho]); tr_idx.append(idx[n_ho:])
+    tr_idx = np.sort(np.concatenate(tr_idx)); ho_idx = np.sort(np.concatenate(ho_idx))
+    z_idx = np.flatnonzero(np.isin(fs.train_y, pseudo))
+    g_idx = np.concatenate([ho_idx, z_idx])
+    meta = dict(fs.meta, derived="holdout_seen", parent=fs.source, seed=int(seed),
+                pseudo_unseen=pseudo.tolist(), sample_fraction=float(sample_fraction))
+    return FeatureSet(fs.train_x[tr_idx], fs.train_y[tr_idx], fs.train_x[z_idx], fs.train_y[z_idx],
+                      fs.train_x[g_idx], fs.train_y[g_idx], keep, pseudo, fs.num_classes,
+                      source=fs.source, meta=meta)
+
+
+def low_shot(fs: FeatureSet, fraction: float | None = None, per_class: int | None = None,
+             seed: int = 0) -> FeatureSet:
+    """Keep a few training samples per seen class; the test sets are unchanged.
+
+    Exactly one of ``fraction`` (keep ``max(1, int(fraction * n_c))`` samples of class c,
+    Flora's rule) or ``per_class`` (keep ``min(per_class, n_c)``) must be given.
+    """
+    if (fraction is None) == (per_class is None):
+        raise ConfigError("low_shot: give exactly one of fraction or per_class")
+    if fraction is not None and not 0.0 < fraction <= 1.0:
+        raise ConfigError(f"low_shot: fraction must be in (0, 1], got {fraction}")
+    if per_class is not None and per_class < 1:
+        raise ConfigError(f"low_shot: per_class must be >= 1, got {per_class}")
+    rng = np.random.default_rng(seed)
+    keep = []
+    for c in fs.seen_classes:
+        idx = np.flatnonzero(fs.train_y == c)
+        n = max(1, int(fraction * len(idx))) if fraction is not None else min(per_class, len(idx))
+        keep.append(rng.choice(idx, size=n, replace=False))
+    keep = np.sort(np.concatenate(keep))
+    meta = dict(fs.meta, derived="low_shot", fraction=fraction, per_class=per_class, seed=int(seed))
+    return dataclasses.replace(fs, train_x=fs.train_x[keep], train_y=fs.train_y[keep], meta=meta)
+
+
+# ---------------------------------------------------------------------------- text banks
+def load_token_bank(path: str | os.PathLike, names_json: str | os.PathLike | None = None):
+    """Token-level class-text bank saved as ``(C, L, D)`` ``.npy`` -> :class:`ClassTexts`.
+
+    The sentence-level embedding is the last token (the pooled token in Flora's and the
+    shared ``*_text_mpnet_L5.npy`` banks). ``names_json`` optionally gives class names
+    (a JSON file with ``class_names_packed`` or ``class_names``).
+    """
+    from ..methods.base import ClassTexts
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"text bank {path} does not exist")
+    try:
+        tok = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise DataError(f"text bank {path}: cannot read ({e})") from None
+    if tok.ndim != 3:
+        raise DataError(f"text bank {path}: expected (C, L, D) token embeddings, got shape {tok.shape}")
+    if not np.isfinite(tok).all():
+        raise DataError(f"text bank {path}: contains NaN or inf")
+    names = None
+    if names_json is not None:
+        try:
+            info = json.loads(Path(names_json).read_text())
+        except (OSError, ValueError) as e:
+            raise DataError(f"class names {names_json}: cannot read ({e})") from None
+        names = info.get("class_names_packed") or info.get("class_names")
+        if names is None or len(names) != len(tok):
+            raise DataError(f"class names {names_json}: need 'class_names_packed' or 'class_names' with "
+                            f"{len(tok)} entries")
+    return ClassTexts(sentence=tok[:, -1], tokens=tok, names=names, model=path.stem)

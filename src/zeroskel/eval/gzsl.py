@@ -1,0 +1,174 @@
+"""ZSL / GZSL evaluation on score matrices, with calibration chosen on held-out data.
+
+Everything here works on a score matrix ``scores`` (N, K) whose columns are the class ids
+``classes`` (K,), higher = more likely, so feature methods and end-to-end models (PGFA)
+share one evaluator.
+
+Two ways to trade seen against unseen accuracy in GZSL:
+
+* **calibrated stacking** (Chao et al. 2016): subtract ``gamma`` from every seen-class
+  score, then take the argmax. A sample goes to a seen class iff
+  ``max_seen - max_unseen > gamma``.
+* **ratio gate** (Flora): for methods whose score is a negated non-negative error
+  ``e = -score``, ``r = min_seen e / min_unseen e``; the sample goes to the unseen classes
+  iff ``r > gamma`` (Flora's ``calibration_factor``), else to the seen classes.
+
+Both thresholds are chosen by :func:`choose_threshold` on *held-out* data (a pseudo-unseen
+split of the seen training data, see :func:`zeroskel.data.features.holdout_seen`), never on
+the test set. The search is exact: H only changes where the threshold crosses a sample's
+routing statistic, so every midpoint between sorted statistics is tried in O(N log N).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from .metrics import gzsl_scores, harmonic_mean, top1
+
+
+def _check(scores: np.ndarray, classes, where: str) -> tuple[np.ndarray, np.ndarray]:
+    scores = np.asarray(scores, dtype=np.float64)
+    classes = np.asarray(classes, dtype=np.int64)
+    if scores.ndim != 2 or scores.shape[1] != len(classes):
+        raise DataError(f"{where}: scores must be (N, K={len(classes)}) for the given classes, "
+                        f"got {scores.shape}")
+    if len(np.unique(classes)) != len(classes):
+        raise DataError(f"{where}: duplicate class ids in classes")
+    if np.isnan(scores).any():
+        raise DataError(f"{where}: scores contain NaN")
+    return scores, classes
+
+
+def _masks(classes: np.ndarray, seen, unseen, where: str) -> tuple[np.ndarray, np.ndarray]:
+    seen = np.asarray(list(seen), dtype=np.int64); unseen = np.asarray(list(unseen), dtype=np.int64)
+    if np.intersect1d(seen, unseen).size:
+        raise ConfigError(f"{where}: classes {np.intersect1d(seen, unseen).tolist()} are both seen and unseen")
+    s = np.isin(classes, seen); u = np.isin(classes, unseen)
+    if not s.any() or not u.any():
+        raise ConfigError(f"{where}: the score columns need both seen and unseen classes")
+    if not (s | u).all():
+        raise ConfigError(f"{where}: score columns {classes[~(s | u)].tolist()} are neither seen nor unseen")
+    return s, u
+
+
+def zsl_accuracy(scores: np.ndarray, labels: np.ndarray, classes) -> float:
+    """Top-1 (%) of ``argmax`` over ``classes`` (normally the unseen classes only)."""
+    scores, classes = _check(scores, classes, "zsl_accuracy")
+    return top1(classes[scores.argmax(1)], np.asarray(labels))
+
+
+# ---------------------------------------------------------------------------- routing
+def _branch_predictions(scores, classes, s_mask, u_mask):
+    """Best seen class, best unseen class and the two best scores of every row."""
+    s_sc = scores[:, s_mask]; u_sc = scores[:, u_mask]
+    s_cls = classes[s_mask][s_sc.argmax(1)]; u_cls = classes[u_mask][u_sc.argmax(1)]
+    return s_cls, u_cls, s_sc.max(1), u_sc.max(1)
+
+
+def stacking_margin(scores, classes, seen, unseen) -> np.ndarray:
+    """(N,) ``max_seen - max_unseen``; calibrated stacking routes to seen iff margin > gamma."""
+    scores, classes = _check(scores, classes, "stacking_margin")
+    s, u = _masks(classes, seen, unseen, "stacking_margin")
+    return scores[:, s].max(1) - scores[:, u].max(1)
+
+
+def gate_ratio(scores, classes, seen, unseen) -> np.ndarray:
+    """(N,) Flora's ``r = min_seen e / min_unseen e`` with ``e = -scores`` (must be >= 0)."""
+    scores, classes = _check(scores, classes, "gate_ratio")
+    s, u = _masks(classes, seen, unseen, "gate_ratio")
+    if (scores > 0).any():
+        raise ConfigError("ratio gate: scores must be negated non-negative errors (all <= 0); "
+                          "use calibrated stacking for this method")
+    e_s = -scores[:, s].max(1); e_u = -scores[:, u].max(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(e_u > 0, e_s / np.where(e_u > 0, e_u, 1.0), np.where(e_s > 0, np.inf, 1.0))
+    return r
+
+
+def calibrated_stacking_predict(scores, classes, seen, unseen, gamma: float) -> np.ndarray:
+    """(N,) predicted class ids with ``gamma`` subtracted from seen-class scores."""
+    scores, classes = _check(scores, classes, "calibrated_stacking")
+    s, u = _masks(classes, seen, unseen, "calibrated_stacking")
+    s_cls, u_cls, s_best, u_best = _branch_predictions(scores, classes, s, u)
+    return np.where(s_best - u_best > gamma, s_cls, u_cls)
+
+
+def gate_predict(scores, classes, seen, unseen, gamma: float) -> np.ndarray:
+    """(N,) predictions of Flora's ratio gate: unseen iff ``r > gamma``."""
+    scores, classes = _check(scores, classes, "gate_predict")
+    s, u = _masks(classes, seen, unseen, "gate_predict")
+    s_cls, u_cls, _, _ = _branch_predictions(scores, classes, s, u)
+    return np.where(gate_ratio(scores, classes, seen, unseen) > gamma, u_cls, s_cls)
+
+
+def gzsl_eval(scores, labels, classes, seen, unseen, *, gamma: float = 0.0,
+              rule: str = "stacking") -> dict[str, float]:
+    """GZSL S/U/H (%) over all ``classes`` with ``rule`` in {'stacking', 'gate'}."""
+    if rule == "stacking":
+        pred = calibrated_stacking_predict(scores, classes, seen, unseen, gamma)
+    elif rule == "gate":
+        pred = gate_predict(scores, classes, seen, unseen, gamma)
+    else:
+        raise ConfigError(f"unknown GZSL rule {rule!r}; valid rules: gate, stacking")
+    out = gzsl_scores(pred, np.asarray(labels), seen, unseen)
+    out["gamma"] = float(gamma)
+    return out
+
+
+def choose_threshold(scores, labels, classes, seen, unseen, *, rule: str = "stacking") -> dict:
+    """Threshold (gamma) maximising H on held-out data, by exact search.
+
+    Returns ``{"gamma", "S", "U", "H"}`` (the held-out accuracies at that gamma). Ties in H
+    are broken towards the median tied candidate (the middle of the best plateau).
+    """
+    scores, classes = _check(scores, classes, "choose_threshold")
+    labels = np.asarray(labels, dtype=np.int64)
+    s, u = _masks(classes, seen, unseen, "choose_threshold")
+    s_cls, u_cls, _, _ = _branch_predictions(scores, classes, s, u)
+    is_seen = np.isin(labels, classes[s]); is_unseen = np.isin(labels, classes[u])
+    if not is_seen.any() or not is_unseen.any():
+        raise DataError("choose_threshold: held-out labels need both seen and unseen classes")
+    ok_s = (s_cls == labels) & is_seen; ok_u = (u_cls == labels) & is_unseen
+    # stat > thr  <=>  routed to seen
+    if rule == "stacking":
+        stat = stacking_margin(scores, classes, seen, unseen)
+    elif rule == "gate":
+        stat = -gate_ratio(scores, classes, seen, unseen)
+    else:
+        raise ConfigError(f"unknown GZSL rule {rule!r}; valid rules: gate, stacking")
+    finite = np.unique(stat[np.isfinite(stat)])
+    if finite.size == 0:
+        finite = np.array([0.0])
+    cand = np.concatenate([[finite[0] - 1.0], (finite[:-1] + finite[1:]) / 2, [finite[-1] + 1.0]])
+    order = np.argsort(stat, kind="stable")
+    st = stat[order]
+    # samples with stat > thr are those after searchsorted(st, thr, 'right')
+    pos = np.searchsorted(st, cand, side="right")
+    cs = np.concatenate([[0], np.cumsum(ok_s[order])])        # seen-correct among first i
+    cu = np.concatenate([[0], np.cumsum(ok_u[order])])
+    S = (cs[-1] - cs[pos]) / is_seen.sum() * 100.0          # routed seen and right
+    U = cu[pos] / is_unseen.sum() * 100.0                   # routed unseen and right
+    H = np.where(S + U > 0, 2 * S * U / np.maximum(S + U, 1e-12), 0.0)
+    best = np.flatnonzero(H >= H.max() - 1e-9)
+    i = best[len(best) // 2]
+    thr = float(cand[i])
+    gamma = thr if rule == "stacking" else -thr
+    return {"gamma": gamma, "S": float(S[i]), "U": float(U[i]), "H": float(H[i])}
+
+
+def gzsl_report(scores, labels, classes, seen, unseen, *, stacking_gamma: float,
+                gate_gamma: float | None = None, gate_fixed_gamma: float | None = None) -> dict:
+    """All GZSL numbers of one score matrix: uncalibrated, calibrated stacking and, for
+    error-based methods, the ratio gate (held-out gamma and/or a fixed gamma)."""
+    out = {"uncalibrated": gzsl_eval(scores, labels, classes, seen, unseen, gamma=0.0),
+           "stacking": gzsl_eval(scores, labels, classes, seen, unseen, gamma=stacking_gamma)}
+    if gate_gamma is not None:
+        out["gate"] = gzsl_eval(scores, labels, classes, seen, unseen, gamma=gate_gamma, rule="gate")
+    if gate_fixed_gamma is not None:
+        out["gate_fixed"] = gzsl_eval(scores, labels, classes, seen, unseen, gamma=gate_fixed_gamma,
+                                      rule="gate")
+    return out
+
+
+__all__ = ["zsl_accuracy", "stacking_margin", "gate_ratio", "calibrated_stacking_predict",
+           "gate_predict", "gzsl_eval", "choose_threshold", "gzsl_report", "harmonic_mean"]

@@ -70,6 +70,19 @@ def test_center_first_frame_subtracts_frame0_person0_only_where_present():
     np.testing.assert_allclose(out[0, :, :, :, 1], x[0, :, :, :, 1] - x[0, :, 0, j, 0][:, None, None], atol=1e-6)
 
 
+def test_center_first_frame_skips_leading_empty_frames():
+    x = np.zeros((2, 3, 6, 20, 2), np.float32)
+    x[0, :, 2:5, :, 0] = 1.0 + np.arange(20, dtype=np.float32)[None, None, :]  # person 0 from frame 2
+    x[0, :, 2, 1, 0] = [4, 5, 6]
+    x[1, :, 1:3, :, 1] = 7.0  # only person 1, from frame 1
+    out, _ = Center("spine", "first_frame", layout="kinect_v1").apply_batch(x, np.array([5, 3]))
+    np.testing.assert_array_equal(out[0, :, 2, 1, 0], 0)
+    np.testing.assert_allclose(out[0, :, 3, 0, 0], 1.0 - np.array([4, 5, 6]))
+    assert not out[0, :, :2].any() and not out[0, :, 5].any()
+    np.testing.assert_array_equal(out[1, :, 1:3, :, 1], 0)
+    assert not out[1, :, :1].any() and not out[1, :, 3:].any()
+
+
 def test_center_rejects_bad_mode_joint_and_layout_mismatch():
     with pytest.raises(ConfigError, match="center mode"):
         Center("spine", "per_person", layout="kinect_v1")
@@ -342,3 +355,35 @@ def test_pgfa50_on_real_ntu_two_person_samples(data_root):
     assert (vec[:, 0][present] > 0).all()
     flora, _ = build_pipeline("flora50", "ntu25").apply_batch(x, lengths)
     assert flora.shape == (4, 3, 50, 25, 1)
+
+
+def _aimclr_frame50(sample: np.ndarray, frames: int = 50) -> np.ndarray:
+    """Loop-by-loop transcription of the AimCLR frame50 steps (relative centring on joint
+    20, resize of person 0's valid frames per person, per-person y rotation) for one
+    (3, T, 25, M) sample, written independently of zeroskel's vectorised code."""
+    length = int((np.abs(sample[:, :, 0, 0]).sum(axis=0) != 0).sum())
+    x = sample.astype(np.float64) - sample[:, :, 20:21, :]
+    out = np.zeros((3, frames, 25, x.shape[-1]))
+    for m in range(x.shape[-1]):
+        seq = x[:, :length, :, m].transpose(1, 2, 0)  # (L, V, C)
+        out[:, :, :, m] = _cv2_linear(seq, frames).transpose(2, 0, 1)
+    for m in range(x.shape[-1]):
+        vec = out[:, :, 8, m] - out[:, :, 4, m]
+        vec[1] = 0
+        theta = np.degrees(np.arccos(vec[0] / (np.sqrt((vec ** 2).sum(0)) + 1e-4)))
+        if vec[2].sum() >= 0:
+            theta = -theta
+        for t in range(frames):
+            a = np.radians(theta[t])
+            rot = np.array([[np.cos(a), 0, -np.sin(a)], [0, 1, 0], [np.sin(a), 0, np.cos(a)]])
+            out[:, t, :, m] = rot @ out[:, t, :, m]
+    return out
+
+
+def test_pgfa50_ref_reproduces_aimclr_on_real_ntu(data_root):
+    path = need(data_root, "ntu_samples/NTU_preprocessed_skeleton_examples.npy")
+    x = np.load(path).astype(np.float32)
+    lengths = (np.abs(x[:, :, :, 0, 0]).sum(1) != 0).sum(1)
+    ours, _ = build_pipeline("pgfa50_ref", "ntu25").apply_batch(x, lengths)
+    for i in range(len(x)):
+        np.testing.assert_allclose(ours[i], _aimclr_frame50(x[i]), atol=2e-5)

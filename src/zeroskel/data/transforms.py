@@ -181,8 +181,10 @@ class Center(Transform):
         joint: joint name, alias (``torso_top``, ...) or id.
         mode: ``per_frame``: subtract the joint of the same frame and person from every
             joint (AimCLR ``data_type='relative'``, the PGFA/SMIE input). ``first_frame``:
-            subtract the joint's position in frame 0 of person 0 from every present person
-            and frame (CTR-GCN/Flora ``seq_translation``); absent persons/frames stay zero.
+            subtract the joint's position in the first frame of person 0 (the first frame
+            in which person 0 is present, i.e. frame 0 for the built-in readers) from
+            every present person and frame (CTR-GCN/Flora ``seq_translation``); absent
+            persons and padded frames stay zero.
         layout: the data's joint layout (name or :class:`JointLayout`).
 
     Shapes: (N, 3, T, V, M) -> (N, 3, T, V, M); lengths unchanged.
@@ -205,11 +207,20 @@ class Center(Transform):
             # absent persons and padded frames are zero, so zero minus zero keeps them zero
             out = np.subtract(data, data[:, :, :, self.index:self.index + 1, :], dtype=np.float32)
             return out, lengths
-        origin = data[:, :, 0, self.index, 0][:, :, None, None, None]  # (N, 3, 1, 1, 1)
         nonzero = (data[:, 0] != 0) | (data[:, 1] != 0) | (data[:, 2] != 0)  # (N, T, V, M)
-        present = nonzero.any(axis=2)[:, None, :, None, :]  # (N, 1, T, 1, M)
+        present = nonzero.any(axis=2)  # (N, T, M)
+        # origin frame: the first in which person 0 is present (frame 0 unless the sequence
+        # starts empty, as CTR-GCN's seq_translation); else the first of any person
+        n = len(data)
+        t_first = present[:, :, 0].argmax(axis=1)
+        m_first = np.zeros(n, dtype=np.int64)
+        none0 = ~present[:, :, 0].any(axis=1)
+        if none0.any():
+            flat = present[none0].reshape(int(none0.sum()), -1).argmax(axis=1)
+            t_first[none0], m_first[none0] = np.divmod(flat, data.shape[-1])
+        origin = data[np.arange(n), :, t_first, self.index, m_first][:, :, None, None, None]
         out = np.subtract(data, origin, dtype=np.float32)
-        out *= present  # absent persons and padded frames back to zero
+        out *= present[:, None, :, None, :]  # absent persons and padded frames back to zero
         return out, lengths
 
     def to_config(self):

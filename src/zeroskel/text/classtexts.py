@@ -24,6 +24,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from ..errors import ConfigError, DataError, unknown_name
@@ -178,11 +179,11 @@ def load_text_file(path: str | os.PathLike, num_classes: int | None = None) -> l
     raise ConfigError(f"class text file {path}: unsupported suffix {path.suffix!r} (use .txt, .csv or .json)")
 
 
-def _read_purls(path: Path, sheet: str, column: str, n: int) -> list[str]:
+@lru_cache(maxsize=8)
+def _xlsx_rows(path: str, mtime_ns: int, size: int, sheet: str) -> tuple:
+    """Rows of one sheet; cached per file version (PURLS uses all 8 columns of a sheet)."""
     import openpyxl
 
-    if not path.is_file():
-        raise DataError(f"class text file {path} not found (PURLS GPT-3 descriptions, gpt3_desc.xlsx)")
     try:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as e:  # openpyxl raises zipfile / KeyError / InvalidFileException
@@ -190,22 +191,28 @@ def _read_purls(path: Path, sheet: str, column: str, n: int) -> list[str]:
     try:
         if sheet not in wb.sheetnames:
             raise DataError(f"class text file {path}: no sheet {sheet!r} (sheets: {wb.sheetnames})")
-        rows = list(wb[sheet].iter_rows(values_only=True))
+        return tuple(wb[sheet].iter_rows(values_only=True))
     finally:
         wb.close()
+
+
+def _read_purls(path: Path, sheet: str, column: str, n: int, prefix: bool = False) -> list[str]:
+    if not path.is_file():
+        raise DataError(f"class text file {path} not found (PURLS GPT-3 descriptions, gpt3_desc.xlsx)")
+    st = path.stat()
+    rows = _xlsx_rows(str(path), st.st_mtime_ns, st.st_size, sheet)
     header = [str(h).strip() if h is not None else "" for h in rows[0]] if rows else []
     if column not in header:
         raise DataError(f"class text file {path}, sheet {sheet!r}: no column {column!r} (columns: {header})")
     j = header.index(column)
-    body = rows[1:]
+    body = list(rows[1:])
     while body and all(v is None for v in body[-1]):
         body.pop()
     texts = [str(r[j]).strip() if j < len(r) and r[j] is not None else "" for r in body]
     where = f"{path} (sheet {sheet!r}, column {column!r})"
-    if len(texts) < n:
-        raise DataError(f"class text file {where}: {len(texts)} rows for {n} classes")
-    # NTU-60 is the first 60 classes of the NTU-RGB+D sheet (NTU-120 order).
-    return _check(texts[:n], where, n, "rows")
+    if prefix and len(texts) >= n:  # NTU-60 = the first 60 rows of the NTU-RGB+D sheet
+        texts = texts[:n]
+    return _check(texts, where, n, "rows")
 
 
 def _load_one(dataset: str, source: str, root_arg, n: int) -> list[str]:
@@ -220,7 +227,7 @@ def _load_one(dataset: str, source: str, root_arg, n: int) -> list[str]:
     root = resolve_root(root_arg)
     path = root / s.file
     if s.kind == "xlsx":
-        return _read_purls(path, PURLS_SHEETS[dataset], s.column, n)
+        return _read_purls(path, PURLS_SHEETS[dataset], s.column, n, prefix=dataset == "ntu60")
     if not path.is_file():
         raise DataError(f"class text file {path} not found: source {source!r} of {dataset} comes from the "
                         f"{s.where}; put it under <data root>/{s.file}")

@@ -56,9 +56,29 @@ def cmd_datasets(a) -> int:
 def cmd_prepare(a) -> int:
     from .data.cache import prepare
 
-    ds = prepare(a.dataset, a.pipeline, data_root=a.data_root, cache_dir=a.cache_dir, progress=True)
-    folder = ds.info.get("cache_dir", "")
-    print(f"prepared {ds.name}: {len(ds)} samples, array {tuple(ds.data.shape)} -> {folder}")
+    ds = prepare(a.dataset, a.pipeline, data_root=a.data_root, cache_dir=a.cache_dir, progress=True,
+                 rebuild=a.rebuild, workers=a.workers)
+    print(f"prepared {ds.name}: {len(ds)} samples, array {tuple(ds.data.shape)} -> {ds.info.get('cache_path', '')}")
+    return 0
+
+
+def cmd_cache(a) -> int:
+    from .data.cache import clear_prepared, list_prepared
+
+    if a.action == "list":
+        rows = list_prepared(a.cache_dir)
+        if a.json:
+            _print_json(rows)
+            return 0
+        for r in rows:
+            print(f"{r['name']:<10} {r['key']}  {r['samples']:>7} samples  {str(tuple(r['shape'])):<28} "
+                  f"{r['bytes'] / 2**20:8.1f} MiB  {r['path']}")
+        if not rows:
+            print("no prepared datasets")
+        return 0
+    removed = clear_prepared(a.cache_dir, name=a.dataset, key=a.key, dry_run=a.dry_run)
+    for path in removed:
+        print(("would remove " if a.dry_run else "removed ") + str(path))
     return 0
 
 
@@ -172,6 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("dataset", help="built-in name or path to a custom .npz/folder")
     sp.add_argument("--pipeline", default="pgfa50", help="preprocessing preset or YAML file (default pgfa50)")
     sp.add_argument("--cache-dir", help="cache folder (default $ZEROSKEL_CACHE or ~/.cache/zeroskel)")
+    sp.add_argument("--rebuild", action="store_true", help="rebuild even if a valid cache exists")
+    sp.add_argument("--workers", type=int, default=1, help="reader processes (NTU, PKU-MMD)")
+
+    sp = add("cache", cmd_cache, "list or clear prepared datasets in the cache")
+    sp.add_argument("action", choices=["list", "clear"])
+    sp.add_argument("--cache-dir"); sp.add_argument("--dataset", help="clear only this dataset")
+    sp.add_argument("--key", help="clear only this cache key"); sp.add_argument("--dry-run", action="store_true")
+    sp.add_argument("--json", action="store_true")
 
     sp = add("inspect", cmd_inspect, "counts per class/partition, lengths, and a rendered frame")
     sp.add_argument("dataset")
@@ -210,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `zeroskel inspect ... | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -88,11 +88,14 @@ def is_custom(name: str) -> bool:
     return name not in DATASETS and (name.endswith(".npz") or "/" in name or Path(name).exists())
 
 
-def read_dataset(name: str, data_root: str | Path | None = None, progress: bool = True) -> SkeletonDataset:
+def read_dataset(name: str, data_root: str | Path | None = None, progress: bool = True,
+                 **reader_kwargs) -> SkeletonDataset:
     """Read a built-in dataset from the data root, or a custom-format file/folder.
 
-    No preprocessing is applied; see :func:`zeroskel.data.cache.prepare` for the cached,
-    preprocessed arrays the models consume.
+    Readers apply only the format's standard clean-up (NTU/PKU-MMD: actor selection,
+    first-frame centring, padding to two persons); the model-specific preprocessing is
+    :func:`zeroskel.data.cache.prepare`'s job. ``reader_kwargs`` go to the reader (e.g.
+    ``workers``, ``max_frames`` for NTU and PKU-MMD).
     """
     if is_custom(name):
         from .readers.custom import read_custom
@@ -102,4 +105,4 @@ def read_dataset(name: str, data_root: str | Path | None = None, progress: bool 
     if not folder.is_dir():
         raise DataError(f"dataset {name!r}: folder {folder} not found; expected {spec.expected} "
                         f"(download: {spec.download})")
-    return spec.read_fn()(folder, progress=progress)
+    return spec.read_fn()(folder, progress=progress, **reader_kwargs)

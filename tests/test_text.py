@@ -32,6 +32,8 @@ def test_sources_per_dataset():
 def test_names_in_code_need_no_data_root(monkeypatch):
     monkeypatch.delenv("ZEROSKEL_DATA", raising=False)
     assert load_class_texts("utd_mhad")[0] == "swipe left" and len(load_class_texts("nw_ucla")) == 10
+    assert load_class_texts("ntu60", "official")[59] == "walking apart from each other"
+    assert len(load_class_texts("ntu120", "official")) == 120
     with pytest.raises(DataError, match="ZEROSKEL_DATA"):
         load_class_texts("nw_ucla", "purls-global")
 

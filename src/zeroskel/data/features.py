@@ -220,6 +220,9 @@ def load_features(path: str | os.PathLike, num_classes: int | None = None) -> Fe
         y = _labels(arr[yk], path, yk)
         if len(y) != len(x):
             raise DataError(f"feature file {path}: {yk} has {len(y)} labels but {xk} has {len(x)} rows")
+        if xk != "train_data" and x.shape[1] != feats["train_data"].shape[1]:
+            raise DataError(f"feature file {path}: {xk} has feature dimension {x.shape[1]}, train_data has "
+                            f"{feats['train_data'].shape[1]}")
         feats[xk], feats[yk] = x.astype(np.float32), y
     max_id = int(max(feats[k].max(initial=-1) for k in ("train_label", "zsl_label", "gzsl_label")))
     if num_classes is None:

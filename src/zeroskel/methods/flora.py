@@ -538,7 +538,7 @@ class Flora(ZeroShotMethod):
             net = FloraNet(m.feature_dim, m.bank_.shape[2], m.latent_dim, m.dit_width, m.depth, m.heads,
                            m.mlp_ratio, m.sigma_min, m.decoder_hidden)
             net.load_state_dict(st["net"])
-        except (OSError, KeyError, RuntimeError, TypeError, ValueError) as e:
+        except Exception as e:  # unpickling, missing keys, shape mismatches: all mean a bad file
             raise CheckpointError(f"flora checkpoint {path}: cannot load ({e})") from None
         m.net_ = net.to(torch.device(device)).eval()
         for p in m.net_.parameters():

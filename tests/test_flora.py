@@ -1,0 +1,155 @@
+"""Flora: attunement math, model sizes, the single-step flow decision, fit/score on real files."""
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import need
+from zeroskel.data.features import load_features, load_token_bank
+from zeroskel.errors import CheckpointError, ConfigError
+from zeroskel.eval.protocol import evaluate_method
+from zeroskel.methods import build_method, method_class
+from zeroskel.methods.base import ClassTexts
+from zeroskel.methods.flora import Flora, FloraNet, attune
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # these models are tiny: on a busy 2-core box a second thread only adds sync overhead
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_attune_by_hand():
+    # token means: class 0 -> (1, 0), class 1 -> (1, 1)/.., class 2 -> (0, 1), class 3 -> (-1, 0)
+    bank = np.array([[[1, 0], [1, 0]], [[2, 2], [0, 0]], [[0, 1], [0, 1]], [[-1, 0], [-1, 0]]], np.float32)
+    c01 = 1 / np.sqrt(2)
+    out = attune(bank, k=1, weight=0.5)
+    # class 0: nearest other class is 1 (cos 0.707), weight 0.5/1 * 0.707, whole sequence added
+    np.testing.assert_allclose(out[0], bank[0] + 0.5 * c01 * bank[1], rtol=1e-6)
+    # class 3: cosines to 0, 1, 2 are -1, -0.707, 0 -> neighbour 2 with weight 0 (raw cosine)
+    np.testing.assert_allclose(out[3], bank[3], atol=1e-7)
+    out2 = attune(bank, k=2, weight=0.6)
+    np.testing.assert_allclose(out2[1], bank[1] + 0.3 * (c01 * bank[0] + c01 * bank[2]), rtol=1e-6)
+    # neighbours restricted to "seen" classes {2, 3}: class 0's best is 2 (cos 0)
+    out3 = attune(bank, k=1, weight=1.0, candidates=[2, 3])
+    np.testing.assert_allclose(out3[1], bank[1] + c01 * bank[2], rtol=1e-6)
+    np.testing.assert_array_equal(attune(bank, 0, 0.5), bank)
+    with pytest.raises(ConfigError, match="topk=4"):
+        attune(bank, 4, 0.5)
+
+
+def test_reference_size_is_22_5m_parameters():
+    net = FloraNet(256, 1536, 768, depth=1, heads=12)
+    n = sum(p.numel() for p in net.parameters())
+    assert abs(n - 22.50e6) < 0.01e6
+    assert abs(sum(p.numel() for p in net.velocity.parameters()) - 13.78e6) < 0.01e6
+
+
+def test_batched_decision_matches_per_pair_loop():
+    torch.manual_seed(0)
+    net = FloraNet(5, 7, 8, depth=1, heads=2).eval()
+    with torch.no_grad():  # give the zero-initialised output layers something to do
+        for p in net.velocity.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    x = torch.randn(4, 5); A = torch.randn(3, 2, 7)
+    e = net.class_errors(x, A, t=0.5, pair_batch=5)          # chunks of 1 sample x 3 classes... and more
+    s = net.sigma_min
+    with torch.no_grad():
+        for i in range(4):
+            for c in range(3):
+                z1 = net.motion_encoder(x[i:i + 1])[0][:, None].expand(1, 2, 8)
+                z0 = net.semantic_encoder(A[c:c + 1])[0]
+                xt = (1 - (1 - s) * 0.5) * z0 + 0.5 * z1
+                v = net.velocity(xt, torch.tensor([0.5]))
+                ref = (v - (z1 - (1 - s) * z0)).pow(2).mean()
+                assert e[i, c].item() == pytest.approx(ref.item(), rel=1e-5)
+
+
+def _synthetic(seed=0):
+    rng = np.random.default_rng(seed)
+    C, T, Dt, Ds = 20, 2, 6, 8
+    tok = rng.normal(size=(C, T, Dt)).astype(np.float32)
+    W = rng.normal(size=(Dt, Ds)).astype(np.float32) / 4
+    def draw(c, n):  # skeleton feature = linear image of the class text + noise
+        return (tok[c].mean(0) @ W + 0.05 * rng.normal(size=(n, Ds))).astype(np.float32)
+    seen, unseen = np.arange(16), np.arange(16, 20)
+    xtr = np.concatenate([draw(c, 10) for c in seen]); ytr = np.repeat(seen, 10)
+    xte = np.concatenate([draw(c, 20) for c in unseen]); yte = np.repeat(unseen, 20)
+    return ClassTexts(sentence=tok[:, -1], tokens=tok), xtr, ytr, xte, yte, seen, unseen
+
+
+def test_flow_decision_recognises_unseen_classes_on_synthetic_problem():
+    texts, xtr, ytr, xte, yte, seen, unseen = _synthetic()
+    m = Flora(latent_dim=16, heads=2, topk=0, lr=3e-3, batch_size=32, align_iters=200, flow_iters=50, seed=0)
+    m.fit(xtr, ytr, texts, seen)
+    zsl = (m.predict(xte, unseen) == yte).mean()
+    assert zsl >= 0.6, zsl                       # chance is 0.25
+    assert (m.predict(xtr, seen) == ytr).mean() >= 0.85
+    # scores of all classes in one call == one class at a time; deterministic by default
+    s_all = m.score(xte[:7], unseen)
+    s_one = np.concatenate([m.score(xte[:7], [c]) for c in unseen], axis=1)
+    np.testing.assert_allclose(s_all, s_one, rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(s_all, m.score(xte[:7], unseen))
+    assert (s_all <= 0).all()                    # negated errors (the gate relies on it)
+    m.deterministic = False                      # the reference's sampled inference differs
+    assert not np.allclose(m.score(xte[:7], unseen), s_all)
+
+
+def test_fit_score_save_load_on_real_file(data_root, tmp_path):
+    fs = load_features(need(data_root, "features/utd_mhad_ru5.npz"))
+    texts = load_token_bank(need(data_root, "features/utd_mhad_text_mpnet_L5.npy"))
+    steps = []
+    m = build_method("flora", latent_dim=16, decoder_hidden=32, heads=2, align_iters=10, flow_iters=6,
+                     eval_every=3, callback=steps.append)
+    m.fit(fs.train_x, fs.train_y, texts, fs.seen_classes)
+    assert steps == [0, 3, 6]
+    s = m.score(fs.gzsl_x[:50], fs.all_classes)
+    assert s.shape == (50, 27) and np.isfinite(s).all()
+    m.save(tmp_path / "flora.pt")
+    m2 = Flora.load(tmp_path / "flora.pt")
+    np.testing.assert_allclose(m2.score(fs.gzsl_x[:50], fs.all_classes), s, rtol=1e-6)
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="bad.pt"):
+        Flora.load(tmp_path / "bad.pt")
+
+
+def test_configs_build_and_reject_unknown_keys():
+    d = resources.files("zeroskel") / "configs" / "flora"
+    base = yaml.safe_load((d / "base.yaml").read_text())
+    for preset in ("cpu", "reference"):
+        cfg = yaml.safe_load((d / f"{preset}.yaml").read_text())
+        assert set(cfg) <= set(base) and all(set(v) <= set(base[k]) for k, v in cfg.items())
+        merged = {k: (dict(base[k], **cfg.get(k, {})) if isinstance(base[k], dict) else base[k]) for k in base}
+        m = Flora.from_config(merged)
+        assert m.latent_dim == merged["model"]["latent_dim"] and m.topk == merged["attune"]["topk"]
+    assert method_class("flora") is Flora
+    with pytest.raises(ConfigError, match="unknown keys \\['latnt_dim'\\]"):
+        Flora.from_config({"model": {"latnt_dim": 3}})
+    with pytest.raises(ConfigError, match="unknown method 'nope'"):
+        build_method("nope")
+
+
+def test_protocol_on_real_file_is_jsonable(data_root):
+    fs = load_features(need(data_root, "features/nw_ucla_ru2.npz"))
+    texts = load_token_bank(need(data_root, "features/nw_ucla_text_mpnet_L5.npy"))
+    def factory(**o):
+        kw = dict(latent_dim=16, decoder_hidden=32, heads=2, align_iters=10, flow_iters=6, eval_every=3, seed=1)
+        return Flora(**{**kw, **o})
+    r = evaluate_method(factory, fs, texts, seed=1, ref_style=True)
+    json.dumps(r)
+    assert r["selection"]["chosen"] in (0, 3, 6)
+    assert not set(r["selection"]["pseudo_unseen"]) & set(fs.unseen_classes.tolist())
+    for rule in ("uncalibrated", "stacking", "gate", "gate_fixed"):
+        assert set(r["gzsl"][rule]) == {"S", "U", "H", "gamma"}
+    assert r["gzsl"]["gate_fixed"]["gamma"] == 0.75
+    assert 0 <= r["zsl"] <= 100 and r["ref_style_best_of_test"]["evals"] == 3
+    # the honest numbers are the chosen checkpoint's, and best-of-test can only be >= them
+    assert r["ref_style_best_of_test"]["zsl"] >= r["zsl"]

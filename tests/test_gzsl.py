@@ -1,0 +1,84 @@
+"""GZSL evaluation on score matrices: calibrated stacking, Flora's ratio gate, threshold search."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from zeroskel.errors import ConfigError, DataError
+from zeroskel.eval.gzsl import (calibrated_stacking_predict, choose_threshold, gate_predict, gate_ratio,
+                                gzsl_eval, zsl_accuracy)
+from zeroskel.eval.protocol import calibrate, evaluate_scores
+
+# columns: seen 0, 1; unseen 2, 3.  Rows: true classes 0, 1, 2, 3, 2
+CLASSES = [0, 1, 2, 3]
+SCORES = np.array([[5.0, 1.0, 4.0, 0.0],    # seen margin +1 -> right while gamma < 1
+                   [1.0, 3.0, 0.0, 0.5],    # margin +2.5
+                   [4.0, 0.0, 3.0, 1.0],    # unseen sample, seen bias 1 -> right once gamma >= 1
+                   [0.0, 2.5, 1.0, 2.0],    # margin +0.5 -> right once gamma >= 0.5
+                   [0.0, 0.0, 2.0, 1.0]])   # margin -2 -> right always
+LABELS = np.array([0, 1, 2, 3, 2])
+
+
+def test_calibrated_stacking_by_hand():
+    assert calibrated_stacking_predict(SCORES, CLASSES, [0, 1], [2, 3], 0.0).tolist() == [0, 1, 0, 1, 2]
+    assert calibrated_stacking_predict(SCORES, CLASSES, [0, 1], [2, 3], 0.75).tolist() == [0, 1, 0, 3, 2]
+    assert calibrated_stacking_predict(SCORES, CLASSES, [0, 1], [2, 3], 1.5).tolist() == [2, 1, 2, 3, 2]
+    r = gzsl_eval(SCORES, LABELS, CLASSES, [0, 1], [2, 3], gamma=0.75)
+    assert r["S"] == 100.0 and r["U"] == pytest.approx(200 / 3) and r["H"] == pytest.approx(80.0)
+    # equals argmax of the shifted matrix away from ties
+    shifted = SCORES - 0.75 * np.isin(CLASSES, [0, 1])
+    assert np.array(CLASSES)[shifted.argmax(1)].tolist() == [0, 1, 0, 3, 2]
+
+
+def test_choose_threshold_picks_best_h_and_never_sees_test():
+    best = choose_threshold(SCORES, LABELS, CLASSES, [0, 1], [2, 3])
+    # gamma in (0.5, 1) keeps both seen right and gets 2/3 unseen: H = 80; gamma > 1 loses sample 0
+    assert 0.5 < best["gamma"] < 1.0 and best["H"] == pytest.approx(80.0)
+    # exhaustive check against a dense grid on random problems
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        sc = rng.normal(size=(60, 7)); y = rng.integers(0, 7, 60); y[:2] = [0, 6]
+        seen, unseen = [0, 1, 2, 3], [4, 5, 6]
+        got = choose_threshold(sc, y, range(7), seen, unseen)
+        grid = max(gzsl_eval(sc, y, range(7), seen, unseen, gamma=g)["H"] for g in np.linspace(-6, 6, 4001))
+        assert got["H"] == pytest.approx(grid, abs=1e-9)
+        assert gzsl_eval(sc, y, range(7), seen, unseen, gamma=got["gamma"])["H"] == pytest.approx(got["H"])
+
+
+def test_ratio_gate_by_hand():
+    err = np.array([[1.0, 4.0, 2.0, 3.0],     # r = 1/2 = 0.5
+                    [3.0, 2.0, 8.0, 2.5],     # r = 2/2.5 = 0.8
+                    [1.0, 5.0, 4.0, 9.0]])    # r = 0.25
+    r = gate_ratio(-err, CLASSES, [0, 1], [2, 3])
+    np.testing.assert_allclose(r, [0.5, 0.8, 0.25])
+    # Flora: unseen iff r > gamma
+    assert gate_predict(-err, CLASSES, [0, 1], [2, 3], 0.75).tolist() == [0, 3, 0]
+    assert gate_predict(-err, CLASSES, [0, 1], [2, 3], 0.4).tolist() == [2, 3, 0]
+    best = choose_threshold(-err, [2, 3, 0], CLASSES, [0, 1], [2, 3], rule="gate")
+    assert best["H"] == 100.0 and 0.25 < best["gamma"] < 0.5
+    with pytest.raises(ConfigError, match="negated non-negative errors"):
+        gate_ratio(SCORES, CLASSES, [0, 1], [2, 3])
+
+
+def test_zsl_and_report_shapes():
+    assert zsl_accuracy(SCORES[2:, 2:], LABELS[2:], [2, 3]) == pytest.approx(100.0)
+    cal = calibrate(SCORES, LABELS, CLASSES, [0, 1], [2, 3])
+    rep = evaluate_scores(zsl_scores=SCORES[2:, 2:], zsl_labels=LABELS[2:], unseen=[2, 3], gzsl_scores=SCORES,
+                          gzsl_labels=LABELS, classes=CLASSES, seen=[0, 1],
+                          stacking_gamma=cal["stacking"]["gamma"])
+    assert rep["zsl"] == 100.0 and rep["gzsl"]["stacking"]["H"] == pytest.approx(80.0)
+    assert rep["gzsl"]["uncalibrated"]["U"] == pytest.approx(100 / 3)
+    assert "gate" not in rep["gzsl"]
+
+
+def test_bad_inputs():
+    with pytest.raises(DataError, match=r"scores must be \(N, K=3\)"):
+        zsl_accuracy(SCORES, LABELS, [0, 1, 2])
+    with pytest.raises(ConfigError, match="both seen and unseen"):
+        gzsl_eval(SCORES, LABELS, CLASSES, [0, 1, 2], [2, 3])
+    with pytest.raises(ConfigError, match="unknown GZSL rule 'foo'"):
+        gzsl_eval(SCORES, LABELS, CLASSES, [0, 1], [2, 3], rule="foo")
+    with pytest.raises(DataError, match="NaN"):
+        zsl_accuracy(np.full((2, 2), np.nan), [2, 3], [2, 3])

@@ -105,18 +105,23 @@ class SkeletonDataset:
         return np.bincount(labels, minlength=self.num_classes)
 
     # ------------------------------------------------------------------ disk
-    def save(self, folder: str | Path) -> Path:
-        """Save as a folder: ``data.npy`` (memory-mappable) + ``arrays.npz`` + ``dataset.json``."""
+    def save(self, folder: str | Path, data_written: bool = False) -> Path:
+        """Save as a folder: ``data.npy`` (memory-mappable) + ``arrays.npz`` + ``dataset.json``.
+
+        ``data_written=True`` writes only the small files, for readers that already streamed
+        ``self.data`` into ``folder/data.npy`` (an ``open_memmap``) and must not copy it.
+        """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / "data.npy.tmp"
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=self.data.shape)
-        step = 1024
-        for s in range(0, len(self), step):
-            arr[s:s + step] = self.data[s:s + step]
-        arr.flush()
-        del arr
-        tmp.replace(folder / "data.npy")
+        if not data_written:
+            tmp = folder / "data.npy.tmp"
+            arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=self.data.shape)
+            step = 1024
+            for s in range(0, len(self), step):
+                arr[s:s + step] = self.data[s:s + step]
+            arr.flush()
+            del arr
+            tmp.replace(folder / "data.npy")
         np.savez(folder / "arrays.npz", lengths=self.lengths, labels=self.labels,
                  **{f"meta__{k}": v for k, v in self.meta.items()},
                  **{f"part__{k}": v for k, v in self.partitions.items()})

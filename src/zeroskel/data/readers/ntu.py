@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import json
 import logging
 import os
 import re
@@ -59,7 +58,7 @@ import numpy as np
 
 from ...errors import DataError
 from ..classnames import NTU60_CLASSES, NTU120_CLASSES
-from ..dataset import FORMAT_VERSION, SkeletonDataset
+from ..dataset import SkeletonDataset
 
 logger = logging.getLogger(__name__)
 
@@ -641,17 +640,6 @@ def _shrink_npy(path: Path, n: int) -> None:
         f.truncate(offset + int(np.prod(new_shape)) * dtype.itemsize)
 
 
-def _write_dataset_files(ds: SkeletonDataset, folder: Path) -> None:
-    """Write ``arrays.npz`` and ``dataset.json`` of :meth:`SkeletonDataset.save` next to an
-    already written ``data.npy`` (avoids copying tens of GB)."""
-    np.savez(folder / "arrays.npz", lengths=ds.lengths, labels=ds.labels,
-             **{f"meta__{k}": v for k, v in ds.meta.items()},
-             **{f"part__{k}": v for k, v in ds.partitions.items()})
-    header = {"format_version": FORMAT_VERSION, "name": ds.name, "layout": ds.layout,
-              "class_names": list(ds.class_names), "info": ds.info}
-    (folder / "dataset.json").write_text(json.dumps(header, indent=1))
-
-
 def _read_ntu(folder, *, name: str, class_names, keep, partitions, progress: bool,
               max_frames: int, out_dir, workers: int) -> SkeletonDataset:
     folder = Path(folder)
@@ -780,7 +768,7 @@ def _read_ntu(folder, *, name: str, class_names, keep, partitions, progress: boo
                             "spread_ratio": NOISE_SPREAD_RATIO}},
     )
     if out_dir is not None:
-        _write_dataset_files(ds, out_dir)
+        ds.save(out_dir, data_written=True)
         ds = SkeletonDataset.load(out_dir)
     return ds
 

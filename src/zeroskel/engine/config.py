@@ -83,7 +83,7 @@ def merge(base: dict, update: dict, where: str, prefix: str = "") -> dict:
     """Recursively merge ``update`` into a copy of ``base``; only keys of ``base`` are allowed.
 
     A mapping in ``base`` must be updated by a mapping; a leaf may take any value (values
-    are checked by the method). ``where`` names the source (file / flag) in errors.
+    are checked by the method); an empty mapping in ``base`` accepts any keys. ``where`` names the source (file / flag) in errors.
     """
     out = copy.deepcopy(base)
     for key, val in update.items():
@@ -97,7 +97,8 @@ def merge(base: dict, update: dict, where: str, prefix: str = "") -> dict:
             if not isinstance(val, dict):
                 raise ConfigError(f"{where}: config key {full!r} is a section; give sub-keys "
                                   f"({', '.join(full + '.' + k for k in base[key])}), not {val!r}")
-            out[key] = merge(base[key], val, where, prefix=full + ".")
+            # an empty mapping in the schema (e.g. model.args) is open: any keys
+            out[key] = merge(base[key], val, where, prefix=full + ".") if base[key] else copy.deepcopy(val)
         else:
             out[key] = copy.deepcopy(val)
     return out

@@ -495,6 +495,12 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
     text_t = torch.from_numpy(text).to(device)
     labels = ds.labels
     train_part, test_part = ds.partition(part, "train"), ds.partition(part, "test")
+    lim = cfg["data"].get("limit_per_class")
+    if lim is not None:
+        if not isinstance(lim, int) or lim < 1:
+            raise ConfigError(f"data.limit_per_class must be null or a positive integer, got {lim!r}")
+        train_part = np.sort(np.concatenate([train_part[labels[train_part] == c][:lim]
+                                             for c in np.unique(labels[train_part])]))
     seen, unseen = split.seen_array, split.unseen_array
     train_idx = train_part[np.isin(labels[train_part], seen)]
     num_persons = int(ds.data.shape[-1])

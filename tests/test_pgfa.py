@@ -1,0 +1,265 @@
+"""PGFA: the loss, test-time prototype alignment, and short real-data runs on UTD-MHAD."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import need
+from zeroskel.errors import CheckpointError, ConfigError, DataError
+from zeroskel.methods.alignment import prototype_alignment
+from zeroskel.methods.pgfa import PGFAModel, multi_positive_kl_loss, select_epoch
+
+
+# ---------------------------------------------------------------- loss
+def _np_log_softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def test_loss_matches_hand_computation():
+    f = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    labels = np.array([0, 0, 1])
+    class_text = np.array([[1.0, 0.0], [0.0, 1.0]])
+    t = class_text[labels]
+    s = 2.0
+    # cosines by hand: f0.t = [1, 1, 0]; f1.t = [0, 0, 1]; f2.t = [1, 1, 1] / sqrt(2)
+    logits = s * np.array([[1, 1, 0], [0, 0, 1], [2 ** -0.5, 2 ** -0.5, 2 ** -0.5]])
+    same = np.array([[1, 1, 0], [1, 1, 0], [0, 0, 1]], float)
+    logp = _np_log_softmax(10 * same)
+    p = np.exp(logp)
+
+    def kl(lg):
+        return np.mean(np.sum(p * (logp - _np_log_softmax(lg)), axis=1))
+
+    want = 0.5 * (kl(logits) + kl(logits.T))
+    got = multi_positive_kl_loss(torch.tensor(f), torch.tensor(t), torch.tensor(labels), s)
+    assert got.item() == pytest.approx(want, rel=1e-10)
+    # the target puts ~1/k on each of the k same-class columns (spec: 0.3333 for k = 3)
+    assert np.exp(_np_log_softmax(10 * np.ones((1, 3))))[0] == pytest.approx([1 / 3] * 3)
+    # the reference KLDivLoss(mean over B^2) * B is a batch-mean KL: sum / B
+    lg = torch.tensor(logits)
+    ref = 0.5 * sum(F.kl_div(torch.log_softmax(x, 1), torch.tensor(p), reduction="sum") / 3
+                    for x in (lg, lg.t()))
+    assert got.item() == pytest.approx(ref.item(), rel=1e-10)
+
+
+def test_loss_is_low_when_aligned_and_gradients_flow():
+    torch.manual_seed(0)
+    text = F.normalize(torch.randn(4, 8), dim=1)
+    labels = torch.tensor([0, 1, 2, 3, 0, 1])
+    good = multi_positive_kl_loss(text[labels] * 3, text[labels], labels, 1 / 0.07)
+    feats = torch.randn(6, 8, requires_grad=True)
+    bad = multi_positive_kl_loss(feats, text[labels], labels, 1 / 0.07)
+    assert good < bad
+    bad.backward()
+    assert feats.grad is not None and torch.isfinite(feats.grad).all()
+
+
+class _Enc(torch.nn.Module):
+    feature_dim = 4
+
+    def forward(self, x):
+        return x.mean(dim=(2, 3, 4)).repeat(1, 2)[:, :4]
+
+
+def test_model_projection_init_and_temperature_options():
+    m = PGFAModel(_Enc(), text_dim=6)
+    assert torch.all(m.proj.bias == 0)
+    assert m.logit_scale.item() == pytest.approx(1 / 0.07)
+    assert "log_scale" in m.state_dict() and not any(n == "log_scale" for n, _ in m.named_parameters())
+    learn = PGFAModel(_Enc(), text_dim=6, temperature=0.1, learn_temperature=True)
+    assert "log_scale" in dict(learn.named_parameters()) and learn.logit_scale.item() == pytest.approx(10)
+    x = torch.randn(2, 3, 50, 20, 1)
+    assert PGFAModel(_Enc(), 6, input_frames=64)(x).shape == (2, 6)
+    with pytest.raises(ConfigError, match="temperature"):
+        PGFAModel(_Enc(), 6, temperature=0)
+
+
+def test_select_epoch_uses_validation_only():
+    hist = [{"val_top1": v, "test_top1": 100 - v} for v in (10, 50, 5, 30, 32)]
+    assert select_epoch(hist, "top1") == 2  # the test numbers play no part
+    assert select_epoch(hist, "top1", smooth=2) == 5  # trailing means 10, 30, 27.5, 17.5, 31
+    assert select_epoch(hist, "top1", min_epoch=3) == 5
+    hist[1]["val_top1"] = 32
+    assert select_epoch(hist, "top1") == 2  # ties go to the earliest epoch
+
+
+# ---------------------------------------------------------------- alignment
+FEATS = np.array([[1.0, 0.1], [1.0, -0.1], [0.9, 0.5], [0.1, 1.0], [-0.1, 1.0]])
+ANCHORS = np.array([[1.0, 0.0], [0.0, 1.0]])
+
+
+def _unit(x):
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def test_alignment_alpha_one_is_pseudo_label_mean():
+    protos, pred = prototype_alignment(FEATS, ANCHORS, alpha=1.0)
+    # pseudo-labels by cosine: 0, 0, 0, 1, 1; prototypes = means of the unit features
+    np.testing.assert_allclose(protos[0], _unit(FEATS[:3]).mean(0), rtol=1e-6)
+    np.testing.assert_allclose(protos[1], _unit(FEATS[3:]).mean(0), rtol=1e-6)
+    assert pred.tolist() == [0, 0, 0, 1, 1]
+
+
+def test_alignment_keeps_lowest_entropy_fraction():
+    # alpha 0.5: floor(1.5) = 1 of class 0 and floor(1.0) = 1 of class 1 are kept; the most
+    # confident are those with the largest cosine gap: sample 1 (0.995 vs -0.0995) and 4
+    protos, _ = prototype_alignment(FEATS, ANCHORS, alpha=0.5)
+    np.testing.assert_allclose(protos[0], _unit(FEATS[1]), rtol=1e-6)
+    np.testing.assert_allclose(protos[1], _unit(FEATS[4]), rtol=1e-6)
+    # alpha 0.4: floor(0.8) = 0 members for class 1 -> falls back to its text anchor
+    protos, _ = prototype_alignment(FEATS, ANCHORS, alpha=0.4)
+    np.testing.assert_allclose(protos[1], ANCHORS[1])
+    np.testing.assert_allclose(protos[0], _unit(FEATS[1]), rtol=1e-6)
+
+
+def test_alignment_changes_predictions_and_options():
+    # text anchors are biased: both classes' features sit in the lower half-plane, so the
+    # cosine to anchor 1 = (0, 1) misplaces sample 2; prototypes fix it
+    feats = np.array([[1.0, -0.2], [1.0, -0.3], [0.8, -0.5], [0.1, -1.0], [0.2, -1.0]])
+    anchors = np.array([[1.0, 0.2], [0.6, -1.0]])
+    _, pred0 = prototype_alignment(feats, anchors, alpha=1.0, iterations=1, return_info=True)[:2]
+    info = prototype_alignment(feats, anchors, alpha=1.0, return_info=True)[2]
+    assert info["initial_predictions"].tolist() == [0, 0, 1, 1, 1]
+    assert pred0.tolist() == [0, 0, 0, 1, 1]
+    # beta 0 keeps the text anchors (normalised): predictions equal the initial ones
+    protos, pred = prototype_alignment(feats, anchors, alpha=1.0, beta=0.0)
+    np.testing.assert_allclose(protos, _unit(anchors), rtol=1e-6)
+    assert pred.tolist() == info["initial_predictions"].tolist()
+    # beta 0.5: the mean of the unit prototype and the unit anchor
+    protos, _ = prototype_alignment(feats, anchors, alpha=1.0, beta=0.5)
+    np.testing.assert_allclose(protos[0], 0.5 * _unit(_unit(feats[:2]).mean(0)) + 0.5 * _unit(anchors[0]),
+                               rtol=1e-6)
+    # a second iteration starts from the first one's prototypes
+    p1, _ = prototype_alignment(feats, anchors, alpha=1.0)
+    p2, _ = prototype_alignment(feats, anchors, alpha=1.0, iterations=2)
+    p1b, _ = prototype_alignment(feats, p1, alpha=1.0)
+    np.testing.assert_allclose(p2, p1b, rtol=1e-6)
+    # the temperature sharpens the entropies but keeps their order: same result here
+    np.testing.assert_allclose(prototype_alignment(FEATS, ANCHORS, alpha=0.5, temperature=0.05)[0],
+                               prototype_alignment(FEATS, ANCHORS, alpha=0.5)[0], rtol=1e-6)
+
+
+def test_alignment_bad_input():
+    with pytest.raises(DataError, match="feature dim 2 != anchor dim 3"):
+        prototype_alignment(FEATS, np.ones((2, 3)))
+    with pytest.raises(DataError, match="NaN"):
+        prototype_alignment(np.full((2, 2), np.nan), ANCHORS)
+    with pytest.raises(ConfigError, match="alignment.alpha"):
+        prototype_alignment(FEATS, ANCHORS, alpha=0)
+    with pytest.raises(ConfigError, match="alignment.beta"):
+        prototype_alignment(FEATS, ANCHORS, beta=2)
+
+
+# ---------------------------------------------------------------- real data (UTD-MHAD)
+TINY = ["train.epochs=2", "train.batch_size=16", "train.warmup_epochs=1", "data.limit_per_class=6",
+        "model.args={channels: [8, 8, 16], strides: [1, 2, 2]}", "model.input_frames=null",
+        "text.source=name", "text.model=all-MiniLM-L6-v2", "eval.batch_size=128", "device=cpu",
+        "train.threads=1"]
+
+
+def _cfg(seed=1, extra=()):
+    from zeroskel.engine.config import build_config
+    return build_config("pgfa", dataset="utd_mhad", split="purls-22/5", seed=seed, overrides=TINY + list(extra))
+
+
+@pytest.fixture(scope="module")
+def utd(data_root):
+    need(data_root, "utd_mhad")
+    return data_root
+
+
+def _metrics(run_dir):
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def _core(m):
+    return {k: m[k] for k in ("zsl_top1", "zsl_top1_aligned", "zsl_per_class", "zsl_confusion")} | \
+        {"best": m["selection"]["best_epoch"], "curve": m["selection"]["val_curve"]}
+
+
+def test_train_is_deterministic_and_evaluate_reproduces(utd, tmp_path):
+    from zeroskel.engine.runs import evaluate_run, train
+
+    a = train(_cfg(), tmp_path, data_root=utd)
+    b = train(_cfg(), tmp_path, data_root=utd)
+    assert a != b and b.name == a.name + "-1"  # never overwritten
+    ma, mb = _metrics(a), _metrics(b)
+    assert _core(ma) == _core(mb)
+    assert ma["test_samples"] == 80 and len(ma["zsl_confusion"]) == 5
+    assert sum(map(sum, ma["zsl_confusion"])) == 80
+    assert {"S", "U", "H"} <= set(ma["gzsl_uncalibrated"])
+    for f in ("config.yaml", "train.log", "final.pt", "selection.json"):
+        assert (a / f).is_file()
+    assert "selected epoch" in (a / "train.log").read_text()
+    ev = evaluate_run(a, data_root=utd, device="cpu")
+    assert ev["zsl_top1"] == ma["zsl_top1"] and ev["zsl_top1_aligned"] == ma["zsl_top1_aligned"]
+    assert ev["zsl_confusion"] == ma["zsl_confusion"]
+
+
+def test_resume_after_interruption_matches_uninterrupted(utd, tmp_path):
+    from zeroskel.engine.runs import resume_run, train
+
+    cfg = _cfg(seed=2, extra=["validation.mode=heldout_seen"])
+    full = train(cfg, tmp_path / "full", data_root=utd)
+    cut = train(cfg, tmp_path / "cut", data_root=utd, max_epochs=1)  # stops after epoch 1 of 2
+    assert not (cut / "metrics.json").exists() and (cut / "stage1_last.pt").is_file()
+    resume_run(cut, data_root=utd)
+    assert _core(_metrics(cut)) == _core(_metrics(full))
+
+
+def test_final_model_scores_any_classes(utd, tmp_path):
+    from zeroskel.data.cache import prepare
+    from zeroskel.engine.runs import train
+    from zeroskel.methods.pgfa import PGFAClassifier
+
+    run = train(_cfg(extra=["validation.mode=none", "train.epochs=1"]), tmp_path, data_root=utd)
+    clf = PGFAClassifier.load(run)
+    ds = prepare("utd_mhad", "pgfa50", data_root=utd)
+    x = np.asarray(ds.data[:7])
+    classes = np.arange(27)
+    s = clf.score(x, classes)
+    assert s.shape == (7, 27) and np.all(np.abs(s) <= 1 + 1e-5)
+    feats = clf.features(x)
+    np.testing.assert_allclose(clf.score(feats, classes), s, atol=1e-6)
+    assert set(clf.predict(x, [3, 5])) <= {3, 5}
+    assert clf.card["text_model"] == "all-MiniLM-L6-v2" and len(clf.card["text_checksum"]) == 64
+    assert clf.card["versions"]["torch"] == torch.__version__
+    with pytest.raises(CheckpointError, match="384-d text embeddings.*shape \\(27, 768\\)"):
+        PGFAClassifier.load(run, text=np.zeros((27, 768), np.float32))
+    with pytest.raises(DataError, match="dimension 5"):
+        clf.score(np.zeros((2, 5)), classes)
+    (run / "final.pt").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="final.pt is corrupt"):
+        PGFAClassifier.load(run)
+
+
+def test_bad_names_and_inputs_give_clear_errors(utd, tmp_path):
+    from zeroskel.engine.config import build_config
+    from zeroskel.engine.runs import evaluate_run, train
+
+    with pytest.raises(ConfigError, match="valid methods: pgfa"):
+        train({**_cfg(), "method": "nope"}, tmp_path)
+    with pytest.raises(ConfigError, match="valid datasets.*utd_mhad"):
+        train(build_config("pgfa", dataset="utd", split="purls-22/5", overrides=TINY), tmp_path, data_root=utd)
+    with pytest.raises(ConfigError, match="unknown utd_mhad split .purls-99/1.; valid utd_mhad splits.*purls-22/5"):
+        train(build_config("pgfa", dataset="utd_mhad", split="purls-99/1", overrides=TINY), tmp_path, data_root=utd)
+    split_file = tmp_path / "s.yaml"
+    split_file.write_text("unseen: [3, 30]\nnum_classes: 31\n")
+    with pytest.raises(ConfigError, match="31 classes, dataset .utd_mhad. has 27; class ids \\[27, 28, 29, 30\\]"):
+        train(build_config("pgfa", dataset="utd_mhad", split=str(split_file), overrides=TINY), tmp_path,
+              data_root=utd)
+    texts = tmp_path / "t.txt"
+    texts.write_text("\n".join(["a"] * 26) + "\n")
+    with pytest.raises((DataError, ConfigError), match="t.txt"):
+        train(build_config("pgfa", dataset="utd_mhad", split="purls-22/5",
+                           overrides=TINY + [f"text.source={texts}"]), tmp_path, data_root=utd)
+    with pytest.raises(ConfigError, match="validation.mode.*pseudo_unseen"):
+        train(build_config("pgfa", dataset="utd_mhad", split="purls-22/5",
+                           overrides=TINY + ["validation.mode=test"]), tmp_path, data_root=utd)
+    with pytest.raises(ConfigError, match="no config.yaml"):
+        evaluate_run(tmp_path)

@@ -24,6 +24,9 @@ def _lazy(module: str, cls: str) -> Callable[..., ZeroShotMethod]:
 
 METHODS: dict[str, Callable[..., ZeroShotMethod]] = {
     "flora": _lazy("zeroskel.methods.flora", "Flora"),
+    "smie": _lazy("zeroskel.methods.smie", "SMIE"),
+    "devise": _lazy("zeroskel.methods.baselines", "DeViSE"),
+    "cada_vae": _lazy("zeroskel.methods.baselines", "CADAVAE"),
 }
 
 

@@ -73,6 +73,7 @@ class SMIE(TorchMethod):
             to 0 (reference: 100 epochs, 15 warm-up, lr 1e-5, weight decay 0).
         seed: seed of all random draws inside fit.
         device: torch device.
+        num_threads: torch intra-op CPU threads during fit / score (``None``: torch's setting).
     """
 
     name = "smie"
@@ -81,7 +82,7 @@ class SMIE(TorchMethod):
                  num_negatives: int = 1, temporal_weight: float = 0.5, margin: float = 0.1,
                  center_text: bool = False, epochs: int = 100, batch_size: int = 64, lr: float = 1e-4,
                  weight_decay: float = 0.0, warmup_epochs: int = 15, seed: int = 0,
-                 device: str | torch.device = "cpu") -> None:
+                 device: str | torch.device = "cpu", num_threads: int | None = 1) -> None:
         if negatives not in ("other_class", "roll"):
             raise ConfigError(f"smie: negatives must be 'other_class' or 'roll', got {negatives!r}")
         for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("num_negatives", num_negatives)):
@@ -102,6 +103,7 @@ class SMIE(TorchMethod):
         self.warmup_epochs = int(warmup_epochs)
         self.seed = int(seed)
         self.device = device
+        self.num_threads = num_threads
 
     def fit(self, feats: np.ndarray, labels: np.ndarray, texts: ClassTexts, seen_classes,
             masked_feats: np.ndarray | None = None) -> "SMIE":
@@ -182,10 +184,8 @@ class SMIE(TorchMethod):
     def _t(self, v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.net_(torch.cat([v, t], dim=1)).squeeze(1)
 
-    @torch.no_grad()
-    def score(self, feats: np.ndarray, classes, chunk: int = 65536) -> np.ndarray:
+    def _score(self, feats: np.ndarray, classes: np.ndarray, chunk: int = 65536) -> np.ndarray:
         """(N, K) log sigmoid(T(v_i, t_k)) of ``feats`` (N, D) against ``classes``."""
-        feats, classes = self._score_inputs(feats, classes)
         dev = self.text_.device
         v = self._visual(torch.from_numpy(feats).to(dev))
         t = self.text_[torch.from_numpy(classes).to(dev)]

@@ -1,0 +1,132 @@
+"""SMIE on a synthetic problem where unseen classes are recognisable from text, its negative
+sampling, the optional temporal term, argument errors and a smoke run on a real file."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import need
+from test_baselines import N_CLASSES, synthetic
+from zeroskel.errors import ConfigError, DataError
+from zeroskel.methods.base import ClassTexts
+from zeroskel.methods.smie import SMIE, sample_other_classes
+
+
+def small(**kw) -> SMIE:
+    return SMIE(**{"hidden": (64, 32), "epochs": 30, "warmup_epochs": 3, "batch_size": 32, "lr": 3e-3, **kw})
+
+
+@pytest.fixture(scope="module")
+def data():
+    return synthetic()
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    (x, y), _, _, texts, seen, _ = data
+    return small(seed=3).fit(x, y, texts, seen)
+
+
+def test_recognises_unseen_classes_from_text(data, fitted):
+    _, (xu, yu), _, _, _, unseen = data
+    s = fitted.score(xu, unseen)
+    assert s.shape == (len(xu), len(unseen))
+    assert (s <= 0).all(), "scores are log sigmoid(T) <= 0"
+    acc = (fitted.predict(xu, unseen) == yu).mean()
+    assert acc > 0.6, f"unseen accuracy {acc:.2f} (chance {1 / len(unseen):.2f})"
+    assert not fitted.used_temporal_
+
+
+def test_gzsl_and_score_is_pairwise(data, fitted):
+    _, (xu, _), (xa, ya), _, seen, unseen = data
+    s_all = fitted.score(xa, np.arange(N_CLASSES))
+    is_seen = np.isin(ya, seen)
+    assert (np.arange(N_CLASSES)[s_all[is_seen].argmax(1)] == ya[is_seen]).mean() > 0.5
+    # each column depends on its own class only: a subset is a column slice of the full matrix
+    np.testing.assert_allclose(fitted.score(xa, unseen[[2, 0]]), s_all[:, unseen[[2, 0]]], rtol=1e-5, atol=1e-6)
+
+
+def test_other_class_negatives_never_hit_the_own_class():
+    gen = torch.Generator().manual_seed(0)
+    pos = torch.arange(5).repeat(400)
+    neg = sample_other_classes(pos, 5, 3, gen)
+    assert neg.shape == (2000, 3)
+    assert not (neg == pos[:, None]).any()
+    # uniform over the 4 other classes
+    counts = torch.bincount(neg[pos == 2].flatten(), minlength=5).float()
+    assert counts[2] == 0 and (counts[[0, 1, 3, 4]] / counts.sum() - 0.25).abs().max() < 0.05
+
+
+def test_reference_roll_negatives_and_several_negatives_also_learn(data):
+    (x, y), (xu, yu), _, texts, seen, unseen = data
+    for kw in ({"negatives": "roll"}, {"num_negatives": 4}):
+        m = small(seed=1, **kw).fit(x, y, texts, seen)
+        assert (m.predict(xu, unseen) == yu).mean() > 0.4, kw
+
+
+def test_same_seed_same_scores(data, fitted):
+    (x, y), (xu, _), _, texts, seen, unseen = data
+    torch.manual_seed(5)
+    nxt = torch.rand(2)
+    torch.manual_seed(5)
+    again = small(seed=3).fit(x, y, texts, seen)
+    assert torch.equal(torch.rand(2), nxt)
+    np.testing.assert_array_equal(again.score(xu, unseen), fitted.score(xu, unseen))
+    assert not np.array_equal(small(seed=4).fit(x, y, texts, seen).score(xu, unseen), fitted.score(xu, unseen))
+
+
+def test_temporal_term_with_masked_features(data, fitted):
+    (x, y), (xu, yu), _, texts, seen, unseen = data
+    rng = np.random.default_rng(0)
+    masked = (0.6 * x + 0.4 * rng.normal(size=x.shape)).astype(np.float32)  # less informative view
+    m = small(seed=3).fit(x, y, texts, seen, masked_feats=masked)
+    assert m.used_temporal_
+    assert not np.array_equal(m.score(xu, unseen), fitted.score(xu, unseen))
+    assert (m.predict(xu, unseen) == yu).mean() > 0.5
+    # weight 0 switches it off: identical to the fit without masked features
+    m0 = small(seed=3, temporal_weight=0.0).fit(x, y, texts, seen, masked_feats=masked)
+    assert not m0.used_temporal_
+    np.testing.assert_array_equal(m0.score(xu, unseen), fitted.score(xu, unseen))
+    with pytest.raises(DataError, match="masked_feats shape"):
+        small().fit(x, y, texts, seen, masked_feats=masked[:-1])
+
+
+def test_argument_errors(data, fitted):
+    (x, y), (xu, _), _, texts, seen, unseen = data
+    with pytest.raises(DataError, match="dimension 13"):
+        fitted.score(np.concatenate([xu, xu[:, :1]], 1), unseen)
+    with pytest.raises(ConfigError, match="empty class list"):
+        fitted.score(xu, [])
+    with pytest.raises(ConfigError, match="duplicate"):
+        fitted.score(xu, [unseen[0], unseen[0]])
+    with pytest.raises(ConfigError, match="fit"):
+        small().score(xu, unseen)
+    with pytest.raises(ConfigError, match="negatives"):
+        SMIE(negatives="batch")
+    with pytest.raises(ConfigError, match="at least 2 seen classes"):
+        small().fit(x[y == 0], y[y == 0], texts, [0])
+    with pytest.raises(DataError, match="labels shape"):
+        small().fit(x, y[:-1], texts, seen)
+    with pytest.raises(DataError, match="zero sentence embedding"):
+        t = texts.sentence.copy(); t[4] = 0
+        small().fit(x, y, ClassTexts(t), seen)
+
+
+def test_low_shot_one_sample_per_class():
+    (x, y), (xu, yu), _, texts, seen, unseen = synthetic(seed=2, per_class=1, noise=0.1)
+    m = small(seed=0, epochs=60).fit(x, y, texts, seen)
+    assert (m.predict(xu, unseen) == yu).mean() > 2 / len(unseen)
+
+
+def test_smoke_on_real_features(data_root):
+    f = need(data_root, "features/nw_ucla_ru2.npz")
+    t = need(data_root, "features/nw_ucla_text_mpnet_L5.npy")
+    d = np.load(f)
+    texts = ClassTexts(np.load(t)[:, 5, :768])     # SMIE's default text: the label-name sentence
+    seen, unseen = np.unique(d["train_label"]), np.unique(d["zsl_label"])
+    m = SMIE(hidden=(128, 64), epochs=2, warmup_epochs=1).fit(d["train_data"], d["train_label"], texts, seen)
+    s = m.score(d["gzsl_data"], np.arange(10))
+    assert s.shape == (len(d["gzsl_data"]), 10) and np.isfinite(s).all()
+    assert m.predict(d["zsl_data"], unseen).shape == d["zsl_label"].shape
+    assert len(m.loss_history_) == 2 and np.isfinite(m.loss_history_).all()

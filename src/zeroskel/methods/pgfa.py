@@ -123,10 +123,13 @@ def build_model(cfg: dict, layout: str, num_persons: int, text_dim: int) -> PGFA
         from ..models.registry import build_encoder
     except ImportError:  # registry not merged yet: ST-GCN directly
         def build_encoder(name, layout, num_persons, preset, **kw):
-            from ..models.stgcn import STGCN
-            if name != "stgcn":
-                raise unknown_name("encoder", name, ["stgcn"])
-            return STGCN(layout=layout, num_persons=num_persons, preset=preset, **kw)
+            if name == "stgcn":
+                from ..models.stgcn import STGCN
+                return STGCN(layout=layout, num_persons=num_persons, preset=preset, **kw)
+            if name == "shiftgcn":
+                from ..models.shiftgcn import ShiftGCN
+                return ShiftGCN(layout=layout, num_persons=num_persons, **kw)
+            raise unknown_name("encoder", name, ["shiftgcn", "stgcn"])
 
     m = cfg["model"]
     args = dict(m.get("args") or {})

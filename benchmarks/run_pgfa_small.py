@@ -1,0 +1,120 @@
+"""PGFA on the PURLS small-dataset splits: UTD-MHAD 22/5, 18/9, 14/13 and NW-UCLA 8/2, 5/5.
+
+Protocol (data README): cross-subject (UTD-MHAD) / cross-view (NW-UCLA) partitions; train
+on the seen classes of the train partition; ZSL top-1 on the unseen classes of the test
+partition. The epoch is chosen on pseudo-unseen classes carved from the seen ones
+(``validation.mode: pseudo_unseen``), then the model is refitted on all seen classes; the
+test set chooses nothing.
+
+Every (split, seed) run writes ``<out>/<dataset>-<split>-seed<k>.json`` as soon as it
+finishes, so the sweep survives interruptions: re-running skips finished runs. Runs can be
+spread over processes with ``--shard i/n``. ``--aggregate`` only rebuilds the table.
+
+    nohup python benchmarks/run_pgfa_small.py --shard 0/2 > out0.log 2>&1 &
+    nohup python benchmarks/run_pgfa_small.py --shard 1/2 > out1.log 2>&1 &
+    python benchmarks/run_pgfa_small.py --aggregate
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SPLITS = [("utd_mhad", "purls-22/5"), ("utd_mhad", "purls-18/9"), ("utd_mhad", "purls-14/13"),
+          ("nw_ucla", "purls-8/2"), ("nw_ucla", "purls-5/5")]
+# PURLS supplementary Table 8 (top-1 % ZSL), as listed in the data README.
+PURLS = {("nw_ucla", "purls-8/2"): 75.84, ("nw_ucla", "purls-5/5"): 49.47,
+         ("utd_mhad", "purls-22/5"): 57.50, ("utd_mhad", "purls-18/9"): 31.71,
+         ("utd_mhad", "purls-14/13"): 19.23}
+
+
+def _file(out: Path, ds: str, split: str, seed: int) -> Path:
+    return out / f"{ds}-{split.replace('/', '_')}-seed{seed}.json"
+
+
+def run_one(ds, split, seed, args) -> dict:
+    import torch
+
+    from zeroskel.engine.config import build_config
+    from zeroskel.engine.runs import train
+
+    torch.set_num_threads(args.threads)
+    cfg = build_config("pgfa", dataset=ds, split=split, seed=seed, config=args.config,
+                       overrides=list(args.set or []) + [f"train.threads={args.threads}"])
+    t0 = time.time()
+    run_dir = train(cfg, args.runs_dir, data_root=args.data_root)
+    wall = time.time() - t0
+    m = json.loads((run_dir / "metrics.json").read_text())
+    return {"dataset": ds, "split": split, "seed": seed, "run_dir": str(run_dir),
+            "zsl_top1": m["zsl_top1"], "zsl_top1_aligned": m.get("zsl_top1_aligned"),
+            "best_epoch": m["selection"].get("best_epoch"), "best_val": m["selection"].get("best_val"),
+            "gzsl_uncalibrated": m.get("gzsl_uncalibrated"), "test_samples": m["test_samples"],
+            "reference_protocol_best_epoch_on_test": m.get("reference_protocol_best_epoch_on_test"),
+            "wall_seconds": wall, "train_seconds": m["train_seconds"], "preset": cfg.get("preset"),
+            "overrides": list(args.set or []), "config": args.config, "threads": args.threads,
+            "machine": f"{platform.node() or socket.gethostname()} {platform.machine()} {os.cpu_count()} cpu",
+            "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def aggregate(out: Path, seeds) -> str:
+    rows = ["| split | PURLS | PGFA (zeroskel) ZSL top-1 | + prototype alignment | seeds | selected epochs | wall s/run |",
+            "|---|---|---|---|---|---|---|"]
+    for ds, split in SPLITS:
+        rs = [json.loads(_file(out, ds, split, s).read_text()) for s in seeds if _file(out, ds, split, s).is_file()]
+        if not rs:
+            rows.append(f"| {ds} {split} | {PURLS[(ds, split)]:.2f} | (not run) | | 0 | | |")
+            continue
+        a = np.array([r["zsl_top1"] for r in rs])
+        b = np.array([r["zsl_top1_aligned"] for r in rs], dtype=float)
+        sd = (lambda x: x.std(ddof=1) if len(x) > 1 else 0.0)
+        rows.append(f"| {ds} {split} | {PURLS[(ds, split)]:.2f} | {a.mean():.2f} ± {sd(a):.2f} | "
+                    f"{b.mean():.2f} ± {sd(b):.2f} | {len(rs)} | "
+                    f"{','.join(str(r['best_epoch']) for r in rs)} | {np.mean([r['wall_seconds'] for r in rs]):.0f} |")
+    return "\n".join(rows)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=Path("benchmarks/out/pgfa_small"))
+    p.add_argument("--runs-dir", type=Path, default=Path("benchmarks/out/pgfa_small/runs"))
+    p.add_argument("--data-root", default=os.environ.get("ZEROSKEL_DATA"))
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--only", nargs="*", help="restrict to dataset:split items, e.g. utd_mhad:purls-22/5")
+    p.add_argument("--config", help="config file or preset (default: the dataset's preset, 'small')")
+    p.add_argument("--set", action="append", help="config override key=value (repeatable)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per process (1 is best on a busy CPU)")
+    p.add_argument("--shard", default="0/1", help="i/n: run every n-th job starting at i")
+    p.add_argument("--aggregate", action="store_true", help="only print the summary table")
+    a = p.parse_args(argv)
+    a.out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("ZEROSKEL_QUIET", "1")
+    if not a.aggregate:
+        i, n = (int(x) for x in a.shard.split("/"))
+        jobs = [(ds, sp, s) for ds, sp in SPLITS for s in a.seeds
+                if not a.only or f"{ds}:{sp}" in a.only]
+        for j, (ds, sp, s) in enumerate(jobs):
+            if j % n != i or _file(a.out, ds, sp, s).is_file():
+                continue
+            print(f"[{time.strftime('%H:%M:%S')}] {ds} {sp} seed {s}", flush=True)
+            rec = run_one(ds, sp, s, a)
+            tmp = _file(a.out, ds, sp, s).with_suffix(".tmp")
+            tmp.write_text(json.dumps(rec, indent=1))
+            tmp.replace(_file(a.out, ds, sp, s))
+            print(f"  ZSL {rec['zsl_top1']:.2f} aligned {rec['zsl_top1_aligned']:.2f} "
+                  f"(epoch {rec['best_epoch']}, {rec['wall_seconds']:.0f} s)", flush=True)
+    table = aggregate(a.out, a.seeds)
+    (a.out / "summary.md").write_text(table + "\n")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -435,7 +435,7 @@ class Flora(ZeroShotMethod):
 
         def next_batch():
             nonlocal order
-            if len(order) < self.batch_size:
+            while len(order) < self.batch_size:  # epochs of shuffled samples, batches may straddle two
                 order = np.concatenate([order, rng.permutation(N)])
             b, order = order[:self.batch_size], order[self.batch_size:]
             return b

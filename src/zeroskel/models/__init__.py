@@ -1,0 +1,8 @@
+"""Skeleton encoders: ST-GCN (PGFA slim / standard) and Shift-GCN, plus their registry."""
+from .registry import EncoderCard, build_encoder, list_encoders, make_card
+from .shiftgcn import ShiftGCN
+from .stgcn import STGCN
+from .temporal_shift import AdaptiveTemporalShift, adaptive_temporal_shift, shifted_length
+
+__all__ = ["STGCN", "ShiftGCN", "AdaptiveTemporalShift", "adaptive_temporal_shift",
+           "shifted_length", "EncoderCard", "build_encoder", "list_encoders", "make_card"]

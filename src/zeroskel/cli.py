@@ -263,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("evaluate", cmd_evaluate, "re-evaluate a run directory's selected checkpoint")
     sp.add_argument("run_dir"); sp.add_argument("--device", default="auto")
+    from .cli_predict import add_commands; add_commands(sub, add)
     return p
 
 

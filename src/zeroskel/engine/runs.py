@@ -28,6 +28,8 @@ from .config import dump_config, validate_config
 #   evaluate(run_dir, data_root=None, device=None) -> metrics
 METHODS: dict[str, tuple[str, str]] = {
     "pgfa": ("zeroskel.methods.pgfa:train_pgfa", "zeroskel.methods.pgfa:evaluate_pgfa"),
+    # skeleton-encoder pretraining for the feature-based methods (writes encoder.pt)
+    "pretrain": ("zeroskel.engine.pretrain:train_pretrain", "zeroskel.engine.pretrain:evaluate_pretrain"),
 }
 
 _SAFE = re.compile(r"[^A-Za-z0-9._+-]+")

@@ -1,0 +1,176 @@
+"""Pooled skeleton features of a pretrained encoder, in the layout Flora and the field use.
+
+:func:`extract_features` runs the encoder of a pretraining run
+(:mod:`zeroskel.engine.pretrain`) over a dataset, preprocessed exactly as in training (the
+pipeline recorded in the encoder card), and writes
+
+* ``<out>.npz`` with :func:`zeroskel.data.features.save_features`: ``train_data`` /
+  ``train_label`` (seen classes of the train partition), ``zsl_data`` / ``zsl_label``
+  (unseen classes of the test partition), ``gzsl_data`` / ``gzsl_label`` (seen and unseen
+  classes of the test partition), original class ids;
+* ``<out stem>_encoder.json``, a sidecar like the shipped ``<name>_encoder.json``: split
+  lists, sizes, chosen epoch, seen hold-out accuracy, seen-class test accuracy (diagnostic
+  only), and how the features were made.
+
+The feature of a sample is the encoder's output: the last unit's map averaged over time and
+joints, then over persons. One deterministic pass, eval mode, no test-time augmentation.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import CheckpointError, ConfigError, DataError
+
+SIDECAR_SUFFIX = "_encoder.json"
+
+
+def sidecar_path(out_path: str | os.PathLike) -> Path:
+    """``feats.npz`` -> ``feats_encoder.json`` (the shipped files' naming)."""
+    p = Path(out_path)
+    stem = p.name[:-4] if p.name.endswith(".npz") else p.name
+    return p.with_name(stem + SIDECAR_SUFFIX)
+
+
+def _resolve_checkpoint(source: str | os.PathLike) -> Path:
+    p = Path(source)
+    if p.is_dir():
+        ck = p / "encoder.pt"
+        if not ck.is_file():
+            raise CheckpointError(f"{p}: no encoder.pt; not a finished pretraining run (resume it "
+                                  "with zeroskel.engine.runs.resume_run)")
+        return ck
+    if not p.is_file():
+        raise CheckpointError(f"encoder checkpoint or run directory {p} not found")
+    return p
+
+
+def extract_features(run_dir_or_checkpoint: str | os.PathLike, dataset: str | None = None,
+                     split: str | None = None, out_path: str | os.PathLike | None = None,
+                     data_root: str | os.PathLike | None = None, device: str = "auto", *,
+                     batch_size: int | None = None, overwrite: bool = False) -> Path:
+    """Extract pooled features of every sample needed by a zero-shot split; return the .npz path.
+
+    Args:
+        run_dir_or_checkpoint: a finished pretraining run directory or its ``encoder.pt``.
+        dataset: dataset name or custom-dataset path (default: the one trained on). It is
+            preprocessed with the encoder card's pipeline and must have the same classes.
+        split: split name or file (default: the one trained on). Another split is allowed
+            only if none of its unseen classes was a training (seen) class of the encoder.
+        out_path: output ``.npz`` (default ``<run_dir>/features.npz``).
+        data_root: data root (default: the run's, else ``$ZEROSKEL_DATA``).
+        device: ``auto`` | ``cpu`` | ``cuda[:N]``.
+        batch_size: inference batch size (default: the run's ``extract.batch_size``).
+        overwrite: replace existing output files (otherwise an error).
+
+    Returns:
+        the path of the written ``.npz`` (the sidecar is :func:`sidecar_path` of it).
+    """
+    from ..data import cache
+    from ..data.features import FeatureSet, save_features
+    from ..data.splits import get_split
+    from .pretrain import encode, load_encoder
+    from .trainer import resolve_device, versions
+
+    ck = _resolve_checkpoint(run_dir_or_checkpoint)
+    out = Path(out_path) if out_path is not None else ck.parent / "features.npz"
+    side = sidecar_path(out)
+    if not overwrite:
+        for p in (out, side):
+            if p.exists():
+                raise ConfigError(f"output {p} exists; choose another --out or pass overwrite=True (--force)")
+    dev = resolve_device(device)
+    model, card, cfg = load_encoder(ck, dev)
+    bs = int(batch_size if batch_size is not None else cfg["extract"]["batch_size"])
+    if bs < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {bs}")
+    source = str(dataset) if dataset is not None else card.dataset_source
+    root = data_root if data_root is not None else cfg.get("data_root")
+    ds = cache.prepare(source, card.pipeline, data_root=root, cache_dir=cfg["data"].get("cache_dir"),
+                       progress=False)
+    if list(ds.class_names) != list(card.class_names):
+        raise DataError(f"dataset {source!r} has classes {len(ds.class_names)} that differ from the "
+                        f"{len(card.class_names)} classes the encoder {ck} was trained with")
+    if ds.layout != card.layout or ds.data.shape[1] != card.in_channels:
+        raise DataError(f"dataset {source!r}: layout {ds.layout!r} / C={ds.data.shape[1]} do not match the "
+                        f"encoder's {card.layout!r} / C={card.in_channels}")
+    if card.partition not in ds.partitions:
+        raise DataError(f"dataset {source!r} has no partition {card.partition!r} (the encoder's); it has "
+                        f"{', '.join(ds.partitions) or 'none'}")
+    sp = get_split(source, str(split)) if split is not None else get_split(source, card.split["name"]) \
+        if card.split.get("kind") != "user" else None
+    if sp is None:  # a user split file: rebuild it from the card
+        from ..data.splits import ZeroShotSplit
+        sp = ZeroShotSplit(name=card.split["name"], dataset=card.split.get("dataset", ""),
+                           num_classes=int(card.split["num_classes"]), seen=card.seen, unseen=card.unseen,
+                           source="user", kind="user", file=card.split.get("file", ""))
+    leak = sorted(set(sp.unseen) & set(card.seen))
+    if leak:
+        raise ConfigError(f"split {sp.name!r}: unseen classes {leak} were training classes of the encoder "
+                          f"{ck} (its split {card.split['name']!r}); its features would not be zero-shot")
+    sp.check(ds, card.partition)
+    seen, unseen = sp.seen_array, sp.unseen_array
+    labels = ds.labels
+    train_part, test_part = ds.partition(card.partition, "train"), ds.partition(card.partition, "test")
+    tr_idx = train_part[np.isin(labels[train_part], seen)]
+    z_idx = test_part[np.isin(labels[test_part], unseen)]
+    g_idx = test_part[np.isin(labels[test_part], np.union1d(seen, unseen))]
+    cseen = np.asarray(card.seen, dtype=np.int64)
+    d_idx = test_part[np.isin(labels[test_part], cseen)]  # for the diagnostic below
+    # one pass over every needed sample (zsl is a subset of gzsl)
+    need = np.union1d(np.union1d(tr_idx, g_idx), d_idx)
+    with torch.no_grad():
+        feats = encode(model, ds.data, need, dev, bs)
+    row = {int(i): k for k, i in enumerate(need)}
+
+    def rows(idx):
+        return feats[[row[int(i)] for i in idx]] if len(idx) else np.zeros((0, feats.shape[1]), np.float32)
+
+    fs = FeatureSet(rows(tr_idx), labels[tr_idx], rows(z_idx), labels[z_idx], rows(g_idx), labels[g_idx],
+                    seen_classes=np.unique(labels[tr_idx]), unseen_classes=np.unique(labels[z_idx]),
+                    num_classes=ds.num_classes, source=str(out))
+    # diagnostic: the classifier head on the encoder's own seen classes of the test partition
+    diag = float("nan")
+    if len(d_idx):
+        with torch.no_grad():
+            lg = model.head(torch.from_numpy(rows(d_idx)).to(dev)).cpu().numpy()
+        diag = float((cseen[lg.argmax(1)] == labels[d_idx]).mean() * 100.0)
+    run_dir = ck.parent
+    sel = {}
+    if (run_dir / "selection.json").is_file():
+        sel = json.loads((run_dir / "selection.json").read_text())
+    sidecar = {
+        "ds": ds.name, "split": sp.name, "unseen": unseen.tolist(), "seen": seen.tolist(),
+        "n_train": int(len(tr_idx)), "n_fit": card.n_fit, "n_val": card.n_val,
+        "n_zsl": int(len(z_idx)), "n_gzsl": int(len(g_idx)),
+        "best_epoch": card.selected_epoch, "val_seen_acc": card.val_seen_acc,
+        "test_seen_acc_diag": diag, "epochs_run": card.epochs_run,
+        "train_time_s": sel.get("seconds"),
+        "feature_dim": int(feats.shape[1]), "partition": card.partition,
+        "encoder": {"name": card.encoder, "preset": card.preset, "args": card.args,
+                    "layout": card.layout, "num_persons": card.num_persons, "frames": card.frames,
+                    "refit": card.refit, "seed": card.seed, "trained_split": card.split["name"],
+                    "checkpoint": str(ck.resolve())},
+        "pipeline": card.pipeline, "data_fingerprint": ds.info.get("fingerprint", ""),
+        "pooling": "encoder output: mean over time and joints, then over persons",
+        "test_time_augmentation": False,
+        "selection": "epoch with the best top-1 on a stratified hold-out of the seen training samples",
+        "note": "test_seen_acc_diag is a diagnostic only; nothing was selected on test data",
+        "versions": versions(),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    try:
+        save_features(tmp, fs)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    tmp_side = side.with_name(f".{side.name}.tmp{os.getpid()}")
+    tmp_side.write_text(json.dumps(sidecar, indent=1, default=float))
+    os.replace(tmp_side, side)
+    return out

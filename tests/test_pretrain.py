@@ -1,0 +1,243 @@
+"""Encoder pretraining on seen classes and feature extraction in the Flora layout."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import need
+from zeroskel.data.features import load_features
+from zeroskel.data.readers.custom import write_custom
+from zeroskel.engine.config import build_config
+from zeroskel.engine.extract import extract_features, sidecar_path
+from zeroskel.engine.pretrain import EncoderCard, load_encoder, pretrain_encoder, select_epoch, train_pretrain
+from zeroskel.engine.runs import resume_run
+from zeroskel.engine.trainer import load_checkpoint
+from zeroskel.errors import CheckpointError, ConfigError
+
+NUM_CLASSES, PER_CLASS, FRAMES, JOINTS = 6, 8, 20, 25
+UNSEEN = [4, 5]
+TINY = ["model.args={channels: [8, 16], strides: [1, 2]}", "train.batch_size=8", "train.epochs=2",
+        "train.warmup_epochs=0", "train.lr=0.05", "device=cpu",
+        "data.pipeline=[{name: resize, frames: 16}]"]
+
+
+def _sequences(rng, test_noise: float = 0.0):
+    """Class c: joints oscillate at frequency c+1; half the samples per class are 'train'."""
+    seqs, labels, part = [], [], []
+    t = np.linspace(0, 1, FRAMES)[:, None, None]
+    for c in range(NUM_CLASSES):
+        for i in range(PER_CLASS):
+            x = np.sin(2 * np.pi * (c + 1) * t + rng.uniform(0, 1, (1, JOINTS, 3)))
+            x = x + 0.1 * rng.standard_normal((FRAMES, JOINTS, 3))
+            is_train = i % 2 == 0
+            if not is_train and test_noise:  # own generator: the train samples stay identical
+                x = test_noise * np.random.default_rng(len(seqs)).standard_normal((FRAMES, JOINTS, 3))
+            seqs.append(x.astype(np.float32))
+            labels.append(c)
+            part.append("train" if is_train else "test")
+    return seqs, labels, part
+
+
+def _write(path, test_noise: float = 0.0, unseen_train_noise: float = 0.0):
+    rng = np.random.default_rng(0)
+    seqs, labels, part = _sequences(rng, test_noise)
+    if unseen_train_noise:  # unseen-class training samples must never be used either
+        for i, (y, p) in enumerate(zip(labels, part)):
+            if y in UNSEEN and p == "train":
+                noise = np.random.default_rng(1000 + i).standard_normal(seqs[i].shape)
+                seqs[i] = (unseen_train_noise * noise).astype(np.float32)
+    write_custom(path, seqs, labels, [f"action{c}" for c in range(NUM_CLASSES)], "ntu25",
+                 name="synth", partitions={"custom": part})
+    return path
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("synth")
+    ds = _write(folder / "synth.npz")
+    sp = folder / "split.yaml"
+    sp.write_text(yaml.safe_dump({"name": "synth-4/2", "num_classes": NUM_CLASSES, "unseen": UNSEEN}))
+    return ds, sp
+
+
+def _cfg(ds, sp, seed=1, extra=()):
+    return build_config("pretrain", dataset=str(ds), split=str(sp), seed=seed, preset="small",
+                        overrides=[*TINY, *extra])
+
+
+@pytest.fixture(scope="module")
+def trained(synth, tmp_path_factory):
+    """One finished run shared by the tests that only read it (2 epochs, then a refit)."""
+    ds, sp = synth
+    return pretrain_encoder(_cfg(ds, sp, extra=["validation.refit=true"]), tmp_path_factory.mktemp("runs"))
+
+
+def _weights(run_dir):
+    return load_checkpoint(run_dir / "encoder.pt")["encoder"]
+
+
+def _same(a, b) -> bool:
+    wa, wb = _weights(a), _weights(b)
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_run_dir_checkpoint_card_and_selection(synth, trained):
+    rd = trained
+    assert rd.name == "pretrain-synth-split-seed1"
+    for f in ("config.yaml", "train.log", "stage1_last.pt", "stage1_best.pt", "stage2_last.pt",
+              "selection.json", "encoder.pt", "metrics.json"):
+        assert (rd / f).is_file(), f
+    sel = json.loads((rd / "selection.json").read_text())
+    # 4 seen classes x 4 train samples; 20 % stratified hold-out = 1 per class
+    assert (sel["n_fit"], sel["n_val"], sel["test_samples_used"]) == (12, 4, 0)
+    assert len(sel["curve"]) == sel["epochs_run"] == 2
+    assert sel["selected_epoch"] == select_epoch(sel["curve"])
+    model, card, cfg = load_encoder(rd)
+    assert isinstance(card, EncoderCard) and card.refit
+    assert card.seen == [0, 1, 2, 3] and card.unseen == UNSEEN and card.feature_dim == 16
+    assert card.pipeline == [{"name": "resize", "frames": 16}] and card.frames == 16
+    assert model.head.out_features == 4 and not model.training
+    m = json.loads((rd / "metrics.json").read_text())
+    assert m["n_test_seen"] == 16 and 0 <= m["test_seen_acc_diag"] <= 100
+    assert m["val_seen_acc"] == sel["curve"][sel["selected_epoch"] - 1]["val_top1"]
+
+
+def test_determinism_and_test_data_never_enter_training(synth, trained, tmp_path):
+    """Same seed, and every test-partition sample and every unseen-class training sample
+    replaced by noise: the same selection curve and bit-identical weights, so those samples
+    are never read for training or selection; the run folder is never reused."""
+    ds, sp = synth
+    other = _write(tmp_path / "other" / "synth.npz", test_noise=3.0, unseen_train_noise=3.0)
+    rd = pretrain_encoder(_cfg(other, sp, extra=["validation.refit=true"]), trained.parent)
+    assert rd.name == "pretrain-synth-split-seed1-1"
+    sel_a = json.loads((trained / "selection.json").read_text())
+    sel_b = json.loads((rd / "selection.json").read_text())
+    assert sel_a["curve"] == sel_b["curve"] and sel_a["selected_epoch"] == sel_b["selected_epoch"]
+    assert _same(trained, rd)
+    fa = load_features(extract_features(trained, out_path=tmp_path / "a.npz"))
+    fb = load_features(extract_features(rd, out_path=tmp_path / "b.npz"))
+    np.testing.assert_array_equal(fa.train_x[fa.train_y < 4], fb.train_x[fb.train_y < 4])
+    assert not np.allclose(fa.gzsl_x, fb.gzsl_x)  # the data did differ where it may
+
+
+def test_extract_flora_layout_sidecar_and_values(synth, trained, tmp_path):
+    ds, sp = synth
+    rd = trained
+    out = extract_features(rd, out_path=tmp_path / "f" / "synth_feats.npz", device="cpu")
+    with np.load(out) as z:
+        assert sorted(z.files) == sorted(["train_data", "train_label", "zsl_data", "zsl_label",
+                                          "gzsl_data", "gzsl_label"])
+    fs = load_features(out, num_classes=NUM_CLASSES)
+    assert fs.seen_classes.tolist() == [0, 1, 2, 3] and fs.unseen_classes.tolist() == UNSEEN
+    # every seen train sample (fit + hold-out), unseen test samples, all test samples
+    assert fs.train_x.shape == (16, 16) and fs.zsl_x.shape == (8, 16) and fs.gzsl_x.shape == (24, 16)
+    assert np.bincount(fs.gzsl_y).tolist() == [4] * NUM_CLASSES
+    assert (fs.train_x >= 0).all()  # Shift-GCN ends in a ReLU; mean pooling keeps it >= 0
+    side = json.loads(sidecar_path(out).read_text())
+    assert sidecar_path(out).name == "synth_feats_encoder.json"
+    assert side["unseen"] == UNSEEN and side["n_train"] == 16 and side["n_fit"] == 12 and side["n_val"] == 4
+    assert side["n_zsl"] == 8 and side["n_gzsl"] == 24 and side["test_time_augmentation"] is False
+    assert side["best_epoch"] == json.loads((rd / "selection.json").read_text())["selected_epoch"]
+    assert side["test_seen_acc_diag"] == json.loads((rd / "metrics.json").read_text())["test_seen_acc_diag"]
+    # the features are the encoder's output on the prepared samples (no augmentation)
+    model, card, _ = load_encoder(rd)
+    from zeroskel.data import cache
+    prep = cache.prepare(str(ds), card.pipeline, progress=False)
+    test = prep.partition("custom", "test")
+    zsl_idx = test[np.isin(prep.labels[test], UNSEEN)]
+    with torch.no_grad():
+        ref = model.features(torch.from_numpy(np.asarray(prep.data[zsl_idx], dtype=np.float32))).numpy()
+    np.testing.assert_allclose(fs.zsl_x, ref, rtol=1e-5, atol=1e-6)
+    # the checkpoint path works like the run directory; outputs are never overwritten silently
+    with pytest.raises(ConfigError, match="exists"):
+        extract_features(rd / "encoder.pt", out_path=out)
+    again = extract_features(rd / "encoder.pt", out_path=out, overwrite=True)
+    np.testing.assert_array_equal(load_features(again).gzsl_x, fs.gzsl_x)
+
+
+def test_interrupted_run_resumes_to_the_same_encoder(synth, trained, tmp_path):
+    ds, sp = synth
+    part = pretrain_encoder(_cfg(ds, sp, extra=["validation.refit=true"]), tmp_path, max_epochs=1)
+    assert not (part / "encoder.pt").exists() and (part / "stage1_last.pt").is_file()
+    resume_run(part)  # through the engine's method table
+    assert _same(trained, part)
+    again = train_pretrain(_cfg(ds, sp, extra=["validation.refit=true"]), part)  # finished: a no-op
+    assert again["selected_epoch"] == json.loads((trained / "metrics.json").read_text())["selected_epoch"]
+
+
+def test_early_stopping(synth, tmp_path):
+    ds, sp = synth
+    rd = pretrain_encoder(_cfg(ds, sp, seed=2, extra=["train.epochs=5", "train.patience=1",
+                                                      "validation.min_epoch=2"]), tmp_path)
+    sel = json.loads((rd / "selection.json").read_text())
+    curve = sel["curve"]
+    assert sel["selected_epoch"] >= 2
+    # training stops at the first epoch that is not a new best (after min_epoch), else runs out
+    stops = [e for e in range(3, 6) if select_epoch(curve[:e], 2) != e]
+    assert sel["epochs_run"] == (stops[0] if stops else 5)
+    assert sel["early_stopped"] == (sel["epochs_run"] < 5)
+    hist = [{"val_top1": 50.0, "val_loss": 1.0}, {"val_top1": 50.0, "val_loss": 0.5},
+            {"val_top1": 40.0, "val_loss": 0.1}]
+    assert select_epoch(hist) == 2 and select_epoch(hist, min_epoch=3) == 3
+    assert select_epoch(hist, min_epoch=4) is None
+
+
+def test_leaky_split_and_bad_config_are_refused(synth, trained, tmp_path):
+    ds, sp = synth
+    leaky = tmp_path / "leaky.yaml"
+    leaky.write_text(yaml.safe_dump({"num_classes": NUM_CLASSES, "unseen": [3, 4]}))
+    with pytest.raises(ConfigError, match=r"unseen classes \[3\] were training classes"):
+        extract_features(trained, split=str(leaky), out_path=tmp_path / "x.npz")
+    narrower = tmp_path / "narrow.yaml"  # unseen 5 only: 4 becomes 'seen' for the feature method
+    narrower.write_text(yaml.safe_dump({"num_classes": NUM_CLASSES, "unseen": [5]}))
+    fs = load_features(extract_features(trained, split=str(narrower), out_path=tmp_path / "n.npz"))
+    assert fs.unseen_classes.tolist() == [5] and 4 in fs.seen_classes
+    with pytest.raises(ConfigError, match="model.args"):
+        pretrain_encoder(_cfg(ds, sp, extra=["model.args={widths: [8]}"]), tmp_path / "bad")
+    with pytest.raises(ConfigError, match="validation.fraction"):
+        pretrain_encoder(_cfg(ds, sp, extra=["validation.fraction=1.5"]), tmp_path / "bad")
+    with pytest.raises(ConfigError, match="train.epoch"):
+        build_config("pretrain", dataset=str(ds), split=str(sp), overrides=["train.epoch=3"])
+    with pytest.raises(CheckpointError, match="no encoder.pt"):
+        extract_features(tmp_path, out_path=tmp_path / "y.npz")
+    with pytest.raises(CheckpointError, match="not an encoder checkpoint"):
+        extract_features(trained / "stage1_best.pt", out_path=tmp_path / "z.npz")
+
+
+def test_presets_resolve():
+    small = build_config("pretrain", dataset="utd_mhad", split="purls-22/5")
+    assert small["preset"] == "small" and small["data"]["pipeline"] == "flora50"
+    assert small["model"]["args"]["channels"] == [32, 64, 128, 256]
+    ntu = build_config("pretrain", dataset="ntu60", split="synse-55/5")
+    assert ntu["preset"] == "ntu" and ntu["train"]["lr"] == 0.1 and ntu["model"]["args"] is None
+
+
+@pytest.mark.slow
+def test_utd_mhad_sample_sets_match_the_shipped_feature_file(data_root, tmp_path):
+    """A 1-epoch tiny encoder on real UTD-MHAD: the extracted file holds exactly the samples
+    (per class) of the shipped purls-22/5 (ru5) feature file, and the same hold-out sizes."""
+    need(data_root, "utd_mhad")
+    shipped = need(data_root, "features/utd_mhad_ru5.npz")
+    cfg = build_config("pretrain", dataset="utd_mhad", split="purls-22/5", seed=1,
+                       data_root=str(data_root),
+                       overrides=["model.args={channels: [8, 16], strides: [1, 2]}", "train.epochs=1",
+                                  "data.limit_per_class=3", "device=cpu"])
+    rd = pretrain_encoder(cfg, tmp_path / "runs")
+    fs = load_features(extract_features(rd, out_path=tmp_path / "utd.npz"), num_classes=27)
+    ref = load_features(shipped, num_classes=27)
+    for a, b in (("train_y", "train_y"), ("zsl_y", "zsl_y"), ("gzsl_y", "gzsl_y")):
+        assert np.bincount(getattr(fs, a), minlength=27).tolist() == \
+            np.bincount(getattr(ref, b), minlength=27).tolist()
+    full = json.loads((need(data_root, "features/utd_mhad_ru5_encoder.json")).read_text())
+    # the 20 % stratified hold-out of all seen training samples has the shipped sizes
+    from zeroskel.data.splits import get_split
+    from zeroskel.engine.pretrain import load_data
+    ds, part = load_data(cfg, data_root)
+    tr = ds.partition(part, "train")
+    fit, val = get_split("utd_mhad", "purls-22/5").holdout_seen(ds.labels, 0.2, 1, index=tr)
+    assert (len(fit), len(val)) == (full["n_fit"], full["n_val"])
+    assert not np.isin(np.concatenate([fit, val]), ds.partition(part, "test")).any()

@@ -90,7 +90,9 @@ def main(argv=None) -> int:
     p.add_argument("--config", help="config file or preset (default: the dataset's preset, 'small')")
     p.add_argument("--set", action="append", help="config override key=value (repeatable)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per process (1 is best on a busy CPU)")
-    p.add_argument("--shard", default="0/1", help="i/n: run every n-th job starting at i")
+    p.add_argument("--shard", default="0/1", help="i/n: run every n-th job starting at i (default all; "
+                   "workers also claim jobs with lock files, so plain parallel workers never collide; "
+                   "delete stale *.lock files after a crash)")
     p.add_argument("--aggregate", action="store_true", help="only print the summary table")
     a = p.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
@@ -98,16 +100,24 @@ def main(argv=None) -> int:
     os.environ.setdefault("ZEROSKEL_QUIET", "1")
     if not a.aggregate:
         i, n = (int(x) for x in a.shard.split("/"))
-        jobs = [(ds, sp, s) for ds, sp in SPLITS for s in a.seeds
+        # seed-major order: if the sweep is cut short every split still has its first seeds
+        jobs = [(ds, sp, s) for s in a.seeds for ds, sp in SPLITS
                 if not a.only or f"{ds}:{sp}" in a.only]
         for j, (ds, sp, s) in enumerate(jobs):
             if j % n != i or _file(a.out, ds, sp, s).is_file():
+                continue
+            # claim the job (exclusive create), so any number of workers can share the list
+            lock = _file(a.out, ds, sp, s).with_suffix(".lock")
+            try:
+                lock.open("x").write(f"{os.getpid()}\n")
+            except FileExistsError:
                 continue
             print(f"[{time.strftime('%H:%M:%S')}] {ds} {sp} seed {s}", flush=True)
             rec = run_one(ds, sp, s, a)
             tmp = _file(a.out, ds, sp, s).with_suffix(".tmp")
             tmp.write_text(json.dumps(rec, indent=1))
             tmp.replace(_file(a.out, ds, sp, s))
+            lock.unlink()
             print(f"  ZSL {rec['zsl_top1']:.2f} aligned {rec['zsl_top1_aligned']:.2f} "
                   f"(epoch {rec['best_epoch']}, {rec['wall_seconds']:.0f} s)", flush=True)
     table = aggregate(a.out, a.seeds)

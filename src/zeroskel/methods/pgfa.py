@@ -119,21 +119,13 @@ class PGFAModel(nn.Module):
 
 def build_model(cfg: dict, layout: str, num_persons: int, text_dim: int) -> PGFAModel:
     """The PGFA model described by ``cfg['model']``."""
-    try:
-        from ..models.registry import build_encoder
-    except ImportError:  # registry not merged yet: ST-GCN directly
-        def build_encoder(name, layout, num_persons, preset, **kw):
-            if name == "stgcn":
-                from ..models.stgcn import STGCN
-                return STGCN(layout=layout, num_persons=num_persons, preset=preset, **kw)
-            if name == "shiftgcn":
-                from ..models.shiftgcn import ShiftGCN
-                return ShiftGCN(layout=layout, num_persons=num_persons, **kw)
-            raise unknown_name("encoder", name, ["shiftgcn", "stgcn"])
+    from ..models.registry import build_encoder
 
     m = cfg["model"]
     args = dict(m.get("args") or {})
-    enc = build_encoder(m["encoder"], layout=layout, num_persons=num_persons, preset=m["preset"], **args)
+    if m["encoder"] == "stgcn" and m.get("preset") is not None:
+        args.setdefault("preset", m["preset"])  # Shift-GCN has one size: no preset
+    enc = build_encoder(m["encoder"], layout=layout, num_persons=num_persons, **args)
     return PGFAModel(enc, text_dim, temperature=float(m["temperature"]),
                      learn_temperature=bool(m["learn_temperature"]), input_frames=m.get("input_frames"))
 
@@ -640,8 +632,12 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
         stage2_seconds = float(sum(h["seconds"] for h in tr.history))
 
     # ------------------------------------------------------------------ final model + test
-    clf = PGFAClassifier(model, text, {**card, "selection": {k: v for k, v in selection.items()
-                                                              if k != "val_curve"}}, device)
+    from ..models.registry import make_card
+    enc_card = make_card(cfg["model"]["encoder"], model.encoder, frames=card["frames"], dataset=ds.name,
+                         split=split.name, text_model=tx["model"]).to_dict()
+    clf = PGFAClassifier(model, text, {**card, "encoder_card": enc_card,
+                                       "selection": {k: v for k, v in selection.items() if k != "val_curve"}},
+                         device)
     save_checkpoint(clf.state(), run_dir / "final.pt")
     metrics = evaluate_classifier(clf, ds, part, align, gzsl=bool(cfg["eval"]["gzsl"]), batch_size=eval_bs)
     metrics["selection"] = selection

@@ -155,9 +155,12 @@ def _ms(vals) -> str:
     return f"{np.mean(vals):.2f} ± {np.std(vals):.2f}" if len(vals) > 1 else f"{vals[0]:.2f}"
 
 
-def aggregate(out_dir: str) -> str:
+def aggregate(out_dir: str, tags: list[str] | None = None, reference: bool = True) -> str:
+    """Markdown table (mean ± std over seeds) of every ``<out_dir>/<tag>/*.json``."""
     rows = {}
     for f in sorted(Path(out_dir).glob("*/*.json")):
+        if tags and f.parent.name not in tags:
+            continue
         r = json.loads(f.read_text())
         rows.setdefault((r["tag"], r["file"]), []).append(r)
     if not rows:
@@ -176,6 +179,8 @@ def aggregate(out_dir: str) -> str:
         t = _ms([r["timings_s"]["total"] for r in rs])
         lines.append(f"| {tag} | {file} | {len(rs)} | {_ms([r['zsl'] for r in rs])} | {cs} | {gate} | "
                      f"{refs} | {t} |")
+    if not reference:
+        return "\n".join(lines)
     lines += ["", "| Flora reference code (features README, best of test evaluations) | ZSL | S / U / H |",
               "|---|---|---|"]
     for f, (z, (s, u, h)) in FLORA_REFERENCE.items():
@@ -199,9 +204,10 @@ def main(argv=None) -> int:
     p.add_argument("--ref-style", action="store_true", help="also record best-of-test numbers (extra)")
     p.add_argument("--force", action="store_true", help="re-run even if the JSON exists")
     p.add_argument("--aggregate", action="store_true", help="only print the markdown table")
+    p.add_argument("--only", nargs="+", default=None, metavar="TAG", help="aggregate only these tags")
     args = p.parse_args(argv)
     if args.aggregate:
-        print(aggregate(args.out))
+        print(aggregate(args.out, args.only, reference=args.only is None or any("flora" in t for t in args.only)))
         return 0
     if args.features is None:
         root = os.environ.get("ZEROSKEL_DATA")

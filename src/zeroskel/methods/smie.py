@@ -60,8 +60,10 @@ class SMIE(TorchMethod):
     """JSD mutual-information discriminator between skeleton features and class texts.
 
     Args:
-        hidden: hidden widths of the discriminator MLP over [v; t] (reference: (1024, 512),
-            i.e. 1024 -> 1024 -> 512 -> 1 for 256-d features and 768-d text).
+        hidden: hidden widths of the discriminator MLP over [v; t]. The reference uses
+            (1024, 512), i.e. 1024 -> 1024 -> 512 -> 1 for 256-d features and 768-d text
+            (1.6M parameters, ~25 ms per CPU step); the default (512, 256) is ~3x cheaper
+            for CPU runs on small datasets.
         negatives: ``"other_class"`` (default, no false negatives) or ``"roll"`` (reference).
         num_negatives: negatives per sample for ``"other_class"`` (each a different-class text).
         temporal_weight: weight of the temporal hinge term (reference 0.5); used only when
@@ -78,9 +80,9 @@ class SMIE(TorchMethod):
 
     name = "smie"
 
-    def __init__(self, hidden: Sequence[int] = (1024, 512), negatives: str = "other_class",
+    def __init__(self, hidden: Sequence[int] = (512, 256), negatives: str = "other_class",
                  num_negatives: int = 1, temporal_weight: float = 0.5, margin: float = 0.1,
-                 center_text: bool = False, epochs: int = 100, batch_size: int = 64, lr: float = 1e-4,
+                 center_text: bool = False, epochs: int = 100, batch_size: int = 64, lr: float = 3e-4,
                  weight_decay: float = 0.0, warmup_epochs: int = 15, seed: int = 0,
                  device: str | torch.device = "cpu", num_threads: int | None = 1) -> None:
         if negatives not in ("other_class", "roll"):

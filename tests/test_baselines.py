@@ -124,6 +124,11 @@ def test_constructor_errors():
         CADAVAE(feat_hidden=(64,))
     with pytest.raises(ConfigError, match="cross_warmup"):
         CADAVAE(cross_warmup=(0.8, 0.2))
+    with pytest.raises(ConfigError, match="epochs must be an integer"):
+        DeViSE(epochs=2.5)
+    with pytest.raises(ConfigError, match="cls_lr must be a number"):
+        CADAVAE(cls_lr="fast")
+    assert DeViSE(lr="3e-4").lr == 3e-4          # YAML 1.1 reads 3e-4 as a string
     with pytest.raises(ConfigError, match="device"):
         DeViSE(device="nonsense").fit(*synthetic()[0], synthetic()[3], synthetic()[4])
 

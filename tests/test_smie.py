@@ -102,6 +102,9 @@ def test_argument_errors(data, fitted):
         fitted.score(xu, [unseen[0], unseen[0]])
     with pytest.raises(ConfigError, match="fit"):
         small().score(xu, unseen)
+    with pytest.raises(ConfigError, match="lr must be a number"):
+        SMIE(lr="high")
+    assert SMIE(lr="3e-4", epochs="5").get_params()["lr"] == 3e-4
     with pytest.raises(ConfigError, match="negatives"):
         SMIE(negatives="batch")
     with pytest.raises(ConfigError, match="at least 2 seen classes"):

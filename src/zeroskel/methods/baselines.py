@@ -129,9 +129,25 @@ def mlp(sizes: Sequence[int], dropout: float = 0.0, act: type[nn.Module] = nn.Re
     return nn.Sequential(*layers)
 
 
+def as_number(name: str, value, kind: type = float):
+    """``kind(value)`` for a numeric constructor argument; ConfigError naming it otherwise.
+
+    Accepts numeric strings (YAML 1.1 reads ``3e-4`` as a string) but not bools.
+    """
+    if isinstance(value, bool):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    try:
+        out = kind(float(value)) if kind is int else kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if kind is int and out != float(value):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    return out
+
+
 def _check_positive(**kw) -> None:
     for k, v in kw.items():
-        if v is None or v <= 0:
+        if as_number(k, v) <= 0:
             raise ConfigError(f"{k} must be > 0, got {v!r}")
 
 
@@ -230,20 +246,20 @@ class DeViSE(TorchMethod):
         if loss not in ("softmax", "hinge"):
             raise ConfigError(f"devise: loss must be 'softmax' or 'hinge', got {loss!r}")
         _check_positive(temperature=temperature, margin=margin, epochs=epochs, batch_size=batch_size, lr=lr)
-        if not 0 <= dropout < 1:
+        if not 0 <= as_number("dropout", dropout) < 1:
             raise ConfigError(f"devise: dropout must be in [0, 1), got {dropout!r}")
         self.hidden = tuple(int(h) for h in hidden)
         self.loss = loss
-        self.temperature = float(temperature)
-        self.margin = float(margin)
-        self.dropout = float(dropout)
+        self.temperature = as_number('temperature', temperature, float)
+        self.margin = as_number('margin', margin, float)
+        self.dropout = as_number('dropout', dropout, float)
         self.center_text = bool(center_text)
-        self.epochs = int(epochs)
-        self.batch_size = int(batch_size)
-        self.lr = float(lr)
-        self.weight_decay = float(weight_decay)
-        self.warmup_epochs = int(warmup_epochs)
-        self.seed = int(seed)
+        self.epochs = as_number('epochs', epochs, int)
+        self.batch_size = as_number('batch_size', batch_size, int)
+        self.lr = as_number('lr', lr, float)
+        self.weight_decay = as_number('weight_decay', weight_decay, float)
+        self.warmup_epochs = as_number('warmup_epochs', warmup_epochs, int)
+        self.seed = as_number('seed', seed, int)
         self.device = device
         self.num_threads = num_threads
 
@@ -392,25 +408,25 @@ class CADAVAE(TorchMethod):
             v = tuple(v)
             if len(v) != 2 or not 0 <= v[0] < v[1] <= 1:
                 raise ConfigError(f"cada_vae: {k} must be (start, end) with 0 <= start < end <= 1, got {v!r}")
-        self.latent_dim = int(latent_dim)
+        self.latent_dim = as_number('latent_dim', latent_dim, int)
         self.feat_hidden = tuple(int(h) for h in feat_hidden)
         self.text_hidden = tuple(int(h) for h in text_hidden)
-        self.epochs = int(epochs)
-        self.batch_size = int(batch_size)
-        self.lr = float(lr)
-        self.beta_max = float(beta_max)
+        self.epochs = as_number('epochs', epochs, int)
+        self.batch_size = as_number('batch_size', batch_size, int)
+        self.lr = as_number('lr', lr, float)
+        self.beta_max = as_number('beta_max', beta_max, float)
         self.beta_warmup = tuple(float(v) for v in beta_warmup)
-        self.cross_max = float(cross_max)
+        self.cross_max = as_number('cross_max', cross_max, float)
         self.cross_warmup = tuple(float(v) for v in cross_warmup)
-        self.distance_max = float(distance_max)
+        self.distance_max = as_number('distance_max', distance_max, float)
         self.distance_warmup = tuple(float(v) for v in distance_warmup)
-        self.n_seen_latent = int(n_seen_latent)
-        self.n_unseen_latent = int(n_unseen_latent)
-        self.cls_epochs = int(cls_epochs)
-        self.cls_lr = float(cls_lr)
-        self.cls_batch_size = int(cls_batch_size)
+        self.n_seen_latent = as_number('n_seen_latent', n_seen_latent, int)
+        self.n_unseen_latent = as_number('n_unseen_latent', n_unseen_latent, int)
+        self.cls_epochs = as_number('cls_epochs', cls_epochs, int)
+        self.cls_lr = as_number('cls_lr', cls_lr, float)
+        self.cls_batch_size = as_number('cls_batch_size', cls_batch_size, int)
         self.center_text = bool(center_text)
-        self.seed = int(seed)
+        self.seed = as_number('seed', seed, int)
         self.device = device
         self.num_threads = num_threads
 

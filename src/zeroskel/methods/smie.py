@@ -42,7 +42,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError, DataError
 from .base import ClassTexts, check_features
-from .baselines import (TorchMethod, batches, mlp, normalized_text, resolve_device, seeded,
+from .baselines import (TorchMethod, as_number, batches, mlp, normalized_text, resolve_device, seeded,
                         warmup_cosine)
 
 
@@ -88,22 +88,22 @@ class SMIE(TorchMethod):
         if negatives not in ("other_class", "roll"):
             raise ConfigError(f"smie: negatives must be 'other_class' or 'roll', got {negatives!r}")
         for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("num_negatives", num_negatives)):
-            if v <= 0:
+            if as_number(k, v) <= 0:
                 raise ConfigError(f"smie: {k} must be > 0, got {v!r}")
-        if temporal_weight < 0 or warmup_epochs < 0:
+        if as_number("temporal_weight", temporal_weight) < 0 or as_number("warmup_epochs", warmup_epochs) < 0:
             raise ConfigError("smie: temporal_weight and warmup_epochs must be >= 0")
         self.hidden = tuple(int(h) for h in hidden)
         self.negatives = negatives
-        self.num_negatives = int(num_negatives)
-        self.temporal_weight = float(temporal_weight)
-        self.margin = float(margin)
+        self.num_negatives = as_number('num_negatives', num_negatives, int)
+        self.temporal_weight = as_number('temporal_weight', temporal_weight, float)
+        self.margin = as_number('margin', margin, float)
         self.center_text = bool(center_text)
-        self.epochs = int(epochs)
-        self.batch_size = int(batch_size)
-        self.lr = float(lr)
-        self.weight_decay = float(weight_decay)
-        self.warmup_epochs = int(warmup_epochs)
-        self.seed = int(seed)
+        self.epochs = as_number('epochs', epochs, int)
+        self.batch_size = as_number('batch_size', batch_size, int)
+        self.lr = as_number('lr', lr, float)
+        self.weight_decay = as_number('weight_decay', weight_decay, float)
+        self.warmup_epochs = as_number('warmup_epochs', warmup_epochs, int)
+        self.seed = as_number('seed', seed, int)
         self.device = device
         self.num_threads = num_threads
 

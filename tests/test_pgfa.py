@@ -217,7 +217,11 @@ def test_final_model_scores_any_classes(utd, tmp_path):
     from zeroskel.engine.runs import train
     from zeroskel.methods.pgfa import PGFAClassifier
 
-    run = train(_cfg(extra=["validation.mode=none", "train.epochs=1"]), tmp_path, data_root=utd)
+    run = train(_cfg(extra=["validation.mode=none", "train.epochs=1", "eval.reference_protocol=true"]),
+                tmp_path, data_root=utd)
+    ref = _metrics(run)["reference_protocol_best_epoch_on_test"]  # an extra, labelled as such
+    assert "NOT a valid zero-shot estimate" in ref["note"] and ref["top1_epoch"] == 1
+    assert ref["top1"] == _metrics(run)["zsl_top1"]  # one epoch: the same model
     clf = PGFAClassifier.load(run)
     ds = prepare("utd_mhad", "pgfa50", data_root=utd)
     x = np.asarray(ds.data[:7])

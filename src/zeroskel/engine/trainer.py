@@ -322,7 +322,8 @@ class Trainer:
         for batch in self.batches_fn(epoch, rng):
             loss, bs = self.step_fn(self.model, batch)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"epoch {epoch}: loss is {loss.item()} (lower train.lr?)")
+                raise ConfigError(f"training diverged: loss is {loss.item()} in epoch {epoch + 1} "
+                                  f"(lr {lr:.3g}); lower train.lr or set train.grad_clip")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.grad_clip:

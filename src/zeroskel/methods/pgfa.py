@@ -462,7 +462,11 @@ def train_pgfa(cfg: dict, run_dir: str | Path, data_root=None, logger=None,
     """
     from ..engine.trainer import close_logger, run_logger
 
-    log = logger or run_logger(Path(run_dir) / "train.log")
+    import os
+    import sys
+
+    echo = sys.stderr.isatty() and not os.environ.get("ZEROSKEL_QUIET")
+    log = logger or run_logger(Path(run_dir) / "train.log", echo=echo)
     try:
         return _train_pgfa(cfg, Path(run_dir), data_root, log, max_epochs)
     finally:
@@ -641,7 +645,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
     save_checkpoint(clf.state(), run_dir / "final.pt")
     metrics = evaluate_classifier(clf, ds, part, align, gzsl=bool(cfg["eval"]["gzsl"]), batch_size=eval_bs)
     metrics["selection"] = selection
-    if ref_fn is not None:
+    if ref_fn is not None and history2:
         curve = [h.get("test_top1_aligned", h.get("test_top1")) for h in history2]
         plain = [h.get("test_top1") for h in history2]
         metrics["reference_protocol_best_epoch_on_test"] = {

@@ -46,8 +46,9 @@ def run_one(ds, split, seed, args) -> dict:
     from zeroskel.engine.runs import train
 
     torch.set_num_threads(args.threads)
-    cfg = build_config("pgfa", dataset=ds, split=split, seed=seed, config=args.config,
-                       overrides=list(args.set or []) + [f"train.threads={args.threads}"])
+    per_ds = [o.split(":", 1)[1] for o in (args.dataset_set or []) if o.split(":", 1)[0] == ds]
+    overrides = list(args.set or []) + per_ds + [f"train.threads={args.threads}"]
+    cfg = build_config("pgfa", dataset=ds, split=split, seed=seed, config=args.config, overrides=overrides)
     t0 = time.time()
     run_dir = train(cfg, args.runs_dir, data_root=args.data_root)
     wall = time.time() - t0
@@ -58,7 +59,7 @@ def run_one(ds, split, seed, args) -> dict:
             "gzsl_uncalibrated": m.get("gzsl_uncalibrated"), "test_samples": m["test_samples"],
             "reference_protocol_best_epoch_on_test": m.get("reference_protocol_best_epoch_on_test"),
             "wall_seconds": wall, "train_seconds": m["train_seconds"], "preset": cfg.get("preset"),
-            "overrides": list(args.set or []), "config": args.config, "threads": args.threads,
+            "overrides": overrides, "config": args.config, "epochs": cfg["train"]["epochs"], "threads": args.threads,
             "machine": f"{platform.node() or socket.gethostname()} {platform.machine()} {os.cpu_count()} cpu",
             "date": time.strftime("%Y-%m-%d %H:%M:%S")}
 
@@ -89,6 +90,8 @@ def main(argv=None) -> int:
     p.add_argument("--only", nargs="*", help="restrict to dataset:split items, e.g. utd_mhad:purls-22/5")
     p.add_argument("--config", help="config file or preset (default: the dataset's preset, 'small')")
     p.add_argument("--set", action="append", help="config override key=value (repeatable)")
+    p.add_argument("--dataset-set", action="append", metavar="DATASET:KEY=VALUE",
+                   help="override for one dataset only, e.g. nw_ucla:train.epochs=8 (repeatable)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per process (1 is best on a busy CPU)")
     p.add_argument("--shard", default="0/1", help="i/n: run every n-th job starting at i (default all; "
                    "workers also claim jobs with lock files, so plain parallel workers never collide; "

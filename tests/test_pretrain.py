@@ -13,10 +13,11 @@ from zeroskel.data.features import load_features
 from zeroskel.data.readers.custom import write_custom
 from zeroskel.engine.config import build_config
 from zeroskel.engine.extract import extract_features, sidecar_path
-from zeroskel.engine.pretrain import EncoderCard, load_encoder, pretrain_encoder, select_epoch, train_pretrain
+from zeroskel.engine.pretrain import PretrainRecord, load_encoder, pretrain_encoder, select_epoch, train_pretrain
 from zeroskel.engine.runs import resume_run
 from zeroskel.engine.trainer import load_checkpoint
 from zeroskel.errors import CheckpointError, ConfigError
+from zeroskel.models.registry import EncoderCard
 
 NUM_CLASSES, PER_CLASS, FRAMES, JOINTS = 6, 8, 20, 25
 UNSEEN = [4, 5]
@@ -96,10 +97,13 @@ def test_run_dir_checkpoint_card_and_selection(synth, trained):
     assert (sel["n_fit"], sel["n_val"], sel["test_samples_used"]) == (12, 4, 0)
     assert len(sel["curve"]) == sel["epochs_run"] == 2
     assert sel["selected_epoch"] == select_epoch(sel["curve"])
-    model, card, cfg = load_encoder(rd)
-    assert isinstance(card, EncoderCard) and card.refit
-    assert card.seen == [0, 1, 2, 3] and card.unseen == UNSEEN and card.feature_dim == 16
-    assert card.pipeline == [{"name": "resize", "frames": 16}] and card.frames == 16
+    model, card, rec, cfg = load_encoder(rd)
+    assert isinstance(card, EncoderCard) and isinstance(rec, PretrainRecord) and rec.refit
+    assert (card.name, card.layout, card.feature_dim, card.frames, card.num_persons) == \
+        ("shiftgcn", "ntu25", 16, 16, 1)
+    assert card.kwargs["channels"] == [8, 16] and card.split == "synth-4/2" and card.dataset == "synth"
+    assert rec.seen == [0, 1, 2, 3] and rec.unseen == UNSEEN and rec.partition == "custom"
+    assert rec.pipeline == [{"name": "resize", "frames": 16}] and cfg["seed"] == 1
     assert model.head.out_features == 4 and not model.training
     m = json.loads((rd / "metrics.json").read_text())
     assert m["n_test_seen"] == 16 and 0 <= m["test_seen_acc_diag"] <= 100
@@ -144,9 +148,9 @@ def test_extract_flora_layout_sidecar_and_values(synth, trained, tmp_path):
     assert side["best_epoch"] == json.loads((rd / "selection.json").read_text())["selected_epoch"]
     assert side["test_seen_acc_diag"] == json.loads((rd / "metrics.json").read_text())["test_seen_acc_diag"]
     # the features are the encoder's output on the prepared samples (no augmentation)
-    model, card, _ = load_encoder(rd)
+    model, _, rec, _ = load_encoder(rd)
     from zeroskel.data import cache
-    prep = cache.prepare(str(ds), card.pipeline, progress=False)
+    prep = cache.prepare(str(ds), rec.pipeline, progress=False)
     test = prep.partition("custom", "test")
     zsl_idx = test[np.isin(prep.labels[test], UNSEEN)]
     with torch.no_grad():

@@ -84,42 +84,47 @@ def extract_features(run_dir_or_checkpoint: str | os.PathLike, dataset: str | No
             if p.exists():
                 raise ConfigError(f"output {p} exists; choose another --out or pass overwrite=True (--force)")
     dev = resolve_device(device)
-    model, card, cfg = load_encoder(ck, dev)
+    model, card, rec, cfg = load_encoder(ck, dev)
     bs = int(batch_size if batch_size is not None else cfg["extract"]["batch_size"])
     if bs < 1:
         raise ConfigError(f"batch_size must be >= 1, got {bs}")
-    source = str(dataset) if dataset is not None else card.dataset_source
+    source = str(dataset) if dataset is not None else rec.dataset_source
     root = data_root if data_root is not None else cfg.get("data_root")
-    ds = cache.prepare(source, card.pipeline, data_root=root, cache_dir=cfg["data"].get("cache_dir"),
+    ds = cache.prepare(source, rec.pipeline, data_root=root, cache_dir=cfg["data"].get("cache_dir"),
                        progress=False)
-    if list(ds.class_names) != list(card.class_names):
-        raise DataError(f"dataset {source!r} has classes {len(ds.class_names)} that differ from the "
-                        f"{len(card.class_names)} classes the encoder {ck} was trained with")
+    if list(ds.class_names) != list(rec.class_names):
+        raise DataError(f"dataset {source!r}: its {len(ds.class_names)} class names differ from the "
+                        f"{len(rec.class_names)} classes the encoder {ck} was trained with")
     if ds.layout != card.layout or ds.data.shape[1] != card.in_channels:
         raise DataError(f"dataset {source!r}: layout {ds.layout!r} / C={ds.data.shape[1]} do not match the "
                         f"encoder's {card.layout!r} / C={card.in_channels}")
-    if card.partition not in ds.partitions:
-        raise DataError(f"dataset {source!r} has no partition {card.partition!r} (the encoder's); it has "
+    if ds.data.shape[-1] != card.num_persons:
+        raise DataError(f"dataset {source!r}: M={ds.data.shape[-1]} persons, the encoder expects "
+                        f"{card.num_persons}")
+    if rec.partition not in ds.partitions:
+        raise DataError(f"dataset {source!r} has no partition {rec.partition!r} (the encoder's); it has "
                         f"{', '.join(ds.partitions) or 'none'}")
-    sp = get_split(source, str(split)) if split is not None else get_split(source, card.split["name"]) \
-        if card.split.get("kind") != "user" else None
-    if sp is None:  # a user split file: rebuild it from the card
+    if split is not None:
+        sp = get_split(source, str(split))
+    elif rec.split.get("kind") == "user":  # a user split file: rebuilt from the record
         from ..data.splits import ZeroShotSplit
-        sp = ZeroShotSplit(name=card.split["name"], dataset=card.split.get("dataset", ""),
-                           num_classes=int(card.split["num_classes"]), seen=card.seen, unseen=card.unseen,
-                           source="user", kind="user", file=card.split.get("file", ""))
-    leak = sorted(set(sp.unseen) & set(card.seen))
+        sp = ZeroShotSplit(name=rec.split["name"], dataset=rec.split.get("dataset", ""),
+                           num_classes=int(rec.split["num_classes"]), seen=rec.seen, unseen=rec.unseen,
+                           source="user", kind="user", file=rec.split.get("file", ""))
+    else:
+        sp = get_split(source, rec.split["name"])
+    leak = sorted(set(sp.unseen) & set(rec.seen))
     if leak:
         raise ConfigError(f"split {sp.name!r}: unseen classes {leak} were training classes of the encoder "
-                          f"{ck} (its split {card.split['name']!r}); its features would not be zero-shot")
-    sp.check(ds, card.partition)
+                          f"{ck} (its split {rec.split['name']!r}); its features would not be zero-shot")
+    sp.check(ds, rec.partition)
     seen, unseen = sp.seen_array, sp.unseen_array
     labels = ds.labels
-    train_part, test_part = ds.partition(card.partition, "train"), ds.partition(card.partition, "test")
+    train_part, test_part = ds.partition(rec.partition, "train"), ds.partition(rec.partition, "test")
     tr_idx = train_part[np.isin(labels[train_part], seen)]
     z_idx = test_part[np.isin(labels[test_part], unseen)]
     g_idx = test_part[np.isin(labels[test_part], np.union1d(seen, unseen))]
-    cseen = np.asarray(card.seen, dtype=np.int64)
+    cseen = np.asarray(rec.seen, dtype=np.int64)
     d_idx = test_part[np.isin(labels[test_part], cseen)]  # for the diagnostic below
     # one pass over every needed sample (zsl is a subset of gzsl)
     need = np.union1d(np.union1d(tr_idx, g_idx), d_idx)
@@ -145,17 +150,17 @@ def extract_features(run_dir_or_checkpoint: str | os.PathLike, dataset: str | No
         sel = json.loads((run_dir / "selection.json").read_text())
     sidecar = {
         "ds": ds.name, "split": sp.name, "unseen": unseen.tolist(), "seen": seen.tolist(),
-        "n_train": int(len(tr_idx)), "n_fit": card.n_fit, "n_val": card.n_val,
+        "n_train": int(len(tr_idx)), "n_fit": rec.n_fit, "n_val": rec.n_val,
         "n_zsl": int(len(z_idx)), "n_gzsl": int(len(g_idx)),
-        "best_epoch": card.selected_epoch, "val_seen_acc": card.val_seen_acc,
-        "test_seen_acc_diag": diag, "epochs_run": card.epochs_run,
+        "best_epoch": rec.selected_epoch, "val_seen_acc": rec.val_seen_acc,
+        "test_seen_acc_diag": diag, "epochs_run": rec.epochs_run,
         "train_time_s": sel.get("seconds"),
-        "feature_dim": int(feats.shape[1]), "partition": card.partition,
-        "encoder": {"name": card.encoder, "preset": card.preset, "args": card.args,
-                    "layout": card.layout, "num_persons": card.num_persons, "frames": card.frames,
-                    "refit": card.refit, "seed": card.seed, "trained_split": card.split["name"],
+        "feature_dim": int(feats.shape[1]), "partition": rec.partition,
+        "encoder": {"name": card.name, "kwargs": card.kwargs, "layout": card.layout,
+                    "num_persons": card.num_persons, "frames": card.frames, "num_params": card.num_params,
+                    "refit": rec.refit, "seed": rec.seed, "trained_split": rec.split["name"],
                     "checkpoint": str(ck.resolve())},
-        "pipeline": card.pipeline, "data_fingerprint": ds.info.get("fingerprint", ""),
+        "pipeline": rec.pipeline, "data_fingerprint": ds.info.get("fingerprint", ""),
         "pooling": "encoder output: mean over time and joints, then over persons",
         "test_time_augmentation": False,
         "selection": "epoch with the best top-1 on a stratified hold-out of the seen training samples",

@@ -14,7 +14,8 @@ A run directory (``<runs_dir>/pretrain-<dataset>-<split>-seed<k>[-N]``, never re
 * ``config.yaml``, ``train.log``;
 * ``stage1_last.pt`` (rolling trainer checkpoint, for exact resume), ``stage1_best.pt``;
 * ``selection.json``: hold-out sizes, the per-epoch curve and the chosen epoch;
-* ``encoder.pt``: the final encoder + classifier with its :class:`EncoderCard`;
+* ``encoder.pt``: the final encoder + classifier with its
+  :class:`zeroskel.models.registry.EncoderCard` (``extra["pretrain"]``: a :class:`PretrainRecord`);
 * ``metrics.json``: hold-out accuracy and, as a diagnostic only, seen-class accuracy on the
   test partition.
 
@@ -23,7 +24,7 @@ Features are extracted from ``encoder.pt`` by :func:`zeroskel.engine.extract.ext
 Library entry points: :func:`pretrain_encoder` (new run), :func:`train_pretrain` (run or
 resume in a given folder; what :func:`zeroskel.engine.runs.train` calls),
 :func:`evaluate_pretrain`, :func:`load_encoder`, :func:`build_encoder`,
-:class:`SeenClassifier`, :class:`EncoderCard`.
+:class:`SeenClassifier`, :class:`PretrainRecord`, :class:`LoadedEncoder`.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -50,42 +51,29 @@ ENCODERS = ("shiftgcn", "stgcn")
 # =========================================================================== model
 def build_encoder(name: str, layout: str, num_persons: int, preset: str | None = None,
                   args: dict | None = None, in_channels: int = 3) -> nn.Module:
-    """A skeleton encoder (N, C, T, V, M) -> (N, F) with a ``feature_dim`` attribute.
+    """A skeleton encoder (N, C, T, V, M) -> (N, F) from :mod:`zeroskel.models.registry`.
 
-    Uses :func:`zeroskel.models.registry.build_encoder` when that module exists, else builds
-    :class:`~zeroskel.models.shiftgcn.ShiftGCN` / :class:`~zeroskel.models.stgcn.STGCN`
-    directly. ``args`` are extra constructor keyword arguments (``model.args``).
+    ``preset`` and ``args`` (``model.preset`` / ``model.args``: extra constructor keyword
+    arguments such as ``channels`` and ``strides``) are passed to the encoder's constructor.
     """
+    from ..models.registry import build_encoder as registry_build
+
     if args is not None and not isinstance(args, dict):
         raise ConfigError(f"model.args must be a mapping of encoder arguments, got {args!r}")
+    if name not in ENCODERS:
+        raise unknown_name("encoder (model.encoder)", str(name), ENCODERS)
     kw = dict(args or {})
-    if in_channels != 3:
-        kw["in_channels"] = int(in_channels)
+    for k in ("layout", "num_persons", "in_channels", "preset"):
+        if k in kw:
+            raise ConfigError(f"model.args must not set {k!r} (it comes from the data / model.preset)")
+    if preset is not None:
+        kw["preset"] = preset
     try:
-        from ..models.registry import build_encoder as registry_build
-    except ImportError:
-        registry_build = None
-    try:
-        if registry_build is not None:
-            if preset is not None:
-                kw["preset"] = preset
-            enc = registry_build(name, layout=layout, num_persons=num_persons, **kw)
-        elif name == "shiftgcn":
-            from ..models.shiftgcn import ShiftGCN
-            if preset is not None:
-                raise ConfigError(f"model.preset {preset!r}: Shift-GCN takes no preset here; give "
-                                  "model.args.channels / strides instead")
-            enc = ShiftGCN(layout=layout, num_persons=num_persons, **kw)
-        elif name == "stgcn":
-            from ..models.stgcn import STGCN
-            enc = STGCN(layout=layout, num_persons=num_persons, preset=preset or "slim", **kw)
-        else:
-            raise unknown_name("encoder (model.encoder)", str(name), ENCODERS)
-    except TypeError as e:  # an unknown keyword in model.args
-        raise ConfigError(f"model.args {args!r} do not fit encoder {name!r}: {e}") from None
-    if not isinstance(getattr(enc, "feature_dim", None), int):
-        raise ConfigError(f"encoder {name!r} has no integer feature_dim attribute")
-    return enc
+        return registry_build(name, layout=layout, in_channels=int(in_channels),
+                              num_persons=int(num_persons), **kw)
+    except (ConfigError, TypeError, ValueError) as e:
+        raise ConfigError(f"model.args {args!r} / model.preset {preset!r} do not fit encoder "
+                          f"{name!r}: {e}") from None
 
 
 class SeenClassifier(nn.Module):
@@ -117,17 +105,18 @@ class SeenClassifier(nn.Module):
 
 # =========================================================================== card
 @dataclass
-class EncoderCard:
-    """What an encoder checkpoint was trained on and how to feed it (JSON-able).
+class PretrainRecord:
+    """How a pretrained encoder was trained, for zero-shot use (JSON-able).
+
+    Stored as ``extra["pretrain"]`` of the checkpoint's
+    :class:`zeroskel.models.registry.EncoderCard` (which holds the architecture, input
+    layout, frames and feature width).
 
     Attributes:
-        encoder, preset, args: how to rebuild the encoder (:func:`build_encoder`).
-        layout, in_channels, num_persons, frames: the input it expects, (N, C, T, V, M).
-        feature_dim: width F of the pooled feature.
-        pipeline: the resolved preprocessing (transform configs) applied before it.
+        pipeline: the resolved preprocessing (transform configs) the encoder expects.
         dataset: dataset name; dataset_source: what ``prepare`` was given (name or path).
         class_names: every class of the dataset (id order).
-        partition: train/test partition used.
+        partition: the train/test partition used.
         split: the split record (:meth:`ZeroShotSplit.to_dict`); seen / unseen: class ids;
             the classifier's logit ``k`` is ``seen[k]``.
         selected_epoch, epochs_run: chosen epoch (1-based) and epochs trained in stage 1.
@@ -138,14 +127,6 @@ class EncoderCard:
         versions: zeroskel / torch / numpy versions.
     """
 
-    encoder: str
-    preset: str | None
-    args: dict
-    layout: str
-    in_channels: int
-    num_persons: int
-    frames: int
-    feature_dim: int
     pipeline: list
     dataset: str
     dataset_source: str
@@ -168,23 +149,36 @@ class EncoderCard:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict, where: str = "encoder card") -> "EncoderCard":
+    def from_dict(cls, d: dict, where: str = "pretraining record") -> "PretrainRecord":
+        if not isinstance(d, dict):
+            raise CheckpointError(f"{where}: no pretraining record (card extra['pretrain'])")
         names = [f.name for f in dataclasses.fields(cls)]
         required = [f.name for f in dataclasses.fields(cls)
                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
         missing = [k for k in required if k not in d]
         if missing:
-            raise CheckpointError(f"{where}: missing card key(s) {', '.join(missing)}")
+            raise CheckpointError(f"{where}: missing pretraining key(s) {', '.join(missing)}")
         return cls(**{k: d[k] for k in names if k in d})
 
 
-def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> tuple[SeenClassifier, EncoderCard, dict]:
+class LoadedEncoder(NamedTuple):
+    """What :func:`load_encoder` returns."""
+
+    model: "SeenClassifier"   # encoder + seen-class head, eval mode
+    card: Any                 # zeroskel.models.registry.EncoderCard
+    record: PretrainRecord
+    config: dict              # the run configuration
+
+
+def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> LoadedEncoder:
     """Load ``encoder.pt`` (or a run directory holding one).
 
     Returns:
-        ``(model, card, config)``: the :class:`SeenClassifier` in eval mode on ``device``,
-        its :class:`EncoderCard` and the run configuration.
+        :class:`LoadedEncoder` ``(model, card, record, config)``: the
+        :class:`SeenClassifier` in eval mode on ``device``, its registry ``EncoderCard``,
+        the :class:`PretrainRecord` and the run configuration.
     """
+    from ..models.registry import EncoderCard
     from .trainer import load_checkpoint, resolve_device
 
     path = Path(path)
@@ -203,17 +197,20 @@ def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> tuple[
     for key in ("card", "encoder", "head", "config"):
         if key not in st:
             raise CheckpointError(f"{path}: missing key {key!r}")
-    card = EncoderCard.from_dict(st["card"], str(path))
-    enc = build_encoder(card.encoder, card.layout, card.num_persons, card.preset, card.args,
-                        card.in_channels)
-    model = SeenClassifier(enc, len(card.seen), float(st["config"]["model"].get("dropout") or 0.0))
+    try:
+        card = EncoderCard.from_dict(st["card"], f"{path}: card")
+        enc = card.build()
+    except ConfigError as e:
+        raise CheckpointError(str(e)) from None
+    record = PretrainRecord.from_dict(card.extra.get("pretrain"), str(path))
+    model = SeenClassifier(enc, len(record.seen), float(st["config"]["model"].get("dropout") or 0.0))
     try:
         model.encoder.load_state_dict(st["encoder"])
         model.head.load_state_dict(st["head"])
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not match the encoder described by its card "
                               f"({str(e).strip().splitlines()[0][:200]})") from None
-    return model.to(resolve_device(device)).eval(), card, st["config"]
+    return LoadedEncoder(model.to(resolve_device(device)).eval(), card, record, st["config"])
 
 
 # =========================================================================== data
@@ -558,37 +555,39 @@ def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> 
         refit_seconds = 0.0
     model.eval()
 
+    from ..models.registry import make_card
+
     pipeline = ds.info.get("pipeline")
-    card = EncoderCard(
-        encoder=m["encoder"], preset=m["preset"], args=dict(m["args"] or {}), layout=ds.layout,
-        in_channels=int(ds.data.shape[1]), num_persons=num_persons, frames=frames,
-        feature_dim=model.feature_dim, pipeline=list(pipeline) if pipeline is not None else [],
-        dataset=ds.name, dataset_source=str(cfg["dataset"]), class_names=list(ds.class_names),
-        partition=part, split=split.to_dict(), seen=seen.tolist(), unseen=unseen.tolist(),
-        selected_epoch=best, epochs_run=int(selection["epochs_run"]), n_fit=int(selection["n_fit"]),
-        n_val=int(selection["n_val"]), val_seen_acc=float(selection["val_top1"]), refit=bool(vcfg["refit"]),
-        seed=seed, data_fingerprint=str(ds.info.get("fingerprint", "")), versions=versions())
+    record = PretrainRecord(
+        pipeline=list(pipeline) if pipeline is not None else [], dataset=ds.name,
+        dataset_source=str(cfg["dataset"]), class_names=list(ds.class_names), partition=part,
+        split=split.to_dict(), seen=seen.tolist(), unseen=unseen.tolist(), selected_epoch=best,
+        epochs_run=int(selection["epochs_run"]), n_fit=int(selection["n_fit"]), n_val=int(selection["n_val"]),
+        val_seen_acc=float(selection["val_top1"]), refit=bool(vcfg["refit"]), seed=seed,
+        data_fingerprint=str(ds.info.get("fingerprint", "")), versions=versions())
+    card = make_card(m["encoder"], model.encoder, frames=frames, dataset=ds.name, split=split.name,
+                     extra={"pretrain": record.to_dict()})
     save_checkpoint({"kind": CHECKPOINT_KIND, "version": CHECKPOINT_VERSION, "card": card.to_dict(),
                      "config": cfg, "encoder": model.encoder.state_dict(), "head": model.head.state_dict()},
                     run_dir / "encoder.pt")
-    metrics = _metrics(model, card, ds, part, device, ebs)
+    metrics = _metrics(model, record, ds, part, device, ebs)
     metrics.update(train_seconds={"stage1": float(selection["seconds"]), "refit": refit_seconds,
                                   "total_wall": time.perf_counter() - t0},
                    device=str(device), torch_threads=torch.get_num_threads())
     _write_json(metrics, run_dir / "metrics.json")
-    log.info(f"encoder.pt written: hold-out top-1 {card.val_seen_acc:.2f} at epoch {best}; "
+    log.info(f"encoder.pt written: hold-out top-1 {record.val_seen_acc:.2f} at epoch {best}; "
              f"seen-class test top-1 (diagnostic) {metrics['test_seen_acc_diag']:.2f}")
     return metrics
 
 
-def seen_test_accuracy(model: SeenClassifier, card: EncoderCard, ds, partition: str,
+def seen_test_accuracy(model: SeenClassifier, record: PretrainRecord, ds, partition: str,
                        device: torch.device, batch_size: int = 256) -> tuple[float, int]:
     """Top-1 % of the seen-class classifier on the seen-class samples of the test partition.
 
     A diagnostic of encoder quality only: it is never used to choose anything.
     Returns ``(accuracy, number of samples)``.
     """
-    seen = np.asarray(card.seen, dtype=np.int64)
+    seen = np.asarray(record.seen, dtype=np.int64)
     test = ds.partition(partition, "test")
     idx = test[np.isin(ds.labels[test], seen)]
     if len(idx) == 0:
@@ -597,10 +596,10 @@ def seen_test_accuracy(model: SeenClassifier, card: EncoderCard, ds, partition: 
     return float((seen[lg.argmax(1)] == ds.labels[idx]).mean() * 100.0), int(len(idx))
 
 
-def _metrics(model: SeenClassifier, card: EncoderCard, ds, part: str, device, batch_size: int) -> dict:
-    acc, n = seen_test_accuracy(model, card, ds, part, device, batch_size)
-    return {"val_seen_acc": card.val_seen_acc, "selected_epoch": card.selected_epoch,
-            "epochs_run": card.epochs_run, "n_fit": card.n_fit, "n_val": card.n_val,
+def _metrics(model: SeenClassifier, record: PretrainRecord, ds, part: str, device, batch_size: int) -> dict:
+    acc, n = seen_test_accuracy(model, record, ds, part, device, batch_size)
+    return {"val_seen_acc": record.val_seen_acc, "selected_epoch": record.selected_epoch,
+            "epochs_run": record.epochs_run, "n_fit": record.n_fit, "n_val": record.n_val,
             "test_seen_acc_diag": acc, "n_test_seen": n,
             "note": "test_seen_acc_diag: seen-class accuracy on the test partition, a diagnostic "
                     "only (selection used the seen hold-out of the train partition)"}
@@ -611,9 +610,9 @@ def evaluate_pretrain(run_dir: str | Path, data_root=None, device: str | None = 
     from .trainer import resolve_device
 
     dev = resolve_device(device or "auto")
-    model, card, cfg = load_encoder(run_dir, dev)
+    model, _, record, cfg = load_encoder(run_dir, dev)
     data_root = data_root if data_root is not None else cfg.get("data_root")
     ds, part = load_data(cfg, data_root)
-    if list(ds.class_names) != list(card.class_names):
+    if list(ds.class_names) != list(record.class_names):
         raise CheckpointError(f"{run_dir}: class names of the encoder differ from dataset {ds.name!r}")
-    return _metrics(model, card, ds, part, dev, int(cfg["extract"]["batch_size"]))
+    return _metrics(model, record, ds, part, dev, int(cfg["extract"]["batch_size"]))

@@ -195,7 +195,7 @@ def test_shiftgcn_any_length(frames, t_out):
     assert m.output_frames(frames) == t_out
     if frames != 37:
         with torch.no_grad():
-            assert m.forward_map(x).shape == (256, 25, 2, t_out)
+            assert m.forward_map(x).shape == (256, 25, t_out, 2)
         return
     y = m(x)                                    # odd length: forward and backward
     assert y.shape == (1, 256) and torch.isfinite(y).all()

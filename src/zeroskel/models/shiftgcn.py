@@ -15,12 +15,13 @@ Differences from the reference (``module/shift_gcn.py`` + the ``shift_cuda`` ext
 * the unused classifier ``fc`` (256 -> 60) is not built; the shift index tables are buffers,
   not parameters.
 
-Layout. Internally every tensor is channel-major, (C, V, B, T) with B = N*M. Then every
-pointwise linear (the 1x1 convs and the spatial linear) is one (C_out, C_in) x (C_in, V*B*T)
-GEMM, the non-local spatial shifts are row permutations of a (C*V, B*T) matrix (contiguous
+Layout. Internally every tensor is channel-major, (C, V, T, B) with B = N*M. Then every
+pointwise linear (the 1x1 convs and the spatial linear) is one (C_out, C_in) x (C_in, V*T*B)
+GEMM, the non-local spatial shifts are row permutations of a (C*V, T*B) matrix (contiguous
 row copies whose backward is the inverse permutation: no scatter), every BatchNorm is a
-native BatchNorm1d over a contiguous (1, C, L) view, and no permute is needed between the
-spatial and temporal parts. Consequence for checkpoints: the spatial BN over V*C_out
+native BatchNorm1d over a contiguous (1, C, L) view, the temporal shift's tap slices are
+long contiguous runs of (T*B) elements, and no permute is needed between the spatial and
+temporal parts. Consequence for checkpoints: the spatial BN over V*C_out
 features stores its per-feature statistics in (c, v) order (reference: (v, c)).
 """
 from __future__ import annotations
@@ -69,16 +70,16 @@ def spatial_shift_index(num_joints: int, channels: int, direction: int) -> Tenso
 
 
 def _pointwise(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    """Per-joint linear map (a 1x1 conv): x (C_in, V, B, T), weight (C_out, C_in)
-    -> (C_out, V, B, T), as one GEMM."""
-    c, v, b, t = x.shape
-    xf = x.reshape(c, v * b * t)
+    """Per-joint linear map (a 1x1 conv): x (C_in, V, T, B), weight (C_out, C_in)
+    -> (C_out, V, T, B), as one GEMM."""
+    c, v, t, b = x.shape
+    xf = x.reshape(c, v * t * b)
     y = weight @ xf if bias is None else torch.addmm(bias[:, None], weight, xf)
-    return y.view(-1, v, b, t)
+    return y.view(-1, v, t, b)
 
 
 def _bn(bn: nn.BatchNorm1d, x: Tensor) -> Tensor:
-    """BatchNorm over dim 0 of a (C, V, B, T) tensor (statistics over V, B, T)."""
+    """BatchNorm over dim 0 of a (C, V, T, B) tensor (statistics over V, T, B)."""
     return bn(x.reshape(1, x.shape[0], -1)).view(x.shape)
 
 
@@ -86,7 +87,7 @@ class ShiftGraphConv(nn.Module):
     """Spatial Shift-GCN: shift-in, feature mask ``tanh(m)+1``, pointwise linear, shift-out,
     BN over the V*C_out features, plus ``down(x)`` (1x1 linear + BN when widths differ), ReLU.
 
-    Shapes: (C_in, V, B, T) -> (C_out, V, B, T).
+    Shapes: (C_in, V, T, B) -> (C_out, V, T, B).
     """
 
     def __init__(self, in_channels: int, out_channels: int, num_joints: int) -> None:
@@ -111,13 +112,13 @@ class ShiftGraphConv(nn.Module):
             self.register_buffer(f"shift_{name}_inv", torch.argsort(idx), persistent=False)
 
     def forward(self, x0: Tensor) -> Tensor:
-        c, v, b, t = x0.shape
+        c, v, t, b = x0.shape
         o = self.out_channels
-        x = _RowPermute.apply(x0.reshape(c * v, b * t), self.shift_in, self.shift_in_inv)
+        x = _RowPermute.apply(x0.reshape(c * v, t * b), self.shift_in, self.shift_in_inv)
         x = x * (torch.tanh(self.feature_mask) + 1).t().reshape(c * v, 1)
-        x = torch.addmm(self.linear_bias[:, None], self.linear_weight.t(), x.view(c, v * b * t))
-        x = _RowPermute.apply(x.view(o * v, b * t), self.shift_out, self.shift_out_inv)
-        x = self.bn(x.view(1, o * v, b * t)).view(o, v, b, t)
+        x = torch.addmm(self.linear_bias[:, None], self.linear_weight.t(), x.view(c, v * t * b))
+        x = _RowPermute.apply(x.view(o * v, t * b), self.shift_out, self.shift_out_inv)
+        x = self.bn(x.view(1, o * v, t * b)).view(o, v, t, b)
         if self.down is None:
             x = x + x0
         else:
@@ -127,7 +128,7 @@ class ShiftGraphConv(nn.Module):
 
 class ShiftTemporalConv(nn.Module):
     """Temporal Shift-GCN: BN, temporal shift, pointwise linear, ReLU, strided temporal shift,
-    BN. Shapes: (C, V, B, T) -> (C_out, V, B, ceil(T / stride)).
+    BN. Shapes: (C, V, T, B) -> (C_out, V, ceil(T / stride), B).
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
@@ -135,12 +136,12 @@ class ShiftTemporalConv(nn.Module):
         super().__init__()
         self.bn = nn.BatchNorm1d(in_channels)
         self.shift_in = AdaptiveTemporalShift(in_channels, 1, offset_grad=offset_grad,
-                                              time_dim=3, channel_dim=0)
+                                              time_dim=2, channel_dim=0)
         self.temporal_linear = nn.Linear(in_channels, out_channels)   # a 1x1 conv
         nn.init.kaiming_normal_(self.temporal_linear.weight, mode="fan_out")
         # (the reference re-initialises only the weight; the bias keeps PyTorch's default)
         self.shift_out = AdaptiveTemporalShift(out_channels, stride, offset_grad=offset_grad,
-                                               time_dim=3, channel_dim=0)
+                                               time_dim=2, channel_dim=0)
         self.bn2 = nn.BatchNorm1d(out_channels)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -152,7 +153,7 @@ class ShiftTemporalConv(nn.Module):
 class ShiftGCNBlock(nn.Module):
     """``relu(tcn(gcn(x)) + res(x))``; res: none, identity, or strided 1x1 linear + BN.
 
-    Shapes: (C_in, V, B, T) -> (C_out, V, B, ceil(T / stride)).
+    Shapes: (C_in, V, T, B) -> (C_out, V, ceil(T / stride), B).
     """
 
     def __init__(self, in_channels: int, out_channels: int, num_joints: int, stride: int = 1,
@@ -174,7 +175,7 @@ class ShiftGCNBlock(nn.Module):
         if self.residual_mode == "identity":
             y = y + x
         elif self.residual_mode == "conv":
-            xs = x[..., :: self.stride] if self.stride > 1 else x    # ceil(T / stride) frames
+            xs = x[:, :, :: self.stride] if self.stride > 1 else x    # ceil(T / stride) frames
             y = y + _bn(self.res_bn, _pointwise(xs, self.res.weight, self.res.bias))
         return F.relu(y)
 
@@ -257,12 +258,12 @@ class ShiftGCN(nn.Module):
                              f"V={self.num_joints}, M={self.num_persons}, got input {tuple(x.shape)}")
 
     def forward_map(self, x: Tensor) -> Tensor:
-        """(N, C, T, V, M) -> channel-major feature map (feature_dim, V, N*M, T'), b = n*M + m."""
+        """(N, C, T, V, M) -> channel-major feature map (feature_dim, V, T', N*M), b = n*M + m."""
         self._check(x)
         n, c, t, v, m = x.shape
         x = x.permute(4, 3, 1, 0, 2).reshape(1, m * v * c, n * t)      # features (m, v, c)
         x = self.data_bn(x).view(m, v, c, n, t)
-        x = x.permute(2, 1, 3, 0, 4).reshape(c, v, n * m, t)
+        x = x.permute(2, 1, 4, 3, 0).reshape(c, v, t, n * m)
         for block in self.blocks:
             x = block(x)
         return x
@@ -270,5 +271,5 @@ class ShiftGCN(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """(N, C, T, V, M) -> (N, feature_dim): mean over (T, V), then over persons."""
         n = x.shape[0]
-        y = self.forward_map(x)                         # (C', V, N*M, T')
-        return y.mean(dim=(1, 3)).view(y.shape[0], n, -1).mean(dim=2).t()
+        y = self.forward_map(x)                         # (C', V, T', N*M)
+        return y.mean(dim=(1, 2)).view(y.shape[0], n, -1).mean(dim=2).t()

@@ -107,8 +107,12 @@ def test_argument_errors(data, fitted):
     assert SMIE(lr="3e-4", epochs="5").get_params()["lr"] == 3e-4
     with pytest.raises(ConfigError, match="negatives"):
         SMIE(negatives="batch")
+    failed = small()
     with pytest.raises(ConfigError, match="at least 2 seen classes"):
-        small().fit(x[y == 0], y[y == 0], texts, [0])
+        failed.fit(x[y == 0], y[y == 0], texts, [0])
+    with pytest.raises(ConfigError, match="fit"):
+        failed.score(xu, unseen)                  # a failed fit leaves the method unfitted
+    assert fitted.num_parameters() == (12 + 8) * 64 + 64 + 64 * 32 + 32 + 33
     with pytest.raises(DataError, match="labels shape"):
         small().fit(x, y[:-1], texts, seen)
     with pytest.raises(DataError, match="zero sentence embedding"):

@@ -175,8 +175,17 @@ class TorchMethod(ZeroShotMethod):
         return f"{type(self).__name__}({args})"
 
     def fit(self, feats: np.ndarray, labels: np.ndarray, texts: ClassTexts, seen_classes) -> "TorchMethod":
+        self._fitted = False                      # a failed fit leaves the method unfitted
         with cpu_threads(self.num_threads, resolve_device(self.device)):
-            return super().fit(feats, labels, texts, seen_classes)
+            super().fit(feats, labels, texts, seen_classes)
+        self._fitted = True
+        return self
+
+    def num_parameters(self) -> int:
+        """Trainable parameters of the fitted networks (CADA-VAE: both VAEs, no classifier)."""
+        self._check_fitted()
+        return sum(p.numel() for name in ("net_", "vx_", "vt_") if hasattr(self, name)
+                   for p in getattr(self, name).parameters())
 
     def score(self, feats: np.ndarray, classes) -> np.ndarray:
         """(N, K) scores of ``feats`` (N, D) against ``classes`` (K ids, any order); higher =
@@ -189,7 +198,7 @@ class TorchMethod(ZeroShotMethod):
         raise NotImplementedError
 
     def _check_fitted(self) -> None:
-        if getattr(self, "seen_classes_", None) is None:
+        if not getattr(self, "_fitted", False):
             raise ConfigError(f"{self.name}: call fit() before score()")
 
     def _score_inputs(self, feats: np.ndarray, classes) -> tuple[np.ndarray, np.ndarray]:

@@ -25,8 +25,25 @@ LABELS = list(CLASSES.values())
 
 
 # ---------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One torch thread: these tiny models gain nothing from two, and on a busy machine
+    spinning OpenMP workers make training ~10x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
-def trained(data_root, tmp_path_factory):
+def text_encoder():
+    """One sentence model for the module (loaded at most once, when a label is new)."""
+    from zeroskel.text.encoders import SentenceEncoder
+    return SentenceEncoder("all-MiniLM-L6-v2")
+
+
+@pytest.fixture(scope="module")
+def trained(data_root, tmp_path_factory, text_encoder):
     """(run_dir, bundle_dir): a tiny ST-GCN PGFA model trained on 4 UTD-MHAD classes."""
     need(data_root, "utd_mhad")
     from zeroskel.engine.config import build_config, dump_config
@@ -42,7 +59,8 @@ def trained(data_root, tmp_path_factory):
                            data_root=str(data_root),
                            overrides=["text.source=name", "validation.mode=none", "train.epochs=11",
                                       "train.batch_size=8", "train.warmup_epochs=1", "train.lr=0.05",
-                                      "model.input_frames=16", "eval.gzsl=false", "alignment.enabled=false"])
+                                      "model.input_frames=16", "eval.gzsl=false", "alignment.enabled=false",
+                                      "train.threads=1"])
         # a 2-block ST-GCN (~20x cheaper than 'slim'); batch 8 so that BatchNorm's running
         # statistics converge within the few steps (eval mode depends on them)
         cfg["model"]["args"] = {"channels": [16, 32], "strides": [2, 2], "dropout": 0.0}
@@ -50,6 +68,8 @@ def trained(data_root, tmp_path_factory):
         dump_config(cfg, run_dir / "config.yaml")
         train_pgfa(cfg, run_dir, data_root=data_root)
         bundle = export_bundle(run_dir, base / "bundle")
+        # embed the test labels once into the session's disk cache with the shared model
+        Recognizer.load(bundle, text_encoder=text_encoder).encode_labels(LABELS)
     return run_dir, bundle
 
 
@@ -144,11 +164,12 @@ def test_input_forms_agree(trained, test_files):
     assert len(rec.predict(files[0], LABELS, top_k=10)[0].labels) == len(LABELS)
 
 
-def test_label_embeddings_cached_on_disk(trained, tmp_path):
+def test_label_embeddings_cached_on_disk(trained, tmp_path, text_encoder):
     cache = tmp_path / "emb"
-    a = Recognizer.load(trained[1], cache_dir=cache)
+    a = Recognizer.load(trained[1], cache_dir=cache, text_encoder=text_encoder)
     e1 = a.encode_labels(["wave", "kick something"])
-    assert a._encoder is not None and len(list(cache.rglob("*.npy"))) == 2
+    assert len(list(cache.rglob("*.npy"))) == 2
+    np.testing.assert_allclose(e1, text_encoder.encode(["wave", "kick something"]), atol=1e-6)
     b = Recognizer.load(trained[1], cache_dir=cache)
     e2 = b.encode_labels(["kick something", "wave"])
     assert b._encoder is None  # served from disk: the text model was never loaded
@@ -187,6 +208,12 @@ def test_layout_mapping_into_an_ntu25_model(trained, test_files, data_root):
     want, _ = build_pipeline(card["pipeline"], "ntu25").apply_batch(mapped, np.array([r.length]))
     np.testing.assert_allclose(x, want, atol=1e-6)
     assert np.isfinite(ntu.score([r], LABELS)).all()
+    # the empty second person slot is not run through the encoder, with the same result
+    both = np.concatenate([x, x[..., ::-1]])  # person in slot 0, then in slot 1
+    with torch.inference_mode():
+        direct = torch.nn.functional.normalize(model(torch.from_numpy(both.copy())), dim=1).numpy()
+    np.testing.assert_allclose(ntu._encode_array(both), direct, atol=1e-5)
+    assert ntu._persons_separable() and len(ntu._absent) == 1
 
     npy = need(data_root, "ntu_samples/NTU_preprocessed_skeleton_examples.npy")
     with pytest.raises(ConfigError, match=r"NTU_preprocessed_skeleton_examples.npy\[0\].*'ntu25'.*kinect_v1"):
@@ -376,15 +403,20 @@ def test_cli_errors_are_one_line(trained, test_files, tmp_path, capsys):
 def test_cli_render_gif(trained, test_files, tmp_path, capsys):
     from PIL import Image
 
+    short = tmp_path / "short.npy"  # 12 frames keep the drawing quick
+    np.save(short, load_recording(test_files[0]).data[:, :12])
     gif = tmp_path / "clip.gif"
-    assert main(["render", str(test_files[0]), "--out", str(gif), "--model", str(trained[1]),
+    assert main(["render", str(short), "--out", str(gif), "--model", str(trained[1]),
                  "--labels", *LABELS, "--fps", "30"]) == 0
-    assert "wrote" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "wrote" in out and "rank  label" in out
     assert gif.read_bytes()[:6] == b"GIF89a"
     with Image.open(gif) as im:
-        assert im.n_frames == load_recording(test_files[0]).length
-    assert main(["render", str(test_files[0]), "--out", str(tmp_path / "clip.png")]) == 2
+        assert im.n_frames == 12
+    assert main(["render", str(short), "--out", str(tmp_path / "clip.png")]) == 2
     assert "GIF" in capsys.readouterr().err
+    assert main(["render", str(short), "--out", str(gif), "--labels", "wave"]) == 2
+    assert "need --model" in capsys.readouterr().err
 
 
 def test_cli_export(trained, tmp_path, capsys):

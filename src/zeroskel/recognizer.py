@@ -159,6 +159,8 @@ class Recognizer:
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``; skeletons are encoded there.
         cache_dir: text-embedding cache folder (default ``<cache root>/text_embeddings``).
         text_device: device of the sentence model (default ``"cpu"``: label texts are few).
+        text_encoder: an existing :class:`zeroskel.text.encoders.SentenceEncoder` to use
+            (e.g. shared by several recognizers, loaded once); it must be the card's model.
 
     Sequence inputs (``encode`` / ``predict`` / ``score``) may be:
 
@@ -178,7 +180,8 @@ class Recognizer:
     """
 
     def __init__(self, model: torch.nn.Module, card: dict, device: str | torch.device = "cpu",
-                 cache_dir: str | os.PathLike | None = None, text_device: str = "cpu") -> None:
+                 cache_dir: str | os.PathLike | None = None, text_device: str = "cpu",
+                 text_encoder=None) -> None:
         from .engine.trainer import resolve_device
 
         for key in _REQUIRED:
@@ -192,8 +195,13 @@ class Recognizer:
         self.cache_dir = cache_dir
         self.text_device = text_device
         self._encoder = None
+        if text_encoder is not None:
+            self._check_text_encoder(text_encoder)
+            self._encoder = text_encoder
         self._label_cache: dict[str, np.ndarray] = {}
         self._pipelines: dict[str, Any] = {}
+        self._separable: bool | None = None
+        self._absent: dict[tuple[int, int], torch.Tensor] = {}
         self.logit_scale = float(self.model.logit_scale.detach().cpu())
 
     # ------------------------------------------------------------------ properties
@@ -461,17 +469,66 @@ class Recognizer:
         return self._encode_array(x, batch_size, normalize)
 
     def _encode_array(self, x: np.ndarray, batch_size: int = 64, normalize: bool = True) -> np.ndarray:
+        """Preprocessed (N, 3, T, V, M) -> (N, D) features, ``batch_size`` at a time."""
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         out = []
         with torch.inference_mode():
             for s in range(0, len(x), batch_size):
-                xb = torch.from_numpy(np.ascontiguousarray(x[s:s + batch_size])).to(self.device)
-                f = self.model(xb).float()
+                f = self._forward(np.ascontiguousarray(x[s:s + batch_size]))
                 if normalize:
                     f = torch.nn.functional.normalize(f, dim=1)
                 out.append(f.cpu().numpy())
         return np.concatenate(out)
+
+    def _forward(self, x: np.ndarray) -> torch.Tensor:
+        """Model output of one chunk, skipping the encoder for absent persons when exact.
+
+        Most recordings have one actor, but NTU-style models take M=2 person slots. When
+        the model treats persons independently and averages them (checked numerically
+        once, :meth:`_persons_separable`), ``model(x) = mean_m model(x[..., m:m+1])``
+        (the projection is affine), and an all-zero slot contributes a constant computed
+        once; so a single-actor sequence costs one encoder pass instead of M.
+        """
+        m = x.shape[-1]
+        if m < 2 or not self._persons_separable():
+            return self.model(torch.from_numpy(x).to(self.device)).float()
+        present = np.any(x != 0, axis=(1, 2, 3))  # (N, M)
+        if present.all():
+            return self.model(torch.from_numpy(x).to(self.device)).float()
+        out = torch.zeros((len(x), self.feature_dim), dtype=torch.float32, device=self.device)
+        for k in range(m):
+            idx = np.flatnonzero(present[:, k])
+            if len(idx):
+                xb = torch.from_numpy(np.ascontiguousarray(x[idx, ..., k:k + 1])).to(self.device)
+                out[torch.from_numpy(idx).to(self.device)] += self.model(xb).float()
+            if len(idx) < len(x):
+                absent = torch.from_numpy(~present[:, k]).to(self.device)
+                out[absent] += self._absent_person(x.shape[2], x.shape[3])
+        return out / m
+
+    def _absent_person(self, frames: int, joints: int) -> torch.Tensor:
+        key = (frames, joints)
+        if key not in self._absent:
+            z = torch.zeros((1, 3, frames, joints, 1), device=self.device)
+            self._absent[key] = self.model(z).float()[0]
+        return self._absent[key]
+
+    def _persons_separable(self) -> bool:
+        """Whether model(x) equals the mean of the model on each person slot (checked once
+        on random input; False e.g. for Shift-GCN, whose input BatchNorm mixes persons)."""
+        if self._separable is None:
+            from .data.layouts import get_layout
+
+            g = torch.Generator().manual_seed(0)
+            v = get_layout(self.layout).num_joints
+            x = (0.2 * torch.randn((2, 3, self.frames, v, self.num_persons), generator=g)).to(self.device)
+            with torch.inference_mode():
+                full = self.model(x).float()
+                split = torch.stack([self.model(x[..., k:k + 1]).float()
+                                     for k in range(self.num_persons)]).mean(0)
+            self._separable = bool(torch.allclose(full, split, rtol=1e-4, atol=1e-5))
+        return self._separable
 
     @property
     def text_encoder(self):
@@ -480,14 +537,17 @@ class Recognizer:
             from .text.encoders import SentenceEncoder
 
             enc = SentenceEncoder(self.text_model, device=self.text_device)
-            want = self.card["text"].get("checksum")
-            if want and enc.checksum != want:
-                raise CheckpointError(
-                    f"text model {self.text_model!r} at {enc.path} has weights sha256 {enc.checksum[:12]}..., "
-                    f"but this model was trained with {want[:12]}...; label embeddings would not match. "
-                    "Install the same text model version")
+            self._check_text_encoder(enc)
             self._encoder = enc
         return self._encoder
+
+    def _check_text_encoder(self, enc) -> None:
+        want = self.card["text"].get("checksum")
+        if want and enc.checksum != want:
+            raise CheckpointError(
+                f"text model {enc.name!r} at {enc.path} has weights sha256 {enc.checksum[:12]}..., "
+                f"but this model was trained with {self.text_model!r} ({want[:12]}...); label "
+                "embeddings would not match. Install the same text model version")
 
     def encode_labels(self, labels: Sequence[str]) -> np.ndarray:
         """Label texts -> (K, D) float32 L2-normalised sentence embeddings.

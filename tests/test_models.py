@@ -195,7 +195,7 @@ def test_shiftgcn_any_length(frames, t_out):
     assert m.output_frames(frames) == t_out
     if frames != 37:
         with torch.no_grad():
-            assert m.forward_map(x).shape == (256, 25, t_out, 2)
+            assert m.forward_map(x).shape == (2, t_out, 25, 256)
         return
     y = m(x)                                    # odd length: forward and backward
     assert y.shape == (1, 256) and torch.isfinite(y).all()
@@ -205,8 +205,8 @@ def test_shiftgcn_any_length(frames, t_out):
 
 def _reference_layout_shiftgcn(m: ShiftGCN, x: torch.Tensor) -> torch.Tensor:
     """Shift-GCN recomputed in the reference's layout and formulation: (N*M, C, T, V)
-    tensors, shifts as column gathers of (N*T, V*C), 1x1 convs, BatchNorm over V*C in
-    (v, c) order. Training-mode BN statistics (batch statistics)."""
+    tensors, shifts as column gathers of (N*T, V*C), 1x1 convs as conv2d, BatchNorm over V*C
+    in (v, c) order. Training-mode BN statistics (batch statistics)."""
 
     def bn(mod, z, weight=None, bias=None):
         return F.batch_norm(z, None, None, mod.weight if weight is None else weight,
@@ -223,8 +223,7 @@ def _reference_layout_shiftgcn(m: ShiftGCN, x: torch.Tensor) -> torch.Tensor:
         z = z * (torch.tanh(g.feature_mask) + 1)
         z = torch.einsum("nwc,cd->nwd", z, g.linear_weight) + g.linear_bias
         z = z.reshape(n * t, v * o)[:, [((i - j) % v) * o + j for i in range(v) for j in range(o)]]
-        vc = lambda p: p.view(o, v).t().reshape(-1)         # our BN stores (c, v) order
-        z = bn(g.bn, z, vc(g.bn.weight), vc(g.bn.bias)).view(n, t, v, o).permute(0, 3, 1, 2)
+        z = bn(g.bn, z).view(n, t, v, o).permute(0, 3, 1, 2)
         d = x0 if g.down is None else bn(g.down_bn, conv1x1(g.down, x0))
         return F.relu(z + d)
 

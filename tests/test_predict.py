@@ -188,7 +188,7 @@ def test_alignment_flag(trained, test_files):
         rec.score(test_files, LABELS, align={"alfa": 0.5})
 
 
-def test_layout_mapping_into_an_ntu25_model(trained, test_files, data_root):
+def test_layout_mapping_into_an_ntu25_model(trained, test_files, data_root, caplog):
     """A Kinect-v1 recording goes through kinect_v1 -> ntu25 for a model built on NTU-25;
     the other way has no mapping: a clear error naming the file."""
     from zeroskel.data.transforms import build_pipeline
@@ -221,6 +221,11 @@ def test_layout_mapping_into_an_ntu25_model(trained, test_files, data_root):
     # the NTU samples themselves run through the ntu25 model (2 persons, padding trimmed)
     preds = ntu.predict(npy, LABELS, top_k=1)
     assert len(preds) == 4 and preds[2].source.endswith("[2]")
+    # a third person is dropped with a warning naming the input, never silently
+    three = np.concatenate([np.load(npy)[0]] * 2, axis=-1)[..., :3]  # (3, T, 25, 3)
+    with caplog.at_level("WARNING", logger="zeroskel.recognizer"):
+        ntu.predict(three, LABELS)
+    assert "array: 3 persons, the model takes 2" in caplog.text
 
 
 # ---------------------------------------------------------------- reading any file

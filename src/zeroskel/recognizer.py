@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -42,6 +43,8 @@ import numpy as np
 import torch
 
 from .errors import CheckpointError, ConfigError, DataError
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Recognizer", "Prediction", "export_bundle", "read_bundle_card", "BUNDLE_FORMAT",
            "BUNDLE_VERSION", "CARD_FILE", "WEIGHTS_FILE"]
@@ -431,6 +434,9 @@ class Recognizer:
                     raise ConfigError(f"{r.source}: joint layout {lay!r} does not fit this model "
                                       f"(trained on {self.input_layout!r}): {e}") from None
                 lay = self.input_layout
+            if data.shape[3] > self.num_persons:
+                log.warning("%s: %d persons, the model takes %d; using the first %d", r.source,
+                            data.shape[3], self.num_persons, self.num_persons)
             groups.setdefault(lay, []).append((i, _fit_persons(np.asarray(data, np.float32), self.num_persons),
                                                int(r.length)))
         parts: dict[int, tuple[np.ndarray, int]] = {}
@@ -442,7 +448,11 @@ class Recognizer:
             for j, (_, d, n) in enumerate(items):
                 x[j, :, :n] = d[:, :n]
                 lens[j] = n
-            x, lens = self._pipeline(lay).apply_batch(x, lens)
+            pipe = self._pipeline(lay)
+            if pipe is None:
+                raise CheckpointError(f"{CARD_FILE}: pipeline {self.card['pipeline']} does not turn layout "
+                                      f"{lay!r} into the model's {self.layout!r}")
+            x, lens = pipe.apply_batch(x, lens)
             for j, (i, _, _) in enumerate(items):
                 parts[i] = (x[j], int(lens[j]))
         t_out = max(max(p[0].shape[1] for p in parts.values()), self.frames)

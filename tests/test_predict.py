@@ -81,11 +81,34 @@ def test_files(data_root):
     return [f for f in files if f.is_file()]
 
 
+@pytest.fixture(scope="module")
+def synthetic_bundle(tmp_path_factory):
+    """An untrained tiny kinect_v1 model saved as a bundle: for the error paths, no data needed."""
+    from zeroskel.methods.pgfa import PGFAClassifier, build_model
+
+    cfg = {"dataset": "utd_mhad", "data": {"pipeline": "pgfa50"},
+           "model": {"encoder": "stgcn", "preset": "slim", "input_frames": None, "temperature": 0.07,
+                     "learn_temperature": False, "args": {"channels": [8], "strides": [2]}}}
+    torch.manual_seed(0)
+    model = build_model(cfg, "kinect_v1", 1, 384)
+    card = {"config": cfg, "layout": "kinect_v1", "num_persons": 1, "frames": 50,
+            "text_model": "all-MiniLM-L6-v2", "class_names": ["a", "b"], "seen": [0], "unseen": [1]}
+    rec = Recognizer.from_classifier(PGFAClassifier(model, np.zeros((2, 384), np.float32), card))
+    return rec.save(tmp_path_factory.mktemp("synthetic") / "bundle")
+
+
 @pytest.fixture()
-def bundle_copy(trained, tmp_path):
+def bundle_copy(synthetic_bundle, tmp_path):
     dst = tmp_path / "bundle"
-    shutil.copytree(trained[1], dst)
+    shutil.copytree(synthetic_bundle, dst)
     return dst
+
+
+def _walk(frames: int = 30, seed: int = 0) -> np.ndarray:
+    """A (T, 20, 3) Kinect-v1 skeleton: a fixed pose drifting randomly."""
+    rng = np.random.default_rng(seed)
+    pose = rng.normal(scale=0.3, size=(1, 20, 3))
+    return (pose + np.cumsum(rng.normal(scale=0.01, size=(frames, 20, 3)), axis=0)).astype(np.float32)
 
 
 # ---------------------------------------------------------------- round trip and accuracy
@@ -276,8 +299,9 @@ def test_load_ntu_skeleton_file(tmp_path):
 
 
 # ---------------------------------------------------------------- bad input
-def test_bad_recordings_name_the_file(trained, tmp_path):
-    rec = Recognizer.load(trained[1])
+def test_bad_recordings_name_the_file(synthetic_bundle, tmp_path):
+    rec = Recognizer.load(synthetic_bundle)
+    assert rec.encode(_walk()).shape == (1, 384)
     np.save(tmp_path / "empty.npy", np.zeros((30, 20, 3), np.float32))
     with pytest.raises(DataError, match=r"empty\.npy: no frames"):
         rec.predict(tmp_path / "empty.npy", LABELS)
@@ -307,15 +331,17 @@ def test_bad_recordings_name_the_file(trained, tmp_path):
         rec.predict([], LABELS)
 
 
-def test_bad_labels(trained, test_files):
-    rec = Recognizer.load(trained[1])
+def test_bad_labels(synthetic_bundle):
+    rec = Recognizer.load(synthetic_bundle)
     for labels, msg in [([], "label list is empty"), (None, "no candidate labels"),
                         ("wave", "got one string"), (["wave", " "], "non-empty strings"),
                         (["wave", "wave"], "duplicate labels")]:
         with pytest.raises(ConfigError, match=msg):
-            rec.predict(test_files[0], labels)
+            rec.predict(_walk(), labels)
     with pytest.raises(ConfigError, match="top_k must be a positive integer"):
-        rec.predict(test_files[0], LABELS, top_k=0)
+        rec.predict(_walk(), LABELS, top_k=0)
+    with pytest.raises(DataError, match="lengths has 1 entries for 2 sequences"):
+        rec.encode([_walk(), _walk(9)], lengths=[5])
 
 
 def test_bad_bundles(bundle_copy, tmp_path):

@@ -13,7 +13,9 @@ os.environ.setdefault("ZEROSKEL_QUIET", "1")
 try:
     import torch
 
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    # Test models are tiny: one thread avoids sync overhead (and oversubscription when
+    # several suites share the 2 CI cores).
+    torch.set_num_threads(1)
 except ImportError:  # pragma: no cover
     pass
 

@@ -19,8 +19,9 @@ the kernel's floor-based interpolation). The input gradient is always the exact 
 
 The interpolation is computed as a sum over a few integer "taps" ``k`` (from
 ``min floor(y')`` to ``max floor(y') + 1``, 3-4 taps in practice): every tap is one strided
-slice of the zero-padded input times a per-channel weight, so the op is a handful of
-broadcast multiply-adds in any memory layout, with no index tensors and no scatter.
+slice of the input (clipped at the sequence ends, which read zeros) times a per-channel
+weight, so the op is a handful of broadcast multiply-adds in any memory layout, with no
+index tensors, no scatter and no padded copy of the input.
 """
 from __future__ import annotations
 
@@ -40,9 +41,25 @@ def shifted_length(length: int, stride: int) -> int:
     return -(-int(length) // int(stride))
 
 
-def _slice(ndim: int, dim: int, start: int, stride: int, count: int) -> tuple:
+def _taps(t_in: int, t_out: int, stride: int, k0: int, used: list[bool]) -> list[tuple]:
+    """For every used tap ``k = k0 + i``: (i, first output frame, output count, first input
+    frame). Output frame ``t`` reads input ``t*stride + k``; frames reading outside
+    ``[0, t_in)`` are left out (they read zeros), so no padded copy of the input is needed."""
+    taps = []
+    for i, u in enumerate(used):
+        if not u:
+            continue
+        k = k0 + i
+        lo = max(0, -(k // stride))             # ceil(-k / stride), clipped at 0
+        hi = min(t_out - 1, (t_in - 1 - k) // stride)
+        if lo <= hi:
+            taps.append((i, lo, hi - lo + 1, lo * stride + k))
+    return taps
+
+
+def _sl(ndim: int, dim: int, start: int, count: int, step: int = 1) -> tuple:
     idx = [slice(None)] * ndim
-    idx[dim] = slice(start, start + stride * (count - 1) + 1, stride)
+    idx[dim] = slice(start, start + step * (count - 1) + 1, step)
     return tuple(idx)
 
 
@@ -52,13 +69,31 @@ def _bshape(ndim: int, channel_dim: int, channels: int) -> list[int]:
     return shape
 
 
+def _tap_sum(x: Tensor, weights: Tensor, taps: list[tuple], out_shape: list[int],
+             time_dim: int, channel_dim: int, stride: int) -> Tensor:
+    """``out[t] = sum_i weights[i] * x[t*stride + k0 + i]`` over the clipped taps."""
+    ndim, t_out = x.dim(), out_shape[time_dim]
+    bshape = _bshape(ndim, channel_dim, x.shape[channel_dim])
+    out = None
+    for i, lo, n, start in taps:
+        xs = x[_sl(ndim, time_dim, start, n, stride)]
+        w = weights[i].view(bshape)
+        if out is None and n == t_out:
+            out = xs * w
+            continue
+        if out is None:
+            out = x.new_zeros(out_shape)
+        out[_sl(ndim, time_dim, lo, n)].addcmul_(xs, w)
+    return x.new_zeros(out_shape) if out is None else out
+
+
 class _TemporalShiftFn(torch.autograd.Function):
     """Linear interpolation along ``time_dim`` at per-channel positions ``t*stride + pos``."""
 
     @staticmethod
     def forward(ctx, x: Tensor, pos: Tensor, stride: int, time_dim: int, channel_dim: int,
                 offset_grad: str) -> Tensor:
-        ndim, t_in, c = x.dim(), x.shape[time_dim], x.shape[channel_dim]
+        t_in = x.shape[time_dim]
         t_out = shifted_length(t_in, stride)
         pos_d = pos.detach()
         fl = torch.floor(pos_d)
@@ -70,50 +105,32 @@ class _TemporalShiftFn(torch.autograd.Function):
         hit_lo = (taps == fl_i[None]).to(x.dtype)                              # (K, C)
         hit_hi = (taps == fl_i[None] + 1).to(x.dtype)
         weights = hit_lo * (1 - frac) + hit_hi * frac                          # (K, C)
-        # Zero-pad time so that every tap slice is in range: input index j sits at j + pad_l.
-        pad_l = max(0, -k0)
-        pad_r = max(0, (t_out - 1) * stride + k1 - (t_in - 1))
-        if pad_l or pad_r:
-            shape = list(x.shape)
-            shape[time_dim] = t_in + pad_l + pad_r
-            xp = x.new_zeros(shape)
-            xp.narrow(time_dim, pad_l, t_in).copy_(x)
-        else:
-            xp = x
-        bshape = _bshape(ndim, channel_dim, c)
-        out = None
-        for i in range(k1 - k0 + 1):
-            w = weights[i].view(bshape)
-            xs = xp[_slice(ndim, time_dim, k0 + i + pad_l, stride, t_out)]
-            out = xs * w if out is None else out.addcmul_(xs, w)
-        ctx.save_for_backward(xp, weights, hit_lo, hit_hi)
-        ctx.meta = (stride, time_dim, channel_dim, offset_grad, k0, pad_l, t_in, t_out)
+        used = ((hit_lo + hit_hi).sum(1) > 0).tolist()
+        tap_list = _taps(t_in, t_out, stride, k0, used)
+        out_shape = list(x.shape)
+        out_shape[time_dim] = t_out
+        out = _tap_sum(x, weights, tap_list, out_shape, time_dim, channel_dim, stride)
+        ctx.save_for_backward(x, weights, hit_lo, hit_hi)
+        ctx.meta = (stride, time_dim, channel_dim, offset_grad, tap_list, out_shape)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g: Tensor):
-        xp, weights, hit_lo, hit_hi = ctx.saved_tensors
-        stride, time_dim, channel_dim, offset_grad, k0, pad_l, t_in, t_out = ctx.meta
+        x, weights, hit_lo, hit_hi = ctx.saved_tensors
+        stride, time_dim, channel_dim, offset_grad, tap_list, out_shape = ctx.meta
         ndim, c = g.dim(), g.shape[channel_dim]
         bshape = _bshape(ndim, channel_dim, c)
-        slices = [_slice(ndim, time_dim, k0 + i + pad_l, stride, t_out)
-                  for i in range(weights.shape[0])]
-        g = g.contiguous() if not g.is_contiguous() else g
         grad_x = grad_pos = None
         if ctx.needs_input_grad[0]:
-            # Exact adjoint: scatter every tap back into the padded frame grid.
-            gp = torch.zeros_like(xp)
-            for i, sl in enumerate(slices):
-                gp[sl].addcmul_(g, weights[i].view(bshape))
-            grad_x = gp.narrow(time_dim, pad_l, t_in)
+            # Exact adjoint: every tap's output frames flow back to the input frames it read.
+            grad_x = torch.zeros_like(x, memory_format=torch.contiguous_format)
+            for i, lo, n, start in tap_list:
+                grad_x[_sl(ndim, time_dim, start, n, stride)].addcmul_(
+                    g[_sl(ndim, time_dim, lo, n)], weights[i].view(bshape))
         if ctx.needs_input_grad[1]:
             # d out / d pos_c = x[t*s + floor + 1] - x[t*s + floor] (floor-based, as the kernel).
-            dw = hit_hi - hit_lo
-            deriv = None
-            for i, sl in enumerate(slices):
-                w = dw[i].view(bshape)
-                deriv = xp[sl] * w if deriv is None else deriv.addcmul_(xp[sl], w)
+            deriv = _tap_sum(x, hit_hi - hit_lo, tap_list, out_shape, time_dim, channel_dim, stride)
             red = [d for d in range(ndim) if d != channel_dim]
             true = (g * deriv).sum(dim=red)
             if offset_grad == "sign":

@@ -65,19 +65,28 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--full-run", action="store_true", help="also time one full PGFA run on UTD-MHAD 22/5")
     p.add_argument("--runs-dir", default="benchmarks/out/bench_pgfa_runs")
-    p.add_argument("--json", help="write the results here")
+    p.add_argument("--json", help="write the results here (rewritten after every measurement)")
+    p.add_argument("--encoders", nargs="+", default=["stgcn:50", "stgcn:32", "shiftgcn:64"],
+                   help="encoder:frames items to measure")
     a = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(a.threads)
     out = {"threads": a.threads, "torch": torch.__version__, "cpu_count": os.cpu_count(),
            "loadavg_before": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M:%S"), "encoders": []}
     # ST-GCN at the pgfa50 length (and the small preset's 32 frames); Shift-GCN needs T % 4 == 0 (64)
-    for name, frames in (("stgcn", 50), ("stgcn", 32), ("shiftgcn", 64)):
+    def dump():
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump(out, f, indent=1)
+
+    for item in a.encoders:
+        name, frames = item.split(":")[0], int(item.split(":")[1])
         r = bench_encoder(name, frames, "kinect_v1", a.batch, a.iters)
         out["encoders"].append(r)
         print(f"{name:8s} T={frames:3d}: train {r['train_samples_per_s']:7.1f} samples/s "
               f"({r['train_samples_per_cpu_s']:.1f}/CPU-s), inference {r['infer_samples_per_s']:7.1f} samples/s "
               f"({r['infer_samples_per_cpu_s']:.1f}/CPU-s), {r['params']} params", flush=True)
+        dump()
     if a.full_run:
         from zeroskel.engine.config import build_config
         from zeroskel.engine.runs import train
@@ -94,9 +103,7 @@ def main(argv=None) -> int:
               f"(stage 1 {m['train_seconds']['stage1']:.0f} s, stage 2 {m['train_seconds']['stage2']:.0f} s)")
     out["loadavg_after"] = os.getloadavg()
     print(f"load average before/after: {out['loadavg_before']} / {out['loadavg_after']}")
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(out, f, indent=1)
+    dump()
     return 0
 
 

@@ -95,7 +95,7 @@ def test_run_dir_checkpoint_card_and_selection(synth, trained):
     sel = json.loads((rd / "selection.json").read_text())
     # 4 seen classes x 4 train samples; 20 % stratified hold-out = 1 per class
     assert (sel["n_fit"], sel["n_val"], sel["test_samples_used"]) == (12, 4, 0)
-    assert len(sel["curve"]) == sel["epochs_run"] == 2
+    assert len(sel["curve"]) == sel["epochs_run"] == 2 and [c["epoch"] for c in sel["curve"]] == [1, 2]
     assert sel["selected_epoch"] == select_epoch(sel["curve"])
     model, card, rec, cfg = load_encoder(rd)
     assert isinstance(card, EncoderCard) and isinstance(rec, PretrainRecord) and rec.refit

@@ -527,7 +527,9 @@ def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> 
                      "fraction": float(vcfg["fraction"]), "seed": vseed,
                      "early_stopped": tr.epoch < epochs,
                      "test_samples_used": 0,
-                     "curve": [{k: e[k] for k in ("epoch", "loss", "val_top1", "val_loss", "lr")}
+                     # 1-based epochs, like selected_epoch (the trainer's history is 0-based)
+                     "curve": [{"epoch": int(e["epoch"]) + 1,
+                                **{k: e[k] for k in ("loss", "val_top1", "val_loss", "lr")}}
                                for e in tr.history],
                      "seconds": float(sum(e["seconds"] for e in tr.history))}
         log.info(f"selected epoch {best} of {tr.epoch} (hold-out top-1 {h['val_top1']:.2f}, "

@@ -2,7 +2,10 @@
 with momentum) and of inference (eval, no grad) for ST-GCN (slim) and Shift-GCN.
 
     python benchmarks/bench_encoders.py --out bench_encoders.json [--threads 2]
-        [--batch 32] [--frames 50] [--iters 3] [--encoders stgcn shiftgcn]
+        [--batch 32] [--frames 50] [--iters 3] [--encoders stgcn shiftgcn] [--bf16]
+
+``--bf16`` runs forward passes under ``torch.autocast("cpu", dtype=torch.bfloat16)``
+(parameters and optimiser stay float32).
 
 Cases: ``ntu25`` with M=2 persons and ``kinect_v1`` with M=1, random inputs (speed does not
 depend on values). Reports wall-clock samples/s and samples per CPU-second (process time,
@@ -32,7 +35,7 @@ def _timed(fn, iters: int) -> tuple[float, float]:
 
 
 def bench_case(name: str, layout: str, persons: int, batch: int, frames: int, iters: int,
-               **kwargs) -> dict:
+               bf16: bool = False, **kwargs) -> dict:
     from zeroskel.models import build_encoder
 
     torch.manual_seed(0)
@@ -41,13 +44,14 @@ def bench_case(name: str, layout: str, persons: int, batch: int, frames: int, it
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
 
     def train_step():
-        loss = model(x).pow(2).mean()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(x).float().pow(2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
     def infer():
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             model(x)
 
     model.train()
@@ -55,7 +59,7 @@ def bench_case(name: str, layout: str, persons: int, batch: int, frames: int, it
     model.eval()
     iw, ic = _timed(infer, iters)
     n = batch * iters
-    return {"encoder": name, **{k: v for k, v in kwargs.items()}, "layout": layout,
+    return {"encoder": name, **kwargs, "bf16_autocast": bf16, "layout": layout,
             "persons": persons, "batch": batch, "frames": frames, "iters": iters,
             "params": sum(p.numel() for p in model.parameters()),
             "train_samples_per_s": n / tw, "train_samples_per_cpu_s": n / tc,
@@ -71,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iters", type=int, default=3, help="timed iterations after 1 warm-up")
     ap.add_argument("--encoders", nargs="+", default=["stgcn", "shiftgcn"],
                     choices=["stgcn", "shiftgcn"])
+    ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CPU AMP)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
@@ -78,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     for enc in args.encoders:
         kw = {"preset": "slim"} if enc == "stgcn" else {}
         for layout, persons in CASES:
-            r = bench_case(enc, layout, persons, args.batch, args.frames, args.iters, **kw)
+            r = bench_case(enc, layout, persons, args.batch, args.frames, args.iters,
+                           bf16=args.bf16, **kw)
             rows.append(r)
             print(f"{enc:9s} {layout:10s} M={persons}  train {r['train_samples_per_s']:7.1f}/s "
                   f"({r['train_samples_per_cpu_s']:6.1f}/cpu-s)  infer "

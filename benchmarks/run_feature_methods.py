@@ -121,6 +121,9 @@ def run_one(name: str, tag: str, file: str, seed: int, args, cfg: dict | None) -
         return out
     root = Path(args.features)
     fs = load_features(root / f"{file}.npz")
+    if args.low_shot is not None:  # fewer training samples per seen class; test sets unchanged
+        from zeroskel.data.features import low_shot
+        fs = low_shot(fs, fraction=args.low_shot, seed=seed)
     ds = file.rsplit("_ru", 1)[0].rsplit("_rs", 1)[0]
     texts = load_token_bank(root / f"{ds}_text_mpnet_L5.npy")
     factory = make_factory(name, cfg, args.set, seed, args.device)
@@ -132,7 +135,8 @@ def run_one(name: str, tag: str, file: str, seed: int, args, cfg: dict | None) -
                           select_budget=ev.get("select_budget", True),
                           ref_style=args.ref_style or ev.get("ref_style", False),
                           log=lambda s: print(s, flush=True))
-    res.update({"file": file, "tag": tag, "preset": args.preset, "sets": args.set, "text_bank": str(
+    res.update({"file": file, "tag": tag, "preset": args.preset, "sets": args.set, "low_shot": args.low_shot,
+                "text_bank": str(
         root / f"{ds}_text_mpnet_L5.npy"), "threads": args.threads})
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
@@ -203,6 +207,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--ref-style", action="store_true", help="also record best-of-test numbers (extra)")
     p.add_argument("--force", action="store_true", help="re-run even if the JSON exists")
+    p.add_argument("--low-shot", type=float, default=None, metavar="FRACTION",
+                   help="keep max(1, int(FRACTION * n_c)) training samples per seen class (Flora's rule)")
     p.add_argument("--aggregate", action="store_true", help="only print the markdown table")
     p.add_argument("--only", nargs="+", default=None, metavar="TAG", help="aggregate only these tags")
     args = p.parse_args(argv)
@@ -220,7 +226,8 @@ def main(argv=None) -> int:
     failed = 0
     for name in args.methods:
         cfg = method_config(name, args.preset, args.set)
-        tag = args.tag or (name + (f"-{args.preset}" if args.preset else ""))
+        tag = args.tag or (name + (f"-{args.preset}" if args.preset else "")
+                           + (f"-lowshot{args.low_shot:g}" if args.low_shot is not None else ""))
         for file in args.files:
             for seed in args.seeds:
                 try:

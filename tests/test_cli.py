@@ -52,3 +52,41 @@ def test_datasets_lists_presence(data_root, capsys):
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["utd_mhad"]["present"] and rows["nw_ucla"]["present"]
     assert set(rows) >= {"ntu60", "ntu120", "pku_mmd1", "pku_mmd2"}
+
+
+def test_eval_features_devise_on_real_file(data_root, capsys, tmp_path):
+    feats = need(data_root, "features/utd_mhad_ru5.npz")
+    bank = need(data_root, "features/utd_mhad_text_mpnet_L5.npy")
+    out = tmp_path / "res.json"
+    args = ["eval-features", "--method", "devise", "--features", str(feats), "--text-bank", str(bank),
+            "--set", "epochs=5", "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    res = json.loads(out.read_text())
+    assert f"ZSL top-1 {res['zsl']:.2f}" in printed
+    assert 0 <= res["zsl"] <= 100 and {"S", "U", "H"} <= set(res["gzsl"]["stacking"])
+    assert main(args) == 2  # never overwrites a result
+    assert "never overwritten" in capsys.readouterr().err
+
+
+def test_eval_features_unknown_method_lists_valid(data_root, capsys):
+    feats = need(data_root, "features/utd_mhad_ru5.npz")
+    assert main(["eval-features", "--method", "flor", "--features", str(feats), "--text-bank", str(feats)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown method 'flor'" in err and "flora" in err
+
+
+def test_features_check_names_missing_key(tmp_path, capsys):
+    import numpy as np
+
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, train_data=np.zeros((4, 8)), train_label=np.zeros(4, int))
+    assert main(["features", "check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.npz" in err and "zsl_data" in err
+
+
+def test_eval_features_bank_must_be_npy(data_root, capsys):
+    feats = need(data_root, "features/utd_mhad_ru5.npz")
+    assert main(["eval-features", "--method", "devise", "--features", str(feats), "--text-bank", str(feats)]) == 2
+    assert "expected a .npy array" in capsys.readouterr().err

@@ -181,6 +181,60 @@ def cmd_text(a) -> int:
     return 0
 
 
+def cmd_features(a) -> int:
+    from .data.features import load_features, save_features
+
+    fs = load_features(a.path, num_classes=a.num_classes)
+    if a.action == "convert":
+        if not a.dest:
+            raise ZeroskelError("features convert needs a destination .npz")
+        if Path(a.dest).exists():
+            raise ZeroskelError(f"{a.dest} exists; not overwriting it")
+        save_features(a.dest, fs)
+        print(f"wrote {a.dest}")
+    _print_json(fs.summary())
+    return 0
+
+
+def cmd_eval_features(a) -> int:
+    from .data.features import load_features, load_token_bank
+    from .eval.protocol import evaluate_method
+    from .methods.factory import make_factory
+
+    if a.out and Path(a.out).exists():
+        raise ZeroskelError(f"--out {a.out} exists; results are never overwritten")
+    factory, cfg = make_factory(a.method, a.preset, a.set or [], seed=a.seed, device=a.device)
+    fs = load_features(a.features)
+    if a.low_shot is not None:
+        from .data.features import low_shot
+        fs = low_shot(fs, fraction=a.low_shot, seed=a.seed)
+    if a.text_bank:
+        texts = load_token_bank(a.text_bank)
+    elif a.text_source and a.dataset:
+        from .text.cache import embed_class_texts
+        from .text.classtexts import load_class_texts
+        texts = embed_class_texts(load_class_texts(a.dataset, a.text_source, a.data_root), model=a.text_model,
+                                  tokens_max_length=a.max_length)
+    else:
+        raise ZeroskelError("give --text-bank NPY, or --dataset and --text-source")
+    ev = (cfg or {}).get("eval", {})
+    res = evaluate_method(factory, fs, texts, a.seed, val_fraction=ev.get("val_fraction"),
+                          val_sample_fraction=ev.get("val_sample_fraction", 0.2),
+                          select_budget=ev.get("select_budget", True), ref_style=a.ref_style,
+                          log=(lambda m: print(m, file=sys.stderr, flush=True)) if a.verbose else None)
+    res.update({"method": a.method, "features": str(a.features), "preset": a.preset, "sets": a.set or [],
+                "low_shot": a.low_shot})
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(json.dumps(res, indent=1, default=float))
+    g = res["gzsl"]
+    print(f"{a.method} on {a.features} (seed {a.seed}): ZSL top-1 {res['zsl']:.2f}")
+    for rule, m in g.items():
+        if isinstance(m, dict) and "H" in m:
+            print(f"  GZSL {rule:<9} S {m['S']:.2f}  U {m['U']:.2f}  H {m['H']:.2f}")
+    return 0
+
+
 # ---------------------------------------------------------------- training
 def cmd_train(a) -> int:
     from .engine.config import build_config
@@ -253,6 +307,25 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--model", default="all-MiniLM-L6-v2")
     sp.add_argument("--max-length", type=int, help="also token-level embeddings of this length")
     sp.add_argument("--out", help="save embeddings to this .npz")
+
+    sp = add("features", cmd_features, "check a feature file (Flora/SynSE layout) or convert it to Flora .npz")
+    sp.add_argument("action", choices=["check", "convert"]); sp.add_argument("path")
+    sp.add_argument("dest", nargs="?"); sp.add_argument("--num-classes", type=int)
+
+    sp = add("eval-features", cmd_eval_features,
+             "fit a feature-based method (flora, smie, devise, cada_vae) and report ZSL and GZSL")
+    sp.add_argument("--method", required=True); sp.add_argument("--features", required=True)
+    sp.add_argument("--text-bank", help="(C, L, D) token bank .npy (e.g. features/<ds>_text_mpnet_L5.npy)")
+    sp.add_argument("--dataset", help="with --text-source: whose class texts to embed")
+    sp.add_argument("--text-source", help="class-text source (zeroskel texts DATASET lists them)")
+    sp.add_argument("--text-model", default="all-MiniLM-L6-v2")
+    sp.add_argument("--max-length", type=int, default=16, help="token length for --text-source")
+    sp.add_argument("--preset"); sp.add_argument("--set", action="append", metavar="KEY=VALUE")
+    sp.add_argument("--seed", type=int, default=1); sp.add_argument("--device", default="cpu")
+    sp.add_argument("--low-shot", type=float, help="keep this fraction of the seen training samples")
+    sp.add_argument("--ref-style", action="store_true", help="also report the reference's best-of-test (labelled)")
+    sp.add_argument("--out", help="write the full result JSON here (never overwritten)")
+    sp.add_argument("-v", "--verbose", action="store_true")
 
     sp = add("train", cmd_train, "train a method on a zero-shot split; writes a new run directory")
     sp.add_argument("--method", default="pgfa"); sp.add_argument("--dataset", required=True)

@@ -342,6 +342,9 @@ def load_token_bank(path: str | os.PathLike, names_json: str | os.PathLike | Non
         tok = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
         raise DataError(f"text bank {path}: cannot read ({e})") from None
+    if not isinstance(tok, np.ndarray):  # an .npz archive, not one array
+        raise DataError(f"text bank {path}: expected a .npy array of (C, L, D) token embeddings, "
+                        f"got an archive with keys {list(tok.files)}")
     if tok.ndim != 3:
         raise DataError(f"text bank {path}: expected (C, L, D) token embeddings, got shape {tok.shape}")
     if not np.isfinite(tok).all():

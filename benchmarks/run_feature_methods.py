@@ -17,18 +17,16 @@ the constructor takes them.
 from __future__ import annotations
 
 import argparse
-import copy
-import inspect
 import json
 import os
 import sys
 import time
 import traceback
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import yaml
+
+from zeroskel.methods.factory import make_factory, method_config
 
 DEFAULT_FILES = ["utd_mhad_ru5", "utd_mhad_ru9", "utd_mhad_ru13", "nw_ucla_ru2", "nw_ucla_ru5"]
 
@@ -41,74 +39,6 @@ FLORA_REFERENCE = {
     "nw_ucla_ru2": (51.55, (33.79, 50.52, 40.49)),
     "nw_ucla_ru5": (40.25, (35.09, 24.58, 28.91)),
 }
-
-
-def _merge(base: dict, upd: dict, where: str) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in upd.items():
-        if k not in base:
-            raise SystemExit(f"{where}: unknown config key {k!r}; valid: {', '.join(base)}")
-        out[k] = _merge(base[k], v, f"{where}.{k}") if isinstance(base[k], dict) and isinstance(v, dict) else v
-    return out
-
-
-def _override(item: str) -> dict:
-    key, _, raw = item.partition("=")
-    if not _:
-        raise SystemExit(f"--set {item!r}: expected key=value")
-    out: dict = {}
-    cur = out
-    parts = key.strip().split(".")
-    for p in parts[:-1]:
-        cur = cur.setdefault(p, {})
-    cur[parts[-1]] = yaml.safe_load(raw)
-    return out
-
-
-def method_config(name: str, preset: str | None, sets: list[str]) -> dict | None:
-    """Merged YAML config of a method that ships configs/<name>/base.yaml, else None."""
-    d = resources.files("zeroskel") / "configs" / name
-    if not (d / "base.yaml").is_file():
-        return None
-    cfg = yaml.safe_load((d / "base.yaml").read_text())
-    if preset:
-        f = d / f"{preset}.yaml"
-        if not f.is_file():
-            raise SystemExit(f"--preset {preset}: no configs/{name}/{preset}.yaml")
-        cfg = _merge(cfg, yaml.safe_load(f.read_text()) or {}, f"configs/{name}/{preset}.yaml")
-    for s in sets:
-        cfg = _merge(cfg, _override(s), f"--set {s}")
-    return cfg
-
-
-def make_factory(name: str, cfg: dict | None, sets: list[str], seed: int, device: str):
-    from zeroskel.methods import METHODS, build_method
-
-    if name not in METHODS:
-        raise SystemExit(f"unknown method {name!r}; registered: {', '.join(sorted(METHODS))}")
-    if cfg is not None and hasattr(_method_class(name), "from_config"):
-        cls = _method_class(name)
-        return lambda **o: cls.from_config(dict(cfg, seed=seed, device=device), **o)
-    kw = {}
-    for s in sets:
-        kw.update(_override(s))
-    return lambda **o: build_method(name, **_with_optional(name, dict(kw, **o), seed, device))
-
-
-def _method_class(name: str):
-    from zeroskel.methods import method_class
-
-    return method_class(name)
-
-
-def _with_optional(name: str, kw: dict, seed: int, device: str) -> dict:
-    cls = _method_class(name)
-    params = inspect.signature(cls.__init__).parameters if cls is not None else {}
-    if "seed" in params and "seed" not in kw:
-        kw["seed"] = seed
-    if "device" in params and "device" not in kw:
-        kw["device"] = device
-    return kw
 
 
 def run_one(name: str, tag: str, file: str, seed: int, args, cfg: dict | None) -> Path:
@@ -126,7 +56,7 @@ def run_one(name: str, tag: str, file: str, seed: int, args, cfg: dict | None) -
         fs = low_shot(fs, fraction=args.low_shot, seed=seed)
     ds = file.rsplit("_ru", 1)[0].rsplit("_rs", 1)[0]
     texts = load_token_bank(root / f"{ds}_text_mpnet_L5.npy")
-    factory = make_factory(name, cfg, args.set, seed, args.device)
+    factory = make_factory(name, args.preset, args.set, seed=seed, device=args.device)[0]
     ev = (cfg or {}).get("eval", {}) if cfg else {}
     t0 = time.time()
     res = evaluate_method(factory, fs, texts, seed,

@@ -13,6 +13,7 @@ Typical use (what ``zeroskel train`` does)::
 from __future__ import annotations
 
 import copy
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
@@ -22,6 +23,7 @@ import yaml
 from ..errors import ConfigError, unknown_name
 
 BASE_NAME = "base"
+_SCI_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
 
 
 def _config_dir(method: str):
@@ -116,6 +118,8 @@ def parse_override(item: str) -> dict:
         val = yaml.safe_load(raw) if raw.strip() != "" else None
     except yaml.YAMLError as e:
         raise ConfigError(f"--set {item!r}: value is not valid YAML ({e})") from None
+    if isinstance(val, str) and _SCI_FLOAT.match(val):  # YAML 1.1 reads "3e-4" as a string
+        val = float(val)
     out: dict = {}
     cur = out
     parts = key.split(".")

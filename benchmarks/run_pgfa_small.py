@@ -65,7 +65,7 @@ def run_one(ds, split, seed, args) -> dict:
 
 
 def aggregate(out: Path, seeds) -> str:
-    rows = ["| split | PURLS | PGFA (zeroskel) ZSL top-1 | + prototype alignment | seeds | selected epochs | wall s/run |",
+    rows = ["| split | PURLS | PGFA (zeroskel) ZSL top-1 | + prototype alignment | seeds | epochs | wall s/run |",
             "|---|---|---|---|---|---|---|"]
     for ds, split in SPLITS:
         rs = [json.loads(_file(out, ds, split, s).read_text()) for s in seeds if _file(out, ds, split, s).is_file()]

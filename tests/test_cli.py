@@ -90,3 +90,20 @@ def test_eval_features_bank_must_be_npy(data_root, capsys):
     feats = need(data_root, "features/utd_mhad_ru5.npz")
     assert main(["eval-features", "--method", "devise", "--features", str(feats), "--text-bank", str(feats)]) == 2
     assert "expected a .npy array" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_pretrain_extract_eval_features_chain(data_root, capsys, tmp_path):
+    """The two-stage pipeline a user runs: pretrain -> extract -> evaluate a feature method."""
+    need(data_root, "utd_mhad")
+    runs = tmp_path / "runs"
+    assert main(["pretrain", "--dataset", "utd_mhad", "--split", "purls-22/5", "--data-root", str(data_root),
+                 "--set", "train.epochs=1", "--runs-dir", str(runs), "--device", "cpu"]) == 0
+    (run,) = runs.iterdir()
+    feats = tmp_path / "f.npz"
+    assert main(["extract", str(run), "--out", str(feats), "--data-root", str(data_root), "--device", "cpu"]) == 0
+    assert main(["extract", str(run), "--out", str(feats), "--data-root", str(data_root)]) == 2  # no overwrite
+    capsys.readouterr()
+    assert main(["eval-features", "--method", "devise", "--features", str(feats), "--dataset", "utd_mhad",
+                 "--text-source", "name", "--data-root", str(data_root), "--set", "epochs=2"]) == 0
+    assert "ZSL top-1" in capsys.readouterr().out

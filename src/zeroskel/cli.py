@@ -249,6 +249,30 @@ def cmd_train(a) -> int:
     return 0
 
 
+def cmd_pretrain(a) -> int:
+    a.method = "pretrain"
+    return cmd_train(a)
+
+
+def cmd_resume(a) -> int:
+    from .engine.runs import resume_run
+
+    run_dir = resume_run(a.run_dir, data_root=a.data_root)
+    print(f"run directory: {run_dir}")
+    metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+    _print_json({k: v for k, v in metrics.items() if not isinstance(v, (list, dict))})
+    return 0
+
+
+def cmd_extract(a) -> int:
+    from .engine.extract import extract_features
+
+    out = extract_features(a.source, dataset=a.dataset, split=a.split, out_path=a.out, data_root=a.data_root,
+                           device=a.device, batch_size=a.batch_size, overwrite=a.force)
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_evaluate(a) -> int:
     from .engine.runs import evaluate_run
 
@@ -333,6 +357,23 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--config", help="YAML config file or preset name")
     sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
     sp.add_argument("--runs-dir", default="runs"); sp.add_argument("--device", default="auto")
+
+    sp = add("pretrain", cmd_pretrain,
+             "pretrain a skeleton encoder with cross-entropy on the seen classes (for feature methods)")
+    sp.add_argument("--dataset", required=True); sp.add_argument("--split", required=True)
+    sp.add_argument("--seed", type=int, default=1); sp.add_argument("--config", help="YAML file or preset")
+    sp.add_argument("--set", action="append", metavar="KEY=VALUE")
+    sp.add_argument("--runs-dir", default="runs"); sp.add_argument("--device", default="auto")
+
+    sp = add("extract", cmd_extract, "extract Flora-layout feature files with a pretrained encoder")
+    sp.add_argument("source", help="pretrain run directory or encoder.pt")
+    sp.add_argument("--out", required=True, help="output .npz (never overwritten without --force)")
+    sp.add_argument("--dataset", help="default: the run's dataset"); sp.add_argument("--split")
+    sp.add_argument("--batch-size", type=int); sp.add_argument("--device", default="auto")
+    sp.add_argument("--force", action="store_true")
+
+    sp = add("resume", cmd_resume, "continue an interrupted training run from its last completed epoch")
+    sp.add_argument("run_dir")
 
     sp = add("evaluate", cmd_evaluate, "re-evaluate a run directory's selected checkpoint")
     sp.add_argument("run_dir"); sp.add_argument("--device", default="auto")

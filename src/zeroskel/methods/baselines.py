@@ -174,6 +174,18 @@ class TorchMethod(ZeroShotMethod):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
 
+    def _set_training(self, *, epochs, batch_size, lr, weight_decay, warmup_epochs, seed, device,
+                      num_threads) -> None:
+        """Store the optimisation arguments every torch method shares, as numbers."""
+        self.epochs = as_number('epochs', epochs, int)
+        self.batch_size = as_number('batch_size', batch_size, int)
+        self.lr = as_number('lr', lr, float)
+        self.weight_decay = as_number('weight_decay', weight_decay, float)
+        self.warmup_epochs = as_number('warmup_epochs', warmup_epochs, int)
+        self.seed = as_number('seed', seed, int)
+        self.device = device
+        self.num_threads = num_threads
+
     def fit(self, feats: np.ndarray, labels: np.ndarray, texts: ClassTexts, seen_classes) -> "TorchMethod":
         self._fitted = False                      # a failed fit leaves the method unfitted
         with cpu_threads(self.num_threads, resolve_device(self.device)):
@@ -263,14 +275,8 @@ class DeViSE(TorchMethod):
         self.margin = as_number('margin', margin, float)
         self.dropout = as_number('dropout', dropout, float)
         self.center_text = bool(center_text)
-        self.epochs = as_number('epochs', epochs, int)
-        self.batch_size = as_number('batch_size', batch_size, int)
-        self.lr = as_number('lr', lr, float)
-        self.weight_decay = as_number('weight_decay', weight_decay, float)
-        self.warmup_epochs = as_number('warmup_epochs', warmup_epochs, int)
-        self.seed = as_number('seed', seed, int)
-        self.device = device
-        self.num_threads = num_threads
+        self._set_training(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                           warmup_epochs=warmup_epochs, seed=seed, device=device, num_threads=num_threads)
 
     def _fit(self, feats, labels, texts, seen) -> None:
         self._check_seen(seen, 2)

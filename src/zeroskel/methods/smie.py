@@ -98,14 +98,8 @@ class SMIE(TorchMethod):
         self.temporal_weight = as_number('temporal_weight', temporal_weight, float)
         self.margin = as_number('margin', margin, float)
         self.center_text = bool(center_text)
-        self.epochs = as_number('epochs', epochs, int)
-        self.batch_size = as_number('batch_size', batch_size, int)
-        self.lr = as_number('lr', lr, float)
-        self.weight_decay = as_number('weight_decay', weight_decay, float)
-        self.warmup_epochs = as_number('warmup_epochs', warmup_epochs, int)
-        self.seed = as_number('seed', seed, int)
-        self.device = device
-        self.num_threads = num_threads
+        self._set_training(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                           warmup_epochs=warmup_epochs, seed=seed, device=device, num_threads=num_threads)
 
     def fit(self, feats: np.ndarray, labels: np.ndarray, texts: ClassTexts, seen_classes,
             masked_feats: np.ndarray | None = None) -> "SMIE":

@@ -33,8 +33,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.layouts import get_layout
-from ..errors import ConfigError, DataError, unknown_name
+from ..errors import ConfigError, DataError
 from .temporal_shift import AdaptiveTemporalShift, OFFSET_GRAD_MODES, shifted_length
+from .common import resolve_widths
 
 # (out_channels, temporal stride) per unit; unit 1 has no residual.
 SHIFTGCN_UNITS: tuple[tuple[int, int], ...] = (
@@ -204,21 +205,7 @@ class ShiftGCN(nn.Module):
         if offset_grad not in OFFSET_GRAD_MODES:
             raise ConfigError(f"offset_grad must be one of {OFFSET_GRAD_MODES}, got {offset_grad!r}")
         preset = "default" if preset is None else preset
-        if preset not in SHIFTGCN_PRESETS:
-            raise unknown_name("Shift-GCN preset", preset, SHIFTGCN_PRESETS)
-        base = SHIFTGCN_PRESETS[preset]
-        widths = [int(c) for c in channels] if channels is not None else [c for c, _ in base]
-        if strides is None:
-            if len(widths) != len(base):
-                raise ConfigError(f"channels has {len(widths)} units but preset {preset!r} has "
-                                  f"{len(base)}: pass strides too")
-            strides = [s for _, s in base]
-        strides = [int(s) for s in strides]
-        if len(strides) != len(widths) or not widths:
-            raise ConfigError(f"channels ({len(widths)}) and strides ({len(strides)}) must have "
-                              "the same non-zero length")
-        if min(widths) < 1 or min(strides) < 1:
-            raise ConfigError(f"channels and strides must be positive, got {widths}, {strides}")
+        widths, strides = resolve_widths("Shift-GCN", "unit", SHIFTGCN_PRESETS, preset, channels, strides)
         joint_layout = get_layout(layout)
         self.layout, self.in_channels, self.num_persons = layout, int(in_channels), int(num_persons)
         self.num_joints = v = joint_layout.num_joints

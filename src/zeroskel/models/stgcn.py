@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.layouts import get_layout
-from ..errors import ConfigError, DataError, unknown_name
+from ..errors import ConfigError, DataError
+from .common import resolve_widths
 
 # (out_channels, temporal stride) per block; block 1 has no residual and no dropout.
 STGCN_PRESETS: dict[str, tuple[tuple[int, int], ...]] = {
@@ -151,21 +152,7 @@ class STGCN(nn.Module):
                  dropout: float = 0.5, edge_importance: bool = True, data_bn: bool = True,
                  temporal_kernel: int = 9) -> None:
         super().__init__()
-        if preset not in STGCN_PRESETS:
-            raise unknown_name("ST-GCN preset", preset, STGCN_PRESETS)
-        base = STGCN_PRESETS[preset]
-        widths = [int(c) for c in channels] if channels is not None else [c for c, _ in base]
-        if strides is None:
-            if len(widths) != len(base):
-                raise ConfigError(f"channels has {len(widths)} blocks but preset {preset!r} has "
-                                  f"{len(base)}: pass strides too")
-            strides = [s for _, s in base]
-        strides = [int(s) for s in strides]
-        if len(strides) != len(widths) or not widths:
-            raise ConfigError(f"channels ({len(widths)}) and strides ({len(strides)}) must have "
-                              "the same non-zero length")
-        if min(widths) < 1 or min(strides) < 1:
-            raise ConfigError(f"channels and strides must be positive, got {widths}, {strides}")
+        widths, strides = resolve_widths("ST-GCN", "block", STGCN_PRESETS, preset, channels, strides)
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
         joint_layout = get_layout(layout)

@@ -74,8 +74,9 @@ def run_one(name: str, tag: str, file: str, seed: int, args, cfg: dict | None) -
     os.replace(tmp, out)
     g = res["gzsl"]
     gate = g.get("gate", {})
-    print(f"{tag} {file} s{seed}: ZSL {res['zsl']:.2f} | CS S/U/H {g['stacking']['S']:.1f}/"
-          f"{g['stacking']['U']:.1f}/{g['stacking']['H']:.1f}"
+    cs = g.get("stacking")
+    print(f"{tag} {file} s{seed}: ZSL {res['zsl']:.2f} | "
+          + (f"CS S/U/H {cs['S']:.1f}/{cs['U']:.1f}/{cs['H']:.1f}" if cs else "CS n/a (no held-out seen data)")
           + (f" | gate {gate['S']:.1f}/{gate['U']:.1f}/{gate['H']:.1f}" if gate else "")
           + f" | {time.time() - t0:.0f}s", flush=True)
     return out
@@ -105,7 +106,7 @@ def aggregate(out_dir: str, tags: list[str] | None = None, reference: bool = Tru
     for (tag, file), rs in sorted(rows.items(), key=lambda kv: (kv[0][0], DEFAULT_FILES.index(kv[0][1])
                                                                 if kv[0][1] in DEFAULT_FILES else 99)):
         g = lambda rule, k: [r["gzsl"][rule][k] for r in rs if rule in r["gzsl"]]
-        cs = " / ".join(_ms(g("stacking", k)) for k in "SUH")
+        cs = " / ".join(_ms(g("stacking", k)) for k in "SUH") if g("stacking", "H") else "-"
         gate = " / ".join(_ms(g("gate", k)) for k in "SUH") if g("gate", "H") else "-"
         ref = [r.get("ref_style_best_of_test") for r in rs]
         refs = (f"{_ms([x['zsl'] for x in ref if x])} / {_ms([x['gzsl']['H'] for x in ref if x])}"

@@ -107,3 +107,17 @@ def test_pretrain_extract_eval_features_chain(data_root, capsys, tmp_path):
     assert main(["eval-features", "--method", "devise", "--features", str(feats), "--dataset", "utd_mhad",
                  "--text-source", "name", "--data-root", str(data_root), "--set", "epochs=2"]) == 0
     assert "ZSL top-1" in capsys.readouterr().out
+
+
+def test_eval_features_low_shot_one_per_class_reports_no_calibration(data_root, capsys, tmp_path):
+    """With one seen sample per class nothing can be held out: ZSL is reported, GZSL
+    calibration is declared unavailable (never chosen on the test set)."""
+    feats = need(data_root, "features/utd_mhad_ru5.npz")
+    bank = need(data_root, "features/utd_mhad_text_mpnet_L5.npy")
+    out = tmp_path / "ls.json"
+    assert main(["eval-features", "--method", "devise", "--features", str(feats), "--text-bank", str(bank),
+                 "--low-shot", "0.1", "--set", "epochs=2", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["data"]["n_train"] == 22  # 1 per seen class
+    assert "stacking" not in res["gzsl"] and "uncalibrated" in res["gzsl"]
+    assert "test set" in res["selection"]["calibration_unavailable"]

@@ -156,12 +156,13 @@ def choose_threshold(scores, labels, classes, seen, unseen, *, rule: str = "stac
     return {"gamma": gamma, "S": float(S[i]), "U": float(U[i]), "H": float(H[i])}
 
 
-def gzsl_report(scores, labels, classes, seen, unseen, *, stacking_gamma: float,
+def gzsl_report(scores, labels, classes, seen, unseen, *, stacking_gamma: float | None,
                 gate_gamma: float | None = None, gate_fixed_gamma: float | None = None) -> dict:
-    """All GZSL numbers of one score matrix: uncalibrated, calibrated stacking and, for
-    error-based methods, the ratio gate (held-out gamma and/or a fixed gamma)."""
-    out = {"uncalibrated": gzsl_eval(scores, labels, classes, seen, unseen, gamma=0.0),
-           "stacking": gzsl_eval(scores, labels, classes, seen, unseen, gamma=stacking_gamma)}
+    """All GZSL numbers of one score matrix: uncalibrated, calibrated stacking (when a gamma
+    was chosen) and, for error-based methods, the ratio gate (held-out and/or fixed gamma)."""
+    out = {"uncalibrated": gzsl_eval(scores, labels, classes, seen, unseen, gamma=0.0)}
+    if stacking_gamma is not None:
+        out["stacking"] = gzsl_eval(scores, labels, classes, seen, unseen, gamma=stacking_gamma)
     if gate_gamma is not None:
         out["gate"] = gzsl_eval(scores, labels, classes, seen, unseen, gamma=gate_gamma, rule="gate")
     if gate_fixed_gamma is not None:

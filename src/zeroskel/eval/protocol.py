@@ -41,8 +41,16 @@ def calibrate(val_scores: np.ndarray, val_labels: np.ndarray, classes, seen, uns
     """Choose GZSL thresholds on held-out scores (N, K over ``classes``).
 
     Returns ``{"stacking": {"gamma", "S", "U", "H"}, "gate": {...} or None}`` where S/U/H
-    are the held-out accuracies at the chosen gamma.
+    are the held-out accuracies at the chosen gamma. When the held-out samples do not cover
+    both seen and unseen classes (e.g. low-shot training with one sample per class leaves no
+    seen sample to hold out), nothing can be calibrated: both entries are ``None`` and
+    ``"unavailable"`` says why; the test set is never used instead.
     """
+    labels = np.asarray(val_labels)
+    if not (np.isin(labels, list(seen)).any() and np.isin(labels, list(unseen)).any()):
+        return {"stacking": None, "gate": None,
+                "unavailable": "held-out data has no samples of seen (or of unseen) classes, "
+                               "so no GZSL threshold can be chosen without the test set"}
     out = {"stacking": choose_threshold(val_scores, val_labels, classes, seen, unseen, rule="stacking"),
            "gate": None}
     if gate:
@@ -52,7 +60,7 @@ def calibrate(val_scores: np.ndarray, val_labels: np.ndarray, classes, seen, uns
 
 def evaluate_scores(*, zsl_scores: np.ndarray, zsl_labels: np.ndarray, unseen,
                     gzsl_scores: np.ndarray, gzsl_labels: np.ndarray, classes, seen,
-                    stacking_gamma: float, gate_gamma: float | None = None,
+                    stacking_gamma: float | None, gate_gamma: float | None = None,
                     gate_fixed_gamma: float | None = None) -> dict:
     """ZSL top-1 and GZSL S/U/H of test score matrices with thresholds fixed beforehand.
 
@@ -139,7 +147,7 @@ def evaluate_method(method_factory: MethodFactory, fs: FeatureSet, texts: ClassT
         zs, gs, classes = _scores(method, fs)
         return evaluate_scores(zsl_scores=zs, zsl_labels=fs.zsl_y, unseen=fs.unseen_classes,
                                gzsl_scores=gs, gzsl_labels=fs.gzsl_y, classes=classes, seen=fs.seen_classes,
-                               stacking_gamma=cal["stacking"]["gamma"],
+                               stacking_gamma=cal["stacking"]["gamma"] if cal["stacking"] else None,
                                gate_gamma=cal["gate"]["gamma"] if cal["gate"] else None,
                                gate_fixed_gamma=fixed_gate)
 
@@ -166,7 +174,8 @@ def evaluate_method(method_factory: MethodFactory, fs: FeatureSet, texts: ClassT
         "selection": {"protocol": "pseudo-unseen split of the seen training data",
                       "pseudo_unseen": val.unseen_classes.tolist(), "n_val_train": len(val.train_y),
                       "budget_param": budget, "chosen": chosen, "curve": curve, "val_zsl": val_zsl,
-                      "val_stacking": cal["stacking"], "val_gate": cal["gate"]},
+                      "val_stacking": cal["stacking"], "val_gate": cal["gate"],
+                      **({"calibration_unavailable": cal["unavailable"]} if "unavailable" in cal else {})},
         "zsl": honest["zsl"],
         "gzsl": honest["gzsl"],
         "timings_s": {"val_fit": t_val_fit, "fit": t_fit, "score": t_score,
@@ -177,7 +186,7 @@ def evaluate_method(method_factory: MethodFactory, fs: FeatureSet, texts: ClassT
         result["num_parameters"] = int(method.num_parameters())
     if ref_rows:
         best_z = max(ref_rows, key=lambda r: r["zsl"])
-        key = "gate_fixed" if fixed_gate is not None else "stacking"
+        key = "gate_fixed" if fixed_gate is not None else ("stacking" if cal["stacking"] else "uncalibrated")
         best_h = max(ref_rows, key=lambda r: r["gzsl"][key]["H"])
         result["ref_style_best_of_test"] = {
             "note": "NOT a valid estimate: max over test-set evaluations, as the reference code reports",

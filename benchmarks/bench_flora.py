@@ -34,7 +34,6 @@ def main(argv=None) -> int:
                    help="only run this many steps of each phase and extrapolate the full schedule")
     p.add_argument("--json", default=None, help="write the measurements here")
     args = p.parse_args(argv)
-    import numpy as np
     import torch
 
     from zeroskel.data.features import load_features, load_token_bank

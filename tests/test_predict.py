@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ import torch
 from conftest import need
 from zeroskel.cli import main
 from zeroskel.data.layouts import map_layout
-from zeroskel.data.readers.anyfile import as_recording, load_recording, load_recordings
+from zeroskel.data.readers.anyfile import load_recording, load_recordings
 from zeroskel.errors import CheckpointError, ConfigError, DataError
 from zeroskel.recognizer import BUNDLE_VERSION, Recognizer, export_bundle
 

@@ -1,2 +1,2 @@
-from importlib.metadata import version as _v
+"""zeroskel: zero-shot skeleton-based action recognition (PGFA, Flora, baselines)."""
 __version__ = "0.1.0"

@@ -267,3 +267,72 @@ def test_bad_names_and_inputs_give_clear_errors(utd, tmp_path):
                            overrides=TINY + ["validation.mode=test"]), tmp_path, data_root=utd)
     with pytest.raises(ConfigError, match="no config.yaml"):
         evaluate_run(tmp_path)
+
+
+# ---------------------------------------------------------------- GZSL calibration
+def test_gzsl_calibration_is_chosen_on_training_data_and_reproduced(utd, tmp_path, monkeypatch):
+    import warnings
+
+    from zeroskel.data import cache
+    from zeroskel.engine.runs import evaluate_run, train
+    from zeroskel.eval.gzsl import gzsl_eval
+    from zeroskel.methods.pgfa import PGFAClassifier
+
+    a = train(_cfg(extra=["train.epochs=1"]), tmp_path / "a", data_root=utd)
+    m = _metrics(a)
+    sel = json.loads((a / "selection.json").read_text())
+    cal = sel["calibration"]
+    assert cal["available"] and cal["rule"] == "stacking" and cal["epoch"] == sel["best_epoch"] == 1
+    assert "no test data" in cal["source"] and sel["calibration_samples"] == 18  # 1 of 6 per pseudo-seen class
+    assert sel["fit_samples"] == 18 * 5 and sel["val_samples"] == 4 * 6 and {"S", "U", "H"} <= set(cal["heldout"])
+    g = m["gzsl_calibrated"]
+    assert g["gamma"] == cal["gamma"] and {"S", "U", "H"} <= set(g)
+    assert "not applicable" in m["gzsl_gate"]
+    # the stored gamma applied to the final model's test scores gives these numbers
+    clf = PGFAClassifier.load(a)
+    ds = cache.prepare("utd_mhad", "pgfa50", data_root=utd)
+    test = ds.partition(next(iter(ds.partitions)), "test")
+    classes = np.concatenate([clf.seen_classes, clf.unseen_classes])
+    sc = clf.score(np.asarray(ds.data[test]), classes)
+    assert not ds.data.flags.writeable
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*not writable.*")  # a read-only memmap slice is copied
+        np.testing.assert_allclose(clf.score(ds.data[test[0]:test[0] + 3], classes), sc[:3], atol=1e-6)
+    want = gzsl_eval(sc, ds.labels[test], classes, clf.seen_classes, clf.unseen_classes, gamma=cal["gamma"])
+    assert {k: g[k] for k in ("S", "U", "H")} == pytest.approx({k: want[k] for k in ("S", "U", "H")})
+    ev = evaluate_run(a, data_root=utd, device="cpu")
+    assert ev["gzsl_calibrated"] == g and ev["gzsl_uncalibrated"] == m["gzsl_uncalibrated"]
+
+    # by construction gamma never sees the test partition: scramble every test sample
+    # (same training samples) and the whole selection record, gamma included, is unchanged
+    real, calls = cache.prepare, []
+
+    def scrambled(*args, **kw):
+        d = real(*args, **kw)
+        calls.append(args)
+        test = d.partition(next(iter(d.partitions)), "test")
+        data = np.array(d.data)
+        data[test] = np.random.default_rng(0).normal(size=data[test].shape).astype(np.float32)
+        d.data = data
+        return d
+
+    monkeypatch.setattr(cache, "prepare", scrambled)
+    b = train(_cfg(extra=["train.epochs=1"]), tmp_path / "b", data_root=utd)
+    sb = json.loads((b / "selection.json").read_text())
+    assert sb["calibration"] == cal and sb["val_curve"] == sel["val_curve"]
+    mb = _metrics(b)
+    assert mb["gzsl_calibrated"]["gamma"] == cal["gamma"]
+    assert calls  # the run read the scrambled data
+
+
+def test_gzsl_calibration_unavailable_is_recorded(utd, tmp_path):
+    from zeroskel.engine.runs import train
+
+    for extra, why in ((["validation.mode=none"], "validation.mode is none"),
+                       (["validation.calibration_fraction=0"], "calibration_fraction is 0")):
+        m = _metrics(train(_cfg(extra=["train.epochs=1"] + extra), tmp_path, data_root=utd))
+        g = m["gzsl_calibrated"]
+        assert g["available"] is False and why in g["reason"] and "S" not in g
+        assert {"S", "U", "H"} <= set(m["gzsl_uncalibrated"])
+    with pytest.raises(ConfigError, match="validation.calibration_fraction"):
+        train(_cfg(extra=["validation.calibration_fraction=1.5"]), tmp_path, data_root=utd)

@@ -195,7 +195,8 @@ def embed(model: nn.Module, data: np.ndarray, device: torch.device, batch_size: 
     model.eval()
     out = []
     for s in range(0, len(data), batch_size):
-        xb = torch.from_numpy(np.ascontiguousarray(data[s:s + batch_size], dtype=np.float32)).to(device)
+        # np.array copies: a slice of a read-only memmap is not writable (torch warns)
+        xb = torch.from_numpy(np.array(data[s:s + batch_size], dtype=np.float32, order="C")).to(device)
         out.append(model(xb).float().cpu().numpy())
     model.train(was)
     return np.concatenate(out) if out else np.zeros((0, getattr(model, "feature_dim", 0)), np.float32)
@@ -373,6 +374,9 @@ def check_config(cfg: dict) -> None:
         raise unknown_name("validation.mode", str(v["mode"]), ["pseudo_unseen", "heldout_seen", "none"])
     if v["metric"] not in ("top1", "top1_aligned"):
         raise unknown_name("validation.metric", str(v["metric"]), ["top1", "top1_aligned"])
+    cf = v.get("calibration_fraction")
+    if cf is not None and not (isinstance(cf, (int, float)) and 0.0 <= cf < 1.0):
+        raise ConfigError(f"validation.calibration_fraction must be in [0, 1), got {cf!r}")
     if int(v["smooth"]) < 1 or int(v["min_epoch"]) < 1:
         raise ConfigError("validation.smooth and validation.min_epoch must be >= 1")
     t = cfg["train"]
@@ -421,7 +425,9 @@ class _Stage:
                 continue
             x = np.asarray(self.data[idx], dtype=np.float32)
             x = _augment(x, self.lengths[idx], aug, rng)
-            yield torch.from_numpy(x), torch.from_numpy(self.labels[idx])
+            if not x.flags.writeable:  # e.g. a view of a read-only memmap: torch warns
+                x = x.copy()
+            yield torch.from_numpy(x), torch.from_numpy(np.array(self.labels[idx]))
 
     def step(self, model: PGFAModel, batch):
         x, y = batch
@@ -475,8 +481,10 @@ def train_pgfa(cfg: dict, run_dir: str | Path, data_root=None, logger=None,
 
 
 def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> dict | None:
-    from ..data.splits import get_split
+    from ..data.splits import get_split, stratified_holdout
     from ..engine.trainer import Trainer, load_checkpoint, resolve_device, save_checkpoint, seed_everything, versions
+
+    from ..eval.protocol import calibrate
 
     check_config(cfg)
     _set_threads(cfg)
@@ -527,6 +535,10 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
     sel_path = run_dir / "selection.json"
 
     # ------------------------------------------------------------------ stage 1
+    cal_idx = np.zeros(0, np.int64)
+    calib_reason = {"none": "validation.mode is none: no held-out seen data to choose gamma on",
+                    "heldout_seen": "validation.mode heldout_seen: the held-out data has no (pseudo-)unseen "
+                                    "classes, so the seen/unseen trade-off cannot be measured"}.get(vcfg["mode"])
     if vcfg["mode"] != "none":
         vseed = seed if vcfg["seed"] is None else int(vcfg["seed"])
         if vcfg["mode"] == "pseudo_unseen":
@@ -535,6 +547,13 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
             val_idx = train_part[np.isin(labels[train_part], vsplit.unseen_array)]
             val_classes = vsplit.unseen_array
             selection.update(pseudo_seen=vsplit.seen_array.tolist(), pseudo_unseen=val_classes.tolist())
+            cfrac = float(vcfg.get("calibration_fraction") or 0.0)
+            if cfrac > 0:
+                # held-out pseudo-seen samples: the "seen" side of the GZSL calibration
+                fit_idx, cal_idx = stratified_holdout(labels[fit_idx], vsplit.seen_array, cfrac, vseed, fit_idx)
+            if len(cal_idx) == 0:
+                calib_reason = ("validation.calibration_fraction is 0: no held-out pseudo-seen samples"
+                                if cfrac <= 0 else "no pseudo-seen class has 2 samples to hold one out")
         else:
             fit_idx, val_idx = split.holdout_seen(labels, fraction=float(vcfg["fraction"]), seed=vseed,
                                                   index=train_part)
@@ -545,11 +564,21 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
         selection.update(fit_samples=int(len(fit_idx)), val_samples=int(len(val_idx)))
         vdata, vlab = gather(val_idx), labels[val_idx]
         stage_align = align if vcfg["mode"] == "pseudo_unseen" else None
+        if len(cal_idx):
+            selection["calibration_samples"] = int(len(cal_idx))
+            cdata, clab = gather(cal_idx), np.concatenate([labels[cal_idx], vlab])
+            cal_classes = np.concatenate([vsplit.seen_array, val_classes])
 
         def val_fn(model, epoch):
             f = embed(model, vdata, device, eval_bs)
             r = zsl_eval(f, vlab, val_classes, text, stage_align)
-            return {f"val_{k}": v for k, v in r.items()}
+            out = {f"val_{k}": v for k, v in r.items()}
+            if len(cal_idx):
+                # GZSL over pseudo-seen + pseudo-unseen of held-out samples only (never test)
+                sc = cosine(np.concatenate([embed(model, cdata, device, eval_bs), f]), text[cal_classes])
+                c = calibrate(sc, clab, cal_classes, vsplit.seen_array, val_classes)["stacking"]
+                out.update({f"val_calib_{k}": v for k, v in c.items()})
+            return out
 
         if not sel_path.is_file():
             st1 = _Stage(cfg, gather(fit_idx), ds.lengths[fit_idx], labels[fit_idx], text_t, device)
@@ -577,6 +606,13 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
                                         for h in tr.history],
                              best_val=tr.history[best - 1].get(f"val_{vcfg['metric']}"),
                              seconds=float(sum(h["seconds"] for h in tr.history)))
+            h = tr.history[best - 1]
+            selection["calibration"] = {"available": False, "reason": calib_reason} if not len(cal_idx) else {
+                "available": True, "rule": "stacking", "gamma": float(h["val_calib_gamma"]),
+                "heldout": {k: float(h[f"val_calib_{k}"]) for k in ("S", "U", "H")}, "epoch": best,
+                "source": f"stage-1 model at the selected epoch; cosine scores over the pseudo-seen + "
+                          f"pseudo-unseen classes of {len(cal_idx)} held-out pseudo-seen and {len(val_idx)} "
+                          f"pseudo-unseen training samples (zeroskel.eval.protocol.calibrate); no test data"}
             log.info(f"selected epoch {best} (validation {vcfg['metric']} "
                      f"{selection['best_val']:.2f})")
             tmp = sel_path.with_suffix(".tmp")
@@ -587,6 +623,9 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
     else:
         final_epochs = epochs
         selection["best_epoch"] = epochs
+    # runs started before calibration existed have no record: say so rather than guess
+    selection.setdefault("calibration", {"available": False, "reason": calib_reason or
+                                         "selection.json predates GZSL calibration"})
 
     # ------------------------------------------------------------------ stage 2
     test_idx = test_part[np.isin(labels[test_part], unseen)]
@@ -643,7 +682,8 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
                                        "selection": {k: v for k, v in selection.items() if k != "val_curve"}},
                          device)
     save_checkpoint(clf.state(), run_dir / "final.pt")
-    metrics = evaluate_classifier(clf, ds, part, align, gzsl=bool(cfg["eval"]["gzsl"]), batch_size=eval_bs)
+    metrics = evaluate_classifier(clf, ds, part, align, gzsl=bool(cfg["eval"]["gzsl"]), batch_size=eval_bs,
+                                  calibration=selection["calibration"])
     metrics["selection"] = selection
     if ref_fn is not None and history2:
         curve = [h.get("test_top1_aligned", h.get("test_top1")) for h in history2]
@@ -672,13 +712,18 @@ def write_json(obj: dict, path: Path) -> None:
 
 
 def evaluate_classifier(clf: PGFAClassifier, ds, partition: str, align: dict, gzsl: bool = True,
-                        batch_size: int = 256) -> dict:
+                        batch_size: int = 256, calibration: dict | None = None) -> dict:
     """Test metrics of a final model on ``ds`` (preprocessed as in training).
 
     ZSL: unseen classes of the test part, argmax over the unseen classes, with and without
     prototype alignment; sample-level top-1 %, per-class accuracy, confusion matrices.
-    GZSL (uncalibrated): every test sample, argmax over seen + unseen, S / U / H.
+    GZSL: every test sample, cosine scores over seen + unseen; S / U / H uncalibrated
+    (``gzsl_uncalibrated``) and with calibrated stacking (``gzsl_calibrated``) at the gamma
+    of ``calibration`` (``selection["calibration"]``, chosen on held-out training data).
+    Flora's ratio gate is not applied: it is defined on non-negative errors (min error
+    ratio), and a cosine similarity is not one.
     """
+    from ..eval.gzsl import gzsl_eval
     from ..eval.metrics import gzsl_scores, top1
 
     labels = ds.labels
@@ -703,10 +748,19 @@ def evaluate_classifier(clf: PGFAClassifier, ds, partition: str, align: dict, gz
         all_idx = test_part[np.isin(labels[test_part], np.concatenate([seen, unseen]))]
         gf = clf.features(np.asarray(ds.data[all_idx], dtype=np.float32), batch_size)
         classes = np.concatenate([seen, unseen])
-        pred = clf.predict(gf, classes)
+        scores = clf.score(gf, classes)
+        pred = classes[scores.argmax(1)]
         g = gzsl_scores(pred, labels[all_idx], seen, unseen)
         out["gzsl_uncalibrated"] = {**g, "top1_all": top1(pred, labels[all_idx]),
                                     "note": "argmax over seen+unseen text anchors, no calibration"}
+        cal = calibration or {"available": False, "reason": "no calibration record (run predates it)"}
+        if cal.get("available"):
+            r = gzsl_eval(scores, labels[all_idx], classes, seen, unseen, gamma=float(cal["gamma"]))
+            out["gzsl_calibrated"] = {**r, "rule": "stacking", "gamma_source": cal["source"],
+                                      "heldout": cal["heldout"]}
+        else:
+            out["gzsl_calibrated"] = {"available": False, "reason": cal.get("reason")}
+        out["gzsl_gate"] = "not applicable: Flora's ratio gate needs non-negative error scores, PGFA gives cosines"
     return out
 
 
@@ -728,4 +782,5 @@ def evaluate_pgfa(run_dir: str | Path, data_root=None, device: str | None = None
     if int(ds.data.shape[2]) != int(clf.card["frames"]):
         raise CheckpointError(f"{ck}: trained on {clf.card['frames']} frames, data has {ds.data.shape[2]}")
     return evaluate_classifier(clf, ds, part, cfg["alignment"], gzsl=bool(cfg["eval"]["gzsl"]),
-                               batch_size=int(cfg["eval"]["batch_size"]))
+                               batch_size=int(cfg["eval"]["batch_size"]),
+                               calibration=clf.card.get("selection", {}).get("calibration"))

@@ -238,8 +238,13 @@ def cmd_eval_features(a) -> int:
 # ---------------------------------------------------------------- training
 def cmd_train(a) -> int:
     from .engine.config import build_config
-    from .engine.runs import train
+    from .engine.runs import METHODS, train
+    from .methods import METHODS as FEATURE_METHODS
 
+    if a.method not in METHODS:
+        hint = (f"; {a.method!r} works on skeleton features: use 'zeroskel eval-features --method {a.method}'"
+                if a.method in FEATURE_METHODS else "")
+        raise ZeroskelError(f"unknown training method {a.method!r}; valid: {', '.join(sorted(METHODS))}{hint}")
     cfg = build_config(method=a.method, dataset=a.dataset, split=a.split, seed=a.seed,
                        config=a.config, overrides=a.set or [], data_root=a.data_root, device=a.device)
     run_dir = train(cfg, runs_dir=a.runs_dir)

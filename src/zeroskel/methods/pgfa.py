@@ -452,6 +452,9 @@ def train_pgfa(cfg: dict, run_dir: str | Path, data_root=None, logger=None,
       1. *selection*: train on the seen classes minus the validation part, evaluate the
          validation set after every epoch (pseudo-unseen ZSL or held-out seen samples),
          pick the epoch (:func:`select_epoch`). Skipped for ``validation.mode: none``.
+         In ``pseudo_unseen`` mode, ``validation.calibration_fraction`` of each pseudo-seen
+         class is also held out; the GZSL calibrated-stacking gamma of the selected epoch
+         (chosen on those + the pseudo-unseen samples) is stored in ``selection.json``.
       2. *final*: with ``validation.refit`` retrain from scratch on all seen classes for the
          selected number of epochs (else keep the stage-1 model of the selected epoch).
     Then the final model is evaluated on the test set (ZSL over the unseen classes of the
@@ -756,7 +759,7 @@ def evaluate_classifier(clf: PGFAClassifier, ds, partition: str, align: dict, gz
         cal = calibration or {"available": False, "reason": "no calibration record (run predates it)"}
         if cal.get("available"):
             r = gzsl_eval(scores, labels[all_idx], classes, seen, unseen, gamma=float(cal["gamma"]))
-            out["gzsl_calibrated"] = {**r, "rule": "stacking", "gamma_source": cal["source"],
+            out["gzsl_calibrated"] = {"available": True, **r, "rule": "stacking", "gamma_source": cal["source"],
                                       "heldout": cal["heldout"]}
         else:
             out["gzsl_calibrated"] = {"available": False, "reason": cal.get("reason")}

@@ -33,6 +33,9 @@ SPLITS = [("utd_mhad", "purls-22/5"), ("utd_mhad", "purls-18/9"), ("utd_mhad", "
 PURLS = {("nw_ucla", "purls-8/2"): 75.84, ("nw_ucla", "purls-5/5"): 49.47,
          ("utd_mhad", "purls-22/5"): 57.50, ("utd_mhad", "purls-18/9"): 31.71,
          ("utd_mhad", "purls-14/13"): 19.23}
+# PGFA's reference code on this protocol, seed 1 (data README): final epoch, final + alignment.
+REFERENCE = {("utd_mhad", "purls-22/5"): (37.50, 40.00), ("utd_mhad", "purls-18/9"): (20.14, 18.75),
+             ("nw_ucla", "purls-5/5"): (49.58, 61.44)}
 
 
 def _file(out: Path, ds: str, split: str, seed: int) -> Path:
@@ -59,23 +62,27 @@ def run_one(ds, split, seed, args) -> dict:
             "gzsl_uncalibrated": m.get("gzsl_uncalibrated"), "test_samples": m["test_samples"],
             "reference_protocol_best_epoch_on_test": m.get("reference_protocol_best_epoch_on_test"),
             "wall_seconds": wall, "train_seconds": m["train_seconds"], "preset": cfg.get("preset"),
-            "overrides": overrides, "config": args.config, "epochs": cfg["train"]["epochs"], "threads": args.threads,
+            "overrides": overrides, "config": args.config, "text": dict(cfg["text"]),
+            "augment": dict(cfg["data"]["augment"]), "optimizer": cfg["train"]["optimizer"],
+            "models_dir": os.environ.get("ZEROSKEL_MODELS"), "epochs": cfg["train"]["epochs"], "threads": args.threads,
             "machine": f"{platform.node() or socket.gethostname()} {platform.machine()} {os.cpu_count()} cpu",
             "date": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
 def aggregate(out: Path, seeds) -> str:
-    rows = ["| split | PURLS | PGFA (zeroskel) ZSL top-1 | + prototype alignment | seeds | epochs | wall s/run |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| split | PURLS | PGFA reference code (seed 1; + alignment) | PGFA (zeroskel) ZSL top-1 | "
+            "+ prototype alignment | seeds | epochs | wall s/run |",
+            "|---|---|---|---|---|---|---|---|"]
     for ds, split in SPLITS:
+        ref = "%.2f; %.2f" % REFERENCE[(ds, split)] if (ds, split) in REFERENCE else "-"
         rs = [json.loads(_file(out, ds, split, s).read_text()) for s in seeds if _file(out, ds, split, s).is_file()]
         if not rs:
-            rows.append(f"| {ds} {split} | {PURLS[(ds, split)]:.2f} | (not run) | | 0 | | |")
+            rows.append(f"| {ds} {split} | {PURLS[(ds, split)]:.2f} | {ref} | (not run) | | 0 | | |")
             continue
         a = np.array([r["zsl_top1"] for r in rs])
         b = np.array([r["zsl_top1_aligned"] for r in rs], dtype=float)
         sd = (lambda x: x.std(ddof=1) if len(x) > 1 else 0.0)
-        rows.append(f"| {ds} {split} | {PURLS[(ds, split)]:.2f} | {a.mean():.2f} ± {sd(a):.2f} | "
+        rows.append(f"| {ds} {split} | {PURLS[(ds, split)]:.2f} | {ref} | {a.mean():.2f} ± {sd(a):.2f} | "
                     f"{b.mean():.2f} ± {sd(b):.2f} | {len(rs)} | "
                     f"{','.join(str(r['best_epoch']) for r in rs)} | {np.mean([r['wall_seconds'] for r in rs]):.0f} |")
     return "\n".join(rows)

@@ -239,8 +239,8 @@ def test_utd_mhad_sample_sets_match_the_shipped_feature_file(data_root, tmp_path
     full = json.loads((need(data_root, "features/utd_mhad_ru5_encoder.json")).read_text())
     # the 20 % stratified hold-out of all seen training samples has the shipped sizes
     from zeroskel.data.splits import get_split
-    from zeroskel.engine.pretrain import load_data
-    ds, part = load_data(cfg, data_root)
+    from zeroskel.engine.data import load_prepared
+    ds, part = load_prepared(cfg, data_root)
     tr = ds.partition(part, "train")
     fit, val = get_split("utd_mhad", "purls-22/5").holdout_seen(ds.labels, 0.2, 1, index=tr)
     assert (len(fit), len(val)) == (full["n_fit"], full["n_val"])

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError, DataError, unknown_name
+from .data import augment_batch, load_prepared
 
 METHOD = "pretrain"
 CHECKPOINT_KIND = "zeroskel.encoder"
@@ -214,43 +215,6 @@ def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> Loaded
 
 
 # =========================================================================== data
-def load_data(cfg: dict, data_root=None):
-    """The preprocessed dataset of ``cfg`` (from the prepared cache) and its partition name."""
-    from ..data import cache
-
-    ds = cache.prepare(cfg["dataset"], cfg["data"]["pipeline"], data_root=data_root,
-                       cache_dir=cfg["data"].get("cache_dir"), progress=False)
-    part = cfg["data"].get("partition")
-    if part is None:
-        if not ds.partitions:
-            raise DataError(f"dataset {ds.name!r} has no train/test partition; set data.partition")
-        part = next(iter(ds.partitions))
-    elif part not in ds.partitions:
-        raise unknown_name(f"partition of dataset {ds.name!r} (data.partition)", part, ds.partitions)
-    return ds, part
-
-
-def augment(x: np.ndarray, lengths: np.ndarray, aug: dict, rng: np.random.Generator) -> np.ndarray:
-    """Training augmentation of a (B, 3, T, V, M) batch (``data.augment``); a new array."""
-    if aug.get("random_crop"):
-        from ..data.transforms import RandomCrop
-        lo, hi = aug["random_crop"]
-        lengths = np.minimum(lengths, x.shape[2])
-        x, _ = RandomCrop(frames=x.shape[2], ratio=(float(lo), float(hi))).apply_batch(x, lengths, rng)
-    deg = float(aug.get("rotate_deg") or 0.0)
-    if deg > 0:  # about the vertical (y) axis
-        th = np.deg2rad(rng.uniform(-deg, deg, size=len(x))).astype(np.float32)
-        c, s = np.cos(th)[:, None, None, None], np.sin(th)[:, None, None, None]
-        x0, z0 = x[:, 0].copy(), x[:, 2].copy()
-        x = x.copy()
-        x[:, 0] = c * x0 + s * z0
-        x[:, 2] = -s * x0 + c * z0
-    sc = float(aug.get("scale") or 0.0)
-    if sc > 0:
-        x = x * rng.uniform(1 - sc, 1 + sc, size=(len(x), 1, 1, 1, 1)).astype(np.float32)
-    return np.ascontiguousarray(x, dtype=np.float32)
-
-
 def gather(data: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """``data[idx]`` as float32 (memmap-friendly: reads in sorted order, then reorders)."""
     idx = np.asarray(idx, dtype=np.int64)
@@ -425,7 +389,7 @@ class _Fit:
             if len(p) < 2:  # BatchNorm needs two samples
                 continue
             idx = self.idx[p]
-            x = augment(gather(self.data, idx), self.lengths[idx], self.cfg["data"]["augment"], rng)
+            x = augment_batch(gather(self.data, idx), self.lengths[idx], self.cfg["data"]["augment"], rng)
             yield torch.from_numpy(x), torch.from_numpy(self.targets[p])
 
     def step(self, model: SeenClassifier, batch):
@@ -450,7 +414,7 @@ def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> 
     data_root = data_root if data_root is not None else cfg.get("data_root")
     t0 = time.perf_counter()
 
-    ds, part = load_data(cfg, data_root)
+    ds, part = load_prepared(cfg, data_root, progress=False)
     split = get_split(str(cfg["dataset"]), str(cfg["split"]))
     split.check(ds, part)
     labels = ds.labels
@@ -614,7 +578,7 @@ def evaluate_pretrain(run_dir: str | Path, data_root=None, device: str | None = 
     dev = resolve_device(device or "auto")
     model, _, record, cfg = load_encoder(run_dir, dev)
     data_root = data_root if data_root is not None else cfg.get("data_root")
-    ds, part = load_data(cfg, data_root)
+    ds, part = load_prepared(cfg, data_root, progress=False)
     if list(ds.class_names) != list(record.class_names):
         raise CheckpointError(f"{run_dir}: class names of the encoder differ from dataset {ds.name!r}")
     return _metrics(model, record, ds, part, dev, int(cfg["extract"]["batch_size"]))

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError, DataError, unknown_name
+from ..engine.data import augment_batch, load_prepared
 from .alignment import prototype_alignment
 
 CHECKPOINT_KIND = "zeroskel.pgfa.model"
@@ -131,42 +132,6 @@ def build_model(cfg: dict, layout: str, num_persons: int, text_dim: int) -> PGFA
 
 
 # =========================================================================== data
-def _augment(x: np.ndarray, lengths: np.ndarray, aug: dict, rng: np.random.Generator) -> np.ndarray:
-    """Training augmentation of a (B, 3, T, V, M) batch (see ``data.augment``)."""
-    if aug.get("random_crop"):
-        from ..data.transforms import RandomCrop
-        lo, hi = aug["random_crop"]
-        x, _ = RandomCrop(frames=x.shape[2], ratio=(float(lo), float(hi))).apply_batch(x, lengths, rng)
-    deg = float(aug.get("rotate_deg") or 0.0)
-    if deg > 0:
-        th = np.deg2rad(rng.uniform(-deg, deg, size=len(x)))
-        c, s = np.cos(th), np.sin(th)
-        x0, z0 = x[:, 0].copy(), x[:, 2].copy()
-        x = x.copy()
-        x[:, 0] = c[:, None, None, None] * x0 + s[:, None, None, None] * z0
-        x[:, 2] = -s[:, None, None, None] * x0 + c[:, None, None, None] * z0
-    sc = float(aug.get("scale") or 0.0)
-    if sc > 0:
-        x = x * rng.uniform(1 - sc, 1 + sc, size=(len(x), 1, 1, 1, 1)).astype(np.float32)
-    return np.ascontiguousarray(x, dtype=np.float32)
-
-
-def load_data(cfg: dict, data_root=None):
-    """The preprocessed dataset of ``cfg`` (prepared cache), its partition name."""
-    from ..data import cache
-
-    ds = cache.prepare(cfg["dataset"], cfg["data"]["pipeline"], data_root=data_root,
-                       cache_dir=cfg["data"].get("cache_dir"))
-    part = cfg["data"].get("partition")
-    if part is None:
-        if not ds.partitions:
-            raise DataError(f"dataset {ds.name!r} has no train/test partition; set data.partition")
-        part = next(iter(ds.partitions))
-    elif part not in ds.partitions:
-        raise unknown_name(f"partition of dataset {ds.name!r} (data.partition)", part, ds.partitions)
-    return ds, part
-
-
 def load_texts(cfg: dict, ds, data_root=None) -> dict:
     """Class texts and their embeddings: ``{"texts", "sentence" (C, D), "model", "checksum"}``."""
     from ..text.cache import embed_class_texts
@@ -424,7 +389,7 @@ class _Stage:
             if len(idx) < 2:
                 continue
             x = np.asarray(self.data[idx], dtype=np.float32)
-            x = _augment(x, self.lengths[idx], aug, rng)
+            x = augment_batch(x, self.lengths[idx], aug, rng)
             if not x.flags.writeable:  # e.g. a view of a read-only memmap: torch warns
                 x = x.copy()
             yield torch.from_numpy(x), torch.from_numpy(np.array(self.labels[idx]))
@@ -497,7 +462,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
     data_root = data_root if data_root is not None else cfg.get("data_root")
     t_start = time.perf_counter()
 
-    ds, part = load_data(cfg, data_root)
+    ds, part = load_prepared(cfg, data_root)
     split = get_split(cfg["dataset"], cfg["split"])
     split.check(ds, part)
     tx = load_texts(cfg, ds, data_root)
@@ -779,7 +744,7 @@ def evaluate_pgfa(run_dir: str | Path, data_root=None, device: str | None = None
     clf = PGFAClassifier.load(ck, device=resolve_device(device or "auto"))
     cfg = clf.card["config"]
     data_root = data_root if data_root is not None else cfg.get("data_root")
-    ds, part = load_data(cfg, data_root)
+    ds, part = load_prepared(cfg, data_root)
     if list(ds.class_names) != list(clf.card["class_names"]):
         raise CheckpointError(f"{ck}: class names of the checkpoint differ from dataset {ds.name!r}")
     if int(ds.data.shape[2]) != int(clf.card["frames"]):

@@ -85,14 +85,17 @@ def class_text_sources(dataset: str) -> dict[str, str]:
     return {k: (s.file or s.where) for k, s in _sources(dataset).items()}
 
 
-def _read_lines(path: Path) -> list[str]:
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise DataError(f"class text file {path} not found") from None
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"class text file {path}: unreadable ({e})") from None
-    lines = text.splitlines()
+
+
+def _read_lines(path: Path) -> list[str]:
+    lines = _read_text(path).splitlines()
     while lines and not lines[-1].strip():  # trailing newlines only; inner blanks are errors
         lines.pop()
     return [line.strip() for line in lines]
@@ -111,12 +114,7 @@ def _check(texts: list[str], path, num_classes: int | None, what: str = "lines")
 def _read_csv(path: Path, num_classes: int | None) -> list[str]:
     """csv with a header: a text column (``text``/``label``/``description``) and optionally
     an id column, ``idx`` (1-based, Flora's convention) or ``class_id`` (0-based)."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"class text file {path} not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"class text file {path}: unreadable ({e})") from None
+    text = _read_text(path)
     rows = list(csv.DictReader(io.StringIO(text)))
     cols = rows[0].keys() if rows else []
     text_col = next((c for c in ("text", "label", "description") if c in cols), None)

@@ -173,16 +173,7 @@ def _locate_bad_line(lines, starts, n_per_block: int, n_values: int, path, what:
     ``n_values`` numbers."""
     for s in starts:
         for i in range(s, s + n_per_block):
-            toks = lines[i].split()
-            if len(toks) != n_values:
-                raise _fail(path, i + 1, f"{what} line must hold {n_values} values, got "
-                                         f"{len(toks)} (truncated or garbled file)")
-            for t in toks:
-                try:
-                    float(t)
-                except ValueError:
-                    raise _fail(path, i + 1, f"{what} value {t.decode(errors='replace')!r} is "
-                                             "not a number") from None
+            _check_line(lines[i], n_values, path, i, what)
     raise DataError(f"{path}: unparseable {what} lines")  # pragma: no cover - defensive
 
 

@@ -41,12 +41,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError, DataError, unknown_name
+from ..models.registry import list_encoders
 from .data import augment_batch, load_prepared
 
 METHOD = "pretrain"
 CHECKPOINT_KIND = "zeroskel.encoder"
 CHECKPOINT_VERSION = 1
-ENCODERS = ("shiftgcn", "stgcn")
+ENCODERS = tuple(list_encoders())  # the registry decides which encoders exist
 
 
 # =========================================================================== model

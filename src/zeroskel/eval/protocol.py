@@ -31,7 +31,7 @@ import numpy as np
 from ..data.features import FeatureSet, holdout_seen
 from ..errors import ConfigError
 from ..methods.base import ClassTexts, ZeroShotMethod
-from .gzsl import choose_threshold, gzsl_eval, gzsl_report, zsl_accuracy
+from .gzsl import choose_threshold, gzsl_report, zsl_accuracy
 
 MethodFactory = Callable[..., ZeroShotMethod]
 
@@ -130,7 +130,7 @@ def evaluate_method(method_factory: MethodFactory, fs: FeatureSet, texts: ClassT
     val_zsl = zsl_accuracy(probe.score(val.zsl_x, val.unseen_classes), val.zsl_y, val.unseen_classes) \
         if chosen is None else best["val_zsl"]
     cal = calibrate(val_g, val.gzsl_y, v_classes, val.seen_classes, val.unseen_classes, gate=use_gate)
-    del probe, snaps
+    probe = snaps = None  # free the held-out model before the final fit
 
     # ---- 2. final fit on all seen data (and 3. the reference-style extra)
     overrides = {budget: chosen} if chosen is not None else {}

@@ -20,6 +20,14 @@ def _print_json(obj) -> None:
     print(json.dumps(obj, indent=1, default=str))
 
 
+def _report_run(run_dir) -> int:
+    """Print a finished run's directory and its scalar metrics."""
+    print(f"run directory: {run_dir}")
+    metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+    _print_json({k: v for k, v in metrics.items() if not isinstance(v, (list, dict))})
+    return 0
+
+
 # ---------------------------------------------------------------- data commands
 def cmd_datasets(a) -> int:
     from .data.registry import DATASETS
@@ -248,10 +256,7 @@ def cmd_train(a) -> int:
     cfg = build_config(method=a.method, dataset=a.dataset, split=a.split, seed=a.seed,
                        config=a.config, overrides=a.set or [], data_root=a.data_root, device=a.device)
     run_dir = train(cfg, runs_dir=a.runs_dir)
-    print(f"run directory: {run_dir}")
-    metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
-    _print_json({k: v for k, v in metrics.items() if not isinstance(v, (list, dict))})
-    return 0
+    return _report_run(run_dir)
 
 
 def cmd_pretrain(a) -> int:
@@ -263,10 +268,7 @@ def cmd_resume(a) -> int:
     from .engine.runs import resume_run
 
     run_dir = resume_run(a.run_dir, data_root=a.data_root)
-    print(f"run directory: {run_dir}")
-    metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
-    _print_json({k: v for k, v in metrics.items() if not isinstance(v, (list, dict))})
-    return 0
+    return _report_run(run_dir)
 
 
 def cmd_extract(a) -> int:

@@ -185,6 +185,27 @@ def test_rotate_y_makes_shoulders_parallel_to_x_and_is_rigid():
     assert not out[1, ..., 1].any() and not out[2, :, 3:].any()
 
 
+def test_rotate_y_first_frame_keeps_turning():
+    # the body turns by 90 degrees between frames 0 and 1; frame 0 faces along +z
+    x = np.zeros((1, 3, 2, 20, 2), np.float32)
+    l_sh, r_sh = KINECT_V1.shoulders
+    x[0, :, 0, r_sh, 0] = [0, 0, 1]
+    x[0, :, 1, r_sh, 0] = [1, 0, 0]
+    x[0, :, 0, 5, 0] = [1, 2, 0]
+    x[0, :, 1, 5, 1] = [0, 1, 2]  # a second person is rotated by the same angle
+    out, _ = RotateY(mode="first_frame", layout="kinect_v1").apply_batch(x, np.array([2]))
+    np.testing.assert_allclose(out[0, :, 0, r_sh, 0], [1, 0, 0], atol=1e-7)
+    np.testing.assert_allclose(out[0, :, 1, r_sh, 0], [0, 0, -1], atol=1e-7)  # still turned
+    np.testing.assert_allclose(out[0, :, 0, 5, 0], [0, 2, -1], atol=1e-7)
+    np.testing.assert_allclose(out[0, :, 1, 5, 1], [2, 1, 0], atol=1e-7)
+    assert RotateY(mode="first_frame", layout="kinect_v1").to_config()["mode"] == "first_frame"
+    assert "mode" not in RotateY(layout="kinect_v1").to_config()  # old cache keys unchanged
+    with pytest.raises(ConfigError, match="rotate_y mode"):
+        RotateY(mode="sometimes", layout="kinect_v1")
+    with pytest.raises(ConfigError, match="first_frame"):
+        RotateY(mode="first_frame", reference=True, layout="kinect_v1")
+
+
 def test_rotate_y_reference_mode_matches_aimclr_quirk():
     x = np.zeros((1, 3, 3, 25, 1), np.float32)
     x[0, :, :, 8, 0] = [[1, 1, 1], [0, 0, 0], [1, 1, -0.2]]  # right shoulder per frame: z=1,1,-0.2

@@ -263,7 +263,11 @@ class RotateY(Transform):
     padding, degenerate skeletons) are left unrotated.
 
     Args:
-        reference: reproduce AimCLR's arithmetic exactly instead: the angle is
+        mode: ``per_frame`` (AimCLR): every frame and person gets its own angle, which also
+            removes any turning of the body. ``first_frame``: the angle of person 0 in the
+            first frame where its shoulder vector is valid rotates the whole sample, a view
+            normalisation that keeps turning motion.
+        reference: reproduce AimCLR's arithmetic exactly instead (``per_frame`` only): the angle is
             ``arccos(v_x / (|v| + 1e-4))`` and its *direction* is chosen once per sequence
             from the sign of the summed z component, so frames whose shoulder z has the
             other sign are rotated the wrong way (by twice their angle); zero shoulder
@@ -276,9 +280,17 @@ class RotateY(Transform):
 
     name = "rotate_y"
 
-    def __init__(self, reference: bool = False, min_norm: float = 1e-6,
+    MODES = ("per_frame", "first_frame")
+
+    def __init__(self, reference: bool = False, min_norm: float = 1e-6, mode: str = "per_frame",
                  layout: JointLayout | str | None = None) -> None:
+        if mode not in self.MODES:
+            raise unknown_name("rotate_y mode", mode, self.MODES)
+        if reference and mode != "per_frame":
+            raise ConfigError("rotate_y: reference=True reproduces AimCLR's per-frame rotation; "
+                              "it cannot be combined with mode first_frame")
         self.layout = _as_layout(layout, self.name)
+        self.mode = mode
         self.reference = bool(reference)
         self.min_norm = float(min_norm)
         self.left, self.right = self.layout.shoulders
@@ -302,6 +314,15 @@ class RotateY(Transform):
             safe = np.where(ok, norm, 1.0)
             c = np.where(ok, vx / safe, 1.0)
             s = np.where(ok, vz / safe, 0.0)
+            if self.mode == "first_frame":
+                # (N, T, M) -> one angle per sample: person 0's first valid frame
+                first = ok[:, :, 0].argmax(axis=1)
+                rows = np.arange(len(data))
+                has = ok[rows, first, 0]
+                c0 = np.where(has, c[rows, first, 0], 1.0)
+                s0 = np.where(has, s[rows, first, 0], 0.0)
+                c = np.broadcast_to(c0[:, None, None], c.shape)
+                s = np.broadcast_to(s0[:, None, None], s.shape)
         # (N, T, 1, M) against the (N, T, V, M) coordinate planes
         c = c.astype(np.float32)[:, :, None, :]
         s = s.astype(np.float32)[:, :, None, :]
@@ -314,6 +335,8 @@ class RotateY(Transform):
 
     def to_config(self):
         cfg = {"name": self.name, "reference": self.reference}
+        if self.mode != "per_frame":  # keeps the cache keys of existing pipelines
+            cfg["mode"] = self.mode
         if self.min_norm != 1e-6:
             cfg["min_norm"] = self.min_norm
         return cfg
@@ -487,6 +510,10 @@ PRESETS: dict[str, list[dict[str, Any]]] = {
     "flora50": [{"name": "persons", "persons": 1},
                 {"name": "center", "joint": "torso_mid", "mode": "first_frame"},
                 {"name": "resize", "frames": 50}],
+    # view-normalised but keeping global motion (walking, sitting down, turning): centred
+    # on the first frame's spine and rotated by the first frame's shoulder angle
+    "global50": [{"name": "center", "joint": "torso_mid", "mode": "first_frame"},
+                 {"name": "resize", "frames": 50}, {"name": "rotate_y", "mode": "first_frame"}],
     "none": [],
 }
 

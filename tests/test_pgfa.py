@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from conftest import need
 from zeroskel.errors import CheckpointError, ConfigError, DataError
-from zeroskel.methods.alignment import prototype_alignment
+from zeroskel.methods.alignment import align_kwargs, balanced_assignment, prototype_alignment
 from zeroskel.methods.pgfa import PGFAModel, multi_positive_kl_loss, select_epoch
 
 
@@ -79,6 +79,25 @@ def test_model_projection_init_and_temperature_options():
         PGFAModel(_Enc(), 6, temperature=0)
 
 
+def test_feature_norm_removes_the_shared_feature_mean():
+    torch.manual_seed(0)
+    m = PGFAModel(_Enc(), 6, feature_norm="batchnorm")
+    assert not any("norm" in n for n, _ in m.named_parameters())  # non-affine: no new weights
+    x = torch.randn(16, 3, 50, 20, 1) + 3.0  # a large common offset, like post-ReLU pooling
+    m.train()
+    pre = m.norm(m.encoder(x))
+    torch.testing.assert_close(pre.mean(0), torch.zeros(pre.shape[1]), atol=1e-5, rtol=0)
+    # the projection of the mean alone no longer dominates: the outputs point different ways
+    out = F.normalize(m(x), dim=1)
+    plain = F.normalize(PGFAModel(_Enc(), 6)(x), dim=1)
+    assert (out @ out.T).mean() < (plain @ plain.T).mean()
+    m.eval()  # running statistics at test time: a deterministic per-sample map
+    torch.testing.assert_close(m(x[:3]), m(x)[:3])
+    assert "norm.running_mean" in m.state_dict()
+    with pytest.raises(ConfigError, match="model.feature_norm .layer.*batchnorm, none"):
+        PGFAModel(_Enc(), 6, feature_norm="layer")
+
+
 def test_select_epoch_uses_validation_only():
     hist = [{"val_top1": v, "test_top1": 100 - v} for v in (10, 50, 5, 30, 32)]
     assert select_epoch(hist, "top1") == 2  # the test numbers play no part
@@ -144,6 +163,45 @@ def test_alignment_changes_predictions_and_options():
                                prototype_alignment(FEATS, ANCHORS, alpha=0.5)[0], rtol=1e-6)
 
 
+def test_balanced_assignment_equalises_class_mass():
+    rng = np.random.default_rng(0)
+    # every sample prefers class 0; the plan must still give each class ~N/K of the mass
+    scores = np.column_stack([rng.uniform(0.5, 0.9, 12), rng.uniform(0.0, 0.4, 12), rng.uniform(0.0, 0.4, 12)])
+    q = balanced_assignment(scores, epsilon=0.05, iterations=50)
+    np.testing.assert_allclose(q.sum(1), 1.0, rtol=1e-9)
+    np.testing.assert_allclose(q.sum(0), [4.0, 4.0, 4.0], rtol=1e-3)
+    # the samples that like class 0 most keep it: rank by the class-0 margin
+    margin = scores[:, 0] - scores[:, 1:].max(1)
+    assert set(np.flatnonzero(q.argmax(1) == 0)) == set(np.argsort(-margin)[:4])
+    # tiny epsilons stay finite (log-domain Sinkhorn)
+    assert np.isfinite(balanced_assignment(scores, epsilon=1e-4)).all()
+
+
+def test_balanced_pseudo_labels_undo_a_collapse():
+    # two well-separated clusters, but anchor 0 is closer to both: argmax pseudo-labels put
+    # every sample in class 0 and the reference alignment cannot recover class 1
+    feats = np.array([[1.0, 0.1], [1.0, 0.0], [0.9, 0.1], [0.3, 1.0], [0.2, 1.0], [0.35, 0.9]])
+    anchors = np.array([[1.0, 0.8], [-1.0, 0.3]])
+    _, ref = prototype_alignment(feats, anchors, alpha=1.0)
+    assert ref.tolist() == [0] * 6
+    protos, bal, info = prototype_alignment(feats, anchors, alpha=1.0, pseudo_labels="balanced",
+                                            epsilon=0.05, return_info=True)
+    # three Sinkhorn iterations move the two samples nearest cluster 1 over (not all three:
+    # the balance is approximate), which is enough for the prototypes to separate the clusters
+    assert info["initial_predictions"].tolist() == [0, 0, 0, 1, 1, 0]
+    np.testing.assert_allclose(protos[1], _unit(feats[3:5]).mean(0), rtol=1e-6)
+    assert bal.tolist() == [0, 0, 0, 1, 1, 1]
+    # the config helper passes the options through and rejects bad ones before any work
+    kw = align_kwargs({"enabled": True, "pseudo_labels": "balanced", "epsilon": 0.05, "alpha": 1})
+    assert kw["pseudo_labels"] == "balanced" and kw["alpha"] == 1.0 and kw["iterations"] == 1
+    with pytest.raises(ConfigError, match="alignment.pseudo_labels.*argmax, balanced"):
+        align_kwargs({"pseudo_labels": "sinkhorn"})
+    with pytest.raises(ConfigError, match="alignment.epsilon"):
+        align_kwargs({"epsilon": 0})
+    with pytest.raises(ConfigError, match="alignment.iterations must be an integer"):
+        align_kwargs({"iterations": 1.5})
+
+
 def test_alignment_bad_input():
     with pytest.raises(DataError, match="feature dim 2 != anchor dim 3"):
         prototype_alignment(FEATS, np.ones((2, 3)))
@@ -199,6 +257,15 @@ def test_train_is_deterministic_and_evaluate_reproduces(utd, tmp_path):
     ev = evaluate_run(a, data_root=utd, device="cpu")
     assert ev["zsl_top1"] == ma["zsl_top1"] and ev["zsl_top1_aligned"] == ma["zsl_top1_aligned"]
     assert ev["zsl_confusion"] == ma["zsl_confusion"]
+    # test-time alignment options can be changed without retraining; the plain model is the same
+    bal = evaluate_run(a, data_root=utd, device="cpu", alignment={"pseudo_labels": "balanced", "iterations": 2})
+    assert bal["zsl_top1"] == ma["zsl_top1"] and bal["alignment"]["pseudo_labels"] == "balanced"
+    assert bal["alignment"]["iterations"] == 2 and bal["alignment"]["alpha"] == 0.9
+    with pytest.raises(ConfigError, match="unknown config key 'alignment.pseudo_label'"):
+        evaluate_run(a, data_root=utd, alignment={"pseudo_label": "balanced"})
+    from zeroskel.cli import main
+    assert main(["evaluate", str(a), "--data-root", str(utd), "--align", "pseudo_labels=balanced",
+                 "--align", "iterations=2"]) == 0
 
 
 def test_resume_after_interruption_matches_uninterrupted(utd, tmp_path):
@@ -336,3 +403,39 @@ def test_gzsl_calibration_unavailable_is_recorded(utd, tmp_path):
         assert {"S", "U", "H"} <= set(m["gzsl_uncalibrated"])
     with pytest.raises(ConfigError, match="validation.calibration_fraction"):
         train(_cfg(extra=["validation.calibration_fraction=1.5"]), tmp_path, data_root=utd)
+
+
+def test_heldout_subject_validation_and_prompt_ensemble(utd, tmp_path):
+    from zeroskel.data.cache import prepare
+    from zeroskel.engine.runs import train
+    from zeroskel.methods.pgfa import heldout_group, load_texts
+
+    ds = prepare("utd_mhad", "pgfa50", data_root=utd)
+    tr = ds.partition("xsub", "train")
+    rest, held, values = heldout_group(ds, tr, "subject", seed=3, count=2)
+    subj = np.asarray(ds.meta["subject"])
+    assert len(values) == 2 and set(subj[held]) == set(values) and not set(subj[rest]) & set(values)
+    assert len(rest) + len(held) == len(tr) and set(subj[tr]) == {1, 3, 5, 7}  # train subjects only
+    with pytest.raises(ConfigError, match="heldout_count=4.*4 subject value"):
+        heldout_group(ds, tr, "subject", seed=3, count=4)
+    with pytest.raises(ConfigError, match="validation.heldout_group.*subject"):
+        heldout_group(ds, tr, "camera", seed=3)
+
+    # data.limit_per_class=6 keeps the first 6 samples of each class: subjects 1 and 3
+    run = train(_cfg(extra=["validation.heldout_group=subject", "text.source=[name, name+purls-global]"]),
+                tmp_path, data_root=utd)
+    sel = json.loads((run / "selection.json").read_text())
+    held_subjects = sel["heldout_group"]["value"]
+    assert sel["heldout_group"]["key"] == "subject" and len(held_subjects) == 1
+    assert set(held_subjects) <= {1, 3}
+    # stage 1 fits on the other subject only: its 2 or 4 of each class's 6 samples
+    assert sel["fit_samples"] + sel.get("calibration_samples", 0) <= 4 * len(sel["pseudo_seen"])
+    assert 0 < sel["val_samples"] <= 4 * len(sel["pseudo_unseen"])
+    # the ensemble's class vectors are the renormalised mean of the two prompts' unit vectors
+    cfg = _cfg(extra=["text.source=[name, name+purls-global]"])
+    both = load_texts(cfg, ds, utd)["sentence"]
+    a = load_texts(_cfg(extra=["text.source=name"]), ds, utd)["sentence"]
+    b = load_texts(_cfg(extra=["text.source=name+purls-global"]), ds, utd)["sentence"]
+    np.testing.assert_allclose(both, _unit(_unit(a) + _unit(b)), atol=1e-5)
+    with pytest.raises(ConfigError, match="validation.heldout_group needs validation.mode pseudo_unseen"):
+        train(_cfg(extra=["validation.heldout_group=subject", "validation.mode=none"]), tmp_path, data_root=utd)

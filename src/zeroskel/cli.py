@@ -283,7 +283,12 @@ def cmd_extract(a) -> int:
 def cmd_evaluate(a) -> int:
     from .engine.runs import evaluate_run
 
-    _print_json(evaluate_run(a.run_dir, data_root=a.data_root, device=a.device))
+    from .engine.config import parse_override
+
+    align: dict = {}
+    for item in a.align:
+        align.update(parse_override(item))  # flat keys; unknown ones are rejected by the method
+    _print_json(evaluate_run(a.run_dir, data_root=a.data_root, device=a.device, alignment=align or None))
     return 0
 
 
@@ -384,6 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("evaluate", cmd_evaluate, "re-evaluate a run directory's selected checkpoint")
     sp.add_argument("run_dir"); sp.add_argument("--device", default="auto")
+    sp.add_argument("--align", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a test-time alignment option of the run (PGFA), e.g. "
+                         "--align pseudo_labels=balanced --align iterations=3; repeatable")
     from .cli_predict import add_commands; add_commands(sub, add)
     return p
 

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from .errors import CheckpointError, ConfigError, DataError
+from .methods.alignment import ALIGN_DEFAULTS as _ALIGN_DEFAULTS
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,7 @@ README_FILE = "README.md"
 _REQUIRED = ("method", "model", "layout", "input_layout", "num_persons", "frames", "pipeline",
              "text", "weights")
 _MODEL_KEYS = ("encoder", "preset", "args", "input_frames", "temperature", "learn_temperature",
-               "feature_dim", "text_dim")
-_ALIGN_DEFAULTS = {"alpha": 0.9, "temperature": 1.0, "iterations": 1, "beta": 1.0, "min_samples": 1}
+               "feature_norm", "feature_dim", "text_dim")
 
 
 # =========================================================================== results
@@ -622,7 +622,8 @@ class Recognizer:
         Args:
             align: PGFA's test-time prototype alignment over this batch (off by default;
                 ``True`` uses the bundle's settings, a dict overrides them: ``alpha``,
-                ``temperature``, ``iterations``, ``beta``, ``min_samples``). Transductive:
+                ``temperature``, ``iterations``, ``beta``, ``min_samples``, ``pseudo_labels``,
+                ``epsilon``). Transductive:
                 meaningful for a batch of many sequences of these labels.
         """
         labels = _check_labels(labels)
@@ -711,6 +712,7 @@ def _card_from_pgfa(ck: dict, model, source: str = "") -> dict:
                   "args": dict(m.get("args") or {}), "input_frames": m.get("input_frames"),
                   "temperature": m.get("temperature", 0.07),
                   "learn_temperature": bool(m.get("learn_temperature", False)),
+                  "feature_norm": m.get("feature_norm") or "none",
                   "feature_dim": int(getattr(enc, "feature_dim", 0)), "text_dim": int(model.text_dim),
                   "logit_scale": float(model.logit_scale.detach().cpu())},
         "layout": layout, "input_layout": in_layout, "num_persons": int(ck["num_persons"]),

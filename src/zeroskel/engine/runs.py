@@ -118,8 +118,18 @@ def resume_run(run_dir: str | Path, data_root=None, max_epochs: int | None = Non
     return run_dir
 
 
-def evaluate_run(run_dir: str | Path, data_root=None, device: str | None = None) -> dict:
-    """Re-compute the test metrics of a finished run from its final checkpoint."""
+def evaluate_run(run_dir: str | Path, data_root=None, device: str | None = None,
+                 alignment: dict | None = None) -> dict:
+    """Re-compute the test metrics of a finished run from its final checkpoint.
+
+    ``alignment`` (PGFA runs) overrides keys of the run's ``alignment`` section: the
+    test-time prototype alignment needs no retraining, so its options can be compared on
+    one trained model. The result records the settings used under ``alignment``.
+    """
     cfg = read_run_config(run_dir)
     _, eval_fn = _method(cfg["method"])
+    if alignment:
+        if "alignment" not in cfg:
+            raise ConfigError(f"{run_dir}: method {cfg['method']!r} has no test-time alignment to override")
+        return eval_fn(Path(run_dir), data_root=data_root, device=device, alignment=alignment)
     return eval_fn(Path(run_dir), data_root=data_root, device=device)

@@ -4,12 +4,18 @@ Transductive: it needs the whole (unseen-class) test set at once. Each class's t
 is replaced by (or mixed with) the mean of the normalised test features that are
 confidently pseudo-labelled as that class, and the test set is re-classified against the
 new anchors.
+
+The reference takes pseudo-labels as the argmax over classes. When a model's unseen-class
+predictions collapse onto one or two classes (common with a few hundred training
+sequences), those prototypes inherit the collapse. ``pseudo_labels="balanced"`` instead
+takes them from a Sinkhorn-Knopp transport plan with equal class marginals (as in SwAV's
+equipartition), i.e. it assumes that the test classes are roughly equally frequent.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, unknown_name
 
 
 def _normalize(x: np.ndarray) -> np.ndarray:
@@ -24,15 +30,91 @@ def _entropy_of_softmax(logits: np.ndarray) -> np.ndarray:
     return -(p * np.log(np.maximum(p, 1e-30))).sum(axis=1)
 
 
+def balanced_assignment(scores: np.ndarray, epsilon: float = 0.1, iterations: int = 3) -> np.ndarray:
+    """Soft assignment of N samples to K classes with equal class marginals (Sinkhorn-Knopp).
+
+    Args:
+        scores: (N, K) similarities (e.g. cosines).
+        epsilon: entropic regularisation (> 0); smaller is closer to a hard equipartition.
+        iterations: Sinkhorn iterations (>= 1); each rescales columns then rows.
+
+    Returns:
+        (N, K) float64, each row a distribution over the K classes; column sums approach N/K.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if not epsilon > 0:
+        raise ConfigError(f"alignment.epsilon must be > 0, got {epsilon}")
+    if not (isinstance(iterations, (int, np.integer)) and iterations >= 1):
+        raise ConfigError(f"Sinkhorn iterations must be an integer >= 1, got {iterations}")
+    n, k = scores.shape
+    # log domain: small epsilons would under/overflow exp()
+    logq = scores / epsilon
+    for _ in range(int(iterations)):
+        logq = logq - _logsumexp(logq, axis=0) - np.log(k)
+        logq = logq - _logsumexp(logq, axis=1) - np.log(n)
+    q = np.exp(logq)
+    return q / q.sum(axis=1, keepdims=True)
+
+
+def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
+    m = x.max(axis=axis, keepdims=True)
+    return m + np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
+
+
+PSEUDO_LABELS = ("argmax", "balanced")
+
+# keyword arguments of prototype_alignment that an ``alignment`` config section may set,
+# with their defaults (the reference procedure)
+ALIGN_DEFAULTS = {"alpha": 0.9, "temperature": 1.0, "iterations": 1, "beta": 1.0, "min_samples": 1,
+                  "pseudo_labels": "argmax", "epsilon": 0.1}
+
+
+def align_kwargs(align: dict) -> dict:
+    """Keyword arguments for :func:`prototype_alignment` from an ``alignment`` config dict
+    (missing keys take the reference defaults; ``enabled`` is ignored)."""
+    out = {}
+    for key, default in ALIGN_DEFAULTS.items():
+        v = align.get(key, default)
+        if isinstance(default, int) and not (isinstance(v, (int, np.integer)) or
+                                             (isinstance(v, float) and v.is_integer())):
+            raise ConfigError(f"alignment.{key} must be an integer, got {v!r}")
+        try:
+            out[key] = v if isinstance(default, str) else type(default)(v)
+        except (TypeError, ValueError):
+            raise ConfigError(f"alignment.{key} must be a {type(default).__name__}, got {v!r}") from None
+    _check_params(**out)
+    return out
+
+
+def _check_params(alpha, temperature, iterations, beta, min_samples, pseudo_labels, epsilon) -> None:
+    if not 0 < alpha <= 1:
+        raise ConfigError(f"alignment.alpha must be in (0, 1], got {alpha}")
+    if not temperature > 0:
+        raise ConfigError(f"alignment.temperature must be > 0, got {temperature}")
+    if not (isinstance(iterations, (int, np.integer)) and iterations >= 1):
+        raise ConfigError(f"alignment.iterations must be an integer >= 1, got {iterations}")
+    if not 0 <= beta <= 1:
+        raise ConfigError(f"alignment.beta must be in [0, 1], got {beta}")
+    if min_samples < 1:
+        raise ConfigError(f"alignment.min_samples must be >= 1, got {min_samples}")
+    if pseudo_labels not in PSEUDO_LABELS:
+        raise unknown_name("alignment.pseudo_labels", str(pseudo_labels), PSEUDO_LABELS)
+    if not epsilon > 0:
+        raise ConfigError(f"alignment.epsilon must be > 0, got {epsilon}")
+
+
 def prototype_alignment(feats: np.ndarray, anchors: np.ndarray, alpha: float = 0.9,
                         temperature: float = 1.0, iterations: int = 1, beta: float = 1.0,
-                        min_samples: int = 1, return_info: bool = False):
+                        min_samples: int = 1, pseudo_labels: str = "argmax", epsilon: float = 0.1,
+                        return_info: bool = False):
     """Entropy-filtered pseudo-label prototypes and re-classification.
 
     One iteration:
 
     1. ``c = cos(feats, anchors)`` (N, K); pseudo-label ``y_n = argmax_k c_nk``;
        confidence = entropy of ``softmax(c_n / temperature)`` (lower = more confident).
+       With ``pseudo_labels="balanced"`` both come from the rows of
+       :func:`balanced_assignment` ``(c, epsilon)`` instead (``temperature`` is unused).
     2. For class k with members ``S_k = {n: y_n = k}`` keep the ``m = floor(alpha*|S_k|)``
        lowest-entropy members; if ``m < min_samples`` the anchor is kept, else the
        prototype is the (un-normalised) mean of their L2-normalised features.
@@ -51,6 +133,8 @@ def prototype_alignment(feats: np.ndarray, anchors: np.ndarray, alpha: float = 0
         iterations: number of refinement passes (>= 1).
         beta: weight of the prototype in the new anchor, in [0, 1].
         min_samples: a class needs at least this many kept samples to get a prototype.
+        pseudo_labels: ``"argmax"`` (reference) or ``"balanced"`` (equal class marginals).
+        epsilon: Sinkhorn regularisation of the balanced pseudo-labels (> 0).
         return_info: also return a dict with the initial predictions and per-class counts.
 
     Returns:
@@ -68,16 +152,7 @@ def prototype_alignment(feats: np.ndarray, anchors: np.ndarray, alpha: float = 0
         raise DataError("prototype_alignment: needs at least one feature and one anchor")
     if not (np.isfinite(feats).all() and np.isfinite(anchors).all()):
         raise DataError("prototype_alignment: features or anchors contain NaN/inf")
-    if not 0 < alpha <= 1:
-        raise ConfigError(f"alignment.alpha must be in (0, 1], got {alpha}")
-    if not temperature > 0:
-        raise ConfigError(f"alignment.temperature must be > 0, got {temperature}")
-    if not (isinstance(iterations, (int, np.integer)) and iterations >= 1):
-        raise ConfigError(f"alignment.iterations must be an integer >= 1, got {iterations}")
-    if not 0 <= beta <= 1:
-        raise ConfigError(f"alignment.beta must be in [0, 1], got {beta}")
-    if min_samples < 1:
-        raise ConfigError(f"alignment.min_samples must be >= 1, got {min_samples}")
+    _check_params(alpha, temperature, iterations, beta, min_samples, pseudo_labels, epsilon)
 
     fn = _normalize(feats)
     cur = anchors.copy()
@@ -86,10 +161,15 @@ def prototype_alignment(feats: np.ndarray, anchors: np.ndarray, alpha: float = 0
     counts = []
     for _ in range(int(iterations)):
         cos = fn @ _normalize(cur).T
-        pred = cos.argmax(axis=1)
+        if pseudo_labels == "balanced":
+            q = balanced_assignment(cos, epsilon)
+            pred = q.argmax(axis=1)
+            ent = -(q * np.log(np.maximum(q, 1e-300))).sum(axis=1)
+        else:
+            pred = cos.argmax(axis=1)
+            ent = _entropy_of_softmax(cos / temperature)
         if first_pred is None:
             first_pred = pred
-        ent = _entropy_of_softmax(cos / temperature)
         new = cur.copy()
         kept = np.zeros(k, dtype=np.int64)
         for c in range(k):

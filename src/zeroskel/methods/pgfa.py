@@ -31,7 +31,7 @@ from torch import nn
 
 from ..errors import CheckpointError, ConfigError, DataError, unknown_name
 from ..engine.data import augment_batch, load_prepared
-from .alignment import prototype_alignment
+from .alignment import ALIGN_DEFAULTS, align_kwargs, prototype_alignment
 
 CHECKPOINT_KIND = "zeroskel.pgfa.model"
 CHECKPOINT_VERSION = 1
@@ -80,15 +80,27 @@ class PGFAModel(nn.Module):
         learn_temperature: learn ``log(1/temperature)`` (a registered parameter, saved).
         input_frames: if set, linearly resample T to this many frames first (Shift-GCN
             needs T % 4 == 0; the reference turns 50 into 64).
+        feature_norm: ``"none"`` (reference) or ``"batchnorm"``: a non-affine BatchNorm1d on
+            the pooled encoder features before the projection. Pooled post-ReLU features
+            share a large positive mean, so early in training every projected feature
+            points the same way and all samples get the same class (the reference's first
+            ~16 epochs); removing that mean lets the projection separate them from the start.
     """
 
+    FEATURE_NORMS = ("none", "batchnorm")
+
     def __init__(self, encoder: nn.Module, text_dim: int, temperature: float = 0.07,
-                 learn_temperature: bool = False, input_frames: int | None = None) -> None:
+                 learn_temperature: bool = False, input_frames: int | None = None,
+                 feature_norm: str = "none") -> None:
         super().__init__()
         if not temperature > 0:
             raise ConfigError(f"model.temperature must be > 0, got {temperature}")
+        if feature_norm not in self.FEATURE_NORMS:
+            raise unknown_name("model.feature_norm", str(feature_norm), self.FEATURE_NORMS)
         self.encoder = encoder
         feat_dim = int(getattr(encoder, "feature_dim"))
+        self.feature_norm = feature_norm
+        self.norm = nn.BatchNorm1d(feat_dim, affine=False) if feature_norm == "batchnorm" else nn.Identity()
         self.proj = nn.Linear(feat_dim, text_dim)
         nn.init.kaiming_normal_(self.proj.weight, mode="fan_out")
         nn.init.zeros_(self.proj.bias)
@@ -115,7 +127,7 @@ class PGFAModel(nn.Module):
             y = x.permute(0, 1, 3, 4, 2).reshape(n, c * v * m, t)
             y = F.interpolate(y, size=self.input_frames, mode="linear", align_corners=True)
             x = y.reshape(n, c, v, m, self.input_frames).permute(0, 1, 4, 2, 3).contiguous()
-        return self.proj(self.encoder(x))
+        return self.proj(self.norm(self.encoder(x)))
 
 
 def build_model(cfg: dict, layout: str, num_persons: int, text_dim: int) -> PGFAModel:
@@ -128,27 +140,41 @@ def build_model(cfg: dict, layout: str, num_persons: int, text_dim: int) -> PGFA
         args.setdefault("preset", m["preset"])  # Shift-GCN has one size: no preset
     enc = build_encoder(m["encoder"], layout=layout, num_persons=num_persons, **args)
     return PGFAModel(enc, text_dim, temperature=float(m["temperature"]),
-                     learn_temperature=bool(m["learn_temperature"]), input_frames=m.get("input_frames"))
+                     learn_temperature=bool(m["learn_temperature"]), input_frames=m.get("input_frames"),
+                     feature_norm=str(m.get("feature_norm") or "none"))
 
 
 # =========================================================================== data
 def load_texts(cfg: dict, ds, data_root=None) -> dict:
-    """Class texts and their embeddings: ``{"texts", "sentence" (C, D), "model", "checksum"}``."""
+    """Class texts and their embeddings: ``{"texts", "sentence" (C, D), "model", "checksum"}``.
+
+    ``text.source`` is one source (see :func:`zeroskel.text.classtexts.load_class_texts`) or
+    a list of them: a prompt ensemble, whose per-source unit embeddings are averaged and
+    re-normalised per class. ``texts`` is then a list of C-lists, one per source.
+    """
     from ..text.cache import embed_class_texts
     from ..text.classtexts import load_class_texts
     from ..text.encoders import SentenceEncoder
 
-    texts = load_class_texts(cfg["dataset"], cfg["text"]["source"], data_root)
-    if len(texts) != ds.num_classes:
-        raise DataError(f"text source {cfg['text']['source']!r} gives {len(texts)} texts for the "
-                        f"{ds.num_classes} classes of {ds.name!r}")
-    empty = [f"{i} ({ds.class_names[i]})" for i, t in enumerate(texts) if not str(t).strip()]
-    if empty:
-        raise DataError(f"text source {cfg['text']['source']!r}: no text for classes {', '.join(empty)}")
+    src = cfg["text"]["source"]
+    sources = list(src) if isinstance(src, (list, tuple)) else [src]
+    if not sources or not all(isinstance(x, str) and x for x in sources):
+        raise ConfigError(f"text.source must be a source name or a non-empty list of them, got {src!r}")
+    prompts = []
+    for one in sources:
+        texts = load_class_texts(cfg["dataset"], one, data_root)
+        if len(texts) != ds.num_classes:
+            raise DataError(f"text source {one!r} gives {len(texts)} texts for the "
+                            f"{ds.num_classes} classes of {ds.name!r}")
+        empty = [f"{i} ({ds.class_names[i]})" for i, t in enumerate(texts) if not str(t).strip()]
+        if empty:
+            raise DataError(f"text source {one!r}: no text for classes {', '.join(empty)}")
+        prompts.append(list(texts))
     enc = SentenceEncoder(cfg["text"]["model"])
-    ct = embed_class_texts(list(texts), model=enc)
+    ct = embed_class_texts(prompts, model=enc, combine="mean")
     checksum = enc.checksum
-    return {"texts": list(texts), "sentence": np.asarray(ct.sentence, dtype=np.float32),
+    return {"texts": prompts[0] if len(prompts) == 1 else prompts,
+            "sentence": np.asarray(ct.sentence, dtype=np.float32),
             "model": getattr(ct, "model", "") or cfg["text"]["model"], "checksum": checksum}
 
 
@@ -190,10 +216,7 @@ def zsl_eval(feats: np.ndarray, labels: np.ndarray, classes: np.ndarray, text: n
         out["per_class"] = {str(k): v for k, v in per_class_accuracy(pred, labels, classes).items()}
         out["confusion"] = confusion_matrix(pred, labels, classes).tolist()
     if align and align.get("enabled", True):
-        _, ap = prototype_alignment(feats, anchors, alpha=float(align["alpha"]),
-                                    temperature=float(align["temperature"]),
-                                    iterations=int(align["iterations"]), beta=float(align["beta"]),
-                                    min_samples=int(align["min_samples"]))
+        _, ap = prototype_alignment(feats, anchors, **align_kwargs(align))
         apred = classes[ap]
         out["top1_aligned"] = top1(apred, labels)
         if details:
@@ -265,11 +288,7 @@ class PGFAClassifier:
         classes = self._classes(classes)
         anchors = self.text[classes]
         if align:
-            anchors, _ = prototype_alignment(feats, anchors, alpha=float(align.get("alpha", 0.9)),
-                                             temperature=float(align.get("temperature", 1.0)),
-                                             iterations=int(align.get("iterations", 1)),
-                                             beta=float(align.get("beta", 1.0)),
-                                             min_samples=int(align.get("min_samples", 1)))
+            anchors, _ = prototype_alignment(feats, anchors, **align_kwargs(align))
         return cosine(feats, anchors).astype(np.float32)
 
     def predict(self, x: np.ndarray, classes, align: dict | None = None) -> np.ndarray:
@@ -339,6 +358,9 @@ def check_config(cfg: dict) -> None:
         raise unknown_name("validation.mode", str(v["mode"]), ["pseudo_unseen", "heldout_seen", "none"])
     if v["metric"] not in ("top1", "top1_aligned"):
         raise unknown_name("validation.metric", str(v["metric"]), ["top1", "top1_aligned"])
+    align_kwargs(cfg["alignment"])  # bad alignment options fail before training, not after
+    if v.get("heldout_group") and v["mode"] != "pseudo_unseen":
+        raise ConfigError(f"validation.heldout_group needs validation.mode pseudo_unseen, got {v['mode']!r}")
     cf = v.get("calibration_fraction")
     if cf is not None and not (isinstance(cf, (int, float)) and 0.0 <= cf < 1.0):
         raise ConfigError(f"validation.calibration_fraction must be in [0, 1), got {cf!r}")
@@ -354,6 +376,28 @@ def check_config(cfg: dict) -> None:
     if rc is not None and (not isinstance(rc, (list, tuple)) or len(rc) != 2):
         raise ConfigError(f"data.augment.random_crop must be null or [low, high], got {rc!r}")
     _optim_cfg(cfg, max(1, int(t["epochs"])))  # optimiser names / ranges
+
+
+def heldout_group(ds, index: np.ndarray, key: str, seed: int, count: int = 1) -> tuple[np.ndarray, np.ndarray, list]:
+    """Split ``index`` by metadata group (e.g. subjects or camera views).
+
+    The pseudo-unseen validation of the small datasets is otherwise drawn from the training
+    subjects / views themselves, which flatters models that do not generalise to new people
+    or viewpoints (the test partition's condition). ``count`` values of ``ds.meta[key]``
+    among the samples of ``index`` are drawn with ``seed``; returns ``(rest, held, values)``:
+    the sorted indices without and with those values, and the values.
+    """
+    if key not in ds.meta:
+        raise unknown_name(f"metadata key of dataset {ds.name!r} (validation.heldout_group)", key, ds.meta)
+    values = np.asarray(ds.meta[key])[index]
+    groups = sorted(set(values.tolist()))
+    if not (isinstance(count, (int, np.integer)) and 1 <= count < len(groups)):
+        raise ConfigError(f"validation.heldout_count={count!r}: the training partition of {ds.name!r} has "
+                          f"{len(groups)} {key} value(s) {groups}; hold out at least 1 and fewer than all")
+    rng = np.random.default_rng(seed)
+    held = sorted(np.asarray(groups, dtype=object)[rng.choice(len(groups), size=count, replace=False)].tolist())
+    mask = np.isin(values, held)
+    return np.sort(index[~mask]), np.sort(index[mask]), held
 
 
 def select_epoch(history: list[dict], metric: str, smooth: int = 1, min_epoch: int = 1) -> int:
@@ -489,8 +533,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
     card = {"config": cfg, "dataset": ds.name, "class_names": list(ds.class_names), "layout": ds.layout,
             "num_persons": num_persons, "frames": int(ds.data.shape[2]), "partition": part,
             "split": split.to_dict(), "seen": seen.tolist(), "unseen": unseen.tolist(),
-            "text_model": tx["model"], "text_checksum": tx["checksum"], "text_source": cfg["text"]["source"],
-            "versions": versions()}
+            "text_model": tx["model"], "text_checksum": tx["checksum"], "text_source": cfg["text"]["source"], "versions": versions()}
 
     def gather(idx):
         return np.asarray(ds.data[idx], dtype=np.float32)
@@ -511,8 +554,16 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
         vseed = seed if vcfg["seed"] is None else int(vcfg["seed"])
         if vcfg["mode"] == "pseudo_unseen":
             vsplit = split.validation_split(num_unseen=vcfg["num_unseen"], seed=vseed)
-            fit_idx = train_part[np.isin(labels[train_part], vsplit.seen_array)]
-            val_idx = train_part[np.isin(labels[train_part], vsplit.unseen_array)]
+            fit_pool = val_pool = train_part
+            group_key = vcfg.get("heldout_group")
+            if group_key:
+                fit_pool, val_pool, held = heldout_group(ds, train_part, str(group_key), vseed,
+                                                         int(vcfg.get("heldout_count") or 1))
+                selection.update(heldout_group={"key": str(group_key), "value": held})
+                log.info(f"validation: pseudo-unseen samples from {group_key} {held!r} only; "
+                         f"stage 1 never sees that {group_key}")
+            fit_idx = fit_pool[np.isin(labels[fit_pool], vsplit.seen_array)]
+            val_idx = val_pool[np.isin(labels[val_pool], vsplit.unseen_array)]
             val_classes = vsplit.unseen_array
             selection.update(pseudo_seen=vsplit.seen_array.tolist(), pseudo_unseen=val_classes.tolist())
             cfrac = float(vcfg.get("calibration_fraction") or 0.0)
@@ -732,8 +783,14 @@ def evaluate_classifier(clf: PGFAClassifier, ds, partition: str, align: dict, gz
     return out
 
 
-def evaluate_pgfa(run_dir: str | Path, data_root=None, device: str | None = None) -> dict:
-    """Re-evaluate a finished PGFA run from its ``final.pt`` and ``config.yaml``."""
+def evaluate_pgfa(run_dir: str | Path, data_root=None, device: str | None = None,
+                  alignment: dict | None = None) -> dict:
+    """Re-evaluate a finished PGFA run from its ``final.pt`` and ``config.yaml``.
+
+    ``alignment`` overrides keys of the run's ``alignment`` config (e.g.
+    ``{"pseudo_labels": "balanced"}``); unknown keys and bad values are errors.
+    """
+    from ..engine.config import merge
     from ..engine.trainer import resolve_device
 
     run_dir = Path(run_dir)
@@ -749,6 +806,12 @@ def evaluate_pgfa(run_dir: str | Path, data_root=None, device: str | None = None
         raise CheckpointError(f"{ck}: class names of the checkpoint differ from dataset {ds.name!r}")
     if int(ds.data.shape[2]) != int(clf.card["frames"]):
         raise CheckpointError(f"{ck}: trained on {clf.card['frames']} frames, data has {ds.data.shape[2]}")
-    return evaluate_classifier(clf, ds, part, cfg["alignment"], gzsl=bool(cfg["eval"]["gzsl"]),
-                               batch_size=int(cfg["eval"]["batch_size"]),
-                               calibration=clf.card.get("selection", {}).get("calibration"))
+    align = {**ALIGN_DEFAULTS, "enabled": True, **cfg["alignment"]}  # older runs lack newer keys
+    if alignment:
+        align = merge(align, dict(alignment), "alignment override", prefix="alignment.")
+    align_kwargs(align)
+    out = evaluate_classifier(clf, ds, part, align, gzsl=bool(cfg["eval"]["gzsl"]),
+                              batch_size=int(cfg["eval"]["batch_size"]),
+                              calibration=clf.card.get("selection", {}).get("calibration"))
+    out["alignment"] = align
+    return out

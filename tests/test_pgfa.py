@@ -408,18 +408,19 @@ def test_gzsl_calibration_unavailable_is_recorded(utd, tmp_path):
 def test_heldout_subject_validation_and_prompt_ensemble(utd, tmp_path):
     from zeroskel.data.cache import prepare
     from zeroskel.engine.runs import train
-    from zeroskel.methods.pgfa import heldout_group, load_texts
+    from zeroskel.data.splits import holdout_group
+    from zeroskel.methods.pgfa import load_texts
 
     ds = prepare("utd_mhad", "pgfa50", data_root=utd)
     tr = ds.partition("xsub", "train")
-    rest, held, values = heldout_group(ds, tr, "subject", seed=3, count=2)
+    rest, held, values = holdout_group(ds, tr, "subject", seed=3, count=2)
     subj = np.asarray(ds.meta["subject"])
     assert len(values) == 2 and set(subj[held]) == set(values) and not set(subj[rest]) & set(values)
     assert len(rest) + len(held) == len(tr) and set(subj[tr]) == {1, 3, 5, 7}  # train subjects only
     with pytest.raises(ConfigError, match="heldout_count=4.*4 subject value"):
-        heldout_group(ds, tr, "subject", seed=3, count=4)
+        holdout_group(ds, tr, "subject", seed=3, count=4)
     with pytest.raises(ConfigError, match="validation.heldout_group.*subject"):
-        heldout_group(ds, tr, "camera", seed=3)
+        holdout_group(ds, tr, "camera", seed=3)
 
     # data.limit_per_class=6 keeps the first 6 samples of each class: subjects 1 and 3
     run = train(_cfg(extra=["validation.heldout_group=subject", "text.source=[name, name+purls-global]"]),

@@ -245,3 +245,34 @@ def test_utd_mhad_sample_sets_match_the_shipped_feature_file(data_root, tmp_path
     fit, val = get_split("utd_mhad", "purls-22/5").holdout_seen(ds.labels, 0.2, 1, index=tr)
     assert (len(fit), len(val)) == (full["n_fit"], full["n_val"])
     assert not np.isin(np.concatenate([fit, val]), ds.partition(part, "test")).any()
+
+
+def test_subject_holdout_on_real_utd_mhad(data_root, tmp_path):
+    """validation.heldout_group=subject: the hold-out is every seen training sample of one
+    training subject, and no sample of that subject is fitted."""
+    need(data_root, "utd_mhad")
+    cfg = build_config("pretrain", dataset="utd_mhad", split="purls-22/5", seed=2,
+                       data_root=str(data_root),
+                       overrides=["model.args={channels: [8, 16], strides: [1, 2]}", "train.epochs=1",
+                                  "data.limit_per_class=8", "device=cpu", "validation.heldout_group=subject"])
+    rd = pretrain_encoder(cfg, tmp_path / "runs")
+    sel = json.loads((rd / "selection.json").read_text())
+    held = sel["heldout_group"]
+    assert held["key"] == "subject" and len(held["value"]) == 1 and sel["fraction"] is None
+    from zeroskel.data.splits import get_split
+    from zeroskel.engine.data import load_prepared
+    ds, part = load_prepared(cfg, data_root)
+    tr = ds.partition(part, "train")
+    seen = get_split("utd_mhad", "purls-22/5").seen_array
+    idx = tr[np.isin(ds.labels[tr], seen)]
+    idx = np.concatenate([idx[ds.labels[idx] == c][:8] for c in seen])  # data.limit_per_class
+    subj = np.asarray(ds.meta["subject"])[idx]
+    assert held["value"][0] in set(subj.tolist()) <= {1, 3, 5, 7}
+    assert sel["n_val"] == int((subj == held["value"][0]).sum()) > 0
+    assert sel["n_fit"] == len(idx) - sel["n_val"]
+    with pytest.raises(ConfigError, match="heldout_count=9.*subject value"):
+        pretrain_encoder(build_config("pretrain", dataset="utd_mhad", split="purls-22/5", seed=2,
+                                      data_root=str(data_root),
+                                      overrides=["data.limit_per_class=8", "validation.heldout_group=subject",
+                                                 "validation.heldout_count=9"]), tmp_path / "runs")
+

@@ -407,3 +407,25 @@ def load_split_file(path: str | Path, dataset: str | None = None,
                              file=str(path), kind="user")
     except ConfigError as e:
         raise ConfigError(f"split file {path}: {e}") from None
+
+
+def holdout_group(ds, index: np.ndarray, key: str, seed: int, count: int = 1) -> tuple[np.ndarray, np.ndarray, list]:
+    """Split ``index`` by metadata group (e.g. subjects or camera views).
+
+    A validation set drawn from the training subjects / views themselves flatters models that
+    do not generalise to new people or viewpoints (the test partitions' condition).
+    ``ds`` is a :class:`~zeroskel.data.dataset.SkeletonDataset` (its ``meta[key]``). ``count`` values of ``ds.meta[key]``
+    among the samples of ``index`` are drawn with ``seed``; returns ``(rest, held, values)``:
+    the sorted indices without and with those values, and the values.
+    """
+    if key not in ds.meta:
+        raise unknown_name(f"metadata key of dataset {ds.name!r} (validation.heldout_group)", key, ds.meta)
+    values = np.asarray(ds.meta[key])[index]
+    groups = sorted(set(values.tolist()))
+    if not (isinstance(count, (int, np.integer)) and 1 <= count < len(groups)):
+        raise ConfigError(f"validation.heldout_count={count!r}: the training partition of {ds.name!r} has "
+                          f"{len(groups)} {key} value(s) {groups}; hold out at least 1 and fewer than all")
+    rng = np.random.default_rng(seed)
+    held = sorted(np.asarray(groups, dtype=object)[rng.choice(len(groups), size=count, replace=False)].tolist())
+    mask = np.isin(values, held)
+    return np.sort(index[~mask]), np.sort(index[mask]), held

@@ -401,7 +401,7 @@ class _Fit:
 
 
 def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> dict | None:
-    from ..data.splits import get_split
+    from ..data.splits import get_split, holdout_group
     from .trainer import Trainer, load_checkpoint, resolve_device, save_checkpoint, seed_everything, versions
 
     if (run_dir / "metrics.json").is_file() and (run_dir / "encoder.pt").is_file():
@@ -427,13 +427,23 @@ def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> 
         train_idx = np.sort(np.concatenate([train_idx[labels[train_idx] == c][:lim] for c in seen]))
     vcfg = cfg["validation"]
     vseed = seed if vcfg["seed"] is None else int(vcfg["seed"])
-    fit_idx, val_idx = split.holdout_seen(labels, fraction=float(vcfg["fraction"]), seed=vseed, index=train_idx)
+    group_key, held = vcfg.get("heldout_group"), None
+    if group_key:
+        # every seen training sample of the held-out subjects / views is hold-out data
+        fit_idx, val_idx, held = holdout_group(ds, train_idx, str(group_key), vseed,
+                                               int(vcfg.get("heldout_count") or 1))
+        log.info(f"hold-out: {group_key} {held!r} (never trained on in stage 1)")
+    else:
+        fit_idx, val_idx = split.holdout_seen(labels, fraction=float(vcfg["fraction"]), seed=vseed,
+                                              index=train_idx)
     # by construction: only seen classes of the train partition are fitted or used for selection
     if np.isin(np.concatenate([fit_idx, val_idx]), test_part).any() or \
             not np.isin(labels[np.concatenate([fit_idx, val_idx])], seen).all():
         raise AssertionError("selection data leaked outside the seen training samples")  # pragma: no cover
     if len(val_idx) == 0 or len(fit_idx) < 2:
-        raise DataError(f"validation.fraction={vcfg['fraction']} leaves {len(fit_idx)} training and "
+        what = (f"validation.heldout_group={group_key} ({held})" if group_key
+                else f"validation.fraction={vcfg['fraction']}")
+        raise DataError(f"{what} leaves {len(fit_idx)} training and "
                         f"{len(val_idx)} hold-out samples of the seen classes; need >= 2 and >= 1")
     pos = np.full(ds.num_classes, -1, dtype=np.int64)
     pos[seen] = np.arange(len(seen))
@@ -489,7 +499,8 @@ def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> 
         h = tr.history[best - 1]
         selection = {"selected_epoch": best, "epochs_run": tr.epoch, "val_top1": h["val_top1"],
                      "val_loss": h["val_loss"], "n_fit": int(len(fit_idx)), "n_val": int(len(val_idx)),
-                     "fraction": float(vcfg["fraction"]), "seed": vseed,
+                     "fraction": None if group_key else float(vcfg["fraction"]), "seed": vseed,
+                     "heldout_group": {"key": str(group_key), "value": held} if group_key else None,
                      "early_stopped": tr.epoch < epochs,
                      "test_samples_used": 0,
                      # 1-based epochs, like selected_epoch (the trainer's history is 0-based)

@@ -378,28 +378,6 @@ def check_config(cfg: dict) -> None:
     _optim_cfg(cfg, max(1, int(t["epochs"])))  # optimiser names / ranges
 
 
-def heldout_group(ds, index: np.ndarray, key: str, seed: int, count: int = 1) -> tuple[np.ndarray, np.ndarray, list]:
-    """Split ``index`` by metadata group (e.g. subjects or camera views).
-
-    The pseudo-unseen validation of the small datasets is otherwise drawn from the training
-    subjects / views themselves, which flatters models that do not generalise to new people
-    or viewpoints (the test partition's condition). ``count`` values of ``ds.meta[key]``
-    among the samples of ``index`` are drawn with ``seed``; returns ``(rest, held, values)``:
-    the sorted indices without and with those values, and the values.
-    """
-    if key not in ds.meta:
-        raise unknown_name(f"metadata key of dataset {ds.name!r} (validation.heldout_group)", key, ds.meta)
-    values = np.asarray(ds.meta[key])[index]
-    groups = sorted(set(values.tolist()))
-    if not (isinstance(count, (int, np.integer)) and 1 <= count < len(groups)):
-        raise ConfigError(f"validation.heldout_count={count!r}: the training partition of {ds.name!r} has "
-                          f"{len(groups)} {key} value(s) {groups}; hold out at least 1 and fewer than all")
-    rng = np.random.default_rng(seed)
-    held = sorted(np.asarray(groups, dtype=object)[rng.choice(len(groups), size=count, replace=False)].tolist())
-    mask = np.isin(values, held)
-    return np.sort(index[~mask]), np.sort(index[mask]), held
-
-
 def select_epoch(history: list[dict], metric: str, smooth: int = 1, min_epoch: int = 1) -> int:
     """1-based epoch maximising the (trailing-window mean of the) validation ``metric``.
 
@@ -493,7 +471,7 @@ def train_pgfa(cfg: dict, run_dir: str | Path, data_root=None, logger=None,
 
 
 def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> dict | None:
-    from ..data.splits import get_split, stratified_holdout
+    from ..data.splits import get_split, holdout_group, stratified_holdout
     from ..engine.trainer import Trainer, load_checkpoint, resolve_device, save_checkpoint, seed_everything, versions
 
     from ..eval.protocol import calibrate
@@ -557,7 +535,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
             fit_pool = val_pool = train_part
             group_key = vcfg.get("heldout_group")
             if group_key:
-                fit_pool, val_pool, held = heldout_group(ds, train_part, str(group_key), vseed,
+                fit_pool, val_pool, held = holdout_group(ds, train_part, str(group_key), vseed,
                                                          int(vcfg.get("heldout_count") or 1))
                 selection.update(heldout_group={"key": str(group_key), "value": held})
                 log.info(f"validation: pseudo-unseen samples from {group_key} {held!r} only; "

@@ -135,7 +135,9 @@ def add_commands(subparsers, add) -> None:
     sp.add_argument("--top-k", type=int, default=5, help="labels shown per recording (default 5)")
     sp.add_argument("--json", metavar="OUT", help="also write the predictions as JSON here ('-': stdout)")
     sp.add_argument("--align", action="store_true",
-                    help="prototype alignment over all given recordings (transductive; off by default)")
+                    help="prototype alignment over all given recordings (transductive; off by default). "
+                         "With the bundle's balanced pseudo-labels (the small-dataset preset) it assumes "
+                         "the recordings cover the labels about equally")
 
     sp = add("render", cmd_render, "draw a recording as an animated GIF (optionally with the predicted label)")
     sp.add_argument("file", help="a recording file (any predict format)")

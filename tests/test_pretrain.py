@@ -161,6 +161,44 @@ def test_extract_flora_layout_sidecar_and_values(synth, trained, tmp_path):
         extract_features(rd / "encoder.pt", out_path=out)
     again = extract_features(rd / "encoder.pt", out_path=out, overwrite=True)
     np.testing.assert_array_equal(load_features(again).gzsl_x, fs.gzsl_x)
+    assert fs.train_masked_x is None and side["train_masked"] is None
+
+
+def test_extract_masked_sequences_for_smie(synth, trained, tmp_path):
+    from zeroskel.data.features import holdout_seen, low_shot
+    from zeroskel.data.transforms import MotionMask
+    from zeroskel.eval.protocol import evaluate_method
+    from zeroskel.methods import build_method
+    from zeroskel.methods.base import ClassTexts
+
+    ds, _ = synth
+    opts = {"drop": 4, "keep": 8, "seed": 3}
+    out = extract_features(trained, out_path=tmp_path / "m.npz", device="cpu", masked=opts)
+    fs = load_features(out, num_classes=NUM_CLASSES)
+    assert fs.train_masked_x.shape == fs.train_x.shape and not np.allclose(fs.train_masked_x, fs.train_x)
+    assert json.loads(sidecar_path(out).read_text())["train_masked"] == opts
+    # row i is the encoder on MotionMask(sequence i), with the seeded frame subsets
+    model, _, rec, _ = load_encoder(trained)
+    from zeroskel.data import cache
+    prep = cache.prepare(str(ds), rec.pipeline, progress=False)
+    tr = prep.partition("custom", "train")
+    tr = tr[np.isin(prep.labels[tr], [0, 1, 2, 3])]
+    x, _ = MotionMask(4, 8).apply_batch(np.asarray(prep.data[tr], np.float32), prep.lengths[tr],
+                                        np.random.default_rng(3))
+    with torch.no_grad():
+        ref = model.features(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(fs.train_masked_x, ref, rtol=1e-5, atol=1e-6)
+    # derived sets keep rows aligned; the protocol hands them to SMIE's temporal term
+    val = holdout_seen(fs, seed=1)
+    rows = [int(np.flatnonzero((fs.train_x == r).all(1))[0]) for r in val.train_x]
+    np.testing.assert_array_equal(val.train_masked_x, fs.train_masked_x[rows])
+    assert low_shot(fs, per_class=1, seed=0).train_masked_x.shape == (4, fs.feature_dim)
+    rng = np.random.default_rng(0)
+    texts = ClassTexts(sentence=rng.standard_normal((NUM_CLASSES, 8)).astype(np.float32))
+    res = evaluate_method(lambda **kw: build_method("smie", epochs=2, batch_size=8, **kw), fs, texts, seed=1)
+    assert "masked_feats" in res["fit_inputs"] and res["data"]["train_masked"] is True
+    with pytest.raises(ConfigError, match="masked: unknown option 'kept'"):
+        extract_features(trained, out_path=tmp_path / "m2.npz", masked={"kept": 3})
 
 
 def test_interrupted_run_resumes_to_the_same_encoder(synth, trained, tmp_path):

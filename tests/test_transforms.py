@@ -8,6 +8,7 @@ import yaml
 from conftest import need
 from zeroskel.data.layouts import KINECT_V1, NTU25
 from zeroskel.data.transforms import (
+    MotionMask,
     PRESETS, Center, MapLayout, Persons, RandomCrop, Resize, RotateY, apply_pipeline,
     build_pipeline, interp_indices, resolve_joint,
 )
@@ -408,3 +409,34 @@ def test_pgfa50_ref_reproduces_aimclr_on_real_ntu(data_root):
     ours, _ = build_pipeline("pgfa50_ref", "ntu25").apply_batch(x, lengths)
     for i in range(len(x)):
         np.testing.assert_allclose(ours[i], _aimclr_frame50(x[i]), atol=2e-5)
+
+
+def test_motion_mask_drops_the_fast_frames_and_keeps_order():
+    # frame value = frame index, except frames 10-12 jump far away (high motion around them)
+    x = np.zeros((2, 3, 30, 20, 1), np.float32)
+    x[:, 0] = np.arange(30, dtype=np.float32)[None, :, None, None]
+    x[:, 0, 10:13] += 100.0
+    lengths = np.array([30, 20])
+    rng = np.random.default_rng(0)
+    # drop 4: the 4 highest-energy frames are 9..13's neighbourhood peaks: 10, 12 (both
+    # differences large), then 9 and 13 (one large difference each); frame 11 has two zero
+    # differences to its jumped neighbours and survives
+    out, lens = MotionMask(drop=4, keep=26).apply_batch(x, lengths, rng)
+    assert out.shape == (2, 3, 26, 20, 1) and lens.tolist() == [26, 26]
+    kept = out[0, 0, :, 0, 0]
+    assert kept.tolist() == [t + 100 * (t == 11) for t in range(30) if t not in (9, 10, 12, 13)]
+    # a random subset of the low-motion frames, in temporal order, different per sample
+    out, _ = MotionMask(drop=4, keep=8).apply_batch(np.concatenate([x[:1]] * 2), np.array([30, 30]), rng)
+    a, b = out[0, 0, :, 0, 0], out[1, 0, :, 0, 0]
+    assert np.all(np.diff(a) > 0) and not {9, 10, 12, 13} & set(a.tolist()) and not np.array_equal(a, b)
+    # short sample: 16 low-motion frames of 20 for keep=26 are repeated, still in order
+    second = MotionMask(drop=4, keep=26).apply_batch(x, lengths, rng)[0][1, 0, :, 0, 0]
+    frames = second - 100 * (second >= 100)  # back to frame indices
+    assert len(second) == 26 and np.all(np.diff(frames) >= 0) and set(frames.tolist()) <= set(range(20))
+    assert MotionMask(drop=4, keep=8).random and MotionMask().to_config() == {"name": "motion_mask", "drop": 15,
+                                                                             "keep": 20}
+    with pytest.raises(ConfigError, match="motion_mask: 'keep'"):
+        MotionMask(keep=0)
+    with pytest.raises(ConfigError, match="rng"):
+        MotionMask().apply_batch(x, lengths)
+

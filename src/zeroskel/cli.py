@@ -274,16 +274,19 @@ def cmd_resume(a) -> int:
 def cmd_extract(a) -> int:
     from .engine.extract import extract_features
 
+    masked = None
+    if a.masked is not None:
+        drop, keep = a.masked
+        masked = {"drop": drop, "keep": keep, "seed": a.masked_seed}
     out = extract_features(a.source, dataset=a.dataset, split=a.split, out_path=a.out, data_root=a.data_root,
-                           device=a.device, batch_size=a.batch_size, overwrite=a.force)
+                           device=a.device, batch_size=a.batch_size, overwrite=a.force, masked=masked)
     print(f"wrote {out}")
     return 0
 
 
 def cmd_evaluate(a) -> int:
-    from .engine.runs import evaluate_run
-
     from .engine.config import parse_override
+    from .engine.runs import evaluate_run
 
     align: dict = {}
     for item in a.align:
@@ -383,6 +386,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dataset", help="default: the run's dataset"); sp.add_argument("--split")
     sp.add_argument("--batch-size", type=int); sp.add_argument("--device", default="auto")
     sp.add_argument("--force", action="store_true")
+    sp.add_argument("--masked", nargs=2, type=int, metavar=("DROP", "KEEP"),
+                    help="also store features of temporally masked training sequences (SMIE's temporal "
+                         "term): drop the DROP highest-motion frames, keep KEEP random others (SMIE: 15 20)")
+    sp.add_argument("--masked-seed", type=int, default=0, help="seed of the masks' random frame subsets")
 
     sp = add("resume", cmd_resume, "continue an interrupted training run from its last completed epoch")
     sp.add_argument("run_dir")

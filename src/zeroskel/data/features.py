@@ -14,6 +14,11 @@ gzsl_data      (N_g, D)    all test samples, seen and unseen classes
 gzsl_label     (N_g,)
 =============  ==========  =====================================================
 
+Optional key (zeroskel's own extraction, ``extract --masked``): ``train_masked_data``
+(N_tr, D), the features of each training sample's temporally masked sequence (row i =
+row i of ``train_data``; :class:`~zeroskel.data.transforms.MotionMask`), for SMIE's
+temporal term.
+
 :func:`load_features` reads that ``.npz`` layout (Flora / SA-DVAE / STAR) and SynSE's
 released layout, a folder (or ``.npz``) with ``train.npy``, ``train_label.npy``,
 ``ztest.npy``, ``z_label.npy``, ``gtest.npy``, ``g_label.npy``. :func:`save_features`
@@ -46,6 +51,7 @@ KEY_ALIASES: dict[str, tuple[str, ...]] = {
     "gzsl_label": ("gzsl_label", "gzsl_labels", "g_label", "gtest_label", "gtest_y", "gzsl_y"),
 }
 _PAIRS = (("train_data", "train_label"), ("zsl_data", "zsl_label"), ("gzsl_data", "gzsl_label"))
+MASKED_KEY = "train_masked_data"  # optional: features of temporally masked training sequences
 
 
 @dataclass
@@ -61,6 +67,8 @@ class FeatureSet:
         num_classes: size of the class-id space (ids are in ``[0, num_classes)``).
         source: file the set was read from ("" if built in memory).
         meta: free-form JSON-able metadata (e.g. how a derived set was made).
+        train_masked_x: optional (N_tr, D) features of the training samples' temporally
+            masked sequences (row i masks row i of ``train_x``), or None.
     """
 
     train_x: np.ndarray
@@ -74,10 +82,13 @@ class FeatureSet:
     num_classes: int
     source: str = ""
     meta: dict = field(default_factory=dict)
+    train_masked_x: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         for k in ("train_x", "zsl_x", "gzsl_x"):
             setattr(self, k, np.asarray(getattr(self, k), dtype=np.float32))
+        if self.train_masked_x is not None:
+            self.train_masked_x = np.asarray(self.train_masked_x, dtype=np.float32)
         for k in ("train_y", "zsl_y", "gzsl_y", "seen_classes", "unseen_classes"):
             setattr(self, k, np.asarray(getattr(self, k), dtype=np.int64))
         self.num_classes = int(self.num_classes)
@@ -96,7 +107,8 @@ class FeatureSet:
         """JSON-able sizes, for logs and result files."""
         return {"source": self.source, "feature_dim": self.feature_dim, "num_classes": self.num_classes,
                 "n_train": len(self.train_y), "n_zsl": len(self.zsl_y), "n_gzsl": len(self.gzsl_y),
-                "seen": self.seen_classes.tolist(), "unseen": self.unseen_classes.tolist()}
+                "seen": self.seen_classes.tolist(), "unseen": self.unseen_classes.tolist(),
+                "train_masked": self.train_masked_x is not None}
 
 
 def validate_featureset(fs: FeatureSet) -> None:
@@ -122,6 +134,12 @@ def validate_featureset(fs: FeatureSet) -> None:
         if y.min() < 0 or y.max() >= fs.num_classes:
             out = np.unique(y[(y < 0) | (y >= fs.num_classes)])
             raise DataError(f"{where}: {yk} has class ids {out.tolist()} outside [0, {fs.num_classes})")
+    mx = fs.train_masked_x
+    if mx is not None:
+        if mx.shape != fs.train_x.shape:
+            raise DataError(f"{where}: train_masked_data has shape {mx.shape}, train_data has {fs.train_x.shape}")
+        if not np.isfinite(mx).all():
+            raise DataError(f"{where}: train_masked_data contains NaN or inf")
     seen, unseen = fs.seen_classes, fs.unseen_classes
     if unseen.size == 0:
         raise DataError(f"{where}: no unseen classes (zsl labels are empty)")
@@ -164,6 +182,11 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
         def get(name):
             return z[name]
     out = {}
+    if MASKED_KEY in present:
+        try:
+            out[MASKED_KEY] = get(MASKED_KEY)
+        except (OSError, ValueError) as e:
+            raise DataError(f"feature file {path}: cannot read key {MASKED_KEY!r} ({e})") from None
     for canon in KEY_ALIASES:
         k = _find_key(present, canon)
         if k is None:
@@ -232,19 +255,28 @@ def load_features(path: str | os.PathLike, num_classes: int | None = None) -> Fe
                         "given by num_classes")
     seen = np.unique(feats["train_label"])
     unseen = np.unique(feats["zsl_label"])
+    masked = arr.get(MASKED_KEY)
+    if masked is not None:
+        masked = np.asarray(masked)
+        if masked.dtype.kind not in "fiu" or masked.shape != feats["train_data"].shape:
+            raise DataError(f"feature file {path}: {MASKED_KEY} must be a numeric array shaped like "
+                            f"train_data {feats['train_data'].shape}, got {masked.dtype} {masked.shape}")
     return FeatureSet(feats["train_data"], feats["train_label"], feats["zsl_data"], feats["zsl_label"],
                       feats["gzsl_data"], feats["gzsl_label"], seen, unseen, num_classes,
-                      source=str(path), meta={"format": "synse-dir" if path.is_dir() else "npz"})
+                      source=str(path), meta={"format": "synse-dir" if path.is_dir() else "npz"},
+                      train_masked_x=masked)
 
 
 def save_features(path: str | os.PathLike, fs: FeatureSet) -> Path:
-    """Write ``fs`` in the Flora ``.npz`` layout (six keys, original class ids)."""
+    """Write ``fs`` in the Flora ``.npz`` layout (six keys, original class ids; plus
+    ``train_masked_data`` when the set has masked-sequence features)."""
     validate_featureset(fs)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    extra = {} if fs.train_masked_x is None else {MASKED_KEY: fs.train_masked_x}
     with open(path, "wb") as f:  # a file object stops numpy appending ".npz" to odd suffixes
         np.savez(f, train_data=fs.train_x, train_label=fs.train_y, zsl_data=fs.zsl_x,
-                 zsl_label=fs.zsl_y, gzsl_data=fs.gzsl_x, gzsl_label=fs.gzsl_y)
+                 zsl_label=fs.zsl_y, gzsl_data=fs.gzsl_x, gzsl_label=fs.gzsl_y, **extra)
     return path
 
 
@@ -296,9 +328,10 @@ def holdout_seen(fs: FeatureSet, fraction: float | None = None, seed: int = 0, *
     g_idx = np.concatenate([ho_idx, z_idx])
     meta = dict(fs.meta, derived="holdout_seen", parent=fs.source, seed=int(seed),
                 pseudo_unseen=pseudo.tolist(), sample_fraction=float(sample_fraction))
+    masked = None if fs.train_masked_x is None else fs.train_masked_x[tr_idx]
     return FeatureSet(fs.train_x[tr_idx], fs.train_y[tr_idx], fs.train_x[z_idx], fs.train_y[z_idx],
                       fs.train_x[g_idx], fs.train_y[g_idx], keep, pseudo, fs.num_classes,
-                      source=fs.source, meta=meta)
+                      source=fs.source, meta=meta, train_masked_x=masked)
 
 
 def low_shot(fs: FeatureSet, fraction: float | None = None, per_class: int | None = None,
@@ -322,7 +355,9 @@ def low_shot(fs: FeatureSet, fraction: float | None = None, per_class: int | Non
         keep.append(rng.choice(idx, size=n, replace=False))
     keep = np.sort(np.concatenate(keep))
     meta = dict(fs.meta, derived="low_shot", fraction=fraction, per_class=per_class, seed=int(seed))
-    return dataclasses.replace(fs, train_x=fs.train_x[keep], train_y=fs.train_y[keep], meta=meta)
+    masked = None if fs.train_masked_x is None else fs.train_masked_x[keep]
+    return dataclasses.replace(fs, train_x=fs.train_x[keep], train_y=fs.train_y[keep], meta=meta,
+                               train_masked_x=masked)
 
 
 # ---------------------------------------------------------------------------- text banks

@@ -36,7 +36,7 @@ from ..errors import ConfigError, DataError, unknown_name
 from .layouts import JointLayout, get_layout
 
 __all__ = [
-    "Transform", "Center", "Resize", "RotateY", "RandomCrop", "Persons", "MapLayout", "Compose",
+    "Transform", "Center", "Resize", "RotateY", "RandomCrop", "MotionMask", "Persons", "MapLayout", "Compose",
     "TRANSFORMS", "PRESETS", "JOINT_ALIASES", "build_pipeline", "resolve_joint",
     "interp_indices", "apply_pipeline",
 ]
@@ -392,6 +392,56 @@ class RandomCrop(Transform):
                 "min_frames": self.min_frames}
 
 
+class MotionMask(Transform):
+    """SMIE's temporal mask: drop the highest-motion frames, keep a random subset of the rest.
+
+    Per sample: the motion energy of valid frame t is the mean over C, V, M of the squared
+    forward and backward differences (one-sided at the ends); the ``drop`` frames with the
+    highest energy are removed (at most ``length - 1``), and ``keep`` of the remaining ones
+    are drawn without replacement and kept in temporal order. When fewer than ``keep``
+    remain, all of them are kept and repeated by nearest-index resampling, so the output
+    always has ``keep`` frames. The reference draws one subset for the whole batch; here
+    every sample draws its own.
+
+    Shapes: (N, 3, T, V, M) -> (N, 3, keep, V, M); lengths -> all ``keep``.
+    """
+
+    name = "motion_mask"
+    random = True
+
+    def __init__(self, drop: int = 15, keep: int = 20, layout: JointLayout | str | None = None) -> None:
+        for key, v, low in (("drop", drop, 0), ("keep", keep, 1)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+                raise ConfigError(f"motion_mask: {key!r} must be an integer >= {low}, got {v!r}")
+        self.drop, self.keep = int(drop), int(keep)
+
+    def apply_batch(self, data, lengths, rng=None):
+        data, lengths = _check_batch(data, lengths, self.name)
+        rng = self._need_rng(rng)
+        n = len(lengths)
+        out = np.empty(data.shape[:2] + (self.keep,) + data.shape[3:], dtype=np.float32)
+        for i in range(n):
+            L = int(lengths[i])
+            x = data[i, :, :L]
+            d = np.diff(x, axis=1) ** 2  # (C, L-1, V, M)
+            e = np.zeros(L)
+            if L > 1:
+                step = d.mean(axis=(0, 2, 3))
+                e[1:] += step   # backward difference of frame t
+                e[:-1] += step  # forward difference of frame t
+            n_drop = min(self.drop, L - 1)
+            # stable sort: ties keep the earlier frames
+            rest = np.sort(np.argsort(-e, kind="stable")[n_drop:])
+            if len(rest) > self.keep:
+                rest = np.sort(rng.choice(rest, size=self.keep, replace=False))
+            pick = rest[np.floor(np.arange(self.keep) * len(rest) / self.keep).astype(np.int64)]
+            out[i] = x[:, pick]
+        return out, np.full(n, self.keep, dtype=np.int64)
+
+    def to_config(self):
+        return {"name": self.name, "drop": self.drop, "keep": self.keep}
+
+
 class Persons(Transform):
     """Keep the first ``persons`` person slots, or zero-pad up to ``persons``.
 
@@ -493,7 +543,7 @@ class Compose(Transform):
 
 
 TRANSFORMS: dict[str, type[Transform]] = {
-    t.name: t for t in (Center, Resize, RotateY, RandomCrop, Persons, MapLayout)
+    t.name: t for t in (Center, Resize, RotateY, RandomCrop, MotionMask, Persons, MapLayout)
 }
 
 # Named pipelines; joints are aliases so that each preset works on every layout.

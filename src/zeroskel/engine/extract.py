@@ -52,7 +52,8 @@ def _resolve_checkpoint(source: str | os.PathLike) -> Path:
 def extract_features(run_dir_or_checkpoint: str | os.PathLike, dataset: str | None = None,
                      split: str | None = None, out_path: str | os.PathLike | None = None,
                      data_root: str | os.PathLike | None = None, device: str = "auto", *,
-                     batch_size: int | None = None, overwrite: bool = False) -> Path:
+                     batch_size: int | None = None, overwrite: bool = False,
+                     masked: dict | None = None) -> Path:
     """Extract pooled features of every sample needed by a zero-shot split; return the .npz path.
 
     Args:
@@ -66,6 +67,10 @@ def extract_features(run_dir_or_checkpoint: str | os.PathLike, dataset: str | No
         device: ``auto`` | ``cpu`` | ``cuda[:N]``.
         batch_size: inference batch size (default: the run's ``extract.batch_size``).
         overwrite: replace existing output files (otherwise an error).
+        masked: also store ``train_masked_data``, the features of every training sample's
+            temporally masked sequence, for SMIE's temporal term: ``{"drop": 15, "keep": 20,
+            "seed": 0}`` (:class:`~zeroskel.data.transforms.MotionMask` on the preprocessed
+            sequence; the seed draws the kept frames).
 
     Returns:
         the path of the written ``.npz`` (the sidecar is :func:`sidecar_path` of it).
@@ -135,9 +140,22 @@ def extract_features(run_dir_or_checkpoint: str | os.PathLike, dataset: str | No
     def rows(idx):
         return feats[[row[int(i)] for i in idx]] if len(idx) else np.zeros((0, feats.shape[1]), np.float32)
 
+    masked_x = None
+    if masked is not None:
+        from ..data.transforms import MotionMask
+
+        bad = sorted(set(masked) - {"drop", "keep", "seed"})
+        if bad:
+            raise ConfigError(f"masked: unknown option {bad[0]!r}; options: drop, keep, seed")
+        mm = MotionMask(drop=masked.get("drop", 15), keep=masked.get("keep", 20))
+        x, _ = mm.apply_batch(np.asarray(ds.data[tr_idx], dtype=np.float32), ds.lengths[tr_idx],
+                              np.random.default_rng(int(masked.get("seed", 0))))
+        with torch.no_grad():
+            masked_x = encode(model, x, np.arange(len(x)), dev, bs)
+        masked = {"drop": mm.drop, "keep": mm.keep, "seed": int(masked.get("seed", 0))}
     fs = FeatureSet(rows(tr_idx), labels[tr_idx], rows(z_idx), labels[z_idx], rows(g_idx), labels[g_idx],
                     seen_classes=np.unique(labels[tr_idx]), unseen_classes=np.unique(labels[z_idx]),
-                    num_classes=ds.num_classes, source=str(out))
+                    num_classes=ds.num_classes, source=str(out), train_masked_x=masked_x)
     # diagnostic: the classifier head on the encoder's own seen classes of the test partition
     diag = float("nan")
     if len(d_idx):
@@ -163,6 +181,7 @@ def extract_features(run_dir_or_checkpoint: str | os.PathLike, dataset: str | No
         "pipeline": rec.pipeline, "data_fingerprint": ds.info.get("fingerprint", ""),
         "pooling": "encoder output: mean over time and joints, then over persons",
         "test_time_augmentation": False,
+        "train_masked": masked,
         "selection": "epoch with the best top-1 on a stratified hold-out of the seen training samples",
         "note": "test_seen_acc_diag is a diagnostic only; nothing was selected on test data",
         "versions": versions(),

@@ -22,6 +22,7 @@ their held-out scores and :func:`evaluate_scores` on their test scores.
 """
 from __future__ import annotations
 
+import inspect
 import platform
 import time
 from typing import Callable
@@ -78,6 +79,14 @@ def _scores(method: ZeroShotMethod, fs: FeatureSet) -> tuple[np.ndarray, np.ndar
     return method.score(fs.zsl_x, fs.unseen_classes), method.score(fs.gzsl_x, classes), classes
 
 
+def _extra_fit_args(method, fs: FeatureSet) -> dict:
+    """Optional training inputs a method's ``fit`` accepts: SMIE's ``masked_feats`` when the
+    feature set carries masked-sequence features (``train_masked_data``)."""
+    if fs.train_masked_x is not None and "masked_feats" in inspect.signature(method.fit).parameters:
+        return {"masked_feats": fs.train_masked_x}
+    return {}
+
+
 def evaluate_method(method_factory: MethodFactory, fs: FeatureSet, texts: ClassTexts, seed: int = 1, *,
                     val_fraction: float | None = None, val_sample_fraction: float = 0.2,
                     select_budget: bool = True, ref_style: bool = False, log: Callable[[str], None] | None = None
@@ -116,7 +125,7 @@ def evaluate_method(method_factory: MethodFactory, fs: FeatureSet, texts: ClassT
             curve.append({"step": step, "val_zsl": zsl_accuracy(zs, val.zsl_y, val.unseen_classes)})
         probe.callback = on_val
     t0 = time.perf_counter()
-    probe.fit(val.train_x, val.train_y, texts, val.seen_classes)
+    probe.fit(val.train_x, val.train_y, texts, val.seen_classes, **_extra_fit_args(probe, val))
     t_val_fit = time.perf_counter() - t0
     if budget is not None and curve:
         best = max(curve, key=lambda r: (round(r["val_zsl"], 6), r["step"]))  # ties -> longer training
@@ -159,7 +168,7 @@ def evaluate_method(method_factory: MethodFactory, fs: FeatureSet, texts: ClassT
                 honest.update(r)
         method.callback = on_test
     t0 = time.perf_counter()
-    method.fit(fs.train_x, fs.train_y, texts, fs.seen_classes)
+    method.fit(fs.train_x, fs.train_y, texts, fs.seen_classes, **_extra_fit_args(method, fs))
     t_fit = time.perf_counter() - t0
     t0 = time.perf_counter()
     if not honest:
@@ -170,6 +179,7 @@ def evaluate_method(method_factory: MethodFactory, fs: FeatureSet, texts: ClassT
         "method": getattr(method, "name", type(method).__name__),
         "hparams": getattr(method, "hparams", {}),
         "data": fs.summary(),
+        "fit_inputs": ["features", "labels", "texts"] + sorted(_extra_fit_args(method, fs)),
         "seed": int(seed),
         "selection": {"protocol": "pseudo-unseen split of the seen training data",
                       "pseudo_unseen": val.unseen_classes.tolist(), "n_val_train": len(val.train_y),

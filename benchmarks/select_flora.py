@@ -21,7 +21,7 @@ held-out ZSL / H per variant and file, the chosen variant per file (highest held
 ties by H) and the best single variant (highest mean held-out ZSL over files)::
 
     ZEROSKEL_DATA=/work/shared/data nice python benchmarks/select_flora.py \\
-        --seeds 1 --out benchmarks/out/flora_select
+        --seeds 1 2 3 --out benchmarks/out/flora_select   # 105 fits, ~21 s each on one idle core
     python benchmarks/select_flora.py --aggregate --out benchmarks/out/flora_select [--only-seeds 1]
 """
 from __future__ import annotations

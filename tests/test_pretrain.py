@@ -23,7 +23,9 @@ NUM_CLASSES, PER_CLASS, FRAMES, JOINTS = 6, 8, 20, 25
 UNSEEN = [4, 5]
 TINY = ["model.args={channels: [8, 16], strides: [1, 2]}", "train.batch_size=8", "train.epochs=2",
         "train.warmup_epochs=0", "train.lr=0.05", "device=cpu",
-        "data.pipeline=[{name: resize, frames: 16}]"]
+        "data.pipeline=[{name: resize, frames: 16}]",
+        # the synthetic dataset has no subjects: the stratified seen hold-out
+        "validation.heldout_group=null", "validation.refit=false"]
 
 
 def _sequences(rng, test_noise: float = 0.0):
@@ -267,7 +269,8 @@ def test_utd_mhad_sample_sets_match_the_shipped_feature_file(data_root, tmp_path
     cfg = build_config("pretrain", dataset="utd_mhad", split="purls-22/5", seed=1,
                        data_root=str(data_root),
                        overrides=["model.args={channels: [8, 16], strides: [1, 2]}", "train.epochs=1",
-                                  "data.limit_per_class=3", "device=cpu"])
+                                  "data.limit_per_class=3", "device=cpu", "validation.heldout_group=null",
+                                  "validation.refit=false"])
     rd = pretrain_encoder(cfg, tmp_path / "runs")
     fs = load_features(extract_features(rd, out_path=tmp_path / "utd.npz"), num_classes=27)
     ref = load_features(shipped, num_classes=27)

@@ -432,11 +432,17 @@ def test_heldout_subject_validation_and_prompt_ensemble(utd, tmp_path):
     # stage 1 fits on the other subject only: its 2 or 4 of each class's 6 samples
     assert sel["fit_samples"] + sel.get("calibration_samples", 0) <= 4 * len(sel["pseudo_seen"])
     assert 0 < sel["val_samples"] <= 4 * len(sel["pseudo_unseen"])
+    # heldout_seen by subject: every seen sample of the held-out subject validates
+    run = train(_cfg(extra=["validation.heldout_group=subject", "validation.mode=heldout_seen"]), tmp_path,
+                data_root=utd)
+    sel = json.loads((run / "selection.json").read_text())
+    assert sel["heldout_group"]["value"][0] in (1, 3)
+    assert sel["fit_samples"] + sel["val_samples"] == 22 * 6 and 22 <= sel["val_samples"] <= 22 * 5
     # the ensemble's class vectors are the renormalised mean of the two prompts' unit vectors
     cfg = _cfg(extra=["text.source=[name, name+purls-global]"])
     both = load_texts(cfg, ds, utd)["sentence"]
     a = load_texts(_cfg(extra=["text.source=name"]), ds, utd)["sentence"]
     b = load_texts(_cfg(extra=["text.source=name+purls-global"]), ds, utd)["sentence"]
     np.testing.assert_allclose(both, _unit(_unit(a) + _unit(b)), atol=1e-5)
-    with pytest.raises(ConfigError, match="validation.heldout_group needs validation.mode pseudo_unseen"):
+    with pytest.raises(ConfigError, match="validation.heldout_group needs validation.mode pseudo_unseen or"):
         train(_cfg(extra=["validation.heldout_group=subject", "validation.mode=none"]), tmp_path, data_root=utd)

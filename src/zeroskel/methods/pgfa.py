@@ -359,8 +359,8 @@ def check_config(cfg: dict) -> None:
     if v["metric"] not in ("top1", "top1_aligned"):
         raise unknown_name("validation.metric", str(v["metric"]), ["top1", "top1_aligned"])
     align_kwargs(cfg["alignment"])  # bad alignment options fail before training, not after
-    if v.get("heldout_group") and v["mode"] != "pseudo_unseen":
-        raise ConfigError(f"validation.heldout_group needs validation.mode pseudo_unseen, got {v['mode']!r}")
+    if v.get("heldout_group") and v["mode"] == "none":
+        raise ConfigError("validation.heldout_group needs validation.mode pseudo_unseen or heldout_seen, got 'none'")
     cf = v.get("calibration_fraction")
     if cf is not None and not (isinstance(cf, (int, float)) and 0.0 <= cf < 1.0):
         raise ConfigError(f"validation.calibration_fraction must be in [0, 1), got {cf!r}")
@@ -530,16 +530,15 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
                                     "classes, so the seen/unseen trade-off cannot be measured"}.get(vcfg["mode"])
     if vcfg["mode"] != "none":
         vseed = seed if vcfg["seed"] is None else int(vcfg["seed"])
+        fit_pool = val_pool = train_part
+        group_key = vcfg.get("heldout_group")
+        if group_key:
+            fit_pool, val_pool, held = holdout_group(ds, train_part, str(group_key), vseed,
+                                                     int(vcfg.get("heldout_count") or 1))
+            selection.update(heldout_group={"key": str(group_key), "value": held})
+            log.info(f"validation: samples of {group_key} {held!r} only; stage 1 never sees that {group_key}")
         if vcfg["mode"] == "pseudo_unseen":
             vsplit = split.validation_split(num_unseen=vcfg["num_unseen"], seed=vseed)
-            fit_pool = val_pool = train_part
-            group_key = vcfg.get("heldout_group")
-            if group_key:
-                fit_pool, val_pool, held = holdout_group(ds, train_part, str(group_key), vseed,
-                                                         int(vcfg.get("heldout_count") or 1))
-                selection.update(heldout_group={"key": str(group_key), "value": held})
-                log.info(f"validation: pseudo-unseen samples from {group_key} {held!r} only; "
-                         f"stage 1 never sees that {group_key}")
             fit_idx = fit_pool[np.isin(labels[fit_pool], vsplit.seen_array)]
             val_idx = val_pool[np.isin(labels[val_pool], vsplit.unseen_array)]
             val_classes = vsplit.unseen_array
@@ -551,6 +550,10 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
             if len(cal_idx) == 0:
                 calib_reason = ("validation.calibration_fraction is 0: no held-out pseudo-seen samples"
                                 if cfrac <= 0 else "no pseudo-seen class has 2 samples to hold one out")
+        elif group_key:  # heldout_seen by group: every seen sample of the held-out subjects/views
+            fit_idx = fit_pool[np.isin(labels[fit_pool], seen)]
+            val_idx = val_pool[np.isin(labels[val_pool], seen)]
+            val_classes = seen
         else:
             fit_idx, val_idx = split.holdout_seen(labels, fraction=float(vcfg["fraction"]), seed=vseed,
                                                   index=train_part)

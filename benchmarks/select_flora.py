@@ -54,8 +54,7 @@ VARIANTS: dict[str, list[str]] = {
 def run(variant: str, file: str, seed: int, root: Path, out: Path) -> dict | None:
     """Held-out fit of one (variant, file, seed); writes ``out/<variant>/<file>_s<seed>.json``."""
     from zeroskel.data.features import holdout_seen, load_features, load_token_bank
-    from zeroskel.eval.gzsl import zsl_accuracy
-    from zeroskel.eval.protocol import calibrate
+    from zeroskel.eval.protocol import calibrate, track_heldout
     from zeroskel.methods.factory import make_factory
 
     dst = out / variant / f"{file}_s{seed}.json"
@@ -70,15 +69,7 @@ def run(variant: str, file: str, seed: int, root: Path, out: Path) -> dict | Non
     val = holdout_seen(fs, ev.get("val_fraction"), seed, sample_fraction=ev.get("val_sample_fraction", 0.2))
     classes = val.all_classes
     m = factory()
-    curve: list[dict] = []
-    snaps: dict[int, np.ndarray] = {}
-
-    def on_val(step: int) -> None:
-        zs = m.score(val.zsl_x, val.unseen_classes)
-        snaps[step] = m.score(val.gzsl_x, classes)
-        curve.append({"step": step, "val_zsl": zsl_accuracy(zs, val.zsl_y, val.unseen_classes)})
-
-    m.callback = on_val
+    curve, snaps = track_heldout(m, val)
     t0 = time.perf_counter()
     m.fit(val.train_x, val.train_y, texts, val.seen_classes)
     secs = time.perf_counter() - t0

@@ -79,6 +79,26 @@ def _scores(method: ZeroShotMethod, fs: FeatureSet) -> tuple[np.ndarray, np.ndar
     return method.score(fs.zsl_x, fs.unseen_classes), method.score(fs.gzsl_x, classes), classes
 
 
+def track_heldout(method: ZeroShotMethod, val: FeatureSet) -> tuple[list[dict], dict[int, np.ndarray]]:
+    """Score the held-out problem ``val`` at every checkpoint of ``method``'s training.
+
+    Sets ``method.callback``; during ``fit`` the returned ``curve`` fills with
+    ``{"step", "val_zsl"}`` (held-out ZSL top-1 %) and ``snaps[step]`` with the (N, K)
+    scores of ``val.gzsl_x`` over ``val.all_classes`` (for calibration at the chosen step).
+    """
+    curve: list[dict] = []
+    snaps: dict[int, np.ndarray] = {}
+    classes = val.all_classes
+
+    def on_val(step: int) -> None:
+        zs = method.score(val.zsl_x, val.unseen_classes)
+        snaps[step] = method.score(val.gzsl_x, classes)
+        curve.append({"step": step, "val_zsl": zsl_accuracy(zs, val.zsl_y, val.unseen_classes)})
+
+    method.callback = on_val
+    return curve, snaps
+
+
 def _extra_fit_args(method, fs: FeatureSet) -> dict:
     """Optional training inputs a method's ``fit`` accepts: SMIE's ``masked_feats`` when the
     feature set carries masked-sequence features (``train_masked_data``)."""
@@ -119,11 +139,7 @@ def evaluate_method(method_factory: MethodFactory, fs: FeatureSet, texts: ClassT
     curve: list[dict] = []
     snaps: dict[int, np.ndarray] = {}
     if budget is not None:
-        def on_val(step: int) -> None:
-            zs = probe.score(val.zsl_x, val.unseen_classes)
-            snaps[step] = probe.score(val.gzsl_x, v_classes)
-            curve.append({"step": step, "val_zsl": zsl_accuracy(zs, val.zsl_y, val.unseen_classes)})
-        probe.callback = on_val
+        curve, snaps = track_heldout(probe, val)
     t0 = time.perf_counter()
     probe.fit(val.train_x, val.train_y, texts, val.seen_classes, **_extra_fit_args(probe, val))
     t_val_fit = time.perf_counter() - t0

@@ -14,6 +14,7 @@ equipartition), i.e. it assumes that the test classes are roughly equally freque
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import logsumexp
 
 from ..errors import ConfigError, DataError, unknown_name
 
@@ -50,15 +51,10 @@ def balanced_assignment(scores: np.ndarray, epsilon: float = 0.1, iterations: in
     # log domain: small epsilons would under/overflow exp()
     logq = scores / epsilon
     for _ in range(int(iterations)):
-        logq = logq - _logsumexp(logq, axis=0) - np.log(k)
-        logq = logq - _logsumexp(logq, axis=1) - np.log(n)
+        logq = logq - logsumexp(logq, axis=0, keepdims=True) - np.log(k)
+        logq = logq - logsumexp(logq, axis=1, keepdims=True) - np.log(n)
     q = np.exp(logq)
     return q / q.sum(axis=1, keepdims=True)
-
-
-def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
-    m = x.max(axis=axis, keepdims=True)
-    return m + np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
 
 
 PSEUDO_LABELS = ("argmax", "balanced")

@@ -145,10 +145,11 @@ def as_number(name: str, value, kind: type = float):
     return out
 
 
-def _check_positive(**kw) -> None:
+def check_positive(who: str = "", **kw) -> None:
+    """ConfigError naming the first of ``kw`` that is not > 0 (prefixed ``who: `` if given)."""
     for k, v in kw.items():
         if as_number(k, v) <= 0:
-            raise ConfigError(f"{k} must be > 0, got {v!r}")
+            raise ConfigError(f"{who + ': ' if who else ''}{k} must be > 0, got {v!r}")
 
 
 class TorchMethod(ZeroShotMethod):
@@ -266,7 +267,7 @@ class DeViSE(TorchMethod):
                  num_threads: int | None = 1) -> None:
         if loss not in ("softmax", "hinge"):
             raise ConfigError(f"devise: loss must be 'softmax' or 'hinge', got {loss!r}")
-        _check_positive(temperature=temperature, margin=margin, epochs=epochs, batch_size=batch_size, lr=lr)
+        check_positive(temperature=temperature, margin=margin, epochs=epochs, batch_size=batch_size, lr=lr)
         if not 0 <= as_number("dropout", dropout) < 1:
             raise ConfigError(f"devise: dropout must be in [0, 1), got {dropout!r}")
         self.hidden = tuple(int(h) for h in hidden)
@@ -412,7 +413,7 @@ class CADAVAE(TorchMethod):
                  n_seen_latent: int = 200, n_unseen_latent: int = 400, cls_epochs: int = 20,
                  cls_lr: float = 1e-2, cls_batch_size: int = 32, center_text: bool = False,
                  seed: int = 0, device: str | torch.device = "cpu", num_threads: int | None = 1) -> None:
-        _check_positive(latent_dim=latent_dim, epochs=epochs, batch_size=batch_size, lr=lr,
+        check_positive(latent_dim=latent_dim, epochs=epochs, batch_size=batch_size, lr=lr,
                         n_seen_latent=n_seen_latent, n_unseen_latent=n_unseen_latent,
                         cls_epochs=cls_epochs, cls_lr=cls_lr, cls_batch_size=cls_batch_size)
         for k, v in (("feat_hidden", feat_hidden), ("text_hidden", text_hidden)):

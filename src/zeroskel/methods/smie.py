@@ -42,8 +42,8 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError, DataError
 from .base import ClassTexts, check_features
-from .baselines import (TorchMethod, as_number, batches, mlp, normalized_text, resolve_device, seeded,
-                        warmup_cosine)
+from .baselines import (TorchMethod, as_number, batches, check_positive, mlp, normalized_text, resolve_device,
+                        seeded, warmup_cosine)
 
 
 def sample_other_classes(pos: torch.Tensor, num_classes: int, n: int, gen: torch.Generator) -> torch.Tensor:
@@ -87,9 +87,7 @@ class SMIE(TorchMethod):
                  device: str | torch.device = "cpu", num_threads: int | None = 1) -> None:
         if negatives not in ("other_class", "roll"):
             raise ConfigError(f"smie: negatives must be 'other_class' or 'roll', got {negatives!r}")
-        for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("num_negatives", num_negatives)):
-            if as_number(k, v) <= 0:
-                raise ConfigError(f"smie: {k} must be > 0, got {v!r}")
+        check_positive("smie", epochs=epochs, batch_size=batch_size, lr=lr, num_negatives=num_negatives)
         if as_number("temporal_weight", temporal_weight) < 0 or as_number("warmup_epochs", warmup_epochs) < 0:
             raise ConfigError("smie: temporal_weight and warmup_epochs must be >= 0")
         self.hidden = tuple(int(h) for h in hidden)

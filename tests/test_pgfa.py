@@ -419,6 +419,8 @@ def test_heldout_subject_validation_and_prompt_ensemble(utd, tmp_path):
     assert len(rest) + len(held) == len(tr) and set(subj[tr]) == {1, 3, 5, 7}  # train subjects only
     with pytest.raises(ConfigError, match="heldout_count=4.*4 subject value"):
         holdout_group(ds, tr, "subject", seed=3, count=4)
+    with pytest.raises(ConfigError, match="heldout_count=0"):
+        holdout_group(ds, tr, "subject", seed=3, count=0)
     with pytest.raises(ConfigError, match="validation.heldout_group.*subject"):
         holdout_group(ds, tr, "camera", seed=3)
 

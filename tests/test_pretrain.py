@@ -201,6 +201,8 @@ def test_extract_masked_sequences_for_smie(synth, trained, tmp_path):
     assert "masked_feats" in res["fit_inputs"] and res["data"]["train_masked"] is True
     with pytest.raises(ConfigError, match="masked: unknown option 'kept'"):
         extract_features(trained, out_path=tmp_path / "m2.npz", masked={"kept": 3})
+    with pytest.raises(ConfigError, match="masked: 'seed' must be an integer"):
+        extract_features(trained, out_path=tmp_path / "m2.npz", masked={"seed": "x"})
 
 
 def test_interrupted_run_resumes_to_the_same_encoder(synth, trained, tmp_path):

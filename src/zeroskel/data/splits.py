@@ -409,14 +409,15 @@ def load_split_file(path: str | Path, dataset: str | None = None,
         raise ConfigError(f"split file {path}: {e}") from None
 
 
-def holdout_group(ds, index: np.ndarray, key: str, seed: int, count: int = 1) -> tuple[np.ndarray, np.ndarray, list]:
+def holdout_group(ds, index: np.ndarray, key: str, seed: int,
+                  count: int = 1) -> tuple[np.ndarray, np.ndarray, list]:
     """Split ``index`` by metadata group (e.g. subjects or camera views).
 
     A validation set drawn from the training subjects / views themselves flatters models that
     do not generalise to new people or viewpoints (the test partitions' condition).
-    ``ds`` is a :class:`~zeroskel.data.dataset.SkeletonDataset` (its ``meta[key]``). ``count`` values of ``ds.meta[key]``
-    among the samples of ``index`` are drawn with ``seed``; returns ``(rest, held, values)``:
-    the sorted indices without and with those values, and the values.
+    ``ds`` is a :class:`~zeroskel.data.dataset.SkeletonDataset`; ``count`` values of
+    ``ds.meta[key]`` among the samples of ``index`` are drawn with ``seed``. Returns
+    ``(rest, held, values)``: the sorted indices without and with those values, and the values.
     """
     if key not in ds.meta:
         raise unknown_name(f"metadata key of dataset {ds.name!r} (validation.heldout_group)", key, ds.meta)

@@ -49,6 +49,21 @@ def _resolve_checkpoint(source: str | os.PathLike) -> Path:
     return p
 
 
+def _masking(masked: dict | None):
+    """``(MotionMask, seed)`` of extract_features' ``masked`` options, or ``(None, 0)``."""
+    if masked is None:
+        return None, 0
+    from ..data.transforms import MotionMask
+
+    bad = sorted(set(masked) - {"drop", "keep", "seed"})
+    if bad:
+        raise ConfigError(f"masked: unknown option {bad[0]!r}; options: drop, keep, seed")
+    seed = masked.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ConfigError(f"masked: 'seed' must be an integer, got {seed!r}")
+    return MotionMask(drop=masked.get("drop", 15), keep=masked.get("keep", 20)), int(seed)
+
+
 def extract_features(run_dir_or_checkpoint: str | os.PathLike, dataset: str | None = None,
                      split: str | None = None, out_path: str | os.PathLike | None = None,
                      data_root: str | os.PathLike | None = None, device: str = "auto", *,
@@ -88,6 +103,7 @@ def extract_features(run_dir_or_checkpoint: str | os.PathLike, dataset: str | No
         for p in (out, side):
             if p.exists():
                 raise ConfigError(f"output {p} exists; choose another --out or pass overwrite=True (--force)")
+    mask, mask_seed = _masking(masked)  # bad options fail before any encoding
     dev = resolve_device(device)
     model, card, rec, cfg = load_encoder(ck, dev)
     bs = int(batch_size if batch_size is not None else cfg["extract"]["batch_size"])
@@ -141,18 +157,12 @@ def extract_features(run_dir_or_checkpoint: str | os.PathLike, dataset: str | No
         return feats[[row[int(i)] for i in idx]] if len(idx) else np.zeros((0, feats.shape[1]), np.float32)
 
     masked_x = None
-    if masked is not None:
-        from ..data.transforms import MotionMask
-
-        bad = sorted(set(masked) - {"drop", "keep", "seed"})
-        if bad:
-            raise ConfigError(f"masked: unknown option {bad[0]!r}; options: drop, keep, seed")
-        mm = MotionMask(drop=masked.get("drop", 15), keep=masked.get("keep", 20))
-        x, _ = mm.apply_batch(np.asarray(ds.data[tr_idx], dtype=np.float32), ds.lengths[tr_idx],
-                              np.random.default_rng(int(masked.get("seed", 0))))
+    if mask is not None:
+        x, _ = mask.apply_batch(np.asarray(ds.data[tr_idx], dtype=np.float32), ds.lengths[tr_idx],
+                                np.random.default_rng(mask_seed))
         with torch.no_grad():
             masked_x = encode(model, x, np.arange(len(x)), dev, bs)
-        masked = {"drop": mm.drop, "keep": mm.keep, "seed": int(masked.get("seed", 0))}
+        masked = {"drop": mask.drop, "keep": mask.keep, "seed": mask_seed}  # as recorded in the sidecar
     fs = FeatureSet(rows(tr_idx), labels[tr_idx], rows(z_idx), labels[z_idx], rows(g_idx), labels[g_idx],
                     seen_classes=np.unique(labels[tr_idx]), unseen_classes=np.unique(labels[z_idx]),
                     num_classes=ds.num_classes, source=str(out), train_masked_x=masked_x)

@@ -431,7 +431,7 @@ def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> 
     if group_key:
         # every seen training sample of the held-out subjects / views is hold-out data
         fit_idx, val_idx, held = holdout_group(ds, train_idx, str(group_key), vseed,
-                                               int(vcfg.get("heldout_count") or 1))
+                                               vcfg.get("heldout_count", 1))
         log.info(f"hold-out: {group_key} {held!r} (never trained on in stage 1)")
     else:
         fit_idx, val_idx = split.holdout_seen(labels, fraction=float(vcfg["fraction"]), seed=vseed,

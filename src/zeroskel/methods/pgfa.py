@@ -511,7 +511,8 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
     card = {"config": cfg, "dataset": ds.name, "class_names": list(ds.class_names), "layout": ds.layout,
             "num_persons": num_persons, "frames": int(ds.data.shape[2]), "partition": part,
             "split": split.to_dict(), "seen": seen.tolist(), "unseen": unseen.tolist(),
-            "text_model": tx["model"], "text_checksum": tx["checksum"], "text_source": cfg["text"]["source"], "versions": versions()}
+            "text_model": tx["model"], "text_checksum": tx["checksum"], "text_source": cfg["text"]["source"],
+            "versions": versions()}
 
     def gather(idx):
         return np.asarray(ds.data[idx], dtype=np.float32)
@@ -534,7 +535,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
         group_key = vcfg.get("heldout_group")
         if group_key:
             fit_pool, val_pool, held = holdout_group(ds, train_part, str(group_key), vseed,
-                                                     int(vcfg.get("heldout_count") or 1))
+                                                     vcfg.get("heldout_count", 1))
             selection.update(heldout_group={"key": str(group_key), "value": held})
             log.info(f"validation: samples of {group_key} {held!r} only; stage 1 never sees that {group_key}")
         if vcfg["mode"] == "pseudo_unseen":
@@ -781,16 +782,16 @@ def evaluate_pgfa(run_dir: str | Path, data_root=None, device: str | None = None
                               "zeroskel.engine.runs.resume_run)")
     clf = PGFAClassifier.load(ck, device=resolve_device(device or "auto"))
     cfg = clf.card["config"]
+    align = {**ALIGN_DEFAULTS, "enabled": True, **cfg["alignment"]}  # older runs lack newer keys
+    if alignment:
+        align = merge(align, dict(alignment), "alignment override", prefix="alignment.")
+    align_kwargs(align)  # a bad override fails before the dataset is loaded
     data_root = data_root if data_root is not None else cfg.get("data_root")
     ds, part = load_prepared(cfg, data_root)
     if list(ds.class_names) != list(clf.card["class_names"]):
         raise CheckpointError(f"{ck}: class names of the checkpoint differ from dataset {ds.name!r}")
     if int(ds.data.shape[2]) != int(clf.card["frames"]):
         raise CheckpointError(f"{ck}: trained on {clf.card['frames']} frames, data has {ds.data.shape[2]}")
-    align = {**ALIGN_DEFAULTS, "enabled": True, **cfg["alignment"]}  # older runs lack newer keys
-    if alignment:
-        align = merge(align, dict(alignment), "alignment override", prefix="alignment.")
-    align_kwargs(align)
     out = evaluate_classifier(clf, ds, part, align, gzsl=bool(cfg["eval"]["gzsl"]),
                               batch_size=int(cfg["eval"]["batch_size"]),
                               calibration=clf.card.get("selection", {}).get("calibration"))

@@ -43,7 +43,7 @@ FLORA_REFERENCE = {
 
 def run_one(name: str, tag: str, file: str, seed: int, args, cfg: dict | None) -> Path:
     from zeroskel.data.features import load_features, load_token_bank
-    from zeroskel.eval.protocol import evaluate_method
+    from zeroskel.eval.protocol import evaluate_method, protocol_kwargs
 
     out = Path(args.out) / tag / f"{file}_s{seed}.json"
     if out.exists() and not args.force:
@@ -57,12 +57,12 @@ def run_one(name: str, tag: str, file: str, seed: int, args, cfg: dict | None) -
     ds = file.rsplit("_ru", 1)[0].rsplit("_rs", 1)[0]
     texts = load_token_bank(root / f"{ds}_text_mpnet_L5.npy")
     factory = make_factory(name, args.preset, args.set, seed=seed, device=args.device)[0]
-    ev = (cfg or {}).get("eval", {}) if cfg else {}
+    ev = (cfg or {}).get("eval") or {}
+    kw = protocol_kwargs(ev)
+    if args.heldout_draws is not None:
+        kw["heldout_draws"] = args.heldout_draws
     t0 = time.time()
-    res = evaluate_method(factory, fs, texts, seed,
-                          val_fraction=ev.get("val_fraction"),
-                          val_sample_fraction=ev.get("val_sample_fraction", 0.2),
-                          select_budget=ev.get("select_budget", True),
+    res = evaluate_method(factory, fs, texts, seed, **kw,
                           ref_style=args.ref_style or ev.get("ref_style", False),
                           log=lambda s: print(s, flush=True))
     res.update({"file": file, "tag": tag, "preset": args.preset, "sets": args.set, "low_shot": args.low_shot,
@@ -137,6 +137,8 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--ref-style", action="store_true", help="also record best-of-test numbers (extra)")
+    p.add_argument("--heldout-draws", type=int, default=None, metavar="K",
+                   help="pseudo-unseen draws for selection/calibration (default: the config's, else 1)")
     p.add_argument("--force", action="store_true", help="re-run even if the JSON exists")
     p.add_argument("--low-shot", type=float, default=None, metavar="FRACTION",
                    help="keep max(1, int(FRACTION * n_c)) training samples per seen class (Flora's rule)")

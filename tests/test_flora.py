@@ -153,3 +153,34 @@ def test_protocol_on_real_file_is_jsonable(data_root):
     assert 0 <= r["zsl"] <= 100 and r["ref_style_best_of_test"]["evals"] == 3
     # the honest numbers are the chosen checkpoint's, and best-of-test can only be >= them
     assert r["ref_style_best_of_test"]["zsl"] >= r["zsl"]
+
+
+def test_protocol_with_several_heldout_draws(data_root):
+    from zeroskel.eval.protocol import heldout_seeds, protocol_kwargs
+    fs = load_features(need(data_root, "features/nw_ucla_ru2.npz"))
+    texts = load_token_bank(need(data_root, "features/nw_ucla_text_mpnet_L5.npy"))
+    def factory(**o):
+        kw = dict(latent_dim=16, decoder_hidden=32, heads=2, align_iters=10, flow_iters=6, eval_every=3, seed=1)
+        return Flora(**{**kw, **o})
+    assert heldout_seeds(5, 1) == [5] and heldout_seeds(5, 3)[0] == 5 and heldout_seeds(5, 3) == heldout_seeds(5, 3)
+    assert len(set(heldout_seeds(5, 4))) == 4
+    with pytest.raises(ConfigError, match="heldout_draws"):
+        heldout_seeds(5, 0)
+    with pytest.raises(ConfigError, match="unknown eval key"):
+        protocol_kwargs({"heldout_drawz": 2})
+    r = evaluate_method(factory, fs, texts, seed=1, heldout_draws=3)
+    sel = r["selection"]
+    assert sel["heldout_draws"] == 3 and len(sel["draws"]) == 3
+    assert sel["draws"][0]["pseudo_unseen"] == sel["pseudo_unseen"]
+    assert len({tuple(d["pseudo_unseen"]) for d in sel["draws"]}) > 1   # different pseudo-unseen classes
+    for d in sel["draws"]:
+        assert not set(d["pseudo_unseen"]) & set(fs.unseen_classes.tolist())
+    # the budget maximises the mean held-out curve, and val_zsl is that mean at the chosen step
+    assert sel["val_zsl"] == pytest.approx(np.mean([d["val_zsl"] for d in sel["draws"]]))
+    assert sel["val_zsl"] == max(c["val_zsl"] for c in sel["curve"])
+    assert r["gzsl"]["stacking"]["gamma"] == sel["val_stacking"]["gamma"]
+    # one draw is the single-split protocol
+    one = evaluate_method(factory, fs, texts, seed=1)
+    assert one["selection"]["heldout_draws"] == 1 and "draws" not in one["selection"]
+    assert one["selection"]["pseudo_unseen"] == sel["draws"][0]["pseudo_unseen"]
+    assert one["selection"]["curve"] == sel["draws"][0]["curve"]

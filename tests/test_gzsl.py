@@ -83,3 +83,28 @@ def test_bad_inputs():
         gzsl_eval(SCORES, LABELS, CLASSES, [0, 1], [2, 3], rule="foo")
     with pytest.raises(DataError, match="NaN"):
         zsl_accuracy(np.full((2, 2), np.nan), [2, 3], [2, 3])
+
+
+def test_pooled_threshold_equals_search_over_concatenated_samples():
+    from zeroskel.eval.gzsl import choose_threshold_pooled
+    rng = np.random.default_rng(3)
+    a = (rng.normal(size=(40, 5)), rng.integers(0, 5, 40))
+    b = (rng.normal(size=(30, 5)) + 0.5, rng.integers(0, 5, 30))
+    seen, unseen = [0, 1, 2], [3, 4]
+    for rule, shift in (("stacking", 0.0), ("gate", -10.0)):   # gate needs scores <= 0
+        pa, pb = (a[0] + shift, a[1]), (b[0] + shift, b[1])
+        one = choose_threshold_pooled([(*pa, CLASSES_5, seen, unseen)], rule=rule)
+        assert one == choose_threshold(*pa, CLASSES_5, seen, unseen, rule=rule)
+        pooled = choose_threshold_pooled([(*pa, CLASSES_5, seen, unseen), (*pb, CLASSES_5, seen, unseen)], rule=rule)
+        cat = choose_threshold(np.vstack([pa[0], pb[0]]), np.concatenate([pa[1], pb[1]]), CLASSES_5, seen, unseen,
+                               rule=rule)
+        assert pooled == cat
+    # problems with different class sets pool their samples too (each routed over its own classes)
+    c = (rng.normal(size=(20, 4)), rng.integers(0, 4, 20) + 10)
+    mixed = choose_threshold_pooled([(*a, CLASSES_5, seen, unseen), (*c, [10, 11, 12, 13], [10, 11], [12, 13])])
+    assert 0.0 <= mixed["H"] <= 100.0
+    with pytest.raises(ConfigError, match="no held-out problem"):
+        choose_threshold_pooled([])
+
+
+CLASSES_5 = [0, 1, 2, 3, 4]

@@ -206,7 +206,7 @@ def cmd_features(a) -> int:
 
 def cmd_eval_features(a) -> int:
     from .data.features import load_features, load_token_bank
-    from .eval.protocol import evaluate_method
+    from .eval.protocol import evaluate_method, protocol_kwargs
     from .methods.factory import make_factory
 
     if a.out and Path(a.out).exists():
@@ -225,10 +225,10 @@ def cmd_eval_features(a) -> int:
                                   tokens_max_length=a.max_length)
     else:
         raise ZeroskelError("give --text-bank NPY, or --dataset and --text-source")
-    ev = (cfg or {}).get("eval", {})
-    res = evaluate_method(factory, fs, texts, a.seed, val_fraction=ev.get("val_fraction"),
-                          val_sample_fraction=ev.get("val_sample_fraction", 0.2),
-                          select_budget=ev.get("select_budget", True), ref_style=a.ref_style,
+    kw = protocol_kwargs((cfg or {}).get("eval"))
+    if a.heldout_draws is not None:
+        kw["heldout_draws"] = a.heldout_draws
+    res = evaluate_method(factory, fs, texts, a.seed, **kw, ref_style=a.ref_style,
                           log=(lambda m: print(m, file=sys.stderr, flush=True)) if a.verbose else None)
     res.update({"method": a.method, "features": str(a.features), "preset": a.preset, "sets": a.set or [],
                 "low_shot": a.low_shot})
@@ -363,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=1); sp.add_argument("--device", default="cpu")
     sp.add_argument("--low-shot", type=float, help="keep this fraction of the seen training samples")
     sp.add_argument("--ref-style", action="store_true", help="also report the reference's best-of-test (labelled)")
+    sp.add_argument("--heldout-draws", type=int, default=None, metavar="K",
+                    help="pseudo-unseen problems cut from the seen training data for budget selection and "
+                         "GZSL calibration, one held-out fit each (default: the config's eval.heldout_draws, else 1)")
     sp.add_argument("--out", help="write the full result JSON here (never overwritten)")
     sp.add_argument("-v", "--verbose", action="store_true")
 

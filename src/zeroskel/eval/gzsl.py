@@ -115,27 +115,46 @@ def gzsl_eval(scores, labels, classes, seen, unseen, *, gamma: float = 0.0,
     return out
 
 
-def choose_threshold(scores, labels, classes, seen, unseen, *, rule: str = "stacking") -> dict:
-    """Threshold (gamma) maximising H on held-out data, by exact search.
-
-    Returns ``{"gamma", "S", "U", "H"}`` (the held-out accuracies at that gamma). Ties in H
-    are broken towards the median tied candidate (the middle of the best plateau).
-    """
-    scores, classes = _check(scores, classes, "choose_threshold")
+def _routing(scores, labels, classes, seen, unseen, rule: str, where: str):
+    """Per-sample routing statistic (``stat > thr`` <=> routed to seen) and correctness."""
+    scores, classes = _check(scores, classes, where)
     labels = np.asarray(labels, dtype=np.int64)
-    s, u = _masks(classes, seen, unseen, "choose_threshold")
+    s, u = _masks(classes, seen, unseen, where)
     s_cls, u_cls, _, _ = _branch_predictions(scores, classes, s, u)
     is_seen = np.isin(labels, classes[s]); is_unseen = np.isin(labels, classes[u])
-    if not is_seen.any() or not is_unseen.any():
-        raise DataError("choose_threshold: held-out labels need both seen and unseen classes")
-    ok_s = (s_cls == labels) & is_seen; ok_u = (u_cls == labels) & is_unseen
-    # stat > thr  <=>  routed to seen
     if rule == "stacking":
         stat = stacking_margin(scores, classes, seen, unseen)
     elif rule == "gate":
         stat = -gate_ratio(scores, classes, seen, unseen)
     else:
         raise ConfigError(f"unknown GZSL rule {rule!r}; valid rules: gate, stacking")
+    return stat, (s_cls == labels) & is_seen, (u_cls == labels) & is_unseen, is_seen, is_unseen
+
+
+def choose_threshold(scores, labels, classes, seen, unseen, *, rule: str = "stacking") -> dict:
+    """Threshold (gamma) maximising H on held-out data, by exact search.
+
+    Returns ``{"gamma", "S", "U", "H"}`` (the held-out accuracies at that gamma). Ties in H
+    are broken towards the median tied candidate (the middle of the best plateau).
+    """
+    return choose_threshold_pooled([(scores, labels, classes, seen, unseen)], rule=rule)
+
+
+def choose_threshold_pooled(problems, *, rule: str = "stacking") -> dict:
+    """One threshold for several held-out problems at once (exact search, as
+    :func:`choose_threshold`).
+
+    ``problems``: ``[(scores, labels, classes, seen, unseen), ...]``, e.g. the held-out
+    scores of models fitted on different pseudo-unseen draws. Their samples are pooled: S is
+    the accuracy over all held-out seen samples, U over all held-out unseen samples, so a
+    threshold that only suits one draw is not chosen. Each problem may have its own classes.
+    """
+    if not problems:
+        raise ConfigError("choose_threshold: no held-out problem given")
+    parts = [_routing(*p, rule, "choose_threshold") for p in problems]
+    stat, ok_s, ok_u, is_seen, is_unseen = (np.concatenate([p[i] for p in parts]) for i in range(5))
+    if not is_seen.any() or not is_unseen.any():
+        raise DataError("choose_threshold: held-out labels need both seen and unseen classes")
     finite = np.unique(stat[np.isfinite(stat)])
     if finite.size == 0:
         finite = np.array([0.0])
@@ -172,4 +191,4 @@ def gzsl_report(scores, labels, classes, seen, unseen, *, stacking_gamma: float 
 
 
 __all__ = ["zsl_accuracy", "stacking_margin", "gate_ratio", "calibrated_stacking_predict",
-           "gate_predict", "gzsl_eval", "choose_threshold", "gzsl_report", "harmonic_mean"]
+           "gate_predict", "gzsl_eval", "choose_threshold", "choose_threshold_pooled", "gzsl_report", "harmonic_mean"]

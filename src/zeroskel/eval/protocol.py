@@ -4,11 +4,12 @@
 
 1. **Held-out selection.** A pseudo-unseen problem is cut from the seen training data
    (:func:`~zeroskel.data.features.holdout_seen`: some seen classes play "unseen", some
-   seen samples are held out). The method is fitted on it; if it exposes a training budget
+   seen samples are held out; ``heldout_draws`` such problems, with different pseudo-unseen
+   classes, when one is too noisy a judge). The method is fitted on each; if it exposes a training budget
    (``budget_param`` + ``callback``, as :class:`~zeroskel.methods.flora.Flora` does), the
-   budget with the best held-out ZSL accuracy is chosen. The calibrated-stacking gamma
-   and, for error-based methods, the ratio-gate gamma are chosen on the held-out GZSL
-   scores of that checkpoint. The test set is not touched.
+   budget with the best (mean) held-out ZSL accuracy is chosen. The calibrated-stacking
+   gamma and, for error-based methods, the ratio-gate gamma are chosen on the (pooled)
+   held-out GZSL scores of that checkpoint. The test set is not touched.
 2. **Final fit** on all seen training data with the chosen budget; ZSL top-1 over the
    unseen classes and GZSL S/U/H over all classes (uncalibrated, calibrated stacking,
    ratio gate with the held-out gamma and with the method's fixed gamma).
@@ -32,7 +33,7 @@ import numpy as np
 from ..data.features import FeatureSet, holdout_seen
 from ..errors import ConfigError
 from ..methods.base import ClassTexts, ZeroShotMethod
-from .gzsl import choose_threshold, gzsl_report, zsl_accuracy
+from .gzsl import choose_threshold_pooled, gzsl_report, zsl_accuracy
 
 MethodFactory = Callable[..., ZeroShotMethod]
 
@@ -47,15 +48,22 @@ def calibrate(val_scores: np.ndarray, val_labels: np.ndarray, classes, seen, uns
     seen sample to hold out), nothing can be calibrated: both entries are ``None`` and
     ``"unavailable"`` says why; the test set is never used instead.
     """
-    labels = np.asarray(val_labels)
-    if not (np.isin(labels, list(seen)).any() and np.isin(labels, list(unseen)).any()):
+    return calibrate_pooled([(val_scores, val_labels, classes, seen, unseen)], gate=gate)
+
+
+def calibrate_pooled(problems, *, gate: bool = False) -> dict:
+    """:func:`calibrate` over several held-out problems ``[(scores, labels, classes, seen,
+    unseen), ...]`` at once (one threshold for their pooled samples); problems without both
+    seen and unseen held-out samples are left out."""
+    usable = [p for p in problems
+              if np.isin(np.asarray(p[1]), list(p[3])).any() and np.isin(np.asarray(p[1]), list(p[4])).any()]
+    if not usable:
         return {"stacking": None, "gate": None,
                 "unavailable": "held-out data has no samples of seen (or of unseen) classes, "
                                "so no GZSL threshold can be chosen without the test set"}
-    out = {"stacking": choose_threshold(val_scores, val_labels, classes, seen, unseen, rule="stacking"),
-           "gate": None}
+    out = {"stacking": choose_threshold_pooled(usable, rule="stacking"), "gate": None}
     if gate:
-        out["gate"] = choose_threshold(val_scores, val_labels, classes, seen, unseen, rule="gate")
+        out["gate"] = choose_threshold_pooled(usable, rule="gate")
     return out
 
 
@@ -99,6 +107,16 @@ def track_heldout(method: ZeroShotMethod, val: FeatureSet) -> tuple[list[dict], 
     return curve, snaps
 
 
+def _mean_curve(curves: list[list[dict]]) -> list[dict]:
+    """Mean held-out ZSL per step over draws (all draws checkpoint at the same steps)."""
+    steps = [r["step"] for r in curves[0]]
+    for c in curves[1:]:
+        if [r["step"] for r in c] != steps:
+            raise ConfigError("held-out draws checkpointed at different steps; cannot average their curves")
+    return [{"step": st, "val_zsl": float(np.mean([c[i]["val_zsl"] for c in curves]))}
+            for i, st in enumerate(steps)]
+
+
 def _extra_fit_args(method, fs: FeatureSet) -> dict:
     """Optional training inputs a method's ``fit`` accepts: SMIE's ``masked_feats`` when the
     feature set carries masked-sequence features (``train_masked_data``)."""
@@ -107,10 +125,31 @@ def _extra_fit_args(method, fs: FeatureSet) -> dict:
     return {}
 
 
+def heldout_seeds(seed: int, draws: int) -> list[int]:
+    """Seeds of the pseudo-unseen draws of one run: the first is ``seed`` itself (so one
+    draw reproduces the single-split protocol), the others are derived from it."""
+    if int(draws) < 1:
+        raise ConfigError(f"heldout_draws must be >= 1, got {draws}")
+    return [int(seed)] + [int(s) for s in
+                          np.random.SeedSequence([int(seed), 7919]).generate_state(int(draws) - 1)]
+
+
+def protocol_kwargs(ev: dict | None) -> dict:
+    """:func:`evaluate_method` keyword arguments from a config's ``eval`` section."""
+    ev = ev or {}
+    unknown = sorted(set(ev) - {"val_fraction", "val_sample_fraction", "select_budget", "ref_style",
+                                "heldout_draws"})
+    if unknown:
+        raise ConfigError(f"unknown eval key(s) {unknown}; valid: heldout_draws, ref_style, "
+                          "select_budget, val_fraction, val_sample_fraction")
+    return {"val_fraction": ev.get("val_fraction"), "val_sample_fraction": ev.get("val_sample_fraction", 0.2),
+            "select_budget": ev.get("select_budget", True), "heldout_draws": int(ev.get("heldout_draws", 1))}
+
+
 def evaluate_method(method_factory: MethodFactory, fs: FeatureSet, texts: ClassTexts, seed: int = 1, *,
                     val_fraction: float | None = None, val_sample_fraction: float = 0.2,
-                    select_budget: bool = True, ref_style: bool = False, log: Callable[[str], None] | None = None
-                    ) -> dict:
+                    select_budget: bool = True, heldout_draws: int = 1, ref_style: bool = False,
+                    log: Callable[[str], None] | None = None) -> dict:
     """Run the protocol above; returns a JSON-able dict.
 
     Args:
@@ -121,6 +160,11 @@ def evaluate_method(method_factory: MethodFactory, fs: FeatureSet, texts: ClassT
         val_fraction: share of seen classes made pseudo-unseen (default: the real split's
             unseen share). val_sample_fraction: share of seen samples held out.
         select_budget: pick the method's ``budget_param`` on held-out ZSL accuracy.
+        heldout_draws: number of pseudo-unseen problems (different pseudo-unseen classes and
+            held-out samples, see :func:`heldout_seeds`), each with its own held-out fit. The
+            budget maximises their mean held-out ZSL and the GZSL thresholds are chosen on
+            their pooled held-out samples. With few seen classes one draw is a noisy judge
+            (a handful of pseudo-unseen classes); more draws cost one fit each.
         ref_style: also report the reference's best-of-test-evaluations numbers (extra).
         log: optional progress printer.
     """
@@ -129,33 +173,45 @@ def evaluate_method(method_factory: MethodFactory, fs: FeatureSet, texts: ClassT
         raise ConfigError(f"class texts cover {texts.num_classes} classes but {fs.source or 'the feature set'} "
                           f"has {fs.num_classes}")
     t_all = time.perf_counter()
-    val = holdout_seen(fs, val_fraction, seed, sample_fraction=val_sample_fraction)
-    v_classes = val.all_classes
+    vals = [holdout_seen(fs, val_fraction, s, sample_fraction=val_sample_fraction)
+            for s in heldout_seeds(seed, heldout_draws)]
 
-    # ---- 1. held-out fit: budget selection + calibration
+    # ---- 1. held-out fits: budget selection + calibration
     probe = method_factory()
     budget = getattr(probe, "budget_param", None) if select_budget else None
     use_gate = bool(getattr(probe, "score_is_neg_error", False))
-    curve: list[dict] = []
-    snaps: dict[int, np.ndarray] = {}
-    if budget is not None:
-        curve, snaps = track_heldout(probe, val)
+    draws: list[dict] = []
     t0 = time.perf_counter()
-    probe.fit(val.train_x, val.train_y, texts, val.seen_classes, **_extra_fit_args(probe, val))
+    for i, val in enumerate(vals):
+        if i:
+            probe = method_factory()
+        curve: list[dict] = []
+        snaps: dict[int, np.ndarray] = {}
+        if budget is not None:
+            curve, snaps = track_heldout(probe, val)
+        probe.fit(val.train_x, val.train_y, texts, val.seen_classes, **_extra_fit_args(probe, val))
+        if budget is None or not curve:
+            snaps = {None: probe.score(val.gzsl_x, val.all_classes)}
+            curve = [{"step": None, "val_zsl": zsl_accuracy(probe.score(val.zsl_x, val.unseen_classes),
+                                                            val.zsl_y, val.unseen_classes)}]
+        draws.append({"val": val, "curve": curve, "snaps": snaps})
     t_val_fit = time.perf_counter() - t0
-    if budget is not None and curve:
+    probe = None  # free the held-out models before the final fit
+    curve = _mean_curve([d["curve"] for d in draws])
+    if curve[0]["step"] is not None:
         best = max(curve, key=lambda r: (round(r["val_zsl"], 6), r["step"]))  # ties -> longer training
         chosen = int(best["step"])
-        val_g = snaps[chosen]
         say(f"  held-out {budget}: " + " ".join(f"{r['step']}:{r['val_zsl']:.1f}" for r in curve)
-            + f" -> {chosen}")
+            + f" -> {chosen}" + (f" (mean of {len(draws)} draws)" if len(draws) > 1 else ""))
     else:
-        chosen = None
-        val_g = probe.score(val.gzsl_x, v_classes)
-    val_zsl = zsl_accuracy(probe.score(val.zsl_x, val.unseen_classes), val.zsl_y, val.unseen_classes) \
-        if chosen is None else best["val_zsl"]
-    cal = calibrate(val_g, val.gzsl_y, v_classes, val.seen_classes, val.unseen_classes, gate=use_gate)
-    probe = snaps = None  # free the held-out model before the final fit
+        chosen, best, curve = None, curve[0], []
+    val_zsl = best["val_zsl"]
+    cal = calibrate_pooled([(d["snaps"][chosen], d["val"].gzsl_y, d["val"].all_classes, d["val"].seen_classes,
+                             d["val"].unseen_classes) for d in draws], gate=use_gate)
+    draw_info = [{"pseudo_unseen": d["val"].unseen_classes.tolist(), "n_val_train": len(d["val"].train_y),
+                  "val_zsl": next(r["val_zsl"] for r in d["curve"] if r["step"] == chosen),
+                  "curve": d["curve"] if curve else []} for d in draws]
+    draws = None
 
     # ---- 2. final fit on all seen data (and 3. the reference-style extra)
     overrides = {budget: chosen} if chosen is not None else {}
@@ -198,7 +254,9 @@ def evaluate_method(method_factory: MethodFactory, fs: FeatureSet, texts: ClassT
         "fit_inputs": ["features", "labels", "texts"] + sorted(_extra_fit_args(method, fs)),
         "seed": int(seed),
         "selection": {"protocol": "pseudo-unseen split of the seen training data",
-                      "pseudo_unseen": val.unseen_classes.tolist(), "n_val_train": len(val.train_y),
+                      "pseudo_unseen": draw_info[0]["pseudo_unseen"], "n_val_train": draw_info[0]["n_val_train"],
+                      "heldout_draws": len(draw_info),
+                      **({"draws": draw_info} if len(draw_info) > 1 else {}),
                       "budget_param": budget, "chosen": chosen, "curve": curve, "val_zsl": val_zsl,
                       "val_stacking": cal["stacking"], "val_gate": cal["gate"],
                       **({"calibration_unavailable": cal["unavailable"]} if "unavailable" in cal else {})},

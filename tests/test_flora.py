@@ -137,13 +137,20 @@ def test_configs_build_and_reject_unknown_keys():
         build_method("nope")
 
 
+def nw_ucla_ru2(data_root):
+    return (load_features(need(data_root, "features/nw_ucla_ru2.npz")),
+            load_token_bank(need(data_root, "features/nw_ucla_text_mpnet_L5.npy")))
+
+
+def tiny_flora(**o):
+    """A Flora small enough for protocol tests: 6 flow steps, checkpoints every 3."""
+    kw = dict(latent_dim=16, decoder_hidden=32, heads=2, align_iters=10, flow_iters=6, eval_every=3, seed=1)
+    return Flora(**{**kw, **o})
+
+
 def test_protocol_on_real_file_is_jsonable(data_root):
-    fs = load_features(need(data_root, "features/nw_ucla_ru2.npz"))
-    texts = load_token_bank(need(data_root, "features/nw_ucla_text_mpnet_L5.npy"))
-    def factory(**o):
-        kw = dict(latent_dim=16, decoder_hidden=32, heads=2, align_iters=10, flow_iters=6, eval_every=3, seed=1)
-        return Flora(**{**kw, **o})
-    r = evaluate_method(factory, fs, texts, seed=1, ref_style=True)
+    fs, texts = nw_ucla_ru2(data_root)
+    r = evaluate_method(tiny_flora, fs, texts, seed=1, ref_style=True)
     json.dumps(r)
     assert r["selection"]["chosen"] in (0, 3, 6)
     assert not set(r["selection"]["pseudo_unseen"]) & set(fs.unseen_classes.tolist())
@@ -157,18 +164,14 @@ def test_protocol_on_real_file_is_jsonable(data_root):
 
 def test_protocol_with_several_heldout_draws(data_root):
     from zeroskel.eval.protocol import heldout_seeds, protocol_kwargs
-    fs = load_features(need(data_root, "features/nw_ucla_ru2.npz"))
-    texts = load_token_bank(need(data_root, "features/nw_ucla_text_mpnet_L5.npy"))
-    def factory(**o):
-        kw = dict(latent_dim=16, decoder_hidden=32, heads=2, align_iters=10, flow_iters=6, eval_every=3, seed=1)
-        return Flora(**{**kw, **o})
+    fs, texts = nw_ucla_ru2(data_root)
     assert heldout_seeds(5, 1) == [5] and heldout_seeds(5, 3)[0] == 5 and heldout_seeds(5, 3) == heldout_seeds(5, 3)
     assert len(set(heldout_seeds(5, 4))) == 4
     with pytest.raises(ConfigError, match="heldout_draws"):
         heldout_seeds(5, 0)
     with pytest.raises(ConfigError, match="unknown eval key"):
         protocol_kwargs({"heldout_drawz": 2})
-    r = evaluate_method(factory, fs, texts, seed=1, heldout_draws=3)
+    r = evaluate_method(tiny_flora, fs, texts, seed=1, heldout_draws=3)
     sel = r["selection"]
     assert sel["heldout_draws"] == 3 and len(sel["draws"]) == 3
     assert sel["draws"][0]["pseudo_unseen"] == sel["pseudo_unseen"]
@@ -180,7 +183,7 @@ def test_protocol_with_several_heldout_draws(data_root):
     assert sel["val_zsl"] == max(c["val_zsl"] for c in sel["curve"])
     assert r["gzsl"]["stacking"]["gamma"] == sel["val_stacking"]["gamma"]
     # one draw is the single-split protocol
-    one = evaluate_method(factory, fs, texts, seed=1)
+    one = evaluate_method(tiny_flora, fs, texts, seed=1)
     assert one["selection"]["heldout_draws"] == 1 and "draws" not in one["selection"]
     assert one["selection"]["pseudo_unseen"] == sel["draws"][0]["pseudo_unseen"]
     assert one["selection"]["curve"] == sel["draws"][0]["curve"]

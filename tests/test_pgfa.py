@@ -448,3 +448,33 @@ def test_heldout_subject_validation_and_prompt_ensemble(utd, tmp_path):
     np.testing.assert_allclose(both, _unit(_unit(a) + _unit(b)), atol=1e-5)
     with pytest.raises(ConfigError, match="validation.heldout_group needs validation.mode pseudo_unseen or"):
         train(_cfg(extra=["validation.heldout_group=subject", "validation.mode=none"]), tmp_path, data_root=utd)
+
+
+def test_ensemble_of_runs_averages_member_cosines(utd, tmp_path):
+    from zeroskel.data.cache import prepare
+    from zeroskel.engine.config import build_config
+    from zeroskel.engine.runs import evaluate_run, train
+    from zeroskel.methods.pgfa import PGFAClassifier, PGFAEnsemble
+
+    one_epoch = ["validation.mode=none", "train.epochs=1"]
+    a = train(_cfg(seed=1, extra=one_epoch), tmp_path, data_root=utd)
+    b = train(_cfg(seed=2, extra=one_epoch), tmp_path, data_root=utd)
+    ca, cb = PGFAClassifier.load(a), PGFAClassifier.load(b)
+    ens = PGFAEnsemble([ca, cb])
+    x = np.asarray(prepare("utd_mhad", "pgfa50", data_root=utd).data[:6])
+    classes = np.arange(27)
+    np.testing.assert_allclose(ens.score(x, classes), (ca.score(x, classes) + cb.score(x, classes)) / 2, atol=1e-5)
+    assert ens.features(x).shape == (6, 2 * ca.feature_dim)
+    np.testing.assert_allclose(PGFAEnsemble([ca]).score(x, classes), ca.score(x, classes), atol=1e-5)
+    ev = evaluate_run([a, b], data_root=utd, device="cpu")
+    assert ev["ensemble"] == [str(a), str(b)] and ev["test_samples"] == 80
+    assert ev["gzsl_calibrated"]["available"] is False and "ensemble" in ev["gzsl_calibrated"]["reason"]
+    from zeroskel.cli import main
+    assert main(["evaluate", str(a), str(b), "--data-root", str(utd)]) == 0
+    # members of different splits cannot be mixed
+    other = train(build_config("pgfa", dataset="utd_mhad", split="purls-18/9", seed=1, overrides=TINY + one_epoch),
+                  tmp_path, data_root=utd)
+    with pytest.raises(CheckpointError, match="differ in 'seen'"):
+        evaluate_run([a, other], data_root=utd)
+    with pytest.raises(CheckpointError, match="not saved as one checkpoint"):
+        ens.state()

@@ -291,7 +291,8 @@ def cmd_evaluate(a) -> int:
     align: dict = {}
     for item in a.align:
         align.update(parse_override(item))  # flat keys; unknown ones are rejected by the method
-    _print_json(evaluate_run(a.run_dir, data_root=a.data_root, device=a.device, alignment=align or None))
+    runs = a.run_dir if len(a.run_dir) > 1 else a.run_dir[0]
+    _print_json(evaluate_run(runs, data_root=a.data_root, device=a.device, alignment=align or None))
     return 0
 
 
@@ -398,7 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("run_dir")
 
     sp = add("evaluate", cmd_evaluate, "re-evaluate a run directory's selected checkpoint")
-    sp.add_argument("run_dir"); sp.add_argument("--device", default="auto")
+    sp.add_argument("run_dir", nargs="+", help="run directory; several PGFA runs of one split are scored "
+                                                "as an ensemble (mean of their cosines)")
+    sp.add_argument("--device", default="auto")
     sp.add_argument("--align", action="append", default=[], metavar="KEY=VALUE",
                     help="override a test-time alignment option of the run (PGFA), e.g. "
                          "--align pseudo_labels=balanced --align iterations=3; repeatable")

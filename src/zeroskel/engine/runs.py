@@ -118,18 +118,29 @@ def resume_run(run_dir: str | Path, data_root=None, max_epochs: int | None = Non
     return run_dir
 
 
-def evaluate_run(run_dir: str | Path, data_root=None, device: str | None = None,
+def evaluate_run(run_dir: "str | Path | list", data_root=None, device: str | None = None,
                  alignment: dict | None = None) -> dict:
     """Re-compute the test metrics of a finished run from its final checkpoint.
 
     ``alignment`` (PGFA runs) overrides keys of the run's ``alignment`` section: the
     test-time prototype alignment needs no retraining, so its options can be compared on
     one trained model. The result records the settings used under ``alignment``.
+    Several run directories (PGFA runs of one split, e.g. different seeds) are evaluated as
+    one ensemble.
     """
-    cfg = read_run_config(run_dir)
+    dirs = [Path(d) for d in run_dir] if isinstance(run_dir, (list, tuple)) else [Path(run_dir)]
+    cfgs = [read_run_config(d) for d in dirs]
+    cfg = cfgs[0]
     _, eval_fn = _method(cfg["method"])
+    if len(dirs) > 1:
+        for d, c in zip(dirs[1:], cfgs[1:]):
+            if c["method"] != cfg["method"]:
+                raise ConfigError(f"cannot ensemble {dirs[0]} ({cfg['method']}) with {d} ({c['method']})")
+        if cfg["method"] != "pgfa":
+            raise ConfigError(f"method {cfg['method']!r} runs cannot be evaluated as an ensemble (only pgfa)")
+    target = dirs if len(dirs) > 1 else dirs[0]
     if alignment:
         if "alignment" not in cfg:
-            raise ConfigError(f"{run_dir}: method {cfg['method']!r} has no test-time alignment to override")
-        return eval_fn(Path(run_dir), data_root=data_root, device=device, alignment=alignment)
-    return eval_fn(Path(run_dir), data_root=data_root, device=device)
+            raise ConfigError(f"{dirs[0]}: method {cfg['method']!r} has no test-time alignment to override")
+        return eval_fn(target, data_root=data_root, device=device, alignment=alignment)
+    return eval_fn(target, data_root=data_root, device=device)

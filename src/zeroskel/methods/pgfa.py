@@ -337,6 +337,65 @@ class PGFAClassifier:
         return cls(model, stored if text is None else text, card, device)
 
 
+class PGFAEnsemble(PGFAClassifier):
+    """Several trained PGFA models of one split scored as one (e.g. different training seeds).
+
+    A sample's ensemble feature is the concatenation of the members' L2-normalised features,
+    each block scaled by ``1/sqrt(M)``; a class anchor is the same concatenation of the
+    members' normalised text anchors. The ensemble cosine is therefore the mean of the
+    members' cosines, and the prototype alignment runs unchanged on the joint features.
+    Members must share dataset, partition, class lists, split, layout and preprocessing.
+
+    Args:
+        members: the trained :class:`PGFAClassifier` s (at least one).
+        names: how errors name the members (e.g. their run directories).
+    """
+
+    #: card keys the members must agree on (and ``config.data.pipeline``)
+    MUST_MATCH = ("dataset", "partition", "class_names", "seen", "unseen", "layout", "num_persons", "frames")
+
+    def __init__(self, members: "list[PGFAClassifier]", names: "list[str] | None" = None) -> None:
+        members = list(members)
+        if not members:
+            raise ConfigError("PGFAEnsemble needs at least one member")
+        names = list(names) if names is not None else [f"member {i}" for i in range(len(members))]
+        first = members[0]
+        for name, m in zip(names[1:], members[1:]):
+            for key in self.MUST_MATCH:
+                if first.card.get(key) != m.card.get(key):
+                    raise CheckpointError(f"ensemble members {names[0]} and {name} differ in {key!r}: "
+                                          f"{first.card.get(key)!r} vs {m.card.get(key)!r}")
+            pa = first.card.get("config", {}).get("data", {}).get("pipeline")
+            pb = m.card.get("config", {}).get("data", {}).get("pipeline")
+            if pa != pb:
+                raise CheckpointError(f"ensemble members {names[0]} and {name} use different preprocessing "
+                                      f"(data.pipeline {pa!r} vs {pb!r})")
+        self.members = members
+        self._scale = 1.0 / math.sqrt(len(members))
+        self.device = first.device
+        self.text = np.concatenate([_unit_rows(m.text) for m in members], axis=1) * self._scale
+        self.card = {**first.card, "ensemble": names}
+
+    @property
+    def feature_dim(self) -> int:
+        return int(sum(m.feature_dim for m in self.members))
+
+    def features(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """(N, 3, T, V, M) preprocessed skeletons -> (N, sum of member dims); joint features pass through."""
+        x = np.asarray(x)
+        if x.ndim == 2:
+            return super().features(x)
+        return np.concatenate([_unit_rows(m.features(x, batch_size)) for m in self.members], axis=1) * self._scale
+
+    def state(self) -> dict:
+        raise CheckpointError("a PGFAEnsemble is not saved as one checkpoint; keep its members' run directories")
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
 # =========================================================================== training
 def _optim_cfg(cfg: dict, epochs: int):
     from ..engine.trainer import OptimConfig
@@ -765,22 +824,32 @@ def evaluate_classifier(clf: PGFAClassifier, ds, partition: str, align: dict, gz
     return out
 
 
-def evaluate_pgfa(run_dir: str | Path, data_root=None, device: str | None = None,
+def evaluate_pgfa(run_dir: "str | Path | list", data_root=None, device: str | None = None,
                   alignment: dict | None = None) -> dict:
     """Re-evaluate a finished PGFA run from its ``final.pt`` and ``config.yaml``.
 
+    ``run_dir`` may be a list of run directories of the same split: they are evaluated as
+    one :class:`PGFAEnsemble` (mean of the members' cosines; the first run's alignment and
+    evaluation settings). GZSL calibration is per model, so an ensemble reports GZSL
+    uncalibrated only.
     ``alignment`` overrides keys of the run's ``alignment`` config (e.g.
     ``{"pseudo_labels": "balanced"}``); unknown keys and bad values are errors.
     """
     from ..engine.config import merge
     from ..engine.trainer import resolve_device
 
-    run_dir = Path(run_dir)
-    ck = run_dir / "final.pt"
-    if not ck.is_file():
-        raise CheckpointError(f"{run_dir}: no final.pt; the run did not finish (resume it with "
-                              "zeroskel.engine.runs.resume_run)")
-    clf = PGFAClassifier.load(ck, device=resolve_device(device or "auto"))
+    dirs = [Path(d) for d in run_dir] if isinstance(run_dir, (list, tuple)) else [Path(run_dir)]
+    if not dirs:
+        raise ConfigError("evaluate_pgfa: no run directory given")
+    clfs = []
+    for d in dirs:
+        ck = d / "final.pt"
+        if not ck.is_file():
+            raise CheckpointError(f"{d}: no final.pt; the run did not finish (resume it with "
+                                  "zeroskel.engine.runs.resume_run)")
+        clfs.append(PGFAClassifier.load(ck, device=resolve_device(device or "auto")))
+    clf = clfs[0] if len(clfs) == 1 else PGFAEnsemble(clfs, [str(d) for d in dirs])
+    ck = dirs[0] / "final.pt"
     cfg = clf.card["config"]
     align = {**ALIGN_DEFAULTS, "enabled": True, **cfg["alignment"]}  # older runs lack newer keys
     if alignment:
@@ -792,8 +861,11 @@ def evaluate_pgfa(run_dir: str | Path, data_root=None, device: str | None = None
         raise CheckpointError(f"{ck}: class names of the checkpoint differ from dataset {ds.name!r}")
     if int(ds.data.shape[2]) != int(clf.card["frames"]):
         raise CheckpointError(f"{ck}: trained on {clf.card['frames']} frames, data has {ds.data.shape[2]}")
+    calibration = clf.card.get("selection", {}).get("calibration") if len(clfs) == 1 else {
+        "available": False, "reason": "ensemble: each member's gamma was chosen for its own scores"}
     out = evaluate_classifier(clf, ds, part, align, gzsl=bool(cfg["eval"]["gzsl"]),
-                              batch_size=int(cfg["eval"]["batch_size"]),
-                              calibration=clf.card.get("selection", {}).get("calibration"))
+                              batch_size=int(cfg["eval"]["batch_size"]), calibration=calibration)
     out["alignment"] = align
+    if len(clfs) > 1:
+        out["ensemble"] = [str(d) for d in dirs]
     return out

@@ -14,6 +14,12 @@ spread over processes with ``--shard i/n``. ``--aggregate`` only rebuilds the ta
 alignment options (no retraining; ``zeroskel.engine.runs.evaluate_run``), writes one JSON
 per run to ``<out>/realign-<--tag>/`` and prints the same table from them.
 
+``--ensemble-members DIR --member-offsets 100 200`` scores, for every seed s, the run of
+``--out`` with seed s together with the runs of sweep ``DIR`` with seeds s+100, s+200 as
+one ensemble (mean of their cosines; ``zeroskel evaluate RUN RUN ...``), written to
+``<out>/ensemble-<--tag>/``. Train the members with the same settings and
+``--out DIR --seeds 101 102 103 201 202 203``.
+
     nohup python benchmarks/run_pgfa_small.py --shard 0/2 > out0.log 2>&1 &
     nohup python benchmarks/run_pgfa_small.py --shard 1/2 > out1.log 2>&1 &
     python benchmarks/run_pgfa_small.py --aggregate
@@ -124,6 +130,36 @@ def realign(a) -> int:
     return 0
 
 
+def ensemble(a) -> int:
+    import torch
+
+    from zeroskel.engine.runs import evaluate_run
+
+    torch.set_num_threads(a.threads)
+    dst = a.out / f"ensemble-{a.tag}"
+    dst.mkdir(exist_ok=True)
+    for ds, sp in SPLITS:
+        for s in a.seeds:
+            srcs = [_file(a.out, ds, sp, s)] + [_file(a.ensemble_members, ds, sp, s + o) for o in a.member_offsets]
+            if not all(f.is_file() for f in srcs) or _file(dst, ds, sp, s).is_file():
+                continue
+            recs = [json.loads(f.read_text()) for f in srcs]
+            t0 = time.perf_counter()
+            ev = evaluate_run([r["run_dir"] for r in recs], data_root=a.data_root, device="cpu")
+            rec = {**recs[0], "zsl_top1": ev["zsl_top1"], "zsl_top1_aligned": ev["zsl_top1_aligned"],
+                   "ensemble": ev["ensemble"], "member_seeds": [r["seed"] for r in recs],
+                   "gzsl_uncalibrated": ev.get("gzsl_uncalibrated"), "alignment": ev["alignment"],
+                   "ensemble_eval_seconds": time.perf_counter() - t0,
+                   "wall_seconds": sum(r["wall_seconds"] for r in recs)}
+            _file(dst, ds, sp, s).write_text(json.dumps(rec, indent=1))
+            print(f"{ds} {sp} seed {s} (+{a.member_offsets}): ensemble {rec['zsl_top1']:.2f}, "
+                  f"aligned {rec['zsl_top1_aligned']:.2f}", flush=True)
+    table = aggregate(dst, a.seeds)
+    (dst / "summary.md").write_text(table + "\n")
+    print(table)
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("benchmarks/out/pgfa_small"))
@@ -142,13 +178,18 @@ def main(argv=None) -> int:
     p.add_argument("--aggregate", action="store_true", help="only print the summary table")
     p.add_argument("--realign", nargs="+", metavar="KEY=VALUE",
                    help="re-score finished runs with these alignment options (see module doc)")
-    p.add_argument("--tag", default="balanced", help="--realign: name of the result folder")
+    p.add_argument("--tag", default="balanced", help="--realign / --ensemble-members: name of the result folder")
+    p.add_argument("--ensemble-members", type=Path, default=None, metavar="DIR",
+                   help="score each seed's run with DIR's runs of seeds seed+offset as one ensemble")
+    p.add_argument("--member-offsets", type=int, nargs="+", default=[100, 200])
     a = p.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("ZEROSKEL_QUIET", "1")
     if a.realign:
         return realign(a)
+    if a.ensemble_members:
+        return ensemble(a)
     if not a.aggregate:
         i, n = (int(x) for x in a.shard.split("/"))
         # seed-major order: if the sweep is cut short every split still has its first seeds

@@ -1,0 +1,91 @@
+"""Does a seed ensemble of PGFA models generalise better? Judged on held-out training subjects only.
+
+Members are pilot runs (``benchmarks/pilot_pgfa_small.py``) of one split that differ only
+in their training seed and share the validation hold-out (``validation.mode=heldout_seen``,
+``validation.heldout_group=subject``, the same ``validation.seed``): every member's stage 1
+never saw the held-out subject(s). For each stage-1 checkpoint kind (``stage1_last.pt`` =
+the fixed-budget model, as the benchmark sweep trains; ``stage1_best.pt``) the script prints
+seen-class top-1 (cosine to the seen classes' text anchors) on the held-out subject's
+samples for every member, their mean, and the ensemble (mean of the members' cosines,
+:class:`zeroskel.methods.pgfa.PGFAEnsemble`). No test-partition sample is read.
+
+    ZEROSKEL_DATA=/work/shared/data python benchmarks/select_ensemble.py RUN_DIR RUN_DIR RUN_DIR
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def heldout_subject_data(run_dir: Path, data_root):
+    """Preprocessed samples, labels and seen classes of a run's held-out group (train partition)."""
+    import yaml
+
+    from zeroskel.data.splits import get_split, holdout_group
+    from zeroskel.engine.data import load_prepared
+
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    v = cfg["validation"]
+    if v["mode"] != "heldout_seen" or not v.get("heldout_group"):
+        raise SystemExit(f"{run_dir}: needs validation.mode=heldout_seen with a heldout_group")
+    ds, part = load_prepared(cfg, data_root, progress=False)
+    seen = get_split(cfg["dataset"], cfg["split"]).seen_array
+    vseed = int(cfg["seed"]) if v["seed"] is None else int(v["seed"])
+    _, val_pool, held = holdout_group(ds, ds.partition(part, "train"), str(v["heldout_group"]), vseed,
+                                      v.get("heldout_count", 1))
+    idx = val_pool[np.isin(ds.labels[val_pool], seen)]
+    return np.asarray(ds.data[idx], np.float32), ds.labels[idx], seen, held
+
+
+def member(run_dir: Path, checkpoint: str):
+    import yaml
+
+    from zeroskel.engine.trainer import load_checkpoint
+    from zeroskel.methods.pgfa import PGFAClassifier, build_model
+
+    final = PGFAClassifier.load(run_dir / "final.pt")  # card + text bank of the run
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    model = build_model(cfg, final.card["layout"], int(final.card["num_persons"]), final.text.shape[1])
+    model.load_state_dict(load_checkpoint(run_dir / checkpoint)["model"])
+    return PGFAClassifier(model, final.text, final.card)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs", nargs="+", type=Path, help="pilot run directories (one split, different seeds)")
+    p.add_argument("--data-root", default=os.environ.get("ZEROSKEL_DATA"))
+    p.add_argument("--out", type=Path, default=None)
+    a = p.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    torch.set_num_threads(1)
+    from zeroskel.methods.pgfa import PGFAEnsemble
+
+    x, y, seen, held = heldout_subject_data(a.runs[0], a.data_root)
+    for rd in a.runs[1:]:
+        if heldout_subject_data(rd, a.data_root)[3] != held:
+            raise SystemExit(f"{rd} holds out {held!r}? no: members must share the held-out group")
+    out = {"held_out": held, "samples": int(len(y)), "classes": int(len(seen)), "runs": [str(r) for r in a.runs]}
+    print(f"held-out {held}: {len(y)} samples of {len(seen)} seen classes\n")
+    print("| checkpoint | " + " | ".join(r.name for r in a.runs) + " | member mean | ensemble |")
+    print("|---|" + "---|" * (len(a.runs) + 2))
+    for ck in ("stage1_last.pt", "stage1_best.pt"):
+        clfs = [member(rd, ck) for rd in a.runs]
+        accs = [float(100 * np.mean(c.predict(x, seen) == y)) for c in clfs]
+        ens = float(100 * np.mean(PGFAEnsemble(clfs).predict(x, seen) == y))
+        out[ck] = {"members": accs, "member_mean": float(np.mean(accs)), "ensemble": ens}
+        print(f"| {ck} | " + " | ".join(f"{v:.1f}" for v in accs) + f" | {np.mean(accs):.1f} | {ens:.1f} |")
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

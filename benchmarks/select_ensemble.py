@@ -7,13 +7,15 @@ never saw the held-out subject(s). For each stage-1 checkpoint kind (``stage1_la
 the fixed-budget model, as the benchmark sweep trains; ``stage1_best.pt``) the script prints
 seen-class top-1 (cosine to the seen classes' text anchors) on the held-out subject's
 samples for every member, their mean, and the ensemble (mean of the members' cosines,
-:class:`zeroskel.methods.pgfa.PGFAEnsemble`). No test-partition sample is read.
+:class:`zeroskel.methods.pgfa.PGFAEnsemble`), then the mean ± std over every subset of each
+ensemble size (how many members are worth training). No test-partition sample is read.
 
     ZEROSKEL_DATA=/work/shared/data python benchmarks/select_ensemble.py RUN_DIR RUN_DIR RUN_DIR
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -75,12 +77,29 @@ def main(argv=None) -> int:
     print(f"held-out {held}: {len(y)} samples of {len(seen)} seen classes\n")
     print("| checkpoint | " + " | ".join(r.name for r in a.runs) + " | member mean | ensemble |")
     print("|---|" + "---|" * (len(a.runs) + 2))
+    sizes = {}
     for ck in ("stage1_last.pt", "stage1_best.pt"):
         clfs = [member(rd, ck) for rd in a.runs]
-        accs = [float(100 * np.mean(c.predict(x, seen) == y)) for c in clfs]
-        ens = float(100 * np.mean(PGFAEnsemble(clfs).predict(x, seen) == y))
-        out[ck] = {"members": accs, "member_mean": float(np.mean(accs)), "ensemble": ens}
+        feats = [c.features(x) for c in clfs]
+
+        def acc(idx) -> float:  # ensemble of members idx, from their cached features
+            joint = np.concatenate([feats[i] / np.linalg.norm(feats[i], axis=1, keepdims=True) for i in idx], 1)
+            ens = PGFAEnsemble([clfs[i] for i in idx])
+            return float(100 * np.mean(seen[ens.score(joint / np.sqrt(len(idx)), seen).argmax(1)] == y))
+
+        accs = [acc([i]) for i in range(len(clfs))]
+        ens = acc(range(len(clfs)))
+        # ensemble size: mean (std) over every subset of that size of the given runs
+        sizes[ck] = {k: [acc(c) for c in itertools.combinations(range(len(clfs)), k)]
+                     for k in range(1, len(clfs) + 1)}
+        out[ck] = {"members": accs, "member_mean": float(np.mean(accs)), "ensemble": ens,
+                   "by_size": {k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "subsets": len(v)}
+                               for k, v in sizes[ck].items()}}
         print(f"| {ck} | " + " | ".join(f"{v:.1f}" for v in accs) + f" | {np.mean(accs):.1f} | {ens:.1f} |")
+    print("\n| checkpoint | " + " | ".join(f"{k} member{'s' if k > 1 else ''}" for k in sizes["stage1_last.pt"])
+          + " |\n|---|" + "---|" * len(a.runs))
+    for ck, by in sizes.items():
+        print(f"| {ck} | " + " | ".join(f"{np.mean(v):.1f} ± {np.std(v):.1f}" for v in by.values()) + " |")
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(out, indent=1))

@@ -83,9 +83,8 @@ def main(argv=None) -> int:
         feats = [c.features(x) for c in clfs]
 
         def acc(idx) -> float:  # ensemble of members idx, from their cached features
-            joint = np.concatenate([feats[i] / np.linalg.norm(feats[i], axis=1, keepdims=True) for i in idx], 1)
             ens = PGFAEnsemble([clfs[i] for i in idx])
-            return float(100 * np.mean(seen[ens.score(joint / np.sqrt(len(idx)), seen).argmax(1)] == y))
+            return float(100 * np.mean(seen[ens.score(ens.join([feats[i] for i in idx]), seen).argmax(1)] == y))
 
         accs = [acc([i]) for i in range(len(clfs))]
         ens = acc(range(len(clfs)))

@@ -465,6 +465,7 @@ def test_ensemble_of_runs_averages_member_cosines(utd, tmp_path):
     classes = np.arange(27)
     np.testing.assert_allclose(ens.score(x, classes), (ca.score(x, classes) + cb.score(x, classes)) / 2, atol=1e-5)
     assert ens.features(x).shape == (6, 2 * ca.feature_dim)
+    np.testing.assert_allclose(ens.join([ca.features(x), cb.features(x)]), ens.features(x), atol=1e-6)
     np.testing.assert_allclose(PGFAEnsemble([ca]).score(x, classes), ca.score(x, classes), atol=1e-5)
     ev = evaluate_run([a, b], data_root=utd, device="cpu")
     assert ev["ensemble"] == [str(a), str(b)] and ev["test_samples"] == 80

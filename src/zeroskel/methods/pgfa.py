@@ -193,10 +193,14 @@ def embed(model: nn.Module, data: np.ndarray, device: torch.device, batch_size: 
     return np.concatenate(out) if out else np.zeros((0, getattr(model, "feature_dim", 0)), np.float32)
 
 
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (all-zero rows stay zero); keeps the dtype."""
+    x = np.asarray(x)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-    return a @ b.T
+    return _unit_rows(a) @ _unit_rows(b).T
 
 
 def zsl_eval(feats: np.ndarray, labels: np.ndarray, classes: np.ndarray, text: np.ndarray,
@@ -385,15 +389,16 @@ class PGFAEnsemble(PGFAClassifier):
         x = np.asarray(x)
         if x.ndim == 2:
             return super().features(x)
-        return np.concatenate([_unit_rows(m.features(x, batch_size)) for m in self.members], axis=1) * self._scale
+        return self.join([m.features(x, batch_size) for m in self.members])
+
+    def join(self, member_feats: "list[np.ndarray]") -> np.ndarray:
+        """The ensemble features of the members' own (N, D_m) features, in member order."""
+        if len(member_feats) != len(self.members):
+            raise DataError(f"join: {len(member_feats)} feature arrays for {len(self.members)} members")
+        return np.concatenate([_unit_rows(f) for f in member_feats], axis=1) * self._scale
 
     def state(self) -> dict:
         raise CheckpointError("a PGFAEnsemble is not saved as one checkpoint; keep its members' run directories")
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 # =========================================================================== training

@@ -167,8 +167,9 @@ def test_protocol_with_several_heldout_draws(data_root):
     fs, texts = nw_ucla_ru2(data_root)
     assert heldout_seeds(5, 1) == [5] and heldout_seeds(5, 3)[0] == 5 and heldout_seeds(5, 3) == heldout_seeds(5, 3)
     assert len(set(heldout_seeds(5, 4))) == 4
-    with pytest.raises(ConfigError, match="heldout_draws"):
-        heldout_seeds(5, 0)
+    for bad in (0, 1.5, "abc", True):
+        with pytest.raises(ConfigError, match="heldout_draws"):
+            heldout_seeds(5, bad)
     with pytest.raises(ConfigError, match="unknown eval key"):
         protocol_kwargs({"heldout_drawz": 2})
     r = evaluate_method(tiny_flora, fs, texts, seed=1, heldout_draws=3)

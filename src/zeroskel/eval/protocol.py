@@ -128,8 +128,9 @@ def _extra_fit_args(method, fs: FeatureSet) -> dict:
 def heldout_seeds(seed: int, draws: int) -> list[int]:
     """Seeds of the pseudo-unseen draws of one run: the first is ``seed`` itself (so one
     draw reproduces the single-split protocol), the others are derived from it."""
-    if int(draws) < 1:
-        raise ConfigError(f"heldout_draws must be >= 1, got {draws}")
+    if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 1:
+        raise ConfigError(f"heldout_draws (eval.heldout_draws / --heldout-draws) must be an integer >= 1, "
+                          f"got {draws!r}")
     return [int(seed)] + [int(s) for s in
                           np.random.SeedSequence([int(seed), 7919]).generate_state(int(draws) - 1)]
 
@@ -143,7 +144,7 @@ def protocol_kwargs(ev: dict | None) -> dict:
         raise ConfigError(f"unknown eval key(s) {unknown}; valid: heldout_draws, ref_style, "
                           "select_budget, val_fraction, val_sample_fraction")
     return {"val_fraction": ev.get("val_fraction"), "val_sample_fraction": ev.get("val_sample_fraction", 0.2),
-            "select_budget": ev.get("select_budget", True), "heldout_draws": int(ev.get("heldout_draws", 1))}
+            "select_budget": ev.get("select_budget", True), "heldout_draws": ev.get("heldout_draws", 1)}
 
 
 def evaluate_method(method_factory: MethodFactory, fs: FeatureSet, texts: ClassTexts, seed: int = 1, *,

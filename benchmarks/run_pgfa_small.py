@@ -17,7 +17,8 @@ per run to ``<out>/realign-<--tag>/`` and prints the same table from them.
 ``--ensemble-members DIR --member-offsets 100 200`` scores, for every seed s, the run of
 ``--out`` with seed s together with the runs of sweep ``DIR`` with seeds s+100, s+200 as
 one ensemble (mean of their cosines; ``zeroskel evaluate RUN RUN ...``), written to
-``<out>/ensemble-<--tag>/``. Train the members with the same settings and
+``<out>/ensemble-<--tag>/`` (with ``--realign KEY=VALUE ...``: aligned with those options).
+Train the members with the same settings and
 ``--out DIR --seeds 101 102 103 201 202 203``.
 
     nohup python benchmarks/run_pgfa_small.py --shard 0/2 > out0.log 2>&1 &
@@ -98,16 +99,22 @@ def aggregate(out: Path, seeds) -> str:
     return "\n".join(rows)
 
 
+def _align_overrides(a) -> dict:
+    from zeroskel.engine.config import parse_override
+
+    align: dict = {}
+    for item in a.realign or []:
+        align.update(parse_override(item))
+    return align
+
+
 def realign(a) -> int:
     import torch
 
-    from zeroskel.engine.config import parse_override
     from zeroskel.engine.runs import evaluate_run
 
     torch.set_num_threads(a.threads)
-    align: dict = {}
-    for item in a.realign:
-        align.update(parse_override(item))
+    align = _align_overrides(a)
     dst = a.out / f"realign-{a.tag}"
     dst.mkdir(exist_ok=True)
     for ds, sp in SPLITS:
@@ -145,7 +152,8 @@ def ensemble(a) -> int:
                 continue
             recs = [json.loads(f.read_text()) for f in srcs]
             t0 = time.perf_counter()
-            ev = evaluate_run([r["run_dir"] for r in recs], data_root=a.data_root, device="cpu")
+            ev = evaluate_run([r["run_dir"] for r in recs], data_root=a.data_root, device="cpu",
+                              alignment=_align_overrides(a) or None)
             rec = {**recs[0], "zsl_top1": ev["zsl_top1"], "zsl_top1_aligned": ev["zsl_top1_aligned"],
                    "ensemble": ev["ensemble"], "member_seeds": [r["seed"] for r in recs],
                    "gzsl_uncalibrated": ev.get("gzsl_uncalibrated"), "alignment": ev["alignment"],
@@ -186,10 +194,10 @@ def main(argv=None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("ZEROSKEL_QUIET", "1")
+    if a.ensemble_members:  # with --realign: the ensembles are scored with those alignment options
+        return ensemble(a)
     if a.realign:
         return realign(a)
-    if a.ensemble_members:
-        return ensemble(a)
     if not a.aggregate:
         i, n = (int(x) for x in a.shard.split("/"))
         # seed-major order: if the sweep is cut short every split still has its first seeds

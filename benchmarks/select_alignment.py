@@ -11,6 +11,15 @@ classes were never trained on by the stage-1 model, and no test-partition sample
         benchmarks/out/pgfa_small_pilots/runs/* --out benchmarks/out/select_alignment.json
 
 Prints a markdown table (validation top-1 % per model and the mean over models).
+
+``--scoring`` adds the score-debiasing variants that were compared on 2026-11-21 (centring
+the features on the evaluated set's mean or on the training features' mean, per-class
+z-scores of the cosines, CSLS-style hubness corrections, text centring) and prints each
+variant's paired difference to ``none`` and to the preset's balanced alignment.
+``--group-only`` scores only the validation samples of the held-out subjects / views of
+pilots trained with ``validation.heldout_group`` (unseen class *and* unseen person or
+view, as in the test); the training-feature statistics then come from the samples stage 1
+trained on.
 """
 from __future__ import annotations
 
@@ -30,8 +39,9 @@ for _eps in (0.05, 0.1, 0.2):
             "pseudo_labels": "balanced", "epsilon": _eps, "iterations": _it}
 
 
-def validation_features(run_dir: Path, checkpoint: str, data_root) -> dict:
-    """(N, D) features, labels, pseudo-unseen classes and text bank of one stage-1 model."""
+def validation_features(run_dir: Path, checkpoint: str, data_root, group_only: bool = False) -> dict:
+    """(N, D) features, labels, pseudo-unseen classes and text bank of one stage-1 model,
+    plus ``ref``: features of the pseudo-seen samples that stage 1 trained on."""
     import torch
     import yaml
 
@@ -47,12 +57,54 @@ def validation_features(run_dir: Path, checkpoint: str, data_root) -> dict:
     model.load_state_dict(load_checkpoint(run_dir / checkpoint)["model"])
     train = ds.partition(part, "train")
     pseudo = np.asarray(sel["pseudo_unseen"])
-    idx = train[np.isin(ds.labels[train], pseudo)]
-    feats = embed(model, np.asarray(ds.data[idx], np.float32), torch.device("cpu"))
-    return {"feats": feats, "labels": ds.labels[idx], "classes": pseudo, "text": text}
+    group = sel.get("heldout_group")
+    held = (np.isin(np.asarray(ds.meta[group["key"]])[train], group["value"]) if group
+            else np.zeros(len(train), bool))
+    val = np.isin(ds.labels[train], pseudo) & (held if group_only and group else True)
+    ref = np.isin(ds.labels[train], sel["pseudo_seen"]) & ~held
+    dev = torch.device("cpu")
+    feats = embed(model, np.asarray(ds.data[train[val]], np.float32), dev)
+    ref_feats = embed(model, np.asarray(ds.data[train[ref]], np.float32), dev)
+    return {"feats": feats, "labels": ds.labels[train[val]], "classes": pseudo, "text": text,
+            "ref": ref_feats, "seen": np.asarray(sel["pseudo_seen"])}
 
 
-def score_variants(v: dict) -> dict[str, float]:
+def _unit(x):
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+PRESET = {"pseudo_labels": "balanced", "epsilon": 0.1, "iterations": 3}
+
+
+def scoring_variants(v: dict) -> dict:
+    """name -> (N,) predicted indices into the candidate classes, for the debiasing variants."""
+    from zeroskel.methods.alignment import balanced_assignment, prototype_alignment
+
+    f, r, anchors = _unit(v["feats"]), _unit(v["ref"]), v["text"][v["classes"]]
+    an = _unit(anchors)
+    s, rs = f @ an.T, r @ an.T  # (N, K) cosines; (Nr, K) cosines of the training features
+    topk = lambda m, k: -np.sort(-m, axis=0)[:k].mean(0)  # noqa: E731  mean of each anchor's k best
+    text_mean = _unit(v["text"][np.concatenate([v["seen"], v["classes"]])]).mean(0)
+    return {
+        "sinkhorn plan only (eps 0.1, 3 passes)": balanced_assignment(s, 0.1, 3).argmax(1),
+        "train-mean centring (inductive)": (s - rs.mean(0)).argmax(1),
+        "train z-score per class (inductive)": ((s - rs.mean(0)) / rs.std(0)).argmax(1),
+        "train CSLS k=5 (inductive)": (s - topk(rs, 5)).argmax(1),
+        "train CSLS k=20 (inductive)": (s - topk(rs, 20)).argmax(1),
+        "train z-score + sinkhorn": balanced_assignment((s - rs.mean(0)) / rs.std(0),
+                                                        0.1 * float(np.std((s - rs.mean(0)) / rs.std(0))), 3).argmax(1),
+        "train-mean centring + balanced alignment": prototype_alignment(
+            _unit(v["feats"]) - r.mean(0), anchors, alpha=0.9, **PRESET)[1],
+        "text centring (seen + candidates)": (f @ _unit(an - text_mean).T).argmax(1),
+        "test z-score per class": ((s - s.mean(0)) / s.std(0)).argmax(1),
+        "test CSLS k=5": (s - topk(s, 5)).argmax(1),
+        "test centring (center: true), no prototypes": (_unit(f - f.mean(0)) @ an.T).argmax(1),
+        "test centring + balanced alignment (center: true)": prototype_alignment(
+            v["feats"], anchors, alpha=0.9, center=True, **PRESET)[1],
+    }
+
+
+def score_variants(v: dict, scoring: bool = False) -> dict[str, float]:
     from zeroskel.methods.alignment import prototype_alignment
 
     f, y, classes = v["feats"], v["labels"], v["classes"]
@@ -63,6 +115,9 @@ def score_variants(v: dict) -> dict[str, float]:
     for name, kw in VARIANTS.items():
         pred = (fn @ an.T).argmax(1) if kw is None else prototype_alignment(f, anchors, alpha=0.9, **kw)[1]
         out[name] = float(100 * np.mean(classes[pred] == y))
+    if scoring:
+        for name, pred in scoring_variants(v).items():
+            out[name] = float(100 * np.mean(classes[pred] == y))
     return out
 
 
@@ -71,6 +126,9 @@ def main(argv=None) -> int:
     p.add_argument("runs", nargs="+", type=Path, help="pilot run directories (with selection.json)")
     p.add_argument("--data-root", default=os.environ.get("ZEROSKEL_DATA"))
     p.add_argument("--out", type=Path, default=None, help="JSON with every score")
+    p.add_argument("--scoring", action="store_true", help="also the score-debiasing variants (module doc)")
+    p.add_argument("--group-only", action="store_true",
+                   help="held-out-group pilots: score only the held-out subjects' / views' samples")
     a = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -87,20 +145,32 @@ def main(argv=None) -> int:
             if not (rd / ck).is_file():
                 continue
             try:
-                v = validation_features(rd, ck, a.data_root)
+                v = validation_features(rd, ck, a.data_root, a.group_only)
             except ZeroskelError as e:  # e.g. a text model that is not installed here
                 print(f"skip {rd.name}/{ck}: {str(e).splitlines()[0]}", file=sys.stderr)
                 continue
-            rows[f"{rd.name}/{ck}"] = score_variants(v)
+            rows[f"{rd.parent.parent.name}/{rd.name}/{ck}"] = score_variants(v, a.scoring)
     if not rows:
         raise SystemExit("no usable pilot runs (need validation.mode=pseudo_unseen run directories)")
-    names = list(VARIANTS)
+    names = list(next(iter(rows.values())))
     print(f"validation top-1 (%) over the pseudo-unseen classes' train-partition samples, {len(rows)} models\n")
-    print("| variant | " + " | ".join(rows) + " | mean |")
-    print("|---|" + "---|" * (len(rows) + 1))
-    for n in names:
-        vals = [rows[r][n] for r in rows]
-        print(f"| {n} | " + " | ".join(f"{x:.1f}" for x in vals) + f" | {np.mean(vals):.2f} |")
+    if a.scoring:  # many models: paired differences instead of one column per model
+        pre = "balanced eps 0.1, 3 passes"
+        print("| variant | mean | vs none (se; better/worse) | vs preset alignment (se; better/worse) |")
+        print("|---|---|---|---|")
+        for n in names:
+            x = np.array([rows[r][n] for r in rows])
+            cells = []
+            for b in ("none", pre):
+                d = x - np.array([rows[r][b] for r in rows])
+                cells.append(f"{d.mean():+.2f} ({d.std(ddof=1) / np.sqrt(len(d)):.2f}; {(d > 0).sum()}/{(d < 0).sum()})")
+            print(f"| {n} | {x.mean():.2f} | " + " | ".join(cells) + " |")
+    else:
+        print("| variant | " + " | ".join(rows) + " | mean |")
+        print("|---|" + "---|" * (len(rows) + 1))
+        for n in names:
+            vals = [rows[r][n] for r in rows]
+            print(f"| {n} | " + " | ".join(f"{x:.1f}" for x in vals) + f" | {np.mean(vals):.2f} |")
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(rows, indent=1))

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from conftest import need
 from zeroskel.errors import CheckpointError, ConfigError, DataError
-from zeroskel.methods.alignment import align_kwargs, balanced_assignment, prototype_alignment
+from zeroskel.methods.alignment import (align_kwargs, aligned_scores, balanced_assignment, center_features,
+                                        prototype_alignment)
 from zeroskel.methods.pgfa import PGFAModel, multi_positive_kl_loss, select_epoch
 
 
@@ -200,6 +201,29 @@ def test_balanced_pseudo_labels_undo_a_collapse():
         align_kwargs({"epsilon": 0})
     with pytest.raises(ConfigError, match="alignment.iterations must be an integer"):
         align_kwargs({"iterations": 1.5})
+
+
+def test_centring_removes_a_shared_component():
+    # 3-d features = a large shared component (axis 2) + a class signal (axes 0 / 1).
+    # Anchor 0 leans toward the shared axis, so without centring every sample goes to it.
+    feats = np.array([[0.3, 0.0, 1.0], [0.25, 0.05, 1.0], [0.0, 0.3, 1.0], [0.05, 0.25, 1.0]])
+    anchors = np.array([[0.4, 0.0, 1.0], [0.0, 1.0, 0.2]])
+    _, plain = prototype_alignment(feats, anchors, alpha=1.0)
+    assert plain.tolist() == [0, 0, 0, 0]
+    c = center_features(feats)
+    np.testing.assert_allclose(np.linalg.norm(c, axis=1), 1.0, rtol=1e-9)
+    u = _unit(feats)
+    np.testing.assert_allclose(c, _unit(u - u.mean(0)), rtol=1e-6)
+    protos, centred = prototype_alignment(feats, anchors, alpha=1.0, center=True)
+    assert centred.tolist() == [0, 0, 1, 1]
+    # the prototypes are means of the centred features, and the scores use the same features
+    np.testing.assert_allclose(protos[1], c[2:].mean(0), rtol=1e-6)
+    s = aligned_scores(feats, anchors, alpha=1.0, center=True)
+    np.testing.assert_allclose(s, c @ _unit(protos).T, rtol=1e-6)
+    assert s.argmax(1).tolist() == centred.tolist()
+    assert align_kwargs({"center": True})["center"] is True
+    with pytest.raises(ConfigError, match="alignment.center must be true or false"):
+        align_kwargs({"center": "yes"})
 
 
 def test_alignment_bad_input():

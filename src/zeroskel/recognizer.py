@@ -604,15 +604,14 @@ class Recognizer:
 
     def score_features(self, feats: np.ndarray, labels: Sequence[str], align: bool | dict = False) -> np.ndarray:
         """(N, D) features x labels -> (N, K) cosine similarities (see :meth:`score`)."""
-        from .methods.alignment import prototype_alignment
+        from .methods.alignment import aligned_scores
 
         anchors = self.encode_labels(labels)
         feats = np.asarray(feats, dtype=np.float32)
         feats = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
         params = self._alignment(align)
         if params is not None:
-            anchors, _ = prototype_alignment(feats, anchors, **params)
-            anchors = anchors / np.maximum(np.linalg.norm(anchors, axis=1, keepdims=True), 1e-12)
+            return aligned_scores(feats, anchors, **params).astype(np.float32)
         return feats @ anchors.T
 
     def score(self, sequences, labels: Sequence[str], lengths=None, layout: str | None = None,

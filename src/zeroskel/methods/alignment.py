@@ -10,6 +10,11 @@ predictions collapse onto one or two classes (common with a few hundred training
 sequences), those prototypes inherit the collapse. ``pseudo_labels="balanced"`` instead
 takes them from a Sinkhorn-Knopp transport plan with equal class marginals (as in SwAV's
 equipartition), i.e. it assumes that the test classes are roughly equally frequent.
+
+``center=True`` first removes the mean of the evaluated set's normalised features (then
+re-normalises). Every sample of a small-data model shares a large common component, which
+pulls all of them toward the same one or two anchors; removing it is the transductive
+counterpart of feature centring, and it only uses the set being classified.
 """
 from __future__ import annotations
 
@@ -62,7 +67,7 @@ PSEUDO_LABELS = ("argmax", "balanced")
 # keyword arguments of prototype_alignment that an ``alignment`` config section may set,
 # with their defaults (the reference procedure)
 ALIGN_DEFAULTS = {"alpha": 0.9, "temperature": 1.0, "iterations": 1, "beta": 1.0, "min_samples": 1,
-                  "pseudo_labels": "argmax", "epsilon": 0.1}
+                  "pseudo_labels": "argmax", "epsilon": 0.1, "center": False}
 
 
 def align_kwargs(align: dict) -> dict:
@@ -71,6 +76,11 @@ def align_kwargs(align: dict) -> dict:
     out = {}
     for key, default in ALIGN_DEFAULTS.items():
         v = align.get(key, default)
+        if isinstance(default, bool):
+            if not isinstance(v, (bool, np.bool_)):
+                raise ConfigError(f"alignment.{key} must be true or false, got {v!r}")
+            out[key] = bool(v)
+            continue
         if isinstance(default, int) and not (isinstance(v, (int, np.integer)) or
                                              (isinstance(v, float) and v.is_integer())):
             raise ConfigError(f"alignment.{key} must be an integer, got {v!r}")
@@ -82,7 +92,8 @@ def align_kwargs(align: dict) -> dict:
     return out
 
 
-def _check_params(alpha, temperature, iterations, beta, min_samples, pseudo_labels, epsilon) -> None:
+def _check_params(alpha, temperature, iterations, beta, min_samples, pseudo_labels, epsilon,
+                  center=False) -> None:
     if not 0 < alpha <= 1:
         raise ConfigError(f"alignment.alpha must be in (0, 1], got {alpha}")
     if not temperature > 0:
@@ -97,12 +108,28 @@ def _check_params(alpha, temperature, iterations, beta, min_samples, pseudo_labe
         raise unknown_name("alignment.pseudo_labels", str(pseudo_labels), PSEUDO_LABELS)
     if not epsilon > 0:
         raise ConfigError(f"alignment.epsilon must be > 0, got {epsilon}")
+    if not isinstance(center, (bool, np.bool_)):
+        raise ConfigError(f"alignment.center must be true or false, got {center!r}")
+
+
+def center_features(feats: np.ndarray) -> np.ndarray:
+    """(N, D) -> (N, D) float64: unit rows minus their mean, re-normalised to unit rows."""
+    fn = _normalize(np.asarray(feats, dtype=np.float64))
+    return _normalize(fn - fn.mean(axis=0, keepdims=True))
+
+
+def aligned_scores(feats: np.ndarray, anchors: np.ndarray, **kwargs) -> np.ndarray:
+    """(N, K) cosines between the features and the anchors after :func:`prototype_alignment`
+    (``kwargs``); with ``center=True`` the features are centred as the alignment saw them."""
+    protos, _ = prototype_alignment(feats, anchors, **kwargs)
+    fn = center_features(feats) if kwargs.get("center") else _normalize(np.asarray(feats, np.float64))
+    return fn @ _normalize(protos.astype(np.float64)).T
 
 
 def prototype_alignment(feats: np.ndarray, anchors: np.ndarray, alpha: float = 0.9,
                         temperature: float = 1.0, iterations: int = 1, beta: float = 1.0,
                         min_samples: int = 1, pseudo_labels: str = "argmax", epsilon: float = 0.1,
-                        return_info: bool = False):
+                        center: bool = False, return_info: bool = False):
     """Entropy-filtered pseudo-label prototypes and re-classification.
 
     One iteration:
@@ -120,6 +147,8 @@ def prototype_alignment(feats: np.ndarray, anchors: np.ndarray, alpha: float = 0
 
     Further iterations start from the previous iteration's anchors. With the defaults
     (``temperature=1``, one iteration, ``beta=1``) this is the reference procedure.
+    With ``center=True`` the normalised features are replaced by :func:`center_features`
+    before step 1 (transductive: the mean is that of ``feats``).
 
     Args:
         feats: (N, D) test features (projected skeleton features).
@@ -131,6 +160,7 @@ def prototype_alignment(feats: np.ndarray, anchors: np.ndarray, alpha: float = 0
         min_samples: a class needs at least this many kept samples to get a prototype.
         pseudo_labels: ``"argmax"`` (reference) or ``"balanced"`` (equal class marginals).
         epsilon: Sinkhorn regularisation of the balanced pseudo-labels (> 0).
+        center: remove the mean normalised feature of ``feats`` first.
         return_info: also return a dict with the initial predictions and per-class counts.
 
     Returns:
@@ -148,9 +178,9 @@ def prototype_alignment(feats: np.ndarray, anchors: np.ndarray, alpha: float = 0
         raise DataError("prototype_alignment: needs at least one feature and one anchor")
     if not (np.isfinite(feats).all() and np.isfinite(anchors).all()):
         raise DataError("prototype_alignment: features or anchors contain NaN/inf")
-    _check_params(alpha, temperature, iterations, beta, min_samples, pseudo_labels, epsilon)
+    _check_params(alpha, temperature, iterations, beta, min_samples, pseudo_labels, epsilon, center)
 
-    fn = _normalize(feats)
+    fn = center_features(feats) if center else _normalize(feats)
     cur = anchors.copy()
     k = len(anchors)
     first_pred = None

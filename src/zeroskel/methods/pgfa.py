@@ -31,7 +31,7 @@ from torch import nn
 
 from ..errors import CheckpointError, ConfigError, DataError, unknown_name
 from ..engine.data import augment_batch, load_prepared
-from .alignment import ALIGN_DEFAULTS, align_kwargs, prototype_alignment
+from .alignment import ALIGN_DEFAULTS, align_kwargs, aligned_scores, prototype_alignment
 
 CHECKPOINT_KIND = "zeroskel.pgfa.model"
 CHECKPOINT_VERSION = 1
@@ -292,7 +292,7 @@ class PGFAClassifier:
         classes = self._classes(classes)
         anchors = self.text[classes]
         if align:
-            anchors, _ = prototype_alignment(feats, anchors, **align_kwargs(align))
+            return aligned_scores(feats, anchors, **align_kwargs(align)).astype(np.float32)
         return cosine(feats, anchors).astype(np.float32)
 
     def predict(self, x: np.ndarray, classes, align: dict | None = None) -> np.ndarray:

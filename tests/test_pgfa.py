@@ -474,6 +474,42 @@ def test_heldout_subject_validation_and_prompt_ensemble(utd, tmp_path):
         train(_cfg(extra=["validation.heldout_group=subject", "validation.mode=none"]), tmp_path, data_root=utd)
 
 
+def test_text_augmentation_draws_training_targets_from_the_bank(utd, tmp_path):
+    import torch
+
+    from zeroskel.data.cache import prepare
+    from zeroskel.engine.runs import train
+    from zeroskel.methods.pgfa import _Stage, load_texts
+
+    ds = prepare("utd_mhad", "pgfa50", data_root=utd)
+    srcs = ["name", "name+purls-global", "name+purls-hands"]
+    cfg = _cfg(extra=[f"text.train_sources=[{', '.join(srcs)}]"])
+    tx = load_texts(cfg, ds, utd)
+    assert tx["train_bank"].shape == (3, 27, tx["sentence"].shape[1])
+    # each bank row is that source's own class embedding; evaluation anchors stay text.source
+    for i, src in enumerate(srcs):
+        one = load_texts(_cfg(extra=[f"text.source={src}"]), ds, utd)["sentence"]
+        np.testing.assert_allclose(tx["train_bank"][i], one, atol=1e-6)
+    np.testing.assert_allclose(tx["sentence"], tx["train_bank"][0], atol=1e-6)
+    # the stage draws a source per sample; the loss target is that source's class row
+    idx = np.arange(40)
+    st = _Stage(cfg, np.asarray(ds.data[idx], np.float32), ds.lengths[idx], ds.labels[idx],
+                torch.from_numpy(tx["train_bank"]), "cpu")
+    batches = list(st.batches(0, np.random.default_rng(0)))
+    assert all(len(b) == 3 for b in batches)
+    drawn = torch.cat([b[2] for b in batches])
+    assert set(drawn.tolist()) == {0, 1, 2}  # 40 draws over 3 sources
+    again = torch.cat([b[2] for b in st.batches(0, np.random.default_rng(0))])
+    assert torch.equal(drawn, again)
+    # end to end: trains, records the sources in the checkpoint card, is reproducible
+    a, b = train(cfg, tmp_path, data_root=utd), train(cfg, tmp_path, data_root=utd)
+    assert _core(_metrics(a)) == _core(_metrics(b))
+    from zeroskel.engine.trainer import load_checkpoint
+    assert load_checkpoint(a / "final.pt")["text_train_sources"] == srcs
+    with pytest.raises(ConfigError, match="text.train_sources must be"):
+        train(_cfg(extra=["text.train_sources=[name, 3]"]), tmp_path, data_root=utd)
+
+
 def test_ensemble_of_runs_averages_member_cosines(utd, tmp_path):
     from zeroskel.data.cache import prepare
     from zeroskel.engine.config import build_config

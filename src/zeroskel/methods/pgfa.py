@@ -145,21 +145,14 @@ def build_model(cfg: dict, layout: str, num_persons: int, text_dim: int) -> PGFA
 
 
 # =========================================================================== data
-def load_texts(cfg: dict, ds, data_root=None) -> dict:
-    """Class texts and their embeddings: ``{"texts", "sentence" (C, D), "model", "checksum"}``.
-
-    ``text.source`` is one source (see :func:`zeroskel.text.classtexts.load_class_texts`) or
-    a list of them: a prompt ensemble, whose per-source unit embeddings are averaged and
-    re-normalised per class. ``texts`` is then a list of C-lists, one per source.
-    """
-    from ..text.cache import embed_class_texts
+def _source_texts(cfg: dict, ds, data_root, src, key: str) -> list[list[str]]:
+    """One C-list of class texts per source of ``src`` (a source or a list); ``key`` names
+    the config key in errors."""
     from ..text.classtexts import load_class_texts
-    from ..text.encoders import SentenceEncoder
 
-    src = cfg["text"]["source"]
     sources = list(src) if isinstance(src, (list, tuple)) else [src]
     if not sources or not all(isinstance(x, str) and x for x in sources):
-        raise ConfigError(f"text.source must be a source name or a non-empty list of them, got {src!r}")
+        raise ConfigError(f"{key} must be a source name or a non-empty list of them, got {src!r}")
     prompts = []
     for one in sources:
         texts = load_class_texts(cfg["dataset"], one, data_root)
@@ -170,12 +163,33 @@ def load_texts(cfg: dict, ds, data_root=None) -> dict:
         if empty:
             raise DataError(f"text source {one!r}: no text for classes {', '.join(empty)}")
         prompts.append(list(texts))
+    return prompts
+
+
+def load_texts(cfg: dict, ds, data_root=None) -> dict:
+    """Class texts and their embeddings: ``{"texts", "sentence" (C, D), "model", "checksum"}``.
+
+    ``text.source`` is one source (see :func:`zeroskel.text.classtexts.load_class_texts`) or
+    a list of them: a prompt ensemble, whose per-source unit embeddings are averaged and
+    re-normalised per class. ``texts`` is then a list of C-lists, one per source.
+    With ``text.train_sources`` (a list), ``train_bank`` (S, C, D) holds one unit embedding
+    per training source and class: the targets that training draws from.
+    """
+    from ..text.cache import embed_class_texts
+    from ..text.encoders import SentenceEncoder
+
+    prompts = _source_texts(cfg, ds, data_root, cfg["text"]["source"], "text.source")
     enc = SentenceEncoder(cfg["text"]["model"])
     ct = embed_class_texts(prompts, model=enc, combine="mean")
-    checksum = enc.checksum
-    return {"texts": prompts[0] if len(prompts) == 1 else prompts,
-            "sentence": np.asarray(ct.sentence, dtype=np.float32),
-            "model": getattr(ct, "model", "") or cfg["text"]["model"], "checksum": checksum}
+    out = {"texts": prompts[0] if len(prompts) == 1 else prompts,
+           "sentence": np.asarray(ct.sentence, dtype=np.float32),
+           "model": getattr(ct, "model", "") or cfg["text"]["model"], "checksum": enc.checksum}
+    train_src = cfg["text"].get("train_sources")
+    if train_src:
+        tp = _source_texts(cfg, ds, data_root, train_src, "text.train_sources")
+        out["train_bank"] = np.stack([np.asarray(embed_class_texts([t], model=enc).sentence, np.float32)
+                                      for t in tp])
+    return out
 
 
 # =========================================================================== features / scoring
@@ -423,6 +437,10 @@ def check_config(cfg: dict) -> None:
     if v["metric"] not in ("top1", "top1_aligned"):
         raise unknown_name("validation.metric", str(v["metric"]), ["top1", "top1_aligned"])
     align_kwargs(cfg["alignment"])  # bad alignment options fail before training, not after
+    ts = cfg["text"].get("train_sources")
+    if ts is not None and not (isinstance(ts, str) and ts or isinstance(ts, (list, tuple)) and ts and
+                               all(isinstance(x, str) and x for x in ts)):
+        raise ConfigError(f"text.train_sources must be null, a source name or a non-empty list of them, got {ts!r}")
     if v.get("heldout_group") and v["mode"] == "none":
         raise ConfigError("validation.heldout_group needs validation.mode pseudo_unseen or heldout_seen, got 'none'")
     cf = v.get("calibration_fraction")
@@ -457,7 +475,12 @@ def select_epoch(history: list[dict], metric: str, smooth: int = 1, min_epoch: i
 
 
 class _Stage:
-    """Data and closures for one training stage (stage 1 = selection, stage 2 = refit)."""
+    """Data and closures for one training stage (stage 1 = selection, stage 2 = refit).
+
+    ``text_t`` is (C, D): every sample's target is its class text; or (S, C, D) (text
+    augmentation, ``text.train_sources``): each sample's target is drawn from the S texts
+    of its class at every step.
+    """
 
     def __init__(self, cfg, data, lengths, labels, text_t, device):
         self.cfg, self.data, self.lengths, self.labels = cfg, data, lengths, labels
@@ -478,13 +501,17 @@ class _Stage:
             x = augment_batch(x, self.lengths[idx], aug, rng)
             if not x.flags.writeable:  # e.g. a view of a read-only memmap: torch warns
                 x = x.copy()
-            yield torch.from_numpy(x), torch.from_numpy(np.array(self.labels[idx]))
+            y = torch.from_numpy(np.array(self.labels[idx]))
+            if self.text_t.dim() == 3:  # drawn here, from the epoch's generator: reproducible on resume
+                yield torch.from_numpy(x), y, torch.from_numpy(rng.integers(self.text_t.shape[0], size=len(idx)))
+            else:
+                yield torch.from_numpy(x), y
 
     def step(self, model: PGFAModel, batch):
-        x, y = batch
-        x, y = x.to(self.device), y.to(self.device)
+        x, y = batch[0].to(self.device), batch[1].to(self.device)
+        target = self.text_t[batch[2].to(self.device), y] if len(batch) == 3 else self.text_t[y]
         feats = model(x)
-        loss = multi_positive_kl_loss(feats, self.text_t[y], y, model.logit_scale,
+        loss = multi_positive_kl_loss(feats, target, y, model.logit_scale,
                                       float(self.cfg["model"]["target_sharpness"]))
         return loss, len(y)
 
@@ -553,7 +580,8 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
     split.check(ds, part)
     tx = load_texts(cfg, ds, data_root)
     text = tx["sentence"]
-    text_t = torch.from_numpy(text).to(device)
+    # training targets: the class texts, or the augmentation bank (S, C, D) of text.train_sources
+    text_t = torch.from_numpy(tx.get("train_bank", text)).to(device)
     labels = ds.labels
     train_part, test_part = ds.partition(part, "train"), ds.partition(part, "test")
     lim = cfg["data"].get("limit_per_class")
@@ -576,7 +604,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
             "num_persons": num_persons, "frames": int(ds.data.shape[2]), "partition": part,
             "split": split.to_dict(), "seen": seen.tolist(), "unseen": unseen.tolist(),
             "text_model": tx["model"], "text_checksum": tx["checksum"], "text_source": cfg["text"]["source"],
-            "versions": versions()}
+            "text_train_sources": cfg["text"].get("train_sources"), "versions": versions()}
 
     def gather(idx):
         return np.asarray(ds.data[idx], dtype=np.float32)

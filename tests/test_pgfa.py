@@ -67,6 +67,21 @@ class _Enc(torch.nn.Module):
         return x.mean(dim=(2, 3, 4)).repeat(1, 2)[:, :4]
 
 
+def test_class_ce_loss_contrasts_with_every_training_class():
+    from zeroskel.methods.pgfa import class_ce_loss
+
+    torch.manual_seed(0)
+    f, t = torch.randn(4, 6), torch.randn(5, 6)
+    target = torch.tensor([0, 3, 3, 4])
+    logits = 2.0 * F.normalize(f, dim=1) @ F.normalize(t, dim=1).t()
+    by_hand = -(logits.log_softmax(1)[torch.arange(4), target]).mean()
+    assert torch.allclose(class_ce_loss(f, t, target, 2.0), by_hand)
+    # classes absent from the batch (1, 2) still act as negatives: moving their anchors changes the loss
+    t2 = t.clone()
+    t2[1] = f[0]
+    assert not torch.allclose(class_ce_loss(f, t2, target, 2.0), by_hand)
+
+
 def test_model_projection_init_and_temperature_options():
     m = PGFAModel(_Enc(), text_dim=6)
     assert torch.all(m.proj.bias == 0)
@@ -508,6 +523,20 @@ def test_text_augmentation_draws_training_targets_from_the_bank(utd, tmp_path):
     assert load_checkpoint(a / "final.pt")["text_train_sources"] == srcs
     with pytest.raises(ConfigError, match="text.train_sources must be"):
         train(_cfg(extra=["text.train_sources=[name, 3]"]), tmp_path, data_root=utd)
+
+
+def test_class_ce_training_runs_and_rejects_bad_options(utd, tmp_path):
+    from zeroskel.engine.runs import train
+
+    a = train(_cfg(extra=["model.loss=class_ce"]), tmp_path, data_root=utd)
+    b = train(_cfg(), tmp_path, data_root=utd)
+    ma, mb = _metrics(a), _metrics(b)
+    assert ma["test_samples"] == 80 and ma["selection"]["val_curve"] != mb["selection"]["val_curve"]
+    with pytest.raises(ConfigError, match="model.loss.*batch_kl, class_ce"):
+        train(_cfg(extra=["model.loss=ce"]), tmp_path, data_root=utd)
+    with pytest.raises(ConfigError, match="class_ce.*text.train_sources"):
+        train(_cfg(extra=["model.loss=class_ce", "text.train_sources=[name, name+purls-global]"]), tmp_path,
+              data_root=utd)
 
 
 def test_ensemble_of_runs_averages_member_cosines(utd, tmp_path):

@@ -69,6 +69,24 @@ def multi_positive_kl_loss(feats: torch.Tensor, text: torch.Tensor, labels: torc
     return 0.5 * (kl(logits) + kl(logits.t()))
 
 
+def class_ce_loss(feats: torch.Tensor, class_text: torch.Tensor, target: torch.Tensor,
+                  logit_scale: torch.Tensor | float) -> torch.Tensor:
+    """Cross-entropy over every training class's text anchor (CLIP-style classification).
+
+    Unlike :func:`multi_positive_kl_loss`, whose negatives are only the classes present in
+    the batch, every step contrasts each sample with all K training classes.
+
+    Args:
+        feats: (B, D) projected skeleton features; class_text: (K, D) text embeddings of
+        the training classes; target: (B,) indices into those K classes; logit_scale: s.
+    """
+    logits = logit_scale * F.normalize(feats, dim=1) @ F.normalize(class_text, dim=1).t()
+    return F.cross_entropy(logits, target)
+
+
+LOSSES = ("batch_kl", "class_ce")
+
+
 # =========================================================================== model
 class PGFAModel(nn.Module):
     """Skeleton encoder + linear projection into the text space.
@@ -437,6 +455,12 @@ def check_config(cfg: dict) -> None:
     if v["metric"] not in ("top1", "top1_aligned"):
         raise unknown_name("validation.metric", str(v["metric"]), ["top1", "top1_aligned"])
     align_kwargs(cfg["alignment"])  # bad alignment options fail before training, not after
+    loss = cfg["model"].get("loss", "batch_kl")
+    if loss not in LOSSES:
+        raise unknown_name("model.loss", str(loss), LOSSES)
+    if loss == "class_ce" and cfg["text"].get("train_sources"):
+        raise ConfigError("model.loss class_ce uses one text per class; it cannot be combined with "
+                          "text.train_sources")
     ts = cfg["text"].get("train_sources")
     if ts is not None and not (isinstance(ts, str) and ts or isinstance(ts, (list, tuple)) and ts and
                                all(isinstance(x, str) and x for x in ts)):
@@ -485,6 +509,12 @@ class _Stage:
     def __init__(self, cfg, data, lengths, labels, text_t, device):
         self.cfg, self.data, self.lengths, self.labels = cfg, data, lengths, labels
         self.text_t, self.device = text_t, device
+        self.loss = cfg["model"].get("loss", "batch_kl")
+        if self.loss == "class_ce":  # the stage's own classes (pseudo-seen in stage 1, seen in stage 2)
+            classes = np.unique(labels)
+            self.class_index = torch.full((int(classes.max()) + 1,), -1, dtype=torch.long, device=device)
+            self.class_index[torch.from_numpy(classes).to(device)] = torch.arange(len(classes), device=device)
+            self.class_text = text_t[torch.from_numpy(classes).to(device)]
 
     def batches(self, epoch: int, rng: np.random.Generator):
         t = self.cfg["train"]
@@ -511,6 +541,8 @@ class _Stage:
         x, y = batch[0].to(self.device), batch[1].to(self.device)
         target = self.text_t[batch[2].to(self.device), y] if len(batch) == 3 else self.text_t[y]
         feats = model(x)
+        if self.loss == "class_ce":
+            return class_ce_loss(feats, self.class_text, self.class_index[y], model.logit_scale), len(y)
         loss = multi_positive_kl_loss(feats, target, y, model.logit_scale,
                                       float(self.cfg["model"]["target_sharpness"]))
         return loss, len(y)

@@ -239,6 +239,8 @@ def test_centring_removes_a_shared_component():
     assert align_kwargs({"center": True})["center"] is True
     with pytest.raises(ConfigError, match="alignment.center must be true or false"):
         align_kwargs({"center": "yes"})
+    with pytest.raises(DataError, match="alignment.center needs at least 2 samples to centre on, got 1"):
+        prototype_alignment(feats[:1], anchors, center=True)
 
 
 def test_alignment_bad_input():

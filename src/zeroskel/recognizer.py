@@ -622,7 +622,7 @@ class Recognizer:
             align: PGFA's test-time prototype alignment over this batch (off by default;
                 ``True`` uses the bundle's settings, a dict overrides them: ``alpha``,
                 ``temperature``, ``iterations``, ``beta``, ``min_samples``, ``pseudo_labels``,
-                ``epsilon``). Transductive: meaningful for a batch of many sequences of
+                ``epsilon``, ``center``). Transductive: meaningful for a batch of many sequences of
                 these labels; ``pseudo_labels="balanced"`` further assumes the batch covers
                 the labels about equally.
         """

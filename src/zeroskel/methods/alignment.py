@@ -179,6 +179,9 @@ def prototype_alignment(feats: np.ndarray, anchors: np.ndarray, alpha: float = 0
     if not (np.isfinite(feats).all() and np.isfinite(anchors).all()):
         raise DataError("prototype_alignment: features or anchors contain NaN/inf")
     _check_params(alpha, temperature, iterations, beta, min_samples, pseudo_labels, epsilon, center)
+    if center and len(feats) < 2:
+        raise DataError(f"alignment.center needs at least 2 samples to centre on, got {len(feats)} "
+                        "(one sample minus its own mean is zero); use center=false for single recordings")
 
     fn = center_features(feats) if center else _normalize(feats)
     cur = anchors.copy()

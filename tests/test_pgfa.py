@@ -256,7 +256,7 @@ def test_alignment_bad_input():
 
 # ---------------------------------------------------------------- real data (UTD-MHAD)
 TINY = ["train.epochs=2", "train.batch_size=16", "train.warmup_epochs=1", "data.limit_per_class=6",
-        "model.args={channels: [8, 8, 16], strides: [1, 2, 2]}", "model.input_frames=null",
+        "model.encoder=stgcn", "model.args={channels: [8, 8, 16], strides: [1, 2, 2]}", "model.input_frames=null",
         "text.source=name", "text.model=all-MiniLM-L6-v2", "eval.batch_size=128", "device=cpu",
         "train.threads=1"]
 

@@ -62,7 +62,8 @@ def trained(data_root, tmp_path_factory, text_encoder):
                                       "train.threads=1"])
         # a 2-block ST-GCN (~20x cheaper than 'slim'); batch 8 so that BatchNorm's running
         # statistics converge within the few steps (eval mode depends on them)
-        cfg["model"]["args"] = {"channels": [16, 32], "strides": [2, 2], "dropout": 0.0}
+        cfg["model"].update(encoder="stgcn", preset="slim",
+                            args={"channels": [16, 32], "strides": [2, 2], "dropout": 0.0})
         run_dir = create_run_dir(base / "runs", "tiny")
         dump_config(cfg, run_dir / "config.yaml")
         train_pgfa(cfg, run_dir, data_root=data_root)

@@ -143,6 +143,7 @@ def ensemble(a) -> int:
     from zeroskel.engine.runs import evaluate_run
 
     torch.set_num_threads(a.threads)
+    align = _align_overrides(a) or None
     dst = a.out / f"ensemble-{a.tag}"
     dst.mkdir(exist_ok=True)
     for ds, sp in SPLITS:
@@ -153,7 +154,7 @@ def ensemble(a) -> int:
             recs = [json.loads(f.read_text()) for f in srcs]
             t0 = time.perf_counter()
             ev = evaluate_run([r["run_dir"] for r in recs], data_root=a.data_root, device="cpu",
-                              alignment=_align_overrides(a) or None)
+                              alignment=align)
             rec = {**recs[0], "zsl_top1": ev["zsl_top1"], "zsl_top1_aligned": ev["zsl_top1_aligned"],
                    "ensemble": ev["ensemble"], "member_seeds": [r["seed"] for r in recs],
                    "gzsl_uncalibrated": ev.get("gzsl_uncalibrated"), "alignment": ev["alignment"],

@@ -78,27 +78,27 @@ PRESET = {"pseudo_labels": "balanced", "epsilon": 0.1, "iterations": 3}
 
 def scoring_variants(v: dict) -> dict:
     """name -> (N,) predicted indices into the candidate classes, for the debiasing variants."""
-    from zeroskel.methods.alignment import balanced_assignment, prototype_alignment
+    from zeroskel.methods.alignment import balanced_assignment, center_features, prototype_alignment
 
     f, r, anchors = _unit(v["feats"]), _unit(v["ref"]), v["text"][v["classes"]]
     an = _unit(anchors)
     s, rs = f @ an.T, r @ an.T  # (N, K) cosines; (Nr, K) cosines of the training features
     topk = lambda m, k: -np.sort(-m, axis=0)[:k].mean(0)  # noqa: E731  mean of each anchor's k best
     text_mean = _unit(v["text"][np.concatenate([v["seen"], v["classes"]])]).mean(0)
+    z = (s - rs.mean(0)) / rs.std(0)  # per-class z-scores against the training features
     return {
         "sinkhorn plan only (eps 0.1, 3 passes)": balanced_assignment(s, 0.1, 3).argmax(1),
         "train-mean centring (inductive)": (s - rs.mean(0)).argmax(1),
-        "train z-score per class (inductive)": ((s - rs.mean(0)) / rs.std(0)).argmax(1),
+        "train z-score per class (inductive)": z.argmax(1),
         "train CSLS k=5 (inductive)": (s - topk(rs, 5)).argmax(1),
         "train CSLS k=20 (inductive)": (s - topk(rs, 20)).argmax(1),
-        "train z-score + sinkhorn": balanced_assignment((s - rs.mean(0)) / rs.std(0),
-                                                        0.1 * float(np.std((s - rs.mean(0)) / rs.std(0))), 3).argmax(1),
+        "train z-score + sinkhorn": balanced_assignment(z, 0.1 * float(np.std(z)), 3).argmax(1),
         "train-mean centring + balanced alignment": prototype_alignment(
             _unit(v["feats"]) - r.mean(0), anchors, alpha=0.9, **PRESET)[1],
         "text centring (seen + candidates)": (f @ _unit(an - text_mean).T).argmax(1),
         "test z-score per class": ((s - s.mean(0)) / s.std(0)).argmax(1),
         "test CSLS k=5": (s - topk(s, 5)).argmax(1),
-        "test centring (center: true), no prototypes": (_unit(f - f.mean(0)) @ an.T).argmax(1),
+        "test centring (center: true), no prototypes": (center_features(v["feats"]) @ an.T).argmax(1),
         "test centring + balanced alignment (center: true)": prototype_alignment(
             v["feats"], anchors, alpha=0.9, center=True, **PRESET)[1],
     }

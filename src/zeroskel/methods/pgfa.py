@@ -163,16 +163,20 @@ def build_model(cfg: dict, layout: str, num_persons: int, text_dim: int) -> PGFA
 
 
 # =========================================================================== data
-def _source_texts(cfg: dict, ds, data_root, src, key: str) -> list[list[str]]:
-    """One C-list of class texts per source of ``src`` (a source or a list); ``key`` names
-    the config key in errors."""
-    from ..text.classtexts import load_class_texts
-
+def _source_list(src, key: str) -> list[str]:
+    """``src`` (a source name or a list of them) as a list; ``key`` names the config key in errors."""
     sources = list(src) if isinstance(src, (list, tuple)) else [src]
     if not sources or not all(isinstance(x, str) and x for x in sources):
         raise ConfigError(f"{key} must be a source name or a non-empty list of them, got {src!r}")
+    return sources
+
+
+def _source_texts(cfg: dict, ds, data_root, src, key: str) -> list[list[str]]:
+    """One C-list of class texts per source of ``src`` (see :func:`_source_list`)."""
+    from ..text.classtexts import load_class_texts
+
     prompts = []
-    for one in sources:
+    for one in _source_list(src, key):
         texts = load_class_texts(cfg["dataset"], one, data_root)
         if len(texts) != ds.num_classes:
             raise DataError(f"text source {one!r} gives {len(texts)} texts for the "
@@ -458,13 +462,12 @@ def check_config(cfg: dict) -> None:
     loss = cfg["model"].get("loss", "batch_kl")
     if loss not in LOSSES:
         raise unknown_name("model.loss", str(loss), LOSSES)
-    if loss == "class_ce" and cfg["text"].get("train_sources"):
-        raise ConfigError("model.loss class_ce uses one text per class; it cannot be combined with "
-                          "text.train_sources")
-    ts = cfg["text"].get("train_sources")
-    if ts is not None and not (isinstance(ts, str) and ts or isinstance(ts, (list, tuple)) and ts and
-                               all(isinstance(x, str) and x for x in ts)):
-        raise ConfigError(f"text.train_sources must be null, a source name or a non-empty list of them, got {ts!r}")
+    train_sources = cfg["text"].get("train_sources")
+    if train_sources is not None:
+        _source_list(train_sources, "text.train_sources")
+        if loss == "class_ce":
+            raise ConfigError("model.loss class_ce uses one text per class; it cannot be combined with "
+                              "text.train_sources")
     if v.get("heldout_group") and v["mode"] == "none":
         raise ConfigError("validation.heldout_group needs validation.mode pseudo_unseen or heldout_seen, got 'none'")
     cf = v.get("calibration_fraction")
@@ -539,10 +542,10 @@ class _Stage:
 
     def step(self, model: PGFAModel, batch):
         x, y = batch[0].to(self.device), batch[1].to(self.device)
-        target = self.text_t[batch[2].to(self.device), y] if len(batch) == 3 else self.text_t[y]
         feats = model(x)
         if self.loss == "class_ce":
             return class_ce_loss(feats, self.class_text, self.class_index[y], model.logit_scale), len(y)
+        target = self.text_t[batch[2].to(self.device), y] if len(batch) == 3 else self.text_t[y]
         loss = multi_positive_kl_loss(feats, target, y, model.logit_scale,
                                       float(self.cfg["model"]["target_sharpness"]))
         return loss, len(y)

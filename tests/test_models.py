@@ -400,7 +400,7 @@ def test_stgcn_dropout_active_only_in_training():
 # -------------------------------------------------------------------------- registry
 def test_registry_and_cards(tmp_path):
     assert list_encoders() == ["shiftgcn", "stgcn"]
-    with pytest.raises(ConfigError, match="valid encoders: shiftgcn, stgcn"):
+    with pytest.raises(ConfigError, match="unknown encoder .*; valid: shiftgcn, stgcn"):
         build_encoder("resnet")
     with pytest.raises(ConfigError, match="'hidden'"):
         build_encoder("stgcn", hidden=3)

@@ -26,4 +26,5 @@ class CheckpointError(ZeroskelError):
 def unknown_name(kind: str, name: str, valid) -> ConfigError:
     """Error for an unknown registry name that lists the valid ones."""
     valid = sorted(valid)
-    return ConfigError(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(valid)}")
+    # "valid: ..." rather than "valid {kind}s", which misreads for kinds like "model.loss"
+    return ConfigError(f"unknown {kind} {name!r}; valid: {', '.join(valid)}")

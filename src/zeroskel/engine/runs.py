@@ -23,13 +23,17 @@ import yaml
 from ..errors import ConfigError, ZeroskelError, unknown_name
 from .config import dump_config, validate_config
 
-# method name -> ("module:train_function", "module:evaluate_function").
+# method name -> ("module:train_function", "module:evaluate_function", "module:check_function").
 #   train(cfg, run_dir, data_root=None, logger=None, max_epochs=None) -> metrics | None
 #   evaluate(run_dir, data_root=None, device=None) -> metrics
-METHODS: dict[str, tuple[str, str]] = {
-    "pgfa": ("zeroskel.methods.pgfa:train_pgfa", "zeroskel.methods.pgfa:evaluate_pgfa"),
+#   check(cfg) -> None: value checks (names, ranges) that raise ConfigError; run before the
+#   run folder is created, so a bad config leaves nothing behind
+METHODS: dict[str, tuple[str, str, str]] = {
+    "pgfa": ("zeroskel.methods.pgfa:train_pgfa", "zeroskel.methods.pgfa:evaluate_pgfa",
+             "zeroskel.methods.pgfa:check_config"),
     # skeleton-encoder pretraining for the feature-based methods (writes encoder.pt)
-    "pretrain": ("zeroskel.engine.pretrain:train_pretrain", "zeroskel.engine.pretrain:evaluate_pretrain"),
+    "pretrain": ("zeroskel.engine.pretrain:train_pretrain", "zeroskel.engine.pretrain:evaluate_pretrain",
+                 "zeroskel.engine.pretrain:check_config"),
 }
 
 _SAFE = re.compile(r"[^A-Za-z0-9._+-]+")
@@ -43,8 +47,20 @@ def _load(ref: str) -> Callable:
 def _method(name: str) -> tuple[Callable, Callable]:
     if name not in METHODS:
         raise unknown_name("method", str(name), METHODS)
-    tr, ev = METHODS[name]
+    tr, ev, _ = METHODS[name]
     return _load(tr), _load(ev)
+
+
+def check_run_config(config: dict) -> None:
+    """Schema and value checks of a run config; raises :class:`ConfigError` naming the key."""
+    method = config.get("method")
+    if method not in METHODS:
+        raise unknown_name("method", str(method), METHODS)
+    for key in ("dataset", "split"):
+        if not config.get(key):
+            raise ConfigError(f"config key {key!r} is not set (--{key})")
+    validate_config(config, method)
+    _load(METHODS[method][2])(config)
 
 
 def run_name(method: str, dataset: str, split: str, seed: int) -> str:
@@ -82,10 +98,7 @@ def train(config: dict, runs_dir: str | Path = "runs", data_root=None, max_epoch
     """
     method = config.get("method")
     train_fn, _ = _method(method)
-    for key in ("dataset", "split"):
-        if not config.get(key):
-            raise ConfigError(f"config key {key!r} is not set (--{key})")
-    validate_config(config, method)
+    check_run_config(config)
     run_dir = create_run_dir(runs_dir, run_name(method, config["dataset"], config["split"], config.get("seed", 0)))
     dump_config(config, run_dir / "config.yaml")
     train_fn(config, run_dir, data_root=data_root, max_epochs=max_epochs)

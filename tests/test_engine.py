@@ -180,3 +180,24 @@ def test_run_dirs_are_never_reused(tmp_path):
     c = create_run_dir(tmp_path, name)
     assert (a.name, b.name, c.name) == (name, name + "-1", name + "-2")
     assert (a / "metrics.json").read_text() == "{}" and not any(b.iterdir())
+
+
+def test_runs_that_fail_before_training_leave_no_folder(tmp_path):
+    from zeroskel.engine.runs import train
+    from zeroskel.errors import DataError
+
+    runs, empty_root = tmp_path / "runs", tmp_path / "data"
+    empty_root.mkdir()
+    cfg = C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5", seed=1, overrides=["model.encoder=stgcn"])
+    with pytest.raises(DataError, match="utd_mhad.*not found"):
+        train(cfg, runs, data_root=empty_root)
+    with pytest.raises(ConfigError, match="model.loss"):  # a value check: fails before the folder is made
+        train(C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5", overrides=["model.loss=ce"]), runs,
+              data_root=empty_root)
+    assert list(runs.iterdir()) == []
+    # a folder that already holds work is kept: only setup files are cleaned up
+    kept = create_run_dir(runs, run_name("pgfa", "utd_mhad", "purls-22/5", 1))
+    (kept / "stage1_last.pt").write_bytes(b"")
+    with pytest.raises(DataError):
+        train(cfg, runs, data_root=empty_root)
+    assert [d.name for d in runs.iterdir()] == [kept.name]

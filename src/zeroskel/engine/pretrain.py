@@ -327,19 +327,13 @@ def pretrain_encoder(config: dict, runs_dir: str | Path = "runs", data_root=None
     :func:`zeroskel.engine.runs.resume_run` (or :func:`train_pretrain` on the folder).
     ``max_epochs`` stops after that many epochs of the current stage (an interruption hook).
     """
-    from .config import dump_config
-    from .runs import create_run_dir, run_name
+    from .runs import train
 
     config = dict(config)
     if config.get("method", METHOD) != METHOD:
         raise ConfigError(f"config is for method {config.get('method')!r}, not {METHOD!r}")
     config["method"] = METHOD
-    check_config(config)
-    run_dir = create_run_dir(runs_dir, run_name(METHOD, config["dataset"], config["split"],
-                                                config.get("seed", 0)))
-    dump_config(config, run_dir / "config.yaml")
-    train_pretrain(config, run_dir, data_root=data_root, max_epochs=max_epochs)
-    return run_dir
+    return train(config, runs_dir, data_root=data_root, max_epochs=max_epochs)
 
 
 def train_pretrain(cfg: dict, run_dir: str | Path, data_root=None, logger=None,

@@ -14,6 +14,7 @@ Functions: :func:`train`, :func:`resume_run`, :func:`evaluate_run`, :func:`creat
 from __future__ import annotations
 
 import importlib
+import shutil
 import re
 from pathlib import Path
 from typing import Callable
@@ -37,6 +38,8 @@ METHODS: dict[str, tuple[str, str, str]] = {
 }
 
 _SAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+# what a run folder holds before its first checkpoint
+_SETUP_FILES = {"config.yaml", "train.log"}
 
 
 def _load(ref: str) -> Callable:
@@ -101,7 +104,14 @@ def train(config: dict, runs_dir: str | Path = "runs", data_root=None, max_epoch
     check_run_config(config)
     run_dir = create_run_dir(runs_dir, run_name(method, config["dataset"], config["split"], config.get("seed", 0)))
     dump_config(config, run_dir / "config.yaml")
-    train_fn(config, run_dir, data_root=data_root, max_epochs=max_epochs)
+    try:
+        train_fn(config, run_dir, data_root=data_root, max_epochs=max_epochs)
+    except ZeroskelError:
+        # failed before any work was saved (no data root, missing files...): leave no
+        # folder behind, so the retry gets the run's own name rather than "-1"
+        if {p.name for p in run_dir.iterdir()} <= _SETUP_FILES:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     return run_dir
 
 

@@ -20,6 +20,13 @@ variant's paired difference to ``none`` and to the preset's balanced alignment.
 pilots trained with ``validation.heldout_group`` (unseen class *and* unseen person or
 view, as in the test); the training-feature statistics then come from the samples stage 1
 trained on.
+
+``--ensemble-with DIR [DIR ...]`` scores each pilot together with, from every DIR, the pilot
+run trained on the same validation problem (dataset, split, pseudo-unseen / pseudo-seen
+classes and held-out group; any encoder or training seed) as one ensemble, exactly as
+:class:`zeroskel.methods.pgfa.PGFAEnsemble` joins members: concatenated unit features and
+unit text anchors, each block scaled by ``1/sqrt(M)``, so every variant scores the mean of
+the members' cosines.
 """
 from __future__ import annotations
 
@@ -71,6 +78,48 @@ def validation_features(run_dir: Path, checkpoint: str, data_root, group_only: b
 
 def _unit(x):
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def _problem(run_dir: Path) -> tuple:
+    """What makes two pilots' validation sets identical (encoder and training seed aside)."""
+    import yaml
+
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    sel = json.loads((run_dir / "selection.json").read_text())
+    return (cfg["dataset"], cfg["split"], tuple(sel["pseudo_unseen"]), tuple(sel["pseudo_seen"]),
+            json.dumps(sel.get("heldout_group"), sort_keys=True))
+
+
+def _vseed(run_dir: Path) -> int:
+    import yaml
+
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    return int(cfg["seed"] if cfg["validation"].get("seed") is None else cfg["validation"]["seed"])
+
+
+def find_partners(run_dir: Path, pools: "list[Path]") -> "list[Path]":
+    """For each pool folder of pilot runs, its run on ``run_dir``'s validation problem (the
+    one with the same validation seed when several pilots drew the same problem)."""
+    key, out = _problem(run_dir), []
+    for pool in pools:
+        hits = [d for d in sorted(pool.iterdir()) if (d / "selection.json").is_file() and _problem(d) == key]
+        hits = [d for d in hits if _vseed(d) == _vseed(run_dir)] or hits
+        if len(hits) != 1:
+            raise SystemExit(f"{pool}: {len(hits)} pilot runs on the validation problem of {run_dir} (need 1)")
+        out.append(hits[0])
+    return out
+
+
+def join_members(vs: "list[dict]") -> dict:
+    """One validation record for an ensemble: PGFAEnsemble's concatenation of unit blocks."""
+    if len(vs) == 1:
+        return vs[0]
+    for v in vs[1:]:
+        if not (np.array_equal(v["labels"], vs[0]["labels"]) and np.array_equal(v["classes"], vs[0]["classes"])):
+            raise SystemExit("ensemble members score different validation samples")
+    k = 1.0 / np.sqrt(len(vs))
+    cat = lambda key: np.concatenate([_unit(v[key]) for v in vs], axis=1) * k  # noqa: E731
+    return {**vs[0], "feats": cat("feats"), "ref": cat("ref"), "text": cat("text")}
 
 
 PRESET = {"pseudo_labels": "balanced", "epsilon": 0.1, "iterations": 3}
@@ -129,6 +178,9 @@ def main(argv=None) -> int:
     p.add_argument("--scoring", action="store_true", help="also the score-debiasing variants (module doc)")
     p.add_argument("--group-only", action="store_true",
                    help="held-out-group pilots: score only the held-out subjects' / views' samples")
+    p.add_argument("--ensemble-with", nargs="+", type=Path, default=[], metavar="DIR",
+                   help="folders of pilot runs: score each run with their runs on its validation problem "
+                        "as one ensemble (module doc)")
     a = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -144,8 +196,9 @@ def main(argv=None) -> int:
         for ck in ("stage1_last.pt", "stage1_best.pt"):
             if not (rd / ck).is_file():
                 continue
+            members = [rd] + find_partners(rd, a.ensemble_with)
             try:
-                v = validation_features(rd, ck, a.data_root, a.group_only)
+                v = join_members([validation_features(m, ck, a.data_root, a.group_only) for m in members])
             except ZeroskelError as e:  # e.g. a text model that is not installed here
                 print(f"skip {rd.name}/{ck}: {str(e).splitlines()[0]}", file=sys.stderr)
                 continue

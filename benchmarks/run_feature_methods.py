@@ -84,6 +84,7 @@ def run_one(name: str, tag: str, file: str, seed: int, args, cfg: dict | None) -
 
 # ---------------------------------------------------------------------------- aggregation
 def _ms(vals) -> str:
+    """mean ± population std (ddof 0) over seeds; RESULTS.md's feature tables use this."""
     vals = [v for v in vals if v is not None]
     if not vals:
         return "-"

@@ -14,8 +14,8 @@ Functions: :func:`train`, :func:`resume_run`, :func:`evaluate_run`, :func:`creat
 from __future__ import annotations
 
 import importlib
-import shutil
 import re
+import shutil
 from pathlib import Path
 from typing import Callable
 

@@ -31,6 +31,7 @@ the members' cosines.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -80,30 +81,27 @@ def _unit(x):
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def _problem(run_dir: Path) -> tuple:
-    """What makes two pilots' validation sets identical (encoder and training seed aside)."""
+@functools.lru_cache(maxsize=None)  # each pool is scanned once per pilot
+def _pilot(run_dir: Path) -> tuple[tuple, int]:
+    """(what makes two pilots' validation sets identical, encoder and training seed aside;
+    the validation seed)."""
     import yaml
 
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     sel = json.loads((run_dir / "selection.json").read_text())
+    vseed = cfg["seed"] if cfg["validation"].get("seed") is None else cfg["validation"]["seed"]
     return (cfg["dataset"], cfg["split"], tuple(sel["pseudo_unseen"]), tuple(sel["pseudo_seen"]),
-            json.dumps(sel.get("heldout_group"), sort_keys=True))
-
-
-def _vseed(run_dir: Path) -> int:
-    import yaml
-
-    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    return int(cfg["seed"] if cfg["validation"].get("seed") is None else cfg["validation"]["seed"])
+            json.dumps(sel.get("heldout_group"), sort_keys=True)), int(vseed)
 
 
 def find_partners(run_dir: Path, pools: "list[Path]") -> "list[Path]":
     """For each pool folder of pilot runs, its run on ``run_dir``'s validation problem (the
     one with the same validation seed when several pilots drew the same problem)."""
-    key, out = _problem(run_dir), []
+    (key, vseed), out = _pilot(run_dir), []
     for pool in pools:
-        hits = [d for d in sorted(pool.iterdir()) if (d / "selection.json").is_file() and _problem(d) == key]
-        hits = [d for d in hits if _vseed(d) == _vseed(run_dir)] or hits
+        info = {d: _pilot(d) for d in sorted(pool.iterdir()) if (d / "selection.json").is_file()}
+        hits = [d for d, (k, _) in info.items() if k == key]
+        hits = [d for d in hits if info[d][1] == vseed] or hits
         if len(hits) != 1:
             raise SystemExit(f"{pool}: {len(hits)} pilot runs on the validation problem of {run_dir} (need 1)")
         out.append(hits[0])
@@ -193,10 +191,10 @@ def main(argv=None) -> int:
         if not (rd / "selection.json").is_file() or json.loads((rd / "selection.json").read_text()).get(
                 "mode") != "pseudo_unseen":
             continue
+        members = [rd] + find_partners(rd, a.ensemble_with)
         for ck in ("stage1_last.pt", "stage1_best.pt"):
             if not (rd / ck).is_file():
                 continue
-            members = [rd] + find_partners(rd, a.ensemble_with)
             try:
                 v = join_members([validation_features(m, ck, a.data_root, a.group_only) for m in members])
             except ZeroskelError as e:  # e.g. a text model that is not installed here

@@ -47,23 +47,24 @@ def _load(ref: str) -> Callable:
     return getattr(importlib.import_module(mod), fn)
 
 
-def _method(name: str) -> tuple[Callable, Callable]:
+def _entry(name: str) -> tuple[str, str, str]:
     if name not in METHODS:
         raise unknown_name("method", str(name), METHODS)
-    tr, ev, _ = METHODS[name]
+    return METHODS[name]
+
+
+def _method(name: str) -> tuple[Callable, Callable]:
+    tr, ev, _ = _entry(name)
     return _load(tr), _load(ev)
 
 
 def check_run_config(config: dict) -> None:
-    """Schema and value checks of a run config; raises :class:`ConfigError` naming the key."""
+    """Schema and value checks of a run config (the method's own check also requires
+    ``dataset`` and ``split``); raises :class:`ConfigError` naming the key."""
     method = config.get("method")
-    if method not in METHODS:
-        raise unknown_name("method", str(method), METHODS)
-    for key in ("dataset", "split"):
-        if not config.get(key):
-            raise ConfigError(f"config key {key!r} is not set (--{key})")
+    check = _load(_entry(method)[2])
     validate_config(config, method)
-    _load(METHODS[method][2])(config)
+    check(config)
 
 
 def run_name(method: str, dataset: str, split: str, seed: int) -> str:

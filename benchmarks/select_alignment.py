@@ -99,6 +99,8 @@ def find_partners(run_dir: Path, pools: "list[Path]") -> "list[Path]":
     one with the same validation seed when several pilots drew the same problem)."""
     (key, vseed), out = _pilot(run_dir), []
     for pool in pools:
+        if not pool.is_dir():
+            raise SystemExit(f"--ensemble-with {pool}: not a folder of pilot runs")
         info = {d: _pilot(d) for d in sorted(pool.iterdir()) if (d / "selection.json").is_file()}
         hits = [d for d, (k, _) in info.items() if k == key]
         hits = [d for d in hits if info[d][1] == vseed] or hits

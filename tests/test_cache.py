@@ -214,19 +214,18 @@ def test_real_utd_mhad_reused_then_rebuilt_when_a_file_changes(data_root, tmp_pa
     for f in utd.iterdir():  # a private data root of links, so a file can be changed
         (root / "utd_mhad" / f.name).symlink_to(f)
     cache = tmp_path / "cache"
-    t0 = time.perf_counter()
     ds = prepare("utd_mhad", "pgfa50", data_root=root, cache_dir=cache, progress=False)
-    build = time.perf_counter() - t0
     assert ds.data.shape == (861, 3, 50, 20, 1) and ds.num_classes == 27
     assert ds.info["prepared_from"]["files"] == len(list(utd.iterdir()))
     np.testing.assert_allclose(ds.data[:, :, :, 2], 0, atol=1e-6)
     assert ds.partitions["xsub"].sum() == len(ds) - ds.partitions["xsub"].__invert__().sum()
 
+    # Reuse is proven by the untouched files, not by timing (timed asserts flake under load;
+    # the cache's speed is measured in benchmarks/).
     stamp = _stamp(ds)
-    t0 = time.perf_counter()
     again = prepare("utd_mhad", "pgfa50", data_root=root, cache_dir=cache, progress=False)
-    reuse = time.perf_counter() - t0
-    assert _stamp(again) == stamp and reuse < build / 3
+    assert _stamp(again) == stamp
+    np.testing.assert_array_equal(again.data, ds.data)
 
     victim = root / "utd_mhad" / "a1_s1_t1_skeleton.mat"
     victim.unlink()

@@ -423,3 +423,36 @@ def test_registry_and_cards(tmp_path):
         EncoderCard.from_dict({**card.to_dict(), "colour": 1}, source="card.json")
     with pytest.raises(ConfigError, match=r"missing key\(s\) layout"):
         EncoderCard.from_dict({k: v for k, v in card.to_dict().items() if k != "layout"})
+
+
+def test_input_modalities_against_explicit_loops():
+    from zeroskel.data.layouts import get_layout
+    from zeroskel.models.modality import InputModality, bone_parents
+
+    lay = get_layout("kinect_v1")
+    parents = bone_parents(lay)
+    root = lay.joints.index("hip_center")
+    assert parents[root] == root and sorted(set(range(20)) - {root}) == sorted(c for c, _ in lay.bones)
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 7, 20, 2)
+    bone = torch.zeros_like(x)
+    for c, p in lay.bones:
+        bone[:, :, :, c] = x[:, :, :, c] - x[:, :, :, p]
+    torch.testing.assert_close(InputModality("bone", "kinect_v1")(x), bone)
+    motion = torch.zeros_like(x)
+    for t in range(6):
+        motion[:, :, t] = x[:, :, t + 1] - x[:, :, t]
+    torch.testing.assert_close(InputModality("motion")(x), motion)
+    bm = torch.zeros_like(x)
+    bm[:, :, :6] = bone[:, :, 1:] - bone[:, :, :-1]
+    torch.testing.assert_close(InputModality("bone_motion", lay)(x), bm)
+    assert InputModality("joint")(x) is x
+    # linear: commutes with a rotation about the vertical axis, so augmentation order is free
+    rot = torch.tensor([[0.6, 0, 0.8], [0, 1, 0], [-0.8, 0, 0.6]])
+    rx = torch.einsum("ij,njtvm->nitvm", rot, x)
+    torch.testing.assert_close(InputModality("bone", lay)(rx), torch.einsum("ij,njtvm->nitvm", rot, bone))
+    assert not InputModality("bone", lay).state_dict()  # nothing new in checkpoints
+    with pytest.raises(ConfigError, match="model.modality .bones.; valid: bone, bone_motion, joint, motion"):
+        InputModality("bones", lay)
+    with pytest.raises(ConfigError, match="needs the joint layout"):
+        InputModality("bone")

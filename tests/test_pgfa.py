@@ -551,8 +551,10 @@ def test_ensemble_of_runs_averages_member_cosines(utd, tmp_path):
 
     one_epoch = ["validation.mode=none", "train.epochs=1"]
     a = train(_cfg(seed=1, extra=one_epoch), tmp_path, data_root=utd)
-    b = train(_cfg(seed=2, extra=one_epoch), tmp_path, data_root=utd)
+    # a bone-stream member: same prepared input, the model computes its bones (two-stream)
+    b = train(_cfg(seed=2, extra=one_epoch + ["model.modality=bone"]), tmp_path, data_root=utd)
     ca, cb = PGFAClassifier.load(a), PGFAClassifier.load(b)
+    assert (ca.model.modality.modality, cb.model.modality.modality) == ("joint", "bone")
     ens = PGFAEnsemble([ca, cb])
     x = np.asarray(prepare("utd_mhad", "pgfa50", data_root=utd).data[:6])
     classes = np.arange(27)
@@ -572,6 +574,16 @@ def test_ensemble_of_runs_averages_member_cosines(utd, tmp_path):
         evaluate_run([a, other], data_root=utd)
     with pytest.raises(CheckpointError, match="not saved as one checkpoint"):
         ens.state()
+    # the bone model survives export: the bundle rebuilds its modality and scores the same
+    from zeroskel.recognizer import Recognizer, export_bundle
+    bundle = export_bundle(b, tmp_path / "bone_bundle")
+    assert json.loads((bundle / "bundle.json").read_text())["model"]["modality"] == "bone"
+    labels = ["wave", "clap", "jog"]
+    rec = Recognizer.load(bundle)
+    np.testing.assert_allclose(rec.score(x, labels), Recognizer.from_run(b).score(x, labels), atol=1e-6)
+    with pytest.raises(ConfigError, match="model.modality 'bones'"):
+        train(_cfg(extra=one_epoch + ["model.modality=bones"]), tmp_path / "bad", data_root=utd)
+    assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
 
 
 def test_ntu60_paper_preset_end_to_end_on_ntu_format_files(data_root, tmp_path):

@@ -59,7 +59,7 @@ README_FILE = "README.md"
 _REQUIRED = ("method", "model", "layout", "input_layout", "num_persons", "frames", "pipeline",
              "text", "weights")
 _MODEL_KEYS = ("encoder", "preset", "args", "input_frames", "temperature", "learn_temperature",
-               "feature_norm", "feature_dim", "text_dim")
+               "feature_norm", "modality", "feature_dim", "text_dim")
 
 
 # =========================================================================== results
@@ -713,6 +713,7 @@ def _card_from_pgfa(ck: dict, model, source: str = "") -> dict:
                   "temperature": m.get("temperature", 0.07),
                   "learn_temperature": bool(m.get("learn_temperature", False)),
                   "feature_norm": m.get("feature_norm") or "none",
+                  "modality": m.get("modality") or "joint",
                   "feature_dim": int(getattr(enc, "feature_dim", 0)), "text_dim": int(model.text_dim),
                   "logit_scale": float(model.logit_scale.detach().cpu())},
         "layout": layout, "input_layout": in_layout, "num_persons": int(ck["num_persons"]),

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError, DataError, unknown_name
+from ..models.modality import MODALITIES, InputModality
 from ..engine.data import augment_batch, load_prepared
 from .alignment import ALIGN_DEFAULTS, align_kwargs, aligned_scores, prototype_alignment
 
@@ -103,18 +104,24 @@ class PGFAModel(nn.Module):
             share a large positive mean, so early in training every projected feature
             points the same way and all samples get the same class (the reference's first
             ~16 epochs); removing that mean lets the projection separate them from the start.
+        modality: the encoder's input stream, ``joint`` (reference), ``bone``, ``motion`` or
+            ``bone_motion`` (:class:`zeroskel.models.modality.InputModality`), computed
+            from the joint input after resampling; needs ``layout`` unless ``joint``.
+        layout: the input's joint layout.
     """
 
     FEATURE_NORMS = ("none", "batchnorm")
 
     def __init__(self, encoder: nn.Module, text_dim: int, temperature: float = 0.07,
                  learn_temperature: bool = False, input_frames: int | None = None,
-                 feature_norm: str = "none") -> None:
+                 feature_norm: str = "none", modality: str = "joint",
+                 layout: str | None = None) -> None:
         super().__init__()
         if not temperature > 0:
             raise ConfigError(f"model.temperature must be > 0, got {temperature}")
         if feature_norm not in self.FEATURE_NORMS:
             raise unknown_name("model.feature_norm", str(feature_norm), self.FEATURE_NORMS)
+        self.modality = InputModality(modality, layout)
         self.encoder = encoder
         feat_dim = int(getattr(encoder, "feature_dim"))
         self.feature_norm = feature_norm
@@ -145,7 +152,7 @@ class PGFAModel(nn.Module):
             y = x.permute(0, 1, 3, 4, 2).reshape(n, c * v * m, t)
             y = F.interpolate(y, size=self.input_frames, mode="linear", align_corners=True)
             x = y.reshape(n, c, v, m, self.input_frames).permute(0, 1, 4, 2, 3).contiguous()
-        return self.proj(self.norm(self.encoder(x)))
+        return self.proj(self.norm(self.encoder(self.modality(x))))
 
 
 def build_model(cfg: dict, layout: str, num_persons: int, text_dim: int) -> PGFAModel:
@@ -159,7 +166,8 @@ def build_model(cfg: dict, layout: str, num_persons: int, text_dim: int) -> PGFA
     enc = build_encoder(m["encoder"], layout=layout, num_persons=num_persons, **args)
     return PGFAModel(enc, text_dim, temperature=float(m["temperature"]),
                      learn_temperature=bool(m["learn_temperature"]), input_frames=m.get("input_frames"),
-                     feature_norm=str(m.get("feature_norm") or "none"))
+                     feature_norm=str(m.get("feature_norm") or "none"),
+                     modality=str(m.get("modality") or "joint"), layout=layout)
 
 
 # =========================================================================== data
@@ -480,6 +488,8 @@ def check_config(cfg: dict) -> None:
         raise ConfigError(f"train.batch_size must be an integer >= 2, got {t['batch_size']!r}")
     if cfg["model"]["encoder"] not in ("stgcn", "shiftgcn"):
         raise unknown_name("encoder (model.encoder)", str(cfg["model"]["encoder"]), ["stgcn", "shiftgcn"])
+    if (cfg["model"].get("modality") or "joint") not in MODALITIES:
+        raise unknown_name("model.modality", str(cfg["model"]["modality"]), MODALITIES)
     aug = cfg["data"]["augment"]
     rc = aug.get("random_crop")
     if rc is not None and (not isinstance(rc, (list, tuple)) or len(rc) != 2):

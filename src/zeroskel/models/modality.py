@@ -7,7 +7,9 @@ The four streams of multi-stream GCNs (2s-AGCN, MS-G3D, PySKL's ``j``/``b``/``jm
   of the layout's bone list (:attr:`zeroskel.data.layouts.JointLayout.bones`); the root
   joint's bone is zero;
 - ``motion``: joint displacement to the next frame, ``x[t + 1] - x[t]``, zero at the last
-  frame;
+  frame. It assumes every frame is valid, as after the ``resize`` step of every
+  preprocessing preset; on zero-padded input the last valid frame's motion would be minus
+  its position;
 - ``bone_motion``: the motion of the bones.
 
 All are linear in the joint coordinates, so they commute with rotation and scaling

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError, DataError, unknown_name
-from ..models.modality import MODALITIES, InputModality
+from ..models.modality import InputModality, check_modality
 from ..engine.data import augment_batch, load_prepared
 from .alignment import ALIGN_DEFAULTS, align_kwargs, aligned_scores, prototype_alignment
 
@@ -488,8 +488,7 @@ def check_config(cfg: dict) -> None:
         raise ConfigError(f"train.batch_size must be an integer >= 2, got {t['batch_size']!r}")
     if cfg["model"]["encoder"] not in ("stgcn", "shiftgcn"):
         raise unknown_name("encoder (model.encoder)", str(cfg["model"]["encoder"]), ["stgcn", "shiftgcn"])
-    if (cfg["model"].get("modality") or "joint") not in MODALITIES:
-        raise unknown_name("model.modality", str(cfg["model"]["modality"]), MODALITIES)
+    check_modality(cfg["model"].get("modality") or "joint")
     aug = cfg["data"]["augment"]
     rc = aug.get("random_crop")
     if rc is not None and (not isinstance(rc, (list, tuple)) or len(rc) != 2):

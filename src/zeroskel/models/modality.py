@@ -29,10 +29,19 @@ from ..errors import ConfigError, unknown_name
 MODALITIES = ("joint", "bone", "motion", "bone_motion")
 
 
+def check_modality(modality: str) -> str:
+    """``modality`` if it is one of :data:`MODALITIES`, else a :class:`ConfigError` naming
+    ``model.modality`` (run-config checks call this before any model is built)."""
+    if modality not in MODALITIES:
+        raise unknown_name("model.modality", str(modality), MODALITIES)
+    return modality
+
+
 def bone_parents(layout: JointLayout | str) -> list[int]:
     """Parent joint of every joint of ``layout`` (the root is its own parent).
 
-    Raises :class:`ConfigError` if the bone list is not a tree rooted at one joint.
+    Raises :class:`ConfigError` unless every joint but one (the root) is the child of
+    exactly one bone.
     """
     lay = get_layout(layout) if isinstance(layout, str) else layout
     parents = list(range(lay.num_joints))
@@ -57,9 +66,7 @@ class InputModality(nn.Module):
 
     def __init__(self, modality: str = "joint", layout: JointLayout | str | None = None) -> None:
         super().__init__()
-        if modality not in MODALITIES:
-            raise unknown_name("model.modality", str(modality), MODALITIES)
-        self.modality = modality
+        self.modality = check_modality(modality)
         parents = None
         if modality in ("bone", "bone_motion"):
             if layout is None:

@@ -21,6 +21,9 @@ pilots trained with ``validation.heldout_group`` (unseen class *and* unseen pers
 view, as in the test); the training-feature statistics then come from the samples stage 1
 trained on.
 
+``--text-source S [S ...]`` scores with other class-text anchors (one source, or several:
+a prompt ensemble as ``text.source`` takes it) than the ones the pilots trained on.
+
 ``--ensemble-with DIR [DIR ...]`` scores each pilot together with, from every DIR, the pilot
 run trained on the same validation problem (dataset, split, pseudo-unseen / pseudo-seen
 classes and held-out group; any encoder or training seed) as one ensemble, exactly as
@@ -47,9 +50,12 @@ for _eps in (0.05, 0.1, 0.2):
             "pseudo_labels": "balanced", "epsilon": _eps, "iterations": _it}
 
 
-def validation_features(run_dir: Path, checkpoint: str, data_root, group_only: bool = False) -> dict:
+def validation_features(run_dir: Path, checkpoint: str, data_root, group_only: bool = False,
+                        text_source=None) -> dict:
     """(N, D) features, labels, pseudo-unseen classes and text bank of one stage-1 model,
-    plus ``ref``: features of the pseudo-seen samples that stage 1 trained on."""
+    plus ``ref``: features of the pseudo-seen samples that stage 1 trained on.
+    ``text_source`` (a source or a list: a prompt ensemble) replaces the run's
+    ``text.source`` for the anchors only; the model is loaded as trained."""
     import torch
     import yaml
 
@@ -62,6 +68,8 @@ def validation_features(run_dir: Path, checkpoint: str, data_root, group_only: b
     ds, part = load_prepared(cfg, data_root, progress=False)
     text = load_texts(cfg, ds, data_root)["sentence"]
     model = build_model(cfg, ds.layout, int(ds.data.shape[-1]), text.shape[1])
+    if text_source is not None:
+        text = load_texts({**cfg, "text": {**cfg["text"], "source": text_source}}, ds, data_root)["sentence"]
     model.load_state_dict(load_checkpoint(run_dir / checkpoint)["model"])
     train = ds.partition(part, "train")
     pseudo = np.asarray(sel["pseudo_unseen"])
@@ -181,7 +189,10 @@ def main(argv=None) -> int:
     p.add_argument("--ensemble-with", nargs="+", type=Path, default=[], metavar="DIR",
                    help="folders of pilot runs: score each run with their runs on its validation problem "
                         "as one ensemble (module doc)")
+    p.add_argument("--text-source", nargs="+", default=None, metavar="SOURCE",
+                   help="anchor texts for scoring instead of the run's text.source (several = prompt ensemble)")
     a = p.parse_args(argv)
+    src = None if a.text_source is None else (a.text_source[0] if len(a.text_source) == 1 else a.text_source)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
@@ -198,7 +209,7 @@ def main(argv=None) -> int:
             if not (rd / ck).is_file():
                 continue
             try:
-                v = join_members([validation_features(m, ck, a.data_root, a.group_only) for m in members])
+                v = join_members([validation_features(m, ck, a.data_root, a.group_only, src) for m in members])
             except ZeroskelError as e:  # e.g. a text model that is not installed here
                 print(f"skip {rd.name}/{ck}: {str(e).splitlines()[0]}", file=sys.stderr)
                 continue

@@ -66,8 +66,9 @@ def validation_features(run_dir: Path, checkpoint: str, data_root, group_only: b
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     sel = json.loads((run_dir / "selection.json").read_text())
     ds, part = load_prepared(cfg, data_root, progress=False)
-    text = load_texts(cfg, ds, data_root)["sentence"]
-    model = build_model(cfg, ds.layout, int(ds.data.shape[-1]), text.shape[1])
+    tx = load_texts(cfg, ds, data_root)
+    text = tx["sentence"]
+    model = build_model(cfg, ds.layout, int(ds.data.shape[-1]), tx["dim"])
     if text_source is not None:
         text = load_texts({**cfg, "text": {**cfg["text"], "source": text_source}}, ds, data_root)["sentence"]
     model.load_state_dict(load_checkpoint(run_dir / checkpoint)["model"])

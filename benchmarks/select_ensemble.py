@@ -52,7 +52,7 @@ def member(run_dir: Path, checkpoint: str):
 
     final = PGFAClassifier.load(run_dir / "final.pt")  # card + text bank of the run
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    model = build_model(cfg, final.card["layout"], int(final.card["num_persons"]), final.text.shape[1])
+    model = build_model(cfg, final.card["layout"], int(final.card["num_persons"]), final.model.text_dim)
     model.load_state_dict(load_checkpoint(run_dir / checkpoint)["model"])
     return PGFAClassifier(model, final.text, final.card)
 

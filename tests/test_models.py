@@ -456,3 +456,17 @@ def test_input_modalities_against_explicit_loops():
         InputModality("bones", lay)
     with pytest.raises(ConfigError, match="needs the joint layout"):
         InputModality("bone")
+
+
+def test_forward_temporal_keeps_time_and_averages_to_forward():
+    # the temporal-segment head pools the encoder's time axis in parts: the per-frame
+    # features must be the same map forward() pools, averaged over joints and persons only
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 16, 20, 2, dtype=torch.float64)
+    for name in ("stgcn", "shiftgcn"):
+        enc = build_encoder(name, layout="kinect_v1", num_persons=2).double().eval()
+        per_frame = enc.forward_temporal(x)
+        assert per_frame.shape == (2, 4, enc.feature_dim)  # both encoders stride time by 4
+        torch.testing.assert_close(per_frame.mean(dim=1), enc(x))
+        # time is kept: the first and the last frame differ
+        assert not torch.allclose(per_frame[:, 0], per_frame[:, -1])

@@ -114,6 +114,39 @@ def test_feature_norm_removes_the_shared_feature_mean():
         PGFAModel(_Enc(), 6, feature_norm="layer")
 
 
+def test_segment_model_blocks_and_anchor_bank_give_mean_of_block_cosines():
+    from zeroskel.methods.pgfa import anchor_bank
+    from zeroskel.models.registry import build_encoder
+
+    torch.manual_seed(0)
+    enc = build_encoder("stgcn", layout="kinect_v1", num_persons=1, channels=[8, 8, 16], strides=[1, 2, 2])
+    model = PGFAModel(enc, text_dim=5, segments=3).eval()
+    assert model.feature_dim == 20 and len(model.seg_proj) == 3
+    x = torch.randn(4, 3, 24, 20, 1)
+    with torch.no_grad():
+        out = model(x)
+        h = enc.forward_temporal(x)                       # (4, 6, 16): segments of 2 frames each
+        want = [model.proj(h.mean(1))] + [lin(h[:, 2 * k:2 * k + 2].mean(1)) for k, lin in enumerate(model.seg_proj)]
+    blocks = model.blocks(out)
+    assert [b.shape for b in blocks] == [(4, 5)] * 4
+    for got, w in zip(blocks, want):
+        torch.testing.assert_close(got, F.normalize(w, dim=1) / 2)  # unit blocks / sqrt(4)
+    # anchors built the same way: the full cosine is the mean of the four block cosines
+    banks = [np.random.default_rng(k).normal(size=(7, 5)) for k in range(4)]
+    anchors = anchor_bank(banks)
+    assert anchors.shape == (7, 20) and np.allclose(np.linalg.norm(anchors, axis=1), 1)
+    f = out.numpy()
+    full = (f / np.linalg.norm(f, axis=1, keepdims=True)) @ anchors.T
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    per_block = np.mean([unit(b.numpy()) @ unit(t).T for b, t in zip(blocks, banks)], axis=0)
+    np.testing.assert_allclose(full, per_block, atol=1e-6)
+    assert np.array_equal(anchor_bank(banks[:1]), banks[0].astype(np.float32))
+    with pytest.raises(DataError, match="3 temporal segments need >= 3 encoder frames, got 1"):
+        model(torch.randn(1, 3, 4, 20, 1))
+    with pytest.raises(ConfigError, match="segments must be an integer >= 0"):
+        PGFAModel(enc, text_dim=5, segments=-1)
+
+
 def test_select_epoch_uses_validation_only():
     hist = [{"val_top1": v, "test_top1": 100 - v} for v in (10, 50, 5, 30, 32)]
     assert select_epoch(hist, "top1") == 2  # the test numbers play no part
@@ -583,6 +616,49 @@ def test_ensemble_of_runs_averages_member_cosines(utd, tmp_path):
     np.testing.assert_allclose(rec.score(x, labels), Recognizer.from_run(b).score(x, labels), atol=1e-6)
     with pytest.raises(ConfigError, match="model.modality 'bones'"):
         train(_cfg(extra=one_epoch + ["model.modality=bones"]), tmp_path / "bad", data_root=utd)
+    assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
+
+
+def test_temporal_segment_training_on_real_data(utd, tmp_path):
+    from zeroskel.data.cache import prepare
+    from zeroskel.engine.runs import evaluate_run, train
+    from zeroskel.methods.pgfa import PGFAClassifier, load_texts
+    from zeroskel.recognizer import Recognizer, export_bundle
+
+    seg = "text.segment_sources=[name+purls-start, name+purls-middle, name+purls-end]"
+    run = train(_cfg(extra=["validation.mode=none", "train.epochs=1", seg]), tmp_path, data_root=utd)
+    clf = PGFAClassifier.load(run)
+    d = clf.model.text_dim
+    assert clf.model.segments == 3 and clf.text.shape == (27, 4 * d) and clf.feature_dim == 4 * d
+    assert clf.card["text_segment_sources"] == ["name+purls-start", "name+purls-middle", "name+purls-end"]
+    # the stored bank: global anchor, then the start / middle / end texts' embeddings
+    cfg = clf.card["config"]
+    ds = prepare("utd_mhad", "pgfa50", data_root=utd)
+    tx = load_texts(cfg, ds, utd)
+    assert len(tx["segment_texts"]) == 3 and "sit" in tx["segment_texts"][2][24].lower()
+    np.testing.assert_allclose(clf.text, tx["sentence"], atol=1e-6)
+    plain = load_texts({**cfg, "text": {**cfg["text"], "segment_sources": None}}, ds, utd)["sentence"]
+    np.testing.assert_allclose(clf.text[:, :d] * 2, plain / np.linalg.norm(plain, axis=1, keepdims=True), atol=1e-6)
+    ev = evaluate_run(run, data_root=utd, device="cpu")
+    assert json.loads((run / "metrics.json").read_text())["zsl_top1"] == ev["zsl_top1"]
+    # a bundle rebuilds the segment heads; free-text labels score the global block
+    bundle = export_bundle(run, tmp_path / "seg_bundle")
+    assert json.loads((bundle / "bundle.json").read_text())["model"]["segments"] == 3
+    rec = Recognizer.load(bundle)
+    x = np.asarray(ds.data[:5])
+    labels = ["wave", "clap", "sit to stand"]
+    glob = clf.features(x)[:, :d]
+    emb = rec.encode_labels(labels)
+    want = (glob / np.linalg.norm(glob, axis=1, keepdims=True)) @ emb.T
+    np.testing.assert_allclose(rec.score(x, labels), want, atol=1e-5)
+    np.testing.assert_allclose(rec.score(x, labels), Recognizer.from_run(run).score(x, labels), atol=1e-6)
+    for bad, msg in (("text.segment_sources=name+purls-start", "must be null or a list of sources"),
+                     ("text.segment_sources=[name+purls-begin]", "purls-begin")):
+        with pytest.raises(ConfigError, match=msg):
+            train(_cfg(extra=["validation.mode=none", "train.epochs=1", bad]), tmp_path / "bad", data_root=utd)
+    with pytest.raises(ConfigError, match="cannot be combined"):
+        train(_cfg(extra=["validation.mode=none", seg, "text.train_sources=[name, name+purls-global]"]),
+              tmp_path / "bad", data_root=utd)
     assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
 
 

@@ -180,6 +180,10 @@ class Recognizer:
     (:func:`zeroskel.data.layouts.map_layout`), else a :class:`ConfigError` names it.
     Persons beyond the model's ``num_persons`` are dropped (readers put the main actor
     first), missing ones are zero.
+
+    A model trained with temporal segments (``text.segment_sources``) scores labels with its
+    global block only, since a label is one text with no start / middle / end phases; its
+    test-set numbers (``zeroskel evaluate``) use all blocks with the phase texts.
     """
 
     def __init__(self, model: torch.nn.Module, card: dict, device: str | torch.device = "cpu",
@@ -307,7 +311,7 @@ class Recognizer:
         m = card["model"]
         try:
             model = build_model({"model": {k: m.get(k) for k in _MODEL_KEYS}}, card["layout"],
-                                int(card["num_persons"]), int(m["text_dim"]))
+                                int(card["num_persons"]), int(m["text_dim"]), segments=int(m.get("segments") or 0))
         except (ConfigError, TypeError, ValueError, KeyError) as e:
             raise CheckpointError(f"{path / CARD_FILE}: cannot rebuild the model from key 'model' "
                                   f"({type(e).__name__}: {e})") from None
@@ -502,26 +506,32 @@ class Recognizer:
         """
         m = x.shape[-1]
         if m < 2 or not self._persons_separable():
-            return self.model(torch.from_numpy(x).to(self.device)).float()
+            return self._model(torch.from_numpy(x).to(self.device))
         present = np.any(x != 0, axis=(1, 2, 3))  # (N, M)
         if present.all():
-            return self.model(torch.from_numpy(x).to(self.device)).float()
+            return self._model(torch.from_numpy(x).to(self.device))
         out = torch.zeros((len(x), self.feature_dim), dtype=torch.float32, device=self.device)
         for k in range(m):
             idx = np.flatnonzero(present[:, k])
             if len(idx):
                 xb = torch.from_numpy(np.ascontiguousarray(x[idx, ..., k:k + 1])).to(self.device)
-                out[torch.from_numpy(idx).to(self.device)] += self.model(xb).float()
+                out[torch.from_numpy(idx).to(self.device)] += self._model(xb)
             if len(idx) < len(x):
                 absent = torch.from_numpy(~present[:, k]).to(self.device)
                 out[absent] += self._absent_person(x.shape[2], x.shape[3])
         return out / m
 
+    def _model(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, D) model features; a temporal-segment model gives its global block only: a
+        free-text label has no phase texts for the segment blocks to match."""
+        out = self.model(x).float()
+        return out[:, :self.feature_dim] if getattr(self.model, "segments", 0) else out
+
     def _absent_person(self, frames: int, joints: int) -> torch.Tensor:
         key = (frames, joints)
         if key not in self._absent:
             z = torch.zeros((1, 3, frames, joints, 1), device=self.device)
-            self._absent[key] = self.model(z).float()[0]
+            self._absent[key] = self._model(z)[0]
         return self._absent[key]
 
     def _persons_separable(self) -> bool:
@@ -534,8 +544,8 @@ class Recognizer:
             v = get_layout(self.layout).num_joints
             x = (0.2 * torch.randn((2, 3, self.frames, v, self.num_persons), generator=g)).to(self.device)
             with torch.inference_mode():
-                full = self.model(x).float()
-                split = torch.stack([self.model(x[..., k:k + 1]).float()
+                full = self._model(x)
+                split = torch.stack([self._model(x[..., k:k + 1])
                                      for k in range(self.num_persons)]).mean(0)
             self._separable = bool(torch.allclose(full, split, rtol=1e-4, atol=1e-5))
         return self._separable
@@ -714,13 +724,14 @@ def _card_from_pgfa(ck: dict, model, source: str = "") -> dict:
                   "learn_temperature": bool(m.get("learn_temperature", False)),
                   "feature_norm": m.get("feature_norm") or "none",
                   "modality": m.get("modality") or "joint",
+                  "segments": int(getattr(model, "segments", 0)),
                   "feature_dim": int(getattr(enc, "feature_dim", 0)), "text_dim": int(model.text_dim),
                   "logit_scale": float(model.logit_scale.detach().cpu())},
         "layout": layout, "input_layout": in_layout, "num_persons": int(ck["num_persons"]),
         "frames": int(ck["frames"]), "pipeline": pipe.to_config(),
         "text": {"model": ck.get("text_model") or (cfg.get("text") or {}).get("model"),
                  "checksum": ck.get("text_checksum"), "dim": int(model.text_dim),
-                 "source": ck.get("text_source")},
+                 "source": ck.get("text_source"), "segment_sources": ck.get("text_segment_sources")},
         "alignment": {k: v for k, v in (cfg.get("alignment") or {}).items() if k in _ALIGN_DEFAULTS},
         "training": {"dataset": ck.get("dataset", cfg.get("dataset")), "split": ck.get("split"),
                      "partition": ck.get("partition"), "seed": cfg.get("seed"),

@@ -108,6 +108,13 @@ class PGFAModel(nn.Module):
             ``bone_motion`` (:class:`zeroskel.models.modality.InputModality`), computed
             from the joint input after resampling; needs ``layout`` unless ``joint``.
         layout: the input's joint layout.
+        segments: K > 0 adds K temporal segments (PURLS-style local alignment): the encoder's
+            time axis is cut into K consecutive parts, each pooled and projected by its own
+            linear layer into the text space, to be aligned with a text of that phase of
+            the action (``text.segment_sources``, e.g. start / middle / end). The output is
+            then ``K + 1`` unit blocks (global first) scaled by ``1/sqrt(K + 1)``, so a
+            cosine against anchors built the same way (:func:`anchor_bank`) is the mean of
+            the blocks' cosines, and scoring, alignment, GZSL and ensembles are unchanged.
     """
 
     FEATURE_NORMS = ("none", "batchnorm")
@@ -115,7 +122,7 @@ class PGFAModel(nn.Module):
     def __init__(self, encoder: nn.Module, text_dim: int, temperature: float = 0.07,
                  learn_temperature: bool = False, input_frames: int | None = None,
                  feature_norm: str = "none", modality: str = "joint",
-                 layout: str | None = None) -> None:
+                 layout: str | None = None, segments: int = 0) -> None:
         super().__init__()
         if not temperature > 0:
             raise ConfigError(f"model.temperature must be > 0, got {temperature}")
@@ -136,10 +143,23 @@ class PGFAModel(nn.Module):
             self.register_buffer("log_scale", init)
         self.text_dim = int(text_dim)
         self.input_frames = input_frames
+        if not (isinstance(segments, int) and segments >= 0):
+            raise ConfigError(f"segments must be an integer >= 0, got {segments!r}")
+        self.segments = segments
+        if segments:
+            if not hasattr(encoder, "forward_temporal"):
+                raise ConfigError(f"{type(encoder).__name__} has no forward_temporal: no temporal segments")
+            self.seg_norm = (nn.BatchNorm1d(feat_dim, affine=False) if feature_norm == "batchnorm"
+                             else nn.Identity())
+            self.seg_proj = nn.ModuleList(nn.Linear(feat_dim, text_dim) for _ in range(segments))
+            for lin in self.seg_proj:
+                nn.init.kaiming_normal_(lin.weight, mode="fan_out")
+                nn.init.zeros_(lin.bias)
 
     @property
     def feature_dim(self) -> int:
-        return self.text_dim
+        """Width of the output features and of the class anchors: ``(segments + 1) * text_dim``."""
+        return self.text_dim * (self.segments + 1)
 
     @property
     def logit_scale(self) -> torch.Tensor:
@@ -152,11 +172,43 @@ class PGFAModel(nn.Module):
             y = x.permute(0, 1, 3, 4, 2).reshape(n, c * v * m, t)
             y = F.interpolate(y, size=self.input_frames, mode="linear", align_corners=True)
             x = y.reshape(n, c, v, m, self.input_frames).permute(0, 1, 4, 2, 3).contiguous()
-        return self.proj(self.norm(self.encoder(self.modality(x))))
+        if not self.segments:
+            return self.proj(self.norm(self.encoder(self.modality(x))))
+        h = self.encoder.forward_temporal(self.modality(x))       # (N, T', F)
+        if h.shape[1] < self.segments:
+            raise DataError(f"{self.segments} temporal segments need >= {self.segments} encoder frames, "
+                            f"got {h.shape[1]} (input T={x.shape[2]})")
+        blocks = [self.proj(self.norm(h.mean(dim=1)))]
+        for part, lin in zip(torch.tensor_split(h, self.segments, dim=1), self.seg_proj):
+            blocks.append(lin(self.seg_norm(part.mean(dim=1))))
+        return torch.cat([F.normalize(b, dim=1) for b in blocks], dim=1) / math.sqrt(len(blocks))
+
+    def blocks(self, feats: torch.Tensor) -> "list[torch.Tensor]":
+        """Split (N, feature_dim) outputs (or anchors) into the ``segments + 1`` (N, text_dim) blocks."""
+        return list(torch.split(feats, self.text_dim, dim=-1))
 
 
-def build_model(cfg: dict, layout: str, num_persons: int, text_dim: int) -> PGFAModel:
-    """The PGFA model described by ``cfg['model']``."""
+def num_segments(cfg: dict) -> int:
+    """Temporal segments of the model a config describes: one per ``text.segment_sources``."""
+    src = (cfg.get("text") or {}).get("segment_sources")
+    return len(_source_list(src, "text.segment_sources")) if src else 0
+
+
+def anchor_bank(blocks: "list[np.ndarray]") -> np.ndarray:
+    """(C, (K+1)*D) class anchors of a segment model from K+1 (C, D) text banks (global first):
+    unit rows, each block scaled by ``1/sqrt(K+1)``, as :class:`PGFAModel` builds its outputs.
+    One bank comes back as it is."""
+    if len(blocks) == 1:
+        return np.asarray(blocks[0], dtype=np.float32)
+    k = 1.0 / math.sqrt(len(blocks))
+    return (np.concatenate([_unit_rows(np.asarray(b, np.float32)) for b in blocks], axis=1) * k).astype(np.float32)
+
+
+def build_model(cfg: dict, layout: str, num_persons: int, text_dim: int,
+                segments: int | None = None) -> PGFAModel:
+    """The PGFA model described by ``cfg['model']``; ``text_dim`` is the sentence encoder's
+    dimension D (the anchors are ``(segments + 1) * D`` wide). ``segments`` defaults to one
+    per ``text.segment_sources`` of ``cfg`` (a bundle card gives the number instead)."""
     from ..models.registry import build_encoder
 
     m = cfg["model"]
@@ -167,7 +219,8 @@ def build_model(cfg: dict, layout: str, num_persons: int, text_dim: int) -> PGFA
     return PGFAModel(enc, text_dim, temperature=float(m["temperature"]),
                      learn_temperature=bool(m["learn_temperature"]), input_frames=m.get("input_frames"),
                      feature_norm=str(m.get("feature_norm") or "none"),
-                     modality=str(m.get("modality") or "joint"), layout=layout)
+                     modality=str(m.get("modality") or "joint"), layout=layout,
+                     segments=num_segments(cfg) if segments is None else int(segments))
 
 
 # =========================================================================== data
@@ -204,6 +257,9 @@ def load_texts(cfg: dict, ds, data_root=None) -> dict:
     re-normalised per class. ``texts`` is then a list of C-lists, one per source.
     With ``text.train_sources`` (a list), ``train_bank`` (S, C, D) holds one unit embedding
     per training source and class: the targets that training draws from.
+    With ``text.segment_sources`` (K sources, one per temporal segment), ``sentence`` is the
+    (C, (K+1)*D) anchor bank of :func:`anchor_bank` and ``segment_texts`` the K C-lists.
+    ``dim`` is the sentence encoder's D either way.
     """
     from ..text.cache import embed_class_texts
     from ..text.encoders import SentenceEncoder
@@ -213,7 +269,13 @@ def load_texts(cfg: dict, ds, data_root=None) -> dict:
     ct = embed_class_texts(prompts, model=enc, combine="mean")
     out = {"texts": prompts[0] if len(prompts) == 1 else prompts,
            "sentence": np.asarray(ct.sentence, dtype=np.float32),
-           "model": getattr(ct, "model", "") or cfg["text"]["model"], "checksum": enc.checksum}
+           "model": getattr(ct, "model", "") or cfg["text"]["model"], "checksum": enc.checksum,
+           "dim": int(ct.sentence.shape[1])}
+    seg_src = cfg["text"].get("segment_sources")
+    if seg_src:
+        sp = _source_texts(cfg, ds, data_root, seg_src, "text.segment_sources")
+        out["segment_texts"] = sp
+        out["sentence"] = anchor_bank([out["sentence"]] + [embed_class_texts([t], model=enc).sentence for t in sp])
     train_src = cfg["text"].get("train_sources")
     if train_src:
         tp = _source_texts(cfg, ds, data_root, train_src, "text.train_sources")
@@ -290,14 +352,14 @@ class PGFAClassifier:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.text = np.asarray(text, dtype=np.float32)
-        if self.text.ndim != 2 or self.text.shape[1] != model.text_dim:
+        if self.text.ndim != 2 or self.text.shape[1] != model.feature_dim:
             raise CheckpointError(f"text embeddings of shape {self.text.shape} do not match the model's "
-                                  f"text dimension {model.text_dim}")
+                                  f"anchor dimension {model.feature_dim}")
         self.card = dict(card or {})
 
     @property
     def feature_dim(self) -> int:
-        return self.model.text_dim
+        return self.model.feature_dim
 
     @property
     def seen_classes(self) -> np.ndarray:
@@ -375,7 +437,7 @@ class PGFAClassifier:
                 raise CheckpointError(f"{path}: model was trained on {stored.shape[1]}-d text embeddings "
                                       f"({st.get('text_model')}), got text of shape {text.shape}")
         cfg = st["config"]
-        model = build_model(cfg, st["layout"], int(st["num_persons"]), stored.shape[1])
+        model = build_model(cfg, st["layout"], int(st["num_persons"]), stored.shape[1] // (num_segments(cfg) + 1))
         try:
             model.load_state_dict(st["model"])
         except RuntimeError as e:
@@ -476,6 +538,16 @@ def check_config(cfg: dict) -> None:
         if loss == "class_ce":
             raise ConfigError("model.loss class_ce uses one text per class; it cannot be combined with "
                               "text.train_sources")
+    seg = cfg["text"].get("segment_sources")
+    if seg is not None:
+        if not isinstance(seg, (list, tuple)):
+            raise ConfigError(f"text.segment_sources must be null or a list of sources (one per temporal "
+                              f"segment), got {seg!r}")
+        if seg:
+            _source_list(seg, "text.segment_sources")
+        if seg and train_sources is not None:
+            raise ConfigError("text.segment_sources and text.train_sources cannot be combined (the "
+                              "augmentation bank has no segment texts)")
     if v.get("heldout_group") and v["mode"] == "none":
         raise ConfigError("validation.heldout_group needs validation.mode pseudo_unseen or heldout_seen, got 'none'")
     cf = v.get("calibration_fraction")
@@ -553,11 +625,15 @@ class _Stage:
         x, y = batch[0].to(self.device), batch[1].to(self.device)
         feats = model(x)
         if self.loss == "class_ce":
-            return class_ce_loss(feats, self.class_text, self.class_index[y], model.logit_scale), len(y)
-        target = self.text_t[batch[2].to(self.device), y] if len(batch) == 3 else self.text_t[y]
-        loss = multi_positive_kl_loss(feats, target, y, model.logit_scale,
-                                      float(self.cfg["model"]["target_sharpness"]))
-        return loss, len(y)
+            pairs = zip(model.blocks(feats), model.blocks(self.class_text))
+            losses = [class_ce_loss(f, t, self.class_index[y], model.logit_scale) for f, t in pairs]
+        else:
+            target = self.text_t[batch[2].to(self.device), y] if len(batch) == 3 else self.text_t[y]
+            sharp = float(self.cfg["model"]["target_sharpness"])
+            losses = [multi_positive_kl_loss(f, t, y, model.logit_scale, sharp)
+                      for f, t in zip(model.blocks(feats), model.blocks(target))]
+        # a segment model aligns every block (global, then each segment) with its own texts
+        return torch.stack(losses).mean(), len(y)
 
 
 def _set_threads(cfg):
@@ -642,13 +718,14 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
 
     def make_model():
         torch.manual_seed(seed)  # identical initial weights in every stage and on resume
-        return build_model(cfg, ds.layout, num_persons, text.shape[1])
+        return build_model(cfg, ds.layout, num_persons, tx["dim"])
 
     card = {"config": cfg, "dataset": ds.name, "class_names": list(ds.class_names), "layout": ds.layout,
             "num_persons": num_persons, "frames": int(ds.data.shape[2]), "partition": part,
             "split": split.to_dict(), "seen": seen.tolist(), "unseen": unseen.tolist(),
             "text_model": tx["model"], "text_checksum": tx["checksum"], "text_source": cfg["text"]["source"],
-            "text_train_sources": cfg["text"].get("train_sources"), "versions": versions()}
+            "text_train_sources": cfg["text"].get("train_sources"),
+            "text_segment_sources": cfg["text"].get("segment_sources"), "versions": versions()}
 
     def gather(idx):
         return np.asarray(ds.data[idx], dtype=np.float32)

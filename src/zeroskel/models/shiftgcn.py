@@ -256,3 +256,9 @@ class ShiftGCN(nn.Module):
         n = x.shape[0]
         y = self.forward_map(x)                         # (N*M, T', V, C')
         return y.mean(dim=(1, 2)).view(n, -1, y.shape[-1]).mean(dim=1)
+
+    def forward_temporal(self, x: Tensor) -> Tensor:
+        """(N, C, T, V, M) -> (N, T', feature_dim): mean over joints and persons, time kept."""
+        n = x.shape[0]
+        y = self.forward_map(x).mean(dim=2)             # (N*M, T', C')
+        return y.view(n, -1, *y.shape[1:]).mean(dim=1)

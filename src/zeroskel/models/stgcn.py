@@ -221,3 +221,9 @@ class STGCN(nn.Module):
         n, m = x.shape[0], x.shape[-1] if x.dim() == 5 else 1
         y = self.forward_map(x)
         return y.mean(dim=(2, 3)).view(n, m, -1).mean(dim=1)
+
+    def forward_temporal(self, x: Tensor) -> Tensor:
+        """(N, C, T, V, M) -> (N, T', feature_dim): mean over joints and persons, time kept."""
+        n, m = x.shape[0], x.shape[-1] if x.dim() == 5 else 1
+        y = self.forward_map(x).mean(dim=3)             # (N*M, C', T')
+        return y.view(n, m, *y.shape[1:]).mean(dim=1).transpose(1, 2)

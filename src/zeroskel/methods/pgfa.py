@@ -190,8 +190,7 @@ class PGFAModel(nn.Module):
 
 def num_segments(cfg: dict) -> int:
     """Temporal segments of the model a config describes: one per ``text.segment_sources``."""
-    src = (cfg.get("text") or {}).get("segment_sources")
-    return len(_source_list(src, "text.segment_sources")) if src else 0
+    return len(_check_segment_sources(cfg.get("text") or {}))
 
 
 def anchor_bank(blocks: "list[np.ndarray]") -> np.ndarray:
@@ -230,6 +229,20 @@ def _source_list(src, key: str) -> list[str]:
     if not sources or not all(isinstance(x, str) and x for x in sources):
         raise ConfigError(f"{key} must be a source name or a non-empty list of them, got {src!r}")
     return sources
+
+
+def _check_segment_sources(text_cfg: dict) -> list[str]:
+    """``text.segment_sources`` checked: null / [] (no segments) or a list of sources."""
+    seg = text_cfg.get("segment_sources")
+    if seg is None or (isinstance(seg, (list, tuple)) and not seg):
+        return []
+    if not isinstance(seg, (list, tuple)):
+        raise ConfigError(f"text.segment_sources must be null or a list of sources (one per temporal "
+                          f"segment), got {seg!r}")
+    if text_cfg.get("train_sources") is not None:
+        raise ConfigError("text.segment_sources and text.train_sources cannot be combined (the "
+                          "augmentation bank has no segment texts)")
+    return _source_list(seg, "text.segment_sources")
 
 
 def _source_texts(cfg: dict, ds, data_root, src, key: str) -> list[list[str]]:
@@ -271,7 +284,7 @@ def load_texts(cfg: dict, ds, data_root=None) -> dict:
            "sentence": np.asarray(ct.sentence, dtype=np.float32),
            "model": getattr(ct, "model", "") or cfg["text"]["model"], "checksum": enc.checksum,
            "dim": int(ct.sentence.shape[1])}
-    seg_src = cfg["text"].get("segment_sources")
+    seg_src = _check_segment_sources(cfg["text"])
     if seg_src:
         sp = _source_texts(cfg, ds, data_root, seg_src, "text.segment_sources")
         out["segment_texts"] = sp
@@ -538,16 +551,7 @@ def check_config(cfg: dict) -> None:
         if loss == "class_ce":
             raise ConfigError("model.loss class_ce uses one text per class; it cannot be combined with "
                               "text.train_sources")
-    seg = cfg["text"].get("segment_sources")
-    if seg is not None:
-        if not isinstance(seg, (list, tuple)):
-            raise ConfigError(f"text.segment_sources must be null or a list of sources (one per temporal "
-                              f"segment), got {seg!r}")
-        if seg:
-            _source_list(seg, "text.segment_sources")
-        if seg and train_sources is not None:
-            raise ConfigError("text.segment_sources and text.train_sources cannot be combined (the "
-                              "augmentation bank has no segment texts)")
+    _check_segment_sources(cfg["text"])
     if v.get("heldout_group") and v["mode"] == "none":
         raise ConfigError("validation.heldout_group needs validation.mode pseudo_unseen or heldout_seen, got 'none'")
     cf = v.get("calibration_fraction")

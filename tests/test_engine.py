@@ -140,7 +140,9 @@ def test_build_config_presets_and_overrides():
     assert ntu["train"]["optimizer"] == "sgd" and ntu["train"]["momentum"] == 0.9
     assert ntu["train"]["weight_decay"] == 5e-4 and ntu["train"]["warmup_epochs"] == 5
     assert ntu["train"]["epochs"] == 50 and ntu["train"]["batch_size"] == 128
-    assert ntu["text"] == {"source": "pgfa-des", "model": "all-mpnet-base-v2", "train_sources": None}
+    assert ntu["text"] == {"source": "pgfa-des", "model": "all-mpnet-base-v2", "train_sources": None,
+                           "segment_sources": None}
+    assert cfg["text"]["segment_sources"] == ["name+purls-start", "name+purls-middle", "name+purls-end"]
     assert cfg["model"]["encoder"] == "shiftgcn" and cfg["alignment"]["center"] is True
     assert C.build_config("pgfa", dataset="pku_mmd1", split="x")["alignment"]["alpha"] == 1.0
     assert C.build_config("pgfa", dataset="ntu60", split="x")["train"]["lr"] == 0.05

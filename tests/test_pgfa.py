@@ -291,7 +291,7 @@ def test_alignment_bad_input():
 TINY = ["train.epochs=2", "train.batch_size=16", "train.warmup_epochs=1", "data.limit_per_class=6",
         "model.encoder=stgcn", "model.args={channels: [8, 8, 16], strides: [1, 2, 2]}", "model.input_frames=null",
         "text.source=name", "text.model=all-MiniLM-L6-v2", "eval.batch_size=128", "device=cpu",
-        "train.threads=1"]
+        "train.threads=1", "text.segment_sources=null"]  # segments: their own test
 
 
 def _cfg(seed=1, extra=()):

@@ -59,7 +59,8 @@ def trained(data_root, tmp_path_factory, text_encoder):
                            overrides=["text.source=name", "validation.mode=none", "train.epochs=11",
                                       "train.batch_size=8", "train.warmup_epochs=1", "train.lr=0.05",
                                       "model.input_frames=16", "eval.gzsl=false", "alignment.enabled=false",
-                                      "train.threads=1"])
+                                      "train.threads=1", "text.segment_sources=null"])
+        # (segment models in predict: tests/test_pgfa.py::test_temporal_segment_training_on_real_data)
         # a 2-block ST-GCN (~20x cheaper than 'slim'); batch 8 so that BatchNorm's running
         # statistics converge within the few steps (eval mode depends on them)
         cfg["model"].update(encoder="stgcn", preset="slim",

@@ -241,7 +241,8 @@ def _check_segment_sources(text_cfg: dict) -> list[str]:
                           f"segment), got {seg!r}")
     if text_cfg.get("train_sources") is not None:
         raise ConfigError("text.segment_sources and text.train_sources cannot be combined (the "
-                          "augmentation bank has no segment texts)")
+                          "augmentation bank has no segment texts); for text augmentation set "
+                          "text.segment_sources=null")
     return _source_list(seg, "text.segment_sources")
 
 

@@ -19,7 +19,7 @@ import torch
 
 def bench_encoder(name: str, frames: int, joints_layout: str, batch: int, iters: int) -> dict:
     from zeroskel.engine.config import build_config
-    from zeroskel.methods.pgfa import build_model, multi_positive_kl_loss
+    from zeroskel.methods.pgfa import anchor_bank, build_model, contrastive_loss
 
     cfg = build_config("pgfa", dataset="utd_mhad", split="purls-22/5",
                        overrides=[f"model.encoder={name}", "model.input_frames=null"])
@@ -28,11 +28,12 @@ def bench_encoder(name: str, frames: int, joints_layout: str, batch: int, iters:
     v = 20 if joints_layout == "kinect_v1" else 25
     x = torch.randn(batch, 3, frames, v, 1)
     y = torch.randint(0, 10, (batch,))
-    text = torch.nn.functional.normalize(torch.randn(10, 384), dim=1)
+    # class anchors as training builds them: (10, (segments + 1) * 384) for a segment model
+    text = torch.from_numpy(anchor_bank([torch.randn(10, 384).numpy() for _ in range(model.segments + 1)]))
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
     def train_step():
-        loss = multi_positive_kl_loss(model(x), text[y], y, model.logit_scale)
+        loss = contrastive_loss(model, model(x), text[y], y)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -70,6 +70,15 @@ def multi_positive_kl_loss(feats: torch.Tensor, text: torch.Tensor, labels: torc
     return 0.5 * (kl(logits) + kl(logits.t()))
 
 
+def contrastive_loss(model: "PGFAModel", feats: torch.Tensor, text: torch.Tensor, labels: torch.Tensor,
+                     sharpness: float = 10.0) -> torch.Tensor:
+    """PGFA's training loss for ``model``'s (B, feature_dim) outputs and (B, feature_dim) targets
+    (each sample's class anchor): :func:`multi_positive_kl_loss`, averaged over the blocks of a
+    temporal-segment model (global, then each segment against its own texts)."""
+    return torch.stack([multi_positive_kl_loss(f, t, labels, model.logit_scale, sharpness)
+                        for f, t in zip(model.blocks(feats), model.blocks(text))]).mean()
+
+
 def class_ce_loss(feats: torch.Tensor, class_text: torch.Tensor, target: torch.Tensor,
                   logit_scale: torch.Tensor | float) -> torch.Tensor:
     """Cross-entropy over every training class's text anchor (CLIP-style classification).
@@ -632,13 +641,9 @@ class _Stage:
         if self.loss == "class_ce":
             pairs = zip(model.blocks(feats), model.blocks(self.class_text))
             losses = [class_ce_loss(f, t, self.class_index[y], model.logit_scale) for f, t in pairs]
-        else:
-            target = self.text_t[batch[2].to(self.device), y] if len(batch) == 3 else self.text_t[y]
-            sharp = float(self.cfg["model"]["target_sharpness"])
-            losses = [multi_positive_kl_loss(f, t, y, model.logit_scale, sharp)
-                      for f, t in zip(model.blocks(feats), model.blocks(target))]
-        # a segment model aligns every block (global, then each segment) with its own texts
-        return torch.stack(losses).mean(), len(y)
+            return torch.stack(losses).mean(), len(y)
+        target = self.text_t[batch[2].to(self.device), y] if len(batch) == 3 else self.text_t[y]
+        return contrastive_loss(model, feats, target, y, float(self.cfg["model"]["target_sharpness"])), len(y)
 
 
 def _set_threads(cfg):

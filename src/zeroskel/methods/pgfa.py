@@ -75,8 +75,14 @@ def contrastive_loss(model: "PGFAModel", feats: torch.Tensor, text: torch.Tensor
     """PGFA's training loss for ``model``'s (B, feature_dim) outputs and (B, feature_dim) targets
     (each sample's class anchor): :func:`multi_positive_kl_loss`, averaged over the blocks of a
     temporal-segment model (global, then each segment against its own texts)."""
-    return torch.stack([multi_positive_kl_loss(f, t, labels, model.logit_scale, sharpness)
-                        for f, t in zip(model.blocks(feats), model.blocks(text))]).mean()
+    return block_mean_loss(model, feats, text,
+                           lambda f, t: multi_positive_kl_loss(f, t, labels, model.logit_scale, sharpness))
+
+
+def block_mean_loss(model: "PGFAModel", feats: torch.Tensor, text: torch.Tensor, loss_fn) -> torch.Tensor:
+    """Mean of ``loss_fn(feature block, text block)`` over ``model``'s blocks (one block unless
+    the model has temporal segments); ``text`` is (B or C, feature_dim)."""
+    return torch.stack([loss_fn(f, t) for f, t in zip(model.blocks(feats), model.blocks(text))]).mean()
 
 
 def class_ce_loss(feats: torch.Tensor, class_text: torch.Tensor, target: torch.Tensor,
@@ -272,6 +278,12 @@ def _source_texts(cfg: dict, ds, data_root, src, key: str) -> list[list[str]]:
     return prompts
 
 
+def _source_banks(prompts: list[list[str]], enc) -> list[np.ndarray]:
+    """One (C, D) float32 bank of unit sentence embeddings per C-list of class texts."""
+    from ..text.cache import embed_class_texts
+    return [np.asarray(embed_class_texts([t], model=enc).sentence, np.float32) for t in prompts]
+
+
 def load_texts(cfg: dict, ds, data_root=None) -> dict:
     """Class texts and their embeddings: ``{"texts", "sentence" (C, D), "model", "checksum"}``.
 
@@ -298,12 +310,11 @@ def load_texts(cfg: dict, ds, data_root=None) -> dict:
     if seg_src:
         sp = _source_texts(cfg, ds, data_root, seg_src, "text.segment_sources")
         out["segment_texts"] = sp
-        out["sentence"] = anchor_bank([out["sentence"]] + [embed_class_texts([t], model=enc).sentence for t in sp])
+        out["sentence"] = anchor_bank([out["sentence"]] + _source_banks(sp, enc))
     train_src = cfg["text"].get("train_sources")
     if train_src:
         tp = _source_texts(cfg, ds, data_root, train_src, "text.train_sources")
-        out["train_bank"] = np.stack([np.asarray(embed_class_texts([t], model=enc).sentence, np.float32)
-                                      for t in tp])
+        out["train_bank"] = np.stack(_source_banks(tp, enc))
     return out
 
 
@@ -639,9 +650,9 @@ class _Stage:
         x, y = batch[0].to(self.device), batch[1].to(self.device)
         feats = model(x)
         if self.loss == "class_ce":
-            pairs = zip(model.blocks(feats), model.blocks(self.class_text))
-            losses = [class_ce_loss(f, t, self.class_index[y], model.logit_scale) for f, t in pairs]
-            return torch.stack(losses).mean(), len(y)
+            target = self.class_index[y]
+            return block_mean_loss(model, feats, self.class_text,
+                                   lambda f, t: class_ce_loss(f, t, target, model.logit_scale)), len(y)
         target = self.text_t[batch[2].to(self.device), y] if len(batch) == 3 else self.text_t[y]
         return contrastive_loss(model, feats, target, y, float(self.cfg["model"]["target_sharpness"])), len(y)
 

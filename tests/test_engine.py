@@ -141,7 +141,7 @@ def test_build_config_presets_and_overrides():
     assert ntu["train"]["weight_decay"] == 5e-4 and ntu["train"]["warmup_epochs"] == 5
     assert ntu["train"]["epochs"] == 50 and ntu["train"]["batch_size"] == 128
     assert ntu["text"] == {"source": "pgfa-des", "model": "all-mpnet-base-v2", "train_sources": None,
-                           "segment_sources": None}
+                           "segment_sources": None, "part_sources": None}
     assert cfg["text"]["segment_sources"] == ["name+purls-start", "name+purls-middle", "name+purls-end"]
     assert cfg["model"]["encoder"] == "shiftgcn" and cfg["alignment"]["center"] is True
     assert C.build_config("pgfa", dataset="pku_mmd1", split="x")["alignment"]["alpha"] == 1.0
@@ -196,7 +196,11 @@ def test_runs_that_fail_before_training_leave_no_folder(tmp_path):
     with pytest.raises(ConfigError, match="model.loss"):  # a value check: fails before the folder is made
         train(C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5", overrides=["model.loss=ce"]), runs,
               data_root=empty_root)
-    assert list(runs.iterdir()) == []
+    assert not runs.exists()  # nor the runs folder the failed call created
+    runs.mkdir()
+    with pytest.raises(DataError, match="utd_mhad.*not found"):
+        train(cfg, runs, data_root=empty_root)
+    assert list(runs.iterdir()) == []  # a runs folder that existed before is kept
     # a folder that already holds work is kept: only setup files are cleaned up
     kept = create_run_dir(runs, run_name("pgfa", "utd_mhad", "purls-22/5", 1))
     (kept / "stage1_last.pt").write_bytes(b"")

@@ -103,6 +103,8 @@ def train(config: dict, runs_dir: str | Path = "runs", data_root=None, max_epoch
     method = config.get("method")
     train_fn, _ = _method(method)
     check_run_config(config)
+    runs_dir = Path(runs_dir)
+    created = [d for d in (runs_dir, *runs_dir.parents) if not d.exists()]  # deepest first
     run_dir = create_run_dir(runs_dir, run_name(method, config["dataset"], config["split"], config.get("seed", 0)))
     dump_config(config, run_dir / "config.yaml")
     try:
@@ -112,6 +114,11 @@ def train(config: dict, runs_dir: str | Path = "runs", data_root=None, max_epoch
         # folder behind, so the retry gets the run's own name rather than "-1"
         if {p.name for p in run_dir.iterdir()} <= _SETUP_FILES:
             shutil.rmtree(run_dir, ignore_errors=True)
+            for d in created:  # and the runs folder this call made, if nothing else is in it
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
         raise
     return run_dir
 

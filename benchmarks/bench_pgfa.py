@@ -28,8 +28,8 @@ def bench_encoder(name: str, frames: int, joints_layout: str, batch: int, iters:
     v = 20 if joints_layout == "kinect_v1" else 25
     x = torch.randn(batch, 3, frames, v, 1)
     y = torch.randint(0, 10, (batch,))
-    # class anchors as training builds them: (10, (segments + 1) * 384) for a segment model
-    text = torch.from_numpy(anchor_bank([torch.randn(10, 384).numpy() for _ in range(model.segments + 1)]))
+    # class anchors as training builds them: (10, num_blocks * 384) for a segment / part model
+    text = torch.from_numpy(anchor_bank([torch.randn(10, 384).numpy() for _ in range(model.num_blocks)]))
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
     def train_step():

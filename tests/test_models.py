@@ -470,3 +470,22 @@ def test_forward_temporal_keeps_time_and_averages_to_forward():
         torch.testing.assert_close(per_frame.mean(dim=1), enc(x))
         # time is kept: the first and the last frame differ
         assert not torch.allclose(per_frame[:, 0], per_frame[:, -1])
+        # the part head pools joints of the same map: joints kept, persons averaged
+        local = enc.forward_local(x)
+        assert local.shape == (2, 4, 20, enc.feature_dim)
+        torch.testing.assert_close(local.mean(dim=2), per_frame)
+        assert not torch.allclose(local[:, :, 3], local[:, :, 15])  # head and left foot differ
+
+
+def test_body_part_joints_by_name_in_every_layout():
+    from zeroskel.data.layouts import BODY_PARTS, body_part_joints, get_layout
+
+    assert BODY_PARTS == ("head", "hands", "torso", "legs")
+    names = lambda lay, part: [get_layout(lay).joints[i] for i in body_part_joints(lay, part)]  # noqa: E731
+    assert names("kinect_v1", "head") == ["shoulder_center", "head"]
+    assert names("kinect_v1", "legs") == ["l_hip", "l_knee", "l_ankle", "l_foot", "r_hip", "r_knee", "r_ankle", "r_foot"]
+    assert "r_thumb" in names("ntu25", "hands") and "l_shoulder" not in names("ntu25", "hands")
+    for lay in ("kinect_v1", "ntu25"):  # every joint belongs to some part
+        assert set().union(*(body_part_joints(lay, p) for p in BODY_PARTS)) == set(range(get_layout(lay).num_joints))
+    with pytest.raises(ConfigError, match="unknown body part 'arms'; valid: hands, head, legs, torso"):
+        body_part_joints("ntu25", "arms")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -145,6 +146,32 @@ def test_segment_model_blocks_and_anchor_bank_give_mean_of_block_cosines():
         model(torch.randn(1, 3, 4, 20, 1))
     with pytest.raises(ConfigError, match="segments must be an integer >= 0"):
         PGFAModel(enc, text_dim=5, segments=-1)
+
+
+def test_part_model_pools_each_body_part_after_the_segments():
+    from zeroskel.data.layouts import body_part_joints
+    from zeroskel.models.registry import build_encoder
+
+    torch.manual_seed(0)
+    enc = build_encoder("stgcn", layout="kinect_v1", num_persons=2, channels=[8, 8, 16], strides=[1, 2, 2])
+    model = PGFAModel(enc, text_dim=5, layout="kinect_v1", segments=2, parts=("hands", "legs")).eval()
+    assert model.num_blocks == 5 and model.feature_dim == 25 and len(model.part_proj) == 2
+    x = torch.randn(3, 3, 16, 20, 2)
+    with torch.no_grad():
+        out = model(x)
+        loc = enc.forward_local(x)                        # (3, 4, 20, 16)
+        h = loc.mean(2)
+        want = ([model.proj(h.mean(1)), model.seg_proj[0](h[:, :2].mean(1)), model.seg_proj[1](h[:, 2:].mean(1))]
+                + [lin(loc[:, :, list(body_part_joints("kinect_v1", p))].mean((1, 2)))
+                   for p, lin in zip(("hands", "legs"), model.part_proj)])
+    for got, w in zip(model.blocks(out), want):
+        torch.testing.assert_close(got, F.normalize(w, dim=1) / math.sqrt(5))
+    assert PGFAModel(enc, text_dim=5, layout="kinect_v1", parts=("legs",)).num_blocks == 2  # parts alone
+    for bad, msg in (({"parts": ("hands",)}, "need the input's joint layout"),
+                     ({"parts": ("hands", "hands"), "layout": "kinect_v1"}, "must be distinct"),
+                     ({"parts": ("arms",), "layout": "kinect_v1"}, "unknown body part 'arms'")):
+        with pytest.raises(ConfigError, match=msg):
+            PGFAModel(enc, text_dim=5, **bad)
 
 
 def test_select_epoch_uses_validation_only():
@@ -658,6 +685,51 @@ def test_temporal_segment_training_on_real_data(utd, tmp_path):
             train(_cfg(extra=["validation.mode=none", "train.epochs=1", bad]), tmp_path / "bad", data_root=utd)
     with pytest.raises(ConfigError, match="cannot be combined"):
         train(_cfg(extra=["validation.mode=none", seg, "text.train_sources=[name, name+purls-global]"]),
+              tmp_path / "bad", data_root=utd)
+    assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
+
+
+def test_body_part_training_on_real_data(utd, tmp_path):
+    from zeroskel.data.cache import prepare
+    from zeroskel.engine.runs import evaluate_run, train
+    from zeroskel.methods.pgfa import PGFAClassifier, load_texts
+    from zeroskel.recognizer import Recognizer, export_bundle
+
+    parts = "text.part_sources={hands: name+purls-hands, legs: name+purls-legs}"
+    seg = "text.segment_sources=[name+purls-start, name+purls-end]"
+    run = train(_cfg(extra=["validation.mode=none", "train.epochs=1", seg, parts]), tmp_path, data_root=utd)
+    clf = PGFAClassifier.load(run)
+    d = clf.model.text_dim
+    assert clf.model.parts == ("hands", "legs") and clf.model.segments == 2 and clf.text.shape == (27, 5 * d)
+    assert clf.card["text_part_sources"] == {"hands": "name+purls-hands", "legs": "name+purls-legs"}
+    # the stored bank: global, start, end, then the hands and legs texts' unit embeddings / sqrt(5)
+    cfg = clf.card["config"]
+    ds = prepare("utd_mhad", "pgfa50", data_root=utd)
+    tx = load_texts(cfg, ds, utd)
+    assert list(tx["part_texts"]) == ["hands", "legs"] and "knees" in tx["part_texts"]["legs"][24].lower()
+    np.testing.assert_allclose(clf.text, tx["sentence"], atol=1e-6)
+    legs_only = load_texts({**cfg, "text": {**cfg["text"], "segment_sources": None,
+                                            "part_sources": {"legs": "name+purls-legs"}}}, ds, utd)["sentence"]
+    np.testing.assert_allclose(clf.text[:, 4 * d:] * math.sqrt(5), legs_only[:, d:] * math.sqrt(2), atol=1e-5)
+    ev = evaluate_run(run, data_root=utd, device="cpu")
+    assert json.loads((run / "metrics.json").read_text())["zsl_top1"] == ev["zsl_top1"]
+    # a bundle rebuilds the part heads; free-text labels score the global block
+    bundle = export_bundle(run, tmp_path / "part_bundle")
+    card = json.loads((bundle / "bundle.json").read_text())
+    assert card["model"]["parts"] == ["hands", "legs"] and card["text"]["part_sources"]["legs"] == "name+purls-legs"
+    rec = Recognizer.load(bundle)
+    x = np.asarray(ds.data[:4])
+    labels = ["wave", "jog"]
+    glob = clf.features(x)[:, :d]
+    want = (glob / np.linalg.norm(glob, axis=1, keepdims=True)) @ rec.encode_labels(labels).T
+    np.testing.assert_allclose(rec.score(x, labels), want, atol=1e-5)
+    for bad, msg in (("text.part_sources=[name+purls-hands]", "must be null or a mapping"),
+                     ("text.part_sources={arms: name+purls-hands}", r"body part \(a key of text.part_sources\) 'arms'; valid: hands, head"),
+                     ("text.part_sources={hands: name+purls-fingers}", "purls-fingers")):
+        with pytest.raises(ConfigError, match=msg):
+            train(_cfg(extra=["validation.mode=none", "train.epochs=1", bad]), tmp_path / "bad", data_root=utd)
+    with pytest.raises(ConfigError, match="part_sources and text.train_sources cannot be combined"):
+        train(_cfg(extra=["validation.mode=none", parts, "text.train_sources=[name, name+purls-global]"]),
               tmp_path / "bad", data_root=utd)
     assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
 

@@ -181,9 +181,10 @@ class Recognizer:
     Persons beyond the model's ``num_persons`` are dropped (readers put the main actor
     first), missing ones are zero.
 
-    A model trained with temporal segments (``text.segment_sources``) scores labels with its
-    global block only, since a label is one text with no start / middle / end phases; its
-    test-set numbers (``zeroskel evaluate``) use all blocks with the phase texts.
+    A model trained with temporal segments (``text.segment_sources``) or body-part blocks
+    (``text.part_sources``) scores labels with its global block only, since a label is one
+    text with no start / middle / end phases or per-part descriptions; its test-set numbers
+    (``zeroskel evaluate``) use all blocks with those texts.
     """
 
     def __init__(self, model: torch.nn.Module, card: dict, device: str | torch.device = "cpu",
@@ -311,7 +312,8 @@ class Recognizer:
         m = card["model"]
         try:
             model = build_model({"model": {k: m.get(k) for k in _MODEL_KEYS}}, card["layout"],
-                                int(card["num_persons"]), int(m["text_dim"]), segments=int(m.get("segments") or 0))
+                                int(card["num_persons"]), int(m["text_dim"]), segments=int(m.get("segments") or 0),
+                                parts=list(m.get("parts") or []))
         except (ConfigError, TypeError, ValueError, KeyError) as e:
             raise CheckpointError(f"{path / CARD_FILE}: cannot rebuild the model from key 'model' "
                                   f"({type(e).__name__}: {e})") from None
@@ -522,10 +524,10 @@ class Recognizer:
         return out / m
 
     def _model(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, D) model features; a temporal-segment model gives its global block only: a
-        free-text label has no phase texts for the segment blocks to match."""
+        """(N, D) model features; a segment / part model gives its global block only: a
+        free-text label has no phase or part texts for the local blocks to match."""
         out = self.model(x).float()
-        return out[:, :self.feature_dim] if getattr(self.model, "segments", 0) else out
+        return out[:, :self.feature_dim] if getattr(self.model, "num_blocks", 1) > 1 else out
 
     def _absent_person(self, frames: int, joints: int) -> torch.Tensor:
         key = (frames, joints)
@@ -725,13 +727,15 @@ def _card_from_pgfa(ck: dict, model, source: str = "") -> dict:
                   "feature_norm": m.get("feature_norm") or "none",
                   "modality": m.get("modality") or "joint",
                   "segments": int(getattr(model, "segments", 0)),
+                  "parts": list(getattr(model, "parts", ())),
                   "feature_dim": int(getattr(enc, "feature_dim", 0)), "text_dim": int(model.text_dim),
                   "logit_scale": float(model.logit_scale.detach().cpu())},
         "layout": layout, "input_layout": in_layout, "num_persons": int(ck["num_persons"]),
         "frames": int(ck["frames"]), "pipeline": pipe.to_config(),
         "text": {"model": ck.get("text_model") or (cfg.get("text") or {}).get("model"),
                  "checksum": ck.get("text_checksum"), "dim": int(model.text_dim),
-                 "source": ck.get("text_source"), "segment_sources": ck.get("text_segment_sources")},
+                 "source": ck.get("text_source"), "segment_sources": ck.get("text_segment_sources"),
+                 "part_sources": ck.get("text_part_sources")},
         "alignment": {k: v for k, v in (cfg.get("alignment") or {}).items() if k in _ALIGN_DEFAULTS},
         "training": {"dataset": ck.get("dataset", cfg.get("dataset")), "split": ck.get("split"),
                      "partition": ck.get("partition"), "seed": cfg.get("seed"),

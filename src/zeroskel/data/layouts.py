@@ -189,6 +189,30 @@ KINECT_V1_TO_NTU25: tuple[tuple[int, ...], ...] = (
 _MAPPINGS = {("kinect_v1", "ntu25"): KINECT_V1_TO_NTU25}
 
 
+# Body parts for part-level text alignment (PURLS' Head / Hands / Torso / Legs description
+# columns), by joint name so that every layout gets them. Parts overlap where a joint belongs
+# to both (a hip moves with the legs and carries the torso).
+_BODY_PART_JOINTS: dict[str, tuple[str, ...]] = {
+    "head": ("head", "neck", "shoulder_center", "spine_shoulder"),
+    "hands": tuple(f"{s}_{j}" for s in "lr" for j in ("elbow", "wrist", "hand", "hand_tip", "thumb")),
+    "torso": ("hip_center", "spine_base", "spine", "spine_mid", "shoulder_center", "spine_shoulder",
+              "l_shoulder", "r_shoulder", "l_hip", "r_hip"),
+    "legs": tuple(f"{s}_{j}" for s in "lr" for j in ("hip", "knee", "ankle", "foot")),
+}
+BODY_PARTS = tuple(_BODY_PART_JOINTS)
+
+
+def body_part_joints(layout: "str | JointLayout", part: str) -> tuple[int, ...]:
+    """Joint ids of body part ``part`` (one of :data:`BODY_PARTS`) in ``layout``."""
+    lay = get_layout(layout) if isinstance(layout, str) else layout
+    if part not in _BODY_PART_JOINTS:
+        raise unknown_name("body part", part, BODY_PARTS)
+    ids = tuple(i for i, n in enumerate(lay.joints) if n in _BODY_PART_JOINTS[part])
+    if not ids:
+        raise ValueError(f"layout {lay.name!r} has no joint of body part {part!r}")
+    return ids
+
+
 def get_layout(name: str) -> JointLayout:
     if name not in LAYOUTS:
         raise unknown_name("joint layout", name, LAYOUTS)

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.layouts import BODY_PARTS, body_part_joints
 from ..errors import CheckpointError, ConfigError, DataError, unknown_name
 from ..models.modality import InputModality, check_modality
 from ..engine.data import augment_batch, load_prepared
@@ -130,6 +131,11 @@ class PGFAModel(nn.Module):
             then ``K + 1`` unit blocks (global first) scaled by ``1/sqrt(K + 1)``, so a
             cosine against anchors built the same way (:func:`anchor_bank`) is the mean of
             the blocks' cosines, and scoring, alignment, GZSL and ensembles are unchanged.
+        parts: body-part names (:data:`zeroskel.data.layouts.BODY_PARTS`, e.g. ``("head",
+            "hands", "torso", "legs")``), PURLS-style part-level alignment: the encoder's last
+            feature map is pooled over each part's joints (and all of time) and projected by
+            its own linear layer, to be aligned with a text about that part
+            (``text.part_sources``). Part blocks follow the segment blocks; needs ``layout``.
     """
 
     FEATURE_NORMS = ("none", "batchnorm")
@@ -137,7 +143,7 @@ class PGFAModel(nn.Module):
     def __init__(self, encoder: nn.Module, text_dim: int, temperature: float = 0.07,
                  learn_temperature: bool = False, input_frames: int | None = None,
                  feature_norm: str = "none", modality: str = "joint",
-                 layout: str | None = None, segments: int = 0) -> None:
+                 layout: str | None = None, segments: int = 0, parts: "tuple[str, ...]" = ()) -> None:
         super().__init__()
         if not temperature > 0:
             raise ConfigError(f"model.temperature must be > 0, got {temperature}")
@@ -170,11 +176,35 @@ class PGFAModel(nn.Module):
             for lin in self.seg_proj:
                 nn.init.kaiming_normal_(lin.weight, mode="fan_out")
                 nn.init.zeros_(lin.bias)
+        self.parts = tuple(parts)
+        self._part_joints: list[list[int]] = []
+        if self.parts:
+            if not hasattr(encoder, "forward_local"):
+                raise ConfigError(f"{type(encoder).__name__} has no forward_local: no body-part blocks")
+            if layout is None:
+                raise ConfigError("body-part blocks need the input's joint layout")
+            if len(set(self.parts)) != len(self.parts):
+                raise ConfigError(f"body parts must be distinct, got {list(self.parts)}")
+            try:
+                self._part_joints = [list(body_part_joints(layout, p)) for p in self.parts]
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+            self.part_norm = (nn.BatchNorm1d(feat_dim, affine=False) if feature_norm == "batchnorm"
+                              else nn.Identity())
+            self.part_proj = nn.ModuleList(nn.Linear(feat_dim, text_dim) for _ in self.parts)
+            for lin in self.part_proj:
+                nn.init.kaiming_normal_(lin.weight, mode="fan_out")
+                nn.init.zeros_(lin.bias)
 
     @property
     def feature_dim(self) -> int:
-        """Width of the output features and of the class anchors: ``(segments + 1) * text_dim``."""
-        return self.text_dim * (self.segments + 1)
+        """Width of the output features and of the class anchors: ``num_blocks * text_dim``."""
+        return self.text_dim * self.num_blocks
+
+    @property
+    def num_blocks(self) -> int:
+        """Global block + one per temporal segment + one per body part."""
+        return 1 + self.segments + len(self.parts)
 
     @property
     def logit_scale(self) -> torch.Tensor:
@@ -187,19 +217,28 @@ class PGFAModel(nn.Module):
             y = x.permute(0, 1, 3, 4, 2).reshape(n, c * v * m, t)
             y = F.interpolate(y, size=self.input_frames, mode="linear", align_corners=True)
             x = y.reshape(n, c, v, m, self.input_frames).permute(0, 1, 4, 2, 3).contiguous()
-        if not self.segments:
+        if not (self.segments or self.parts):
             return self.proj(self.norm(self.encoder(self.modality(x))))
-        h = self.encoder.forward_temporal(self.modality(x))       # (N, T', F)
+        loc = None
+        if self.parts:
+            loc = self.encoder.forward_local(self.modality(x))   # (N, T', V, F)
+            h = loc.mean(dim=2)
+        else:
+            h = self.encoder.forward_temporal(self.modality(x))  # (N, T', F)
         if h.shape[1] < self.segments:
             raise DataError(f"{self.segments} temporal segments need >= {self.segments} encoder frames, "
                             f"got {h.shape[1]} (input T={x.shape[2]})")
         blocks = [self.proj(self.norm(h.mean(dim=1)))]
-        for part, lin in zip(torch.tensor_split(h, self.segments, dim=1), self.seg_proj):
-            blocks.append(lin(self.seg_norm(part.mean(dim=1))))
+        if self.segments:
+            for seg, lin in zip(torch.tensor_split(h, self.segments, dim=1), self.seg_proj):
+                blocks.append(lin(self.seg_norm(seg.mean(dim=1))))
+        if self.parts:
+            for joints, lin in zip(self._part_joints, self.part_proj):
+                blocks.append(lin(self.part_norm(loc[:, :, joints].mean(dim=(1, 2)))))
         return torch.cat([F.normalize(b, dim=1) for b in blocks], dim=1) / math.sqrt(len(blocks))
 
     def blocks(self, feats: torch.Tensor) -> "list[torch.Tensor]":
-        """Split (N, feature_dim) outputs (or anchors) into the ``segments + 1`` (N, text_dim) blocks."""
+        """Split (N, feature_dim) outputs (or anchors) into the ``num_blocks`` (N, text_dim) blocks."""
         return list(torch.split(feats, self.text_dim, dim=-1))
 
 
@@ -208,9 +247,20 @@ def num_segments(cfg: dict) -> int:
     return len(_check_segment_sources(cfg.get("text") or {}))
 
 
+def part_names(cfg: dict) -> "tuple[str, ...]":
+    """Body parts of the model a config describes: the keys of ``text.part_sources``."""
+    return tuple(_check_part_sources(cfg.get("text") or {}))
+
+
+def num_blocks(cfg: dict) -> int:
+    """Text-space blocks of the model a config describes (global, segments, parts)."""
+    return 1 + num_segments(cfg) + len(part_names(cfg))
+
+
 def anchor_bank(blocks: "list[np.ndarray]") -> np.ndarray:
-    """(C, (K+1)*D) class anchors of a segment model from K+1 (C, D) text banks (global first):
-    unit rows, each block scaled by ``1/sqrt(K+1)``, as :class:`PGFAModel` builds its outputs.
+    """(C, B*D) class anchors of a segment / part model from its B (C, D) text banks (global,
+    segments, parts): unit rows, each block scaled by ``1/sqrt(B)``, as :class:`PGFAModel`
+    builds its outputs.
     One bank comes back as it is."""
     if len(blocks) == 1:
         return np.asarray(blocks[0], dtype=np.float32)
@@ -219,10 +269,11 @@ def anchor_bank(blocks: "list[np.ndarray]") -> np.ndarray:
 
 
 def build_model(cfg: dict, layout: str, num_persons: int, text_dim: int,
-                segments: int | None = None) -> PGFAModel:
+                segments: int | None = None, parts: "list[str] | None" = None) -> PGFAModel:
     """The PGFA model described by ``cfg['model']``; ``text_dim`` is the sentence encoder's
-    dimension D (the anchors are ``(segments + 1) * D`` wide). ``segments`` defaults to one
-    per ``text.segment_sources`` of ``cfg`` (a bundle card gives the number instead)."""
+    dimension D (the anchors are ``num_blocks * D`` wide). ``segments`` defaults to one per
+    ``text.segment_sources`` of ``cfg`` and ``parts`` to the keys of ``text.part_sources``
+    (a bundle card gives them instead)."""
     from ..models.registry import build_encoder
 
     m = cfg["model"]
@@ -234,7 +285,8 @@ def build_model(cfg: dict, layout: str, num_persons: int, text_dim: int,
                      learn_temperature=bool(m["learn_temperature"]), input_frames=m.get("input_frames"),
                      feature_norm=str(m.get("feature_norm") or "none"),
                      modality=str(m.get("modality") or "joint"), layout=layout,
-                     segments=num_segments(cfg) if segments is None else int(segments))
+                     segments=num_segments(cfg) if segments is None else int(segments),
+                     parts=part_names(cfg) if parts is None else tuple(parts))
 
 
 # =========================================================================== data
@@ -259,6 +311,26 @@ def _check_segment_sources(text_cfg: dict) -> list[str]:
                           "augmentation bank has no segment texts); for text augmentation set "
                           "text.segment_sources=null")
     return _source_list(seg, "text.segment_sources")
+
+
+def _check_part_sources(text_cfg: dict) -> "dict[str, str]":
+    """``text.part_sources`` checked: null / {} (no part blocks) or ``{body part: source}``."""
+    parts = text_cfg.get("part_sources")
+    if parts is None or (isinstance(parts, dict) and not parts):
+        return {}
+    if not isinstance(parts, dict):
+        raise ConfigError(f"text.part_sources must be null or a mapping {{body part: source}} with parts "
+                          f"from {', '.join(BODY_PARTS)}, got {parts!r}")
+    for name, src in parts.items():
+        if name not in BODY_PARTS:
+            raise unknown_name("body part (a key of text.part_sources)", str(name), BODY_PARTS)
+        if not (isinstance(src, str) and src):
+            raise ConfigError(f"text.part_sources.{name} must be one source name, got {src!r}")
+    if text_cfg.get("train_sources") is not None:
+        raise ConfigError("text.part_sources and text.train_sources cannot be combined (the "
+                          "augmentation bank has no part texts); for text augmentation set "
+                          "text.part_sources=null")
+    return dict(parts)
 
 
 def _source_texts(cfg: dict, ds, data_root, src, key: str) -> list[list[str]]:
@@ -292,8 +364,10 @@ def load_texts(cfg: dict, ds, data_root=None) -> dict:
     re-normalised per class. ``texts`` is then a list of C-lists, one per source.
     With ``text.train_sources`` (a list), ``train_bank`` (S, C, D) holds one unit embedding
     per training source and class: the targets that training draws from.
-    With ``text.segment_sources`` (K sources, one per temporal segment), ``sentence`` is the
-    (C, (K+1)*D) anchor bank of :func:`anchor_bank` and ``segment_texts`` the K C-lists.
+    With ``text.segment_sources`` (K sources, one per temporal segment) and / or
+    ``text.part_sources`` (P body parts), ``sentence`` is the (C, (1+K+P)*D) anchor bank of
+    :func:`anchor_bank` (global, segments, parts), ``segment_texts`` the K C-lists and
+    ``part_texts`` ``{part: C-list}``.
     ``dim`` is the sentence encoder's D either way.
     """
     from ..text.cache import embed_class_texts
@@ -307,10 +381,17 @@ def load_texts(cfg: dict, ds, data_root=None) -> dict:
            "model": getattr(ct, "model", "") or cfg["text"]["model"], "checksum": enc.checksum,
            "dim": int(ct.sentence.shape[1])}
     seg_src = _check_segment_sources(cfg["text"])
+    part_src = _check_part_sources(cfg["text"])
+    local: list[list[str]] = []
     if seg_src:
-        sp = _source_texts(cfg, ds, data_root, seg_src, "text.segment_sources")
-        out["segment_texts"] = sp
-        out["sentence"] = anchor_bank([out["sentence"]] + _source_banks(sp, enc))
+        out["segment_texts"] = _source_texts(cfg, ds, data_root, seg_src, "text.segment_sources")
+        local += out["segment_texts"]
+    if part_src:
+        out["part_texts"] = {p: _source_texts(cfg, ds, data_root, src, f"text.part_sources.{p}")[0]
+                             for p, src in part_src.items()}
+        local += list(out["part_texts"].values())
+    if local:
+        out["sentence"] = anchor_bank([out["sentence"]] + _source_banks(local, enc))
     train_src = cfg["text"].get("train_sources")
     if train_src:
         tp = _source_texts(cfg, ds, data_root, train_src, "text.train_sources")
@@ -471,7 +552,7 @@ class PGFAClassifier:
                 raise CheckpointError(f"{path}: model was trained on {stored.shape[1]}-d text embeddings "
                                       f"({st.get('text_model')}), got text of shape {text.shape}")
         cfg = st["config"]
-        model = build_model(cfg, st["layout"], int(st["num_persons"]), stored.shape[1] // (num_segments(cfg) + 1))
+        model = build_model(cfg, st["layout"], int(st["num_persons"]), stored.shape[1] // num_blocks(cfg))
         try:
             model.load_state_dict(st["model"])
         except RuntimeError as e:
@@ -573,6 +654,7 @@ def check_config(cfg: dict) -> None:
             raise ConfigError("model.loss class_ce uses one text per class; it cannot be combined with "
                               "text.train_sources")
     _check_segment_sources(cfg["text"])
+    _check_part_sources(cfg["text"])
     if v.get("heldout_group") and v["mode"] == "none":
         raise ConfigError("validation.heldout_group needs validation.mode pseudo_unseen or heldout_seen, got 'none'")
     cf = v.get("calibration_fraction")
@@ -746,7 +828,8 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
             "split": split.to_dict(), "seen": seen.tolist(), "unseen": unseen.tolist(),
             "text_model": tx["model"], "text_checksum": tx["checksum"], "text_source": cfg["text"]["source"],
             "text_train_sources": cfg["text"].get("train_sources"),
-            "text_segment_sources": cfg["text"].get("segment_sources"), "versions": versions()}
+            "text_segment_sources": cfg["text"].get("segment_sources"),
+            "text_part_sources": cfg["text"].get("part_sources"), "versions": versions()}
 
     def gather(idx):
         return np.asarray(ds.data[idx], dtype=np.float32)

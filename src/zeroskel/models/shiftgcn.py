@@ -262,3 +262,8 @@ class ShiftGCN(nn.Module):
         n = x.shape[0]
         y = self.forward_map(x).mean(dim=2)             # (N*M, T', C')
         return y.view(n, -1, *y.shape[1:]).mean(dim=1)
+
+    def forward_local(self, x: Tensor) -> Tensor:
+        """(N, C, T, V, M) -> (N, T', V, feature_dim): mean over persons, time and joints kept."""
+        y = self.forward_map(x)                         # (N*M, T', V, C')
+        return y.view(x.shape[0], -1, *y.shape[1:]).mean(dim=1)

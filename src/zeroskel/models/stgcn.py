@@ -227,3 +227,9 @@ class STGCN(nn.Module):
         n, m = x.shape[0], x.shape[-1] if x.dim() == 5 else 1
         y = self.forward_map(x).mean(dim=3)             # (N*M, C', T')
         return y.view(n, m, *y.shape[1:]).mean(dim=1).transpose(1, 2)
+
+    def forward_local(self, x: Tensor) -> Tensor:
+        """(N, C, T, V, M) -> (N, T', V, feature_dim): mean over persons, time and joints kept."""
+        n, m = x.shape[0], x.shape[-1] if x.dim() == 5 else 1
+        y = self.forward_map(x)                         # (N*M, C', T', V)
+        return y.view(n, m, *y.shape[1:]).mean(dim=1).permute(0, 2, 3, 1)

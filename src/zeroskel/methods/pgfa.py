@@ -641,6 +641,8 @@ def check_config(cfg: dict) -> None:
     v = cfg["validation"]
     if v["mode"] not in ("pseudo_unseen", "heldout_seen", "none"):
         raise unknown_name("validation.mode", str(v["mode"]), ["pseudo_unseen", "heldout_seen", "none"])
+    if v.get("select", "best") not in SELECT_RULES:
+        raise unknown_name("validation.select", str(v["select"]), SELECT_RULES)
     if v["metric"] not in ("top1", "top1_aligned"):
         raise unknown_name("validation.metric", str(v["metric"]), ["top1", "top1_aligned"])
     align_kwargs(cfg["alignment"])  # bad alignment options fail before training, not after
@@ -687,6 +689,18 @@ def select_epoch(history: list[dict], metric: str, smooth: int = 1, min_epoch: i
     sm = np.array([np.nanmean(vals[max(0, i - smooth + 1):i + 1]) for i in range(len(vals))])
     sm[: max(0, min_epoch - 1)] = -np.inf
     return int(np.argmax(sm)) + 1
+
+
+SELECT_RULES = ("best", "last")
+
+
+def chosen_epoch(history: list[dict], vcfg: dict) -> int:
+    """The stage-1 epoch that ``validation`` config ``vcfg`` picks: ``select: best`` is
+    :func:`select_epoch` on the validation curve; ``select: last`` is the last epoch of the
+    budget (the validation stage then only supplies the GZSL calibration and the curve)."""
+    if vcfg.get("select", "best") == "last":
+        return len(history)
+    return select_epoch(history, vcfg["metric"], int(vcfg["smooth"]), int(vcfg["min_epoch"]))
 
 
 class _Stage:
@@ -752,7 +766,8 @@ def train_pgfa(cfg: dict, run_dir: str | Path, data_root=None, logger=None,
     Stages:
       1. *selection*: train on the seen classes minus the validation part, evaluate the
          validation set after every epoch (pseudo-unseen ZSL or held-out seen samples),
-         pick the epoch (:func:`select_epoch`). Skipped for ``validation.mode: none``.
+         pick the epoch (:func:`chosen_epoch`: the best on validation, or with
+         ``validation.select: last`` the last of the budget). Skipped for ``validation.mode: none``.
          In ``pseudo_unseen`` mode, ``validation.calibration_fraction`` of each pseudo-seen
          class is also held out; the GZSL calibrated-stacking gamma of the selected epoch
          (chosen on those + the pseudo-unseen samples) is stored in ``selection.json``.
@@ -904,8 +919,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
             def keep_best(trainer, res):
                 # the trailing-window criterion of an epoch never depends on later epochs,
                 # so "best so far" is final: keep that model for refit: false
-                if not vcfg["refit"] and select_epoch(trainer.history, vcfg["metric"], int(vcfg["smooth"]),
-                                                      int(vcfg["min_epoch"])) == trainer.epoch:
+                if not vcfg["refit"] and chosen_epoch(trainer.history, vcfg) == trainer.epoch:
                     save_checkpoint({"model": trainer.model.state_dict(), "epoch": trainer.epoch},
                                     run_dir / "stage1_best.pt")
 
@@ -918,8 +932,8 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
             if tr.epoch < epochs:
                 log.info(f"stopped after epoch {tr.epoch} of stage 1 (max_epochs={max_epochs})")
                 return None
-            best = select_epoch(tr.history, vcfg["metric"], int(vcfg["smooth"]), int(vcfg["min_epoch"]))
-            selection.update(best_epoch=best, metric=vcfg["metric"],
+            best = chosen_epoch(tr.history, vcfg)
+            selection.update(best_epoch=best, metric=vcfg["metric"], rule=vcfg.get("select", "best"),
                              val_curve=[{k: h[k] for k in h if k.startswith("val_") or k in ("epoch", "loss")}
                                         for h in tr.history],
                              best_val=tr.history[best - 1].get(f"val_{vcfg['metric']}"),
@@ -931,8 +945,8 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
                 "source": f"stage-1 model at the selected epoch; cosine scores over the pseudo-seen + "
                           f"pseudo-unseen classes of {len(cal_idx)} held-out pseudo-seen and {len(val_idx)} "
                           f"pseudo-unseen training samples (zeroskel.eval.protocol.calibrate); no test data"}
-            log.info(f"selected epoch {best} (validation {vcfg['metric']} "
-                     f"{selection['best_val']:.2f})")
+            log.info(f"selected epoch {best} ({'the last of the budget; ' if selection['rule'] == 'last' else ''}"
+                     f"validation {vcfg['metric']} {selection['best_val']:.2f})")
             tmp = sel_path.with_suffix(".tmp")
             tmp.write_text(json.dumps(selection, indent=1))
             tmp.replace(sel_path)

@@ -144,6 +144,10 @@ def test_build_config_presets_and_overrides():
                            "segment_sources": None, "part_sources": None}
     assert cfg["text"]["segment_sources"] == ["name+purls-start", "name+purls-middle", "name+purls-end"]
     assert cfg["model"]["encoder"] == "shiftgcn" and cfg["alignment"]["center"] is True
+    assert cfg["validation"]["select"] == "last" and ntu["validation"]["select"] == "best"
+    from zeroskel.methods.pgfa import check_config
+    with pytest.raises(ConfigError, match="unknown validation.select 'final'; valid: best, last"):
+        check_config(C.build_config("pgfa", dataset="utd_mhad", split="x", overrides=["validation.select=final"]))
     assert C.build_config("pgfa", dataset="pku_mmd1", split="x")["alignment"]["alpha"] == 1.0
     assert C.build_config("pgfa", dataset="ntu60", split="x")["train"]["lr"] == 0.05
     assert C.build_config("pgfa", config="ntu60", dataset="utd_mhad", split="x")["preset"] == "ntu60"

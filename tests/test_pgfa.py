@@ -181,6 +181,10 @@ def test_select_epoch_uses_validation_only():
     assert select_epoch(hist, "top1", min_epoch=3) == 5
     hist[1]["val_top1"] = 32
     assert select_epoch(hist, "top1") == 2  # ties go to the earliest epoch
+    from zeroskel.methods.pgfa import chosen_epoch
+    v = {"metric": "top1", "smooth": 2, "min_epoch": 1}
+    assert chosen_epoch(hist, {**v, "select": "best"}) == select_epoch(hist, "top1", smooth=2) == 5
+    assert chosen_epoch(hist[:4], v) == 2 and chosen_epoch(hist[:4], {**v, "select": "last"}) == 4
 
 
 # ---------------------------------------------------------------- alignment

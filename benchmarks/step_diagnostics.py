@@ -26,13 +26,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from select_alignment import _unit, validation_features  # noqa: E402
 
 PRESET = {"alpha": 0.9, "pseudo_labels": "balanced", "epsilon": 0.1, "iterations": 3, "center": True}
 STATS = ("agree", "own", "spread")
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def diagnose(feats: np.ndarray, labels: np.ndarray, classes: np.ndarray, anchors: np.ndarray) -> dict:
@@ -61,8 +58,6 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from select_alignment import validation_features
-
     rows = {}
     for rd in a.runs:
         sel = rd / "selection.json"

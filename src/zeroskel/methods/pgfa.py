@@ -105,6 +105,16 @@ LOSSES = ("batch_kl", "class_ce")
 
 
 # =========================================================================== model
+def _projection_heads(n: int, feat_dim: int, text_dim: int) -> nn.ModuleList:
+    """``n`` linear projections into the text space, initialised as the global one (all are
+    built before any is re-initialised, so the random stream is that of earlier versions)."""
+    heads = nn.ModuleList(nn.Linear(feat_dim, text_dim) for _ in range(n))
+    for lin in heads:
+        nn.init.kaiming_normal_(lin.weight, mode="fan_out")
+        nn.init.zeros_(lin.bias)
+    return heads
+
+
 class PGFAModel(nn.Module):
     """Skeleton encoder + linear projection into the text space.
 
@@ -153,7 +163,7 @@ class PGFAModel(nn.Module):
         self.encoder = encoder
         feat_dim = int(getattr(encoder, "feature_dim"))
         self.feature_norm = feature_norm
-        self.norm = nn.BatchNorm1d(feat_dim, affine=False) if feature_norm == "batchnorm" else nn.Identity()
+        self.norm = self._feature_norm(feat_dim)
         self.proj = nn.Linear(feat_dim, text_dim)
         nn.init.kaiming_normal_(self.proj.weight, mode="fan_out")
         nn.init.zeros_(self.proj.bias)
@@ -170,12 +180,8 @@ class PGFAModel(nn.Module):
         if segments:
             if not hasattr(encoder, "forward_temporal"):
                 raise ConfigError(f"{type(encoder).__name__} has no forward_temporal: no temporal segments")
-            self.seg_norm = (nn.BatchNorm1d(feat_dim, affine=False) if feature_norm == "batchnorm"
-                             else nn.Identity())
-            self.seg_proj = nn.ModuleList(nn.Linear(feat_dim, text_dim) for _ in range(segments))
-            for lin in self.seg_proj:
-                nn.init.kaiming_normal_(lin.weight, mode="fan_out")
-                nn.init.zeros_(lin.bias)
+            self.seg_norm = self._feature_norm(feat_dim)
+            self.seg_proj = _projection_heads(segments, feat_dim, text_dim)
         self.parts = tuple(parts)
         self._part_joints: list[list[int]] = []
         if self.parts:
@@ -189,12 +195,12 @@ class PGFAModel(nn.Module):
                 self._part_joints = [list(body_part_joints(layout, p)) for p in self.parts]
             except ValueError as e:
                 raise ConfigError(str(e)) from None
-            self.part_norm = (nn.BatchNorm1d(feat_dim, affine=False) if feature_norm == "batchnorm"
-                              else nn.Identity())
-            self.part_proj = nn.ModuleList(nn.Linear(feat_dim, text_dim) for _ in self.parts)
-            for lin in self.part_proj:
-                nn.init.kaiming_normal_(lin.weight, mode="fan_out")
-                nn.init.zeros_(lin.bias)
+            self.part_norm = self._feature_norm(feat_dim)
+            self.part_proj = _projection_heads(len(self.parts), feat_dim, text_dim)
+
+    def _feature_norm(self, feat_dim: int) -> nn.Module:
+        """The pooled-feature normalisation that ``feature_norm`` names (one per head group)."""
+        return nn.BatchNorm1d(feat_dim, affine=False) if self.feature_norm == "batchnorm" else nn.Identity()
 
     @property
     def feature_dim(self) -> int:
@@ -306,10 +312,7 @@ def _check_segment_sources(text_cfg: dict) -> list[str]:
     if not isinstance(seg, (list, tuple)):
         raise ConfigError(f"text.segment_sources must be null or a list of sources (one per temporal "
                           f"segment), got {seg!r}")
-    if text_cfg.get("train_sources") is not None:
-        raise ConfigError("text.segment_sources and text.train_sources cannot be combined (the "
-                          "augmentation bank has no segment texts); for text augmentation set "
-                          "text.segment_sources=null")
+    _no_augmentation_with(text_cfg, "segment_sources", "segment")
     return _source_list(seg, "text.segment_sources")
 
 
@@ -326,11 +329,15 @@ def _check_part_sources(text_cfg: dict) -> "dict[str, str]":
             raise unknown_name("body part (a key of text.part_sources)", str(name), BODY_PARTS)
         if not (isinstance(src, str) and src):
             raise ConfigError(f"text.part_sources.{name} must be one source name, got {src!r}")
-    if text_cfg.get("train_sources") is not None:
-        raise ConfigError("text.part_sources and text.train_sources cannot be combined (the "
-                          "augmentation bank has no part texts); for text augmentation set "
-                          "text.part_sources=null")
+    _no_augmentation_with(text_cfg, "part_sources", "part")
     return dict(parts)
+
+
+def _no_augmentation_with(text_cfg: dict, key: str, what: str) -> None:
+    """Segment / part texts have no augmented variants: ``text.<key>`` excludes ``text.train_sources``."""
+    if text_cfg.get("train_sources") is not None:
+        raise ConfigError(f"text.{key} and text.train_sources cannot be combined (the augmentation "
+                          f"bank has no {what} texts); for text augmentation set text.{key}=null")
 
 
 def _source_texts(cfg: dict, ds, data_root, src, key: str) -> list[list[str]]:

@@ -90,6 +90,12 @@ def test_missing_text_files_name_the_file(tmp_path):
         load_class_texts("ntu60", "purls-global", tmp_path)
 
 
+def test_data_root_that_is_not_a_path_is_named():
+    # a list passed where the data root goes (e.g. class names as a third positional argument)
+    with pytest.raises(DataError, match=r"data root .* must be a folder path, got list"):
+        load_class_texts("utd_mhad", "purls-global", ["swipe left"])
+
+
 def test_wrong_counts_in_data_root_name_the_file(tmp_path):
     (tmp_path / "text" / "pgfa").mkdir(parents=True)
     (tmp_path / "text" / "pgfa" / "pku_labelmap.txt").write_text("a\nb\n")

@@ -22,6 +22,9 @@ def data_root(explicit: str | os.PathLike | None = None, *, must_exist: bool = T
             f"no data root: pass --data-root DIR or set the {DATA_ENV} environment variable "
             "(see README, 'Datasets')"
         )
+    if not isinstance(raw, (str, os.PathLike)):
+        raise DataError(f"data root (--data-root / data_root argument) must be a folder path, "
+                        f"got {type(raw).__name__} {raw!r}")
     root = Path(raw).expanduser()
     if must_exist and not root.is_dir():
         src = "--data-root" if explicit is not None else f"${DATA_ENV}"

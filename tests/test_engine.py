@@ -145,6 +145,9 @@ def test_build_config_presets_and_overrides():
     assert cfg["text"]["segment_sources"] == ["name+purls-start", "name+purls-middle", "name+purls-end"]
     assert cfg["model"]["encoder"] == "shiftgcn" and cfg["alignment"]["center"] is True
     assert cfg["validation"]["select"] == "last" and ntu["validation"]["select"] == "best"
+    # the small preset's per_dataset block: NW-UCLA trains 20 epochs, the budget benchmarked there
+    assert cfg["train"]["epochs"] == 40
+    assert C.build_config("pgfa", dataset="nw_ucla", split="purls-8/2")["train"]["epochs"] == 20
     from zeroskel.methods.pgfa import check_config
     with pytest.raises(ConfigError, match="unknown validation.select 'final'; valid: best, last"):
         check_config(C.build_config("pgfa", dataset="utd_mhad", split="x", overrides=["validation.select=final"]))
@@ -174,6 +177,27 @@ def test_config_file_and_unknown_keys(tmp_path):
     (tmp_path / "bad.yaml").write_text("train: [1, 2\n")
     with pytest.raises(ConfigError, match="bad.yaml: invalid YAML"):
         C.build_config("pgfa", dataset="nw_ucla", split="x", config=str(tmp_path / "bad.yaml"))
+
+
+def test_per_dataset_blocks(tmp_path):
+    f = tmp_path / "two.yaml"
+    f.write_text("train: {epochs: 30}\nper_dataset:\n  nw_ucla: {train: {epochs: 12}, alignment: {alpha: 0.5}}\n")
+    nw = C.build_config("pgfa", dataset="nw_ucla", split="purls-8/2", config=str(f))
+    utd = C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5", config=str(f))
+    assert (nw["train"]["epochs"], nw["alignment"]["alpha"]) == (12, 0.5)
+    assert (utd["train"]["epochs"], utd["alignment"]["alpha"]) == (30, 0.9)
+    assert "per_dataset" not in nw  # applied, not carried: a saved config.yaml re-reads the same
+    over = C.build_config("pgfa", dataset="nw_ucla", split="purls-8/2", config=str(f), overrides=["train.epochs=9"])
+    assert over["train"]["epochs"] == 9  # --set still wins over the block
+    saved = tmp_path / "config.yaml"
+    C.dump_config(over, saved)
+    assert C.build_config("pgfa", config=str(saved))["train"]["epochs"] == 9
+    f.write_text("per_dataset:\n  nw_ucla: {train: {epoch: 12}}\n")
+    with pytest.raises(ConfigError, match=r"two.yaml per_dataset.nw_ucla: unknown config key 'train.epoch'"):
+        C.build_config("pgfa", dataset="nw_ucla", split="x", config=str(f))
+    f.write_text("per_dataset: [nw_ucla]\n")
+    with pytest.raises(ConfigError, match=r"two.yaml: per_dataset must map dataset names to config sections"):
+        C.build_config("pgfa", dataset="nw_ucla", split="x", config=str(f))
 
 
 # ---------------------------------------------------------------- run directories

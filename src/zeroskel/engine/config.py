@@ -139,6 +139,25 @@ def get(cfg: dict, key: str, default: Any = None) -> Any:
     return cur
 
 
+def _merge_layer(cfg: dict, layer: dict, where: str, dataset: str | None) -> dict:
+    """Merge a preset or config file, then its ``per_dataset`` block for ``dataset``.
+
+    ``per_dataset: {nw_ucla: {train: {epochs: 20}}}`` lets one preset carry what differs
+    between the datasets it serves. The block is applied right after its own layer (so a
+    later config file, argument or ``--set`` still wins) and is not kept in the result:
+    the resolved config holds the values it set, and re-reading a run's config.yaml does not
+    apply it a second time.
+    """
+    layer = dict(layer)
+    blocks = layer.pop("per_dataset", None) or {}
+    if not isinstance(blocks, dict) or not all(isinstance(b, dict) for b in blocks.values()):
+        raise ConfigError(f"{where}: per_dataset must map dataset names to config sections, got {blocks!r}")
+    cfg = merge(cfg, layer, where)
+    if dataset is not None and str(dataset) in blocks:
+        cfg = merge(cfg, blocks[str(dataset)], f"{where} per_dataset.{dataset}")
+    return cfg
+
+
 def build_config(method: str = "pgfa", *, dataset: str | None = None, split: str | None = None,
                  seed: int | None = None, config: str | Path | None = None,
                  overrides: Iterable[str] = (), preset: str | None = None,
@@ -146,8 +165,9 @@ def build_config(method: str = "pgfa", *, dataset: str | None = None, split: str
                  config_file: str | Path | None = None) -> dict:
     """Resolve a run configuration.
 
-    Order (later wins): ``base.yaml`` < preset < config file < the explicit arguments
-    (dataset, split, seed, device, data_root) < ``overrides`` (``key.sub=value`` strings).
+    Order (later wins): ``base.yaml`` < preset < its ``per_dataset`` block for the dataset <
+    config file < its ``per_dataset`` block < the explicit arguments (dataset, split, seed,
+    device, data_root) < ``overrides`` (``key.sub=value`` strings).
 
     Args:
         config: a YAML file path, or the name of a preset of ``method`` (``--config``).
@@ -180,10 +200,10 @@ def build_config(method: str = "pgfa", *, dataset: str | None = None, split: str
         name = (base.get("dataset_presets") or {}).get(ds)
     cfg = base
     if name:
-        cfg = merge(cfg, load_preset(method, name), f"preset {method}/{name}.yaml")
+        cfg = _merge_layer(cfg, load_preset(method, name), f"preset {method}/{name}.yaml", ds)
         cfg["preset"] = name
     if file_cfg:
-        cfg = merge(cfg, file_cfg, f"config file {config_file}")
+        cfg = _merge_layer(cfg, file_cfg, f"config file {config_file}", ds)
     explicit = {k: v for k, v in {"dataset": dataset, "split": split, "seed": seed,
                                   "device": device, "data_root": None if data_root is None
                                   else str(data_root)}.items() if v is not None}

@@ -90,6 +90,12 @@ def _unit(x):
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
+def paired_cell(d: np.ndarray) -> str:
+    """Paired differences ``d`` as 'mean (se; better/worse)' (se nan for a single pair)."""
+    se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+    return f"{d.mean():+.2f} ({se:.2f}; {(d > 0).sum()}/{(d < 0).sum()})"
+
+
 @functools.lru_cache(maxsize=None)  # each pool is scanned once per pilot
 def _pilot(run_dir: Path) -> tuple[tuple, int]:
     """(what makes two pilots' validation sets identical, encoder and training seed aside;
@@ -227,8 +233,7 @@ def main(argv=None) -> int:
             x = np.array([rows[r][n] for r in rows])
             cells = []
             for b in ("none", pre):
-                d = x - np.array([rows[r][b] for r in rows])
-                cells.append(f"{d.mean():+.2f} ({d.std(ddof=1) / np.sqrt(len(d)):.2f}; {(d > 0).sum()}/{(d < 0).sum()})")
+                cells.append(paired_cell(x - np.array([rows[r][b] for r in rows])))
             print(f"| {n} | {x.mean():.2f} | " + " | ".join(cells) + " |")
     else:
         print("| variant | " + " | ".join(rows) + " | mean |")

@@ -27,6 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from select_alignment import paired_cell  # noqa: E402
+
 RULES = [("last", None, None)] + [("argmax", s, m) for s in (1, 3, 5, 10) for m in (1, 5, 10)]
 
 
@@ -78,9 +81,7 @@ def main(argv=None) -> int:
             print(f"\n{folder.name}, val_{metric} ({len(base)} pilots of {len(cs)} splits)")
             print("| rule | transferred score | vs last (se; better/worse) |\n|---|---|---|")
             for name, v in res.items():
-                d = np.array(v) - base
-                se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
-                print(f"| {name} | {np.mean(v):.2f} | {d.mean():+.2f} ({se:.2f}; {(d > 0).sum()}/{(d < 0).sum()}) |")
+                print(f"| {name} | {np.mean(v):.2f} | {paired_cell(np.array(v) - base)} |")
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(dump, indent=1))

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from select_alignment import _unit, validation_features  # noqa: E402
+from select_alignment import validation_features  # noqa: E402
 
 PRESET = {"alpha": 0.9, "pseudo_labels": "balanced", "epsilon": 0.1, "iterations": 3, "center": True}
 STATS = ("agree", "own", "spread")
@@ -35,8 +35,9 @@ STATS = ("agree", "own", "spread")
 def diagnose(feats: np.ndarray, labels: np.ndarray, classes: np.ndarray, anchors: np.ndarray) -> dict:
     """Plain and stepped validation top-1 (%) and the label-free statistics of one model."""
     from zeroskel.methods.alignment import prototype_alignment
+    from zeroskel.methods.pgfa import cosine
 
-    plain = (_unit(feats) @ _unit(anchors).T).argmax(1)
+    plain = cosine(feats, anchors).argmax(1)
     protos, step = prototype_alignment(feats, anchors, **PRESET)
     k = len(anchors)
     hist = np.bincount(plain, minlength=k) / len(plain)
@@ -44,7 +45,7 @@ def diagnose(feats: np.ndarray, labels: np.ndarray, classes: np.ndarray, anchors
     return {"plain": float(100 * np.mean(classes[plain] == labels)),
             "step": float(100 * np.mean(classes[step] == labels)),
             "agree": float(np.mean(plain == step)),
-            "own": float(np.mean((_unit(protos) @ _unit(anchors).T).argmax(1) == np.arange(k))),
+            "own": float(np.mean(cosine(protos, anchors).argmax(1) == np.arange(k))),
             "spread": float(-(nz * np.log(nz)).sum() / np.log(k))}
 
 

@@ -648,7 +648,7 @@ def check_config(cfg: dict) -> None:
     v = cfg["validation"]
     if v["mode"] not in ("pseudo_unseen", "heldout_seen", "none"):
         raise unknown_name("validation.mode", str(v["mode"]), ["pseudo_unseen", "heldout_seen", "none"])
-    if v.get("select", "best") not in SELECT_RULES:
+    if select_rule(v) not in SELECT_RULES:
         raise unknown_name("validation.select", str(v["select"]), SELECT_RULES)
     if v["metric"] not in ("top1", "top1_aligned"):
         raise unknown_name("validation.metric", str(v["metric"]), ["top1", "top1_aligned"])
@@ -701,11 +701,16 @@ def select_epoch(history: list[dict], metric: str, smooth: int = 1, min_epoch: i
 SELECT_RULES = ("best", "last")
 
 
+def select_rule(vcfg: dict) -> str:
+    """``validation.select``; ``best`` for run configs saved before the key existed."""
+    return vcfg.get("select", "best")
+
+
 def chosen_epoch(history: list[dict], vcfg: dict) -> int:
     """The stage-1 epoch that ``validation`` config ``vcfg`` picks: ``select: best`` is
     :func:`select_epoch` on the validation curve; ``select: last`` is the last epoch of the
     budget (the validation stage then only supplies the GZSL calibration and the curve)."""
-    if vcfg.get("select", "best") == "last":
+    if select_rule(vcfg) == "last":
         return len(history)
     return select_epoch(history, vcfg["metric"], int(vcfg["smooth"]), int(vcfg["min_epoch"]))
 
@@ -940,7 +945,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
                 log.info(f"stopped after epoch {tr.epoch} of stage 1 (max_epochs={max_epochs})")
                 return None
             best = chosen_epoch(tr.history, vcfg)
-            selection.update(best_epoch=best, metric=vcfg["metric"], rule=vcfg.get("select", "best"),
+            selection.update(best_epoch=best, metric=vcfg["metric"], rule=select_rule(vcfg),
                              val_curve=[{k: h[k] for k in h if k.startswith("val_") or k in ("epoch", "loss")}
                                         for h in tr.history],
                              best_val=tr.history[best - 1].get(f"val_{vcfg['metric']}"),

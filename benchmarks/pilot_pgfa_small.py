@@ -36,8 +36,9 @@ def main(argv=None) -> int:
     from zeroskel.engine.runs import train
 
     torch.set_num_threads(a.threads)
+    # the whole validation curve: pilots compare epochs and plateau means
     overrides = ["validation.mode=pseudo_unseen", "validation.refit=false", "eval.gzsl=false",
-                 f"train.threads={a.threads}"] + a.set
+                 "validation.every=1", f"train.threads={a.threads}"] + a.set
     cfg = build_config("pgfa", dataset=a.dataset, split=a.split, seed=a.seed, overrides=overrides)
     t0 = time.time()
     run_dir = train(cfg, a.out / "runs", data_root=os.environ.get("ZEROSKEL_DATA"))

@@ -96,6 +96,36 @@ def test_resume_after_interruption_is_identical(tmp_path):
         assert torch.equal(a, b)
 
 
+def test_eval_every_skips_evaluation_without_changing_training(tmp_path):
+    full = _trainer(tmp_path, "every1")
+    h1 = full.fit()
+    sparse = _trainer(tmp_path, "every3")
+    sparse.eval_every = 3
+    h3 = sparse.fit()
+    assert ["w0" in h for h in h3] == [False, False, True, True]  # every 3rd epoch and the last
+    assert [h["loss"] for h in h3] == [h["loss"] for h in h1]      # evaluation never touches training
+    assert h3[2]["w0"] == h1[2]["w0"] and h3[3]["w0"] == h1[3]["w0"]
+    with pytest.raises(ConfigError, match="eval_every must be a positive integer, got 0"):
+        Trainer(nn.Linear(1, 1), None, None, OptimConfig(), eval_every=0)
+
+
+def test_precision_names_and_autocast():
+    from zeroskel.engine.trainer import autocast, check_precision
+
+    cpu = torch.device("cpu")
+    assert check_precision("bf16", cpu) == "bf16"
+    with pytest.raises(ConfigError, match="unknown train.precision 'fp16'; valid: bf16, fp32"):
+        check_precision("fp16", cpu)
+    lin, x = nn.Linear(4, 3), torch.randn(2, 4)
+    with autocast(cpu, "fp32"):
+        assert lin(x).dtype == torch.float32
+    with autocast(cpu, "bf16"):
+        y = lin(x)
+    assert y.dtype == torch.bfloat16 and lin.weight.dtype == torch.float32
+    y.float().sum().backward()
+    assert lin.weight.grad.dtype == torch.float32
+
+
 def test_seed_changes_results(tmp_path):
     a = _trainer(tmp_path, "a", seed=1).fit()
     b = _trainer(tmp_path, "b", seed=1).fit()

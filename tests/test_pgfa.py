@@ -185,6 +185,15 @@ def test_select_epoch_uses_validation_only():
     v = {"metric": "top1", "smooth": 2, "min_epoch": 1}
     assert chosen_epoch(hist, {**v, "select": "best"}) == select_epoch(hist, "top1", smooth=2) == 5
     assert chosen_epoch(hist[:4], v) == 2 and chosen_epoch(hist[:4], {**v, "select": "last"}) == 4
+    # validation.every: only evaluated epochs can be picked; the window averages evaluated ones
+    gaps = [{"val_top1": v} if v is not None else {} for v in (None, 30, None, 50, None, 41)]
+    assert select_epoch(gaps, "top1") == 4
+    assert select_epoch(gaps, "top1", smooth=3) == 6  # window means 30, 40, 45.5 (not 50/3...)
+    assert select_epoch(gaps, "top1", min_epoch=5) == 6
+    with pytest.raises(ConfigError, match="no validated epoch at or after validation.min_epoch=7"):
+        select_epoch(gaps, "top1", min_epoch=7)
+    with pytest.raises(ConfigError, match="no validation metric 'val_top1'"):
+        select_epoch([{}, {}], "top1")
 
 
 # ---------------------------------------------------------------- alignment
@@ -495,6 +504,33 @@ def test_gzsl_calibration_is_chosen_on_training_data_and_reproduced(utd, tmp_pat
     mb = _metrics(b)
     assert mb["gzsl_calibrated"]["gamma"] == cal["gamma"]
     assert calls  # the run read the scrambled data
+
+
+def test_sparse_validation_changes_no_number(utd, tmp_path):
+    from zeroskel.engine.runs import train
+
+    last = ["train.epochs=3", "validation.select=last"]
+    a = train(_cfg(extra=last + ["validation.every=1"]), tmp_path / "a", data_root=utd)
+    b = train(_cfg(extra=last + ["validation.every=2"]), tmp_path / "b", data_root=utd)
+    ma, mb = _metrics(a), _metrics(b)
+    assert [("val_top1" in h) for h in mb["selection"]["val_curve"]] == [False, True, True]
+    assert mb["selection"]["val_curve"][1:] == ma["selection"]["val_curve"][1:]
+    assert mb["selection"]["calibration"] == ma["selection"]["calibration"]
+    for k in ("zsl_top1", "zsl_top1_aligned", "zsl_confusion", "gzsl_uncalibrated", "gzsl_calibrated"):
+        assert mb[k] == ma[k]
+    with pytest.raises(ConfigError, match="validation.every must be a positive integer, got 0"):
+        train(_cfg(extra=["validation.every=0"]), tmp_path / "c", data_root=utd)
+
+
+def test_bf16_training_on_real_data(utd, tmp_path):
+    from zeroskel.engine.runs import train
+
+    run = train(_cfg(extra=["train.precision=bf16", "validation.mode=none"]), tmp_path, data_root=utd)
+    m = _metrics(run)
+    assert m["precision"] == "bf16" and "bf16 autocast" in (run / "train.log").read_text()
+    assert np.isfinite(m["zsl_top1"]) and sum(map(sum, m["zsl_confusion"])) == 80
+    with pytest.raises(ConfigError, match="unknown train.precision 'fp16'; valid: bf16, fp32"):
+        train(_cfg(extra=["train.precision=fp16"]), tmp_path / "bad", data_root=utd)
 
 
 def test_gzsl_calibration_unavailable_is_recorded(utd, tmp_path):

@@ -215,6 +215,16 @@ def test_interrupted_run_resumes_to_the_same_encoder(synth, trained, tmp_path):
     assert again["selected_epoch"] == json.loads((trained / "metrics.json").read_text())["selected_epoch"]
 
 
+def test_bf16_pretraining_runs_and_extracts(synth, tmp_path):
+    ds, sp = synth
+    rd = pretrain_encoder(_cfg(ds, sp, extra=["train.precision=bf16"]), tmp_path)
+    sel = json.loads((rd / "selection.json").read_text())
+    assert all(np.isfinite(c["loss"]) for c in sel["curve"])
+    assert all(w.dtype == torch.float32 for w in _weights(rd).values() if w.is_floating_point())
+    fs = load_features(extract_features(rd, out_path=tmp_path / "f.npz"))
+    assert fs.train_x.dtype == np.float32 and np.isfinite(fs.train_x).all()
+
+
 def test_early_stopping(synth, tmp_path):
     ds, sp = synth
     rd = pretrain_encoder(_cfg(ds, sp, seed=2, extra=["train.epochs=5", "train.patience=1",
@@ -246,6 +256,8 @@ def test_leaky_split_and_bad_config_are_refused(synth, trained, tmp_path):
         pretrain_encoder(_cfg(ds, sp, extra=["model.args={widths: [8]}"]), tmp_path / "bad")
     with pytest.raises(ConfigError, match="validation.fraction"):
         pretrain_encoder(_cfg(ds, sp, extra=["validation.fraction=1.5"]), tmp_path / "bad")
+    with pytest.raises(ConfigError, match="unknown train.precision 'half'; valid: bf16, fp32"):
+        pretrain_encoder(_cfg(ds, sp, extra=["train.precision=half"]), tmp_path / "bad")
     with pytest.raises(ConfigError, match="train.epoch"):
         build_config("pretrain", dataset=str(ds), split=str(sp), overrides=["train.epoch=3"])
     with pytest.raises(CheckpointError, match="no encoder.pt"):

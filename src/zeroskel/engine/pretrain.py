@@ -43,6 +43,7 @@ from torch import nn
 from ..errors import CheckpointError, ConfigError, DataError, unknown_name
 from ..models.registry import list_encoders
 from .data import augment_batch, load_prepared
+from .trainer import PRECISIONS, autocast
 
 METHOD = "pretrain"
 CHECKPOINT_KIND = "zeroskel.encoder"
@@ -290,6 +291,8 @@ def check_config(cfg: dict) -> None:
                            or not 0.0 < float(rc[0]) <= float(rc[1]) <= 1.0):
         raise ConfigError(f"data.augment.random_crop must be null or [low, high] with "
                           f"0 < low <= high <= 1, got {rc!r}")
+    if cfg["train"].get("precision", "fp32") not in PRECISIONS:
+        raise unknown_name("train.precision", str(cfg["train"]["precision"]), PRECISIONS)
     optim_config(cfg)  # optimiser names and ranges
 
 
@@ -373,6 +376,7 @@ class _Fit:
                  targets: np.ndarray, device: torch.device) -> None:
         self.cfg, self.data, self.lengths, self.idx, self.targets = cfg, data, lengths, idx, targets
         self.device = device
+        self.precision = cfg["train"].get("precision", "fp32")
 
     def batches(self, epoch: int, rng: np.random.Generator):
         t = self.cfg["train"]
@@ -390,13 +394,16 @@ class _Fit:
     def step(self, model: SeenClassifier, batch):
         x, y = batch
         x, y = x.to(self.device), y.to(self.device)
-        loss = F.cross_entropy(model(x), y, label_smoothing=float(self.cfg["train"]["label_smoothing"]))
+        with autocast(self.device, self.precision):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=float(self.cfg["train"]["label_smoothing"]))
         return loss, len(y)
 
 
 def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> dict | None:
     from ..data.splits import get_split, holdout_group
-    from .trainer import Trainer, load_checkpoint, resolve_device, save_checkpoint, seed_everything, versions
+    from .trainer import (Trainer, check_precision, load_checkpoint, resolve_device, save_checkpoint,
+                          seed_everything, versions)
 
     if (run_dir / "metrics.json").is_file() and (run_dir / "encoder.pt").is_file():
         log.info("run already finished; nothing to do")
@@ -404,6 +411,7 @@ def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> 
     check_config(cfg)
     _set_threads(cfg)
     device = resolve_device(cfg.get("device") or "auto")
+    check_precision(cfg["train"].get("precision", "fp32"), device)
     seed = int(cfg["seed"])
     seed_everything(seed, bool(cfg["train"]["deterministic"]))
     data_root = data_root if data_root is not None else cfg.get("data_root")

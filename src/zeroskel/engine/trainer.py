@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -30,6 +31,7 @@ from ..errors import CheckpointError, ConfigError, unknown_name
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine")
+PRECISIONS = ("fp32", "bf16")
 
 
 # --------------------------------------------------------------------------- basics
@@ -66,6 +68,28 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
                               "(use --device cpu or auto)")
         return torch.device(device)
     raise unknown_name("device", device, ["auto", "cpu", "cuda", "cuda:N"])
+
+
+def check_precision(precision: str, device: torch.device, key: str = "train.precision") -> str:
+    """Validate a training precision for ``device``; returns it.
+
+    ``bf16`` needs a CUDA device with bfloat16 support, or a CPU (fast only where the CPU
+    has bfloat16 instructions, e.g. AVX512-BF16 or AMX; elsewhere it is emulated and slower).
+    """
+    if precision not in PRECISIONS:
+        raise unknown_name(key, str(precision), PRECISIONS)
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"{key}=bf16: this GPU ({torch.cuda.get_device_name(device)}) has no "
+                          "bfloat16 support; use fp32")
+    return precision
+
+
+def autocast(device: torch.device, precision: str = "fp32"):
+    """Context for a training forward pass: bfloat16 autocast for ``precision='bf16'``
+    (matrix products in bf16, weights, gradients and optimiser state stay fp32), else a no-op."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 # --------------------------------------------------------------------------- optimisation
@@ -249,7 +273,9 @@ class Trainer:
         seed: run seed; the torch RNG is also re-seeded from ``(seed, epoch)`` every epoch.
         device: torch device.
         checkpoint: path of the rolling "last" checkpoint (None: no checkpoints).
-        eval_fn: ``eval_fn(model, epoch) -> dict`` of metrics after each epoch, or None.
+        eval_fn: ``eval_fn(model, epoch) -> dict`` of metrics after an epoch, or None.
+        eval_every: call ``eval_fn`` after every ``eval_every``-th epoch and after the last
+            one of ``fit``; the other epochs' history entries carry no metrics.
         on_epoch_end: ``on_epoch_end(trainer, result)``: e.g. keep the best checkpoint.
         extra_state: JSON-able / tensor dict stored in every checkpoint (config, classes...).
         logger: where per-epoch lines go.
@@ -261,7 +287,9 @@ class Trainer:
                  checkpoint: str | Path | None = None, eval_fn: Callable[[nn.Module, int], dict] | None = None,
                  on_epoch_end: Callable[["Trainer", EpochResult], None] | None = None,
                  extra_state: dict | None = None, logger: logging.Logger | None = None,
-                 grad_clip: float | None = None) -> None:
+                 grad_clip: float | None = None, eval_every: int = 1) -> None:
+        if not isinstance(eval_every, int) or isinstance(eval_every, bool) or eval_every < 1:
+            raise ConfigError(f"eval_every must be a positive integer, got {eval_every!r}")
         self.device = resolve_device(device)
         self.model = model.to(self.device)
         self.step_fn = step_fn
@@ -271,6 +299,7 @@ class Trainer:
         self.seed = int(seed)
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.eval_fn = eval_fn
+        self.eval_every = eval_every
         self.on_epoch_end = on_epoch_end
         self.extra_state = dict(extra_state or {})
         self.log = logger or run_logger(None)
@@ -348,7 +377,7 @@ class Trainer:
         while self.epoch < stop:
             e = self.epoch
             res = self.train_epoch(e)
-            if self.eval_fn is not None:
+            if self.eval_fn is not None and ((e + 1) % self.eval_every == 0 or e + 1 == epochs):
                 res.metrics = dict(self.eval_fn(self.model, e))
             self.epoch = e + 1
             self.history.append(res.as_dict())

@@ -33,6 +33,7 @@ from ..data.layouts import BODY_PARTS, body_part_joints
 from ..errors import CheckpointError, ConfigError, DataError, unknown_name
 from ..models.modality import InputModality, check_modality
 from ..engine.data import augment_batch, load_prepared
+from ..engine.trainer import PRECISIONS, autocast
 from .alignment import ALIGN_DEFAULTS, align_kwargs, aligned_scores, prototype_alignment
 
 CHECKPOINT_KIND = "zeroskel.pgfa.model"
@@ -671,7 +672,12 @@ def check_config(cfg: dict) -> None:
         raise ConfigError(f"validation.calibration_fraction must be in [0, 1), got {cf!r}")
     if int(v["smooth"]) < 1 or int(v["min_epoch"]) < 1:
         raise ConfigError("validation.smooth and validation.min_epoch must be >= 1")
+    every = v.get("every", 1)
+    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+        raise ConfigError(f"validation.every must be a positive integer, got {every!r}")
     t = cfg["train"]
+    if t.get("precision", "fp32") not in PRECISIONS:
+        raise unknown_name("train.precision", str(t["precision"]), PRECISIONS)
     if not isinstance(t["batch_size"], int) or t["batch_size"] < 2:
         raise ConfigError(f"train.batch_size must be an integer >= 2, got {t['batch_size']!r}")
     if cfg["model"]["encoder"] not in ("stgcn", "shiftgcn"):
@@ -687,14 +693,23 @@ def check_config(cfg: dict) -> None:
 def select_epoch(history: list[dict], metric: str, smooth: int = 1, min_epoch: int = 1) -> int:
     """1-based epoch maximising the (trailing-window mean of the) validation ``metric``.
 
-    Ties go to the earliest epoch. ``history`` entries carry ``val_<metric>``.
+    Ties go to the earliest epoch. ``history`` entries carry ``val_<metric>``; only epochs
+    that were evaluated (``validation.every``) can be picked, and the window averages the
+    evaluated epochs among the last ``smooth``.
     """
     key = f"val_{metric}"
     vals = np.array([h.get(key, np.nan) for h in history], dtype=np.float64)
-    if len(vals) == 0 or np.isnan(vals).all():
+    done = ~np.isnan(vals)
+    if not done.any():
         raise ConfigError(f"no validation metric {key!r} recorded; cannot select an epoch")
-    sm = np.array([np.nanmean(vals[max(0, i - smooth + 1):i + 1]) for i in range(len(vals))])
+    sm = np.full(len(vals), -np.inf)
+    for i in np.flatnonzero(done):
+        w = slice(max(0, i - smooth + 1), i + 1)
+        sm[i] = vals[w][done[w]].mean()
     sm[: max(0, min_epoch - 1)] = -np.inf
+    if np.isneginf(sm).all():
+        raise ConfigError(f"no validated epoch at or after validation.min_epoch={min_epoch} "
+                          f"(last validated: {int(np.flatnonzero(done)[-1]) + 1})")
     return int(np.argmax(sm)) + 1
 
 
@@ -726,6 +741,7 @@ class _Stage:
     def __init__(self, cfg, data, lengths, labels, text_t, device):
         self.cfg, self.data, self.lengths, self.labels = cfg, data, lengths, labels
         self.text_t, self.device = text_t, device
+        self.precision = cfg["train"].get("precision", "fp32")
         self.loss = cfg["model"].get("loss", "batch_kl")
         if self.loss == "class_ce":  # the stage's own classes (pseudo-seen in stage 1, seen in stage 2)
             classes = np.unique(labels)
@@ -756,7 +772,9 @@ class _Stage:
 
     def step(self, model: PGFAModel, batch):
         x, y = batch[0].to(self.device), batch[1].to(self.device)
-        feats = model(x)
+        with autocast(self.device, self.precision):
+            feats = model(x)
+        feats = feats.float()  # the loss in fp32 under any precision
         if self.loss == "class_ce":
             target = self.class_index[y]
             return block_mean_loss(model, feats, self.class_text,
@@ -813,13 +831,15 @@ def train_pgfa(cfg: dict, run_dir: str | Path, data_root=None, logger=None,
 
 def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> dict | None:
     from ..data.splits import get_split, holdout_group, stratified_holdout
-    from ..engine.trainer import Trainer, load_checkpoint, resolve_device, save_checkpoint, seed_everything, versions
+    from ..engine.trainer import (Trainer, check_precision, load_checkpoint, resolve_device, save_checkpoint,
+                                  seed_everything, versions)
 
     from ..eval.protocol import calibrate
 
     check_config(cfg)
     _set_threads(cfg)
     device = resolve_device(cfg.get("device", "auto"))
+    check_precision(cfg["train"].get("precision", "fp32"), device)
     seed = int(cfg["seed"])
     seed_everything(seed, bool(cfg["train"]["deterministic"]))
     data_root = data_root if data_root is not None else cfg.get("data_root")
@@ -843,7 +863,9 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
     seen, unseen = split.seen_array, split.unseen_array
     train_idx = train_part[np.isin(labels[train_part], seen)]
     num_persons = int(ds.data.shape[-1])
-    log.info(f"pgfa {cfg['dataset']} {split.name} seed {seed} device {device}: {len(train_idx)} training "
+    prec = cfg["train"].get("precision", "fp32")
+    log.info(f"pgfa {cfg['dataset']} {split.name} seed {seed} device {device}"
+             f"{'' if prec == 'fp32' else f' ({prec} autocast)'}: {len(train_idx)} training "
              f"samples of {len(seen)} seen classes, partition {part!r}, text {tx['model']} ({text.shape[1]}-d)")
 
     def make_model():
@@ -931,13 +953,13 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
             def keep_best(trainer, res):
                 # the trailing-window criterion of an epoch never depends on later epochs,
                 # so "best so far" is final: keep that model for refit: false
-                if not vcfg["refit"] and chosen_epoch(trainer.history, vcfg) == trainer.epoch:
+                if not vcfg["refit"] and res.metrics and chosen_epoch(trainer.history, vcfg) == trainer.epoch:
                     save_checkpoint({"model": trainer.model.state_dict(), "epoch": trainer.epoch},
                                     run_dir / "stage1_best.pt")
 
             tr = Trainer(make_model(), st1.step, st1.batches, _optim_cfg(cfg, epochs), seed=seed, device=device,
                          checkpoint=run_dir / "stage1_last.pt", eval_fn=val_fn, on_epoch_end=keep_best,
-                         logger=log, grad_clip=cfg["train"]["grad_clip"],
+                         logger=log, grad_clip=cfg["train"]["grad_clip"], eval_every=int(vcfg.get("every", 1)),
                          extra_state={"stage": 1, "config": cfg})
             log.info(f"stage 1 (selection, {vcfg['mode']}): {len(fit_idx)} fit / {len(val_idx)} validation samples")
             tr.fit(epochs, max_epochs=max_epochs)
@@ -1042,6 +1064,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
                                 "total_wall": time.perf_counter() - t_start}
     metrics["final_epochs"] = final_epochs
     metrics["device"] = str(device)
+    metrics["precision"] = cfg["train"].get("precision", "fp32")
     metrics["torch_threads"] = torch.get_num_threads()
     write_json(metrics, run_dir / "metrics.json")
     log.info(f"test ZSL top1 {metrics['zsl_top1']:.2f}"

@@ -520,6 +520,12 @@ def test_sparse_validation_changes_no_number(utd, tmp_path):
         assert mb[k] == ma[k]
     with pytest.raises(ConfigError, match="validation.every must be a positive integer, got 0"):
         train(_cfg(extra=["validation.every=0"]), tmp_path / "c", data_root=utd)
+    with pytest.raises(ConfigError, match="validation.min_epoch=4 is after the last epoch"):
+        train(_cfg(extra=["validation.select=best", "validation.min_epoch=4"]), tmp_path / "c", data_root=utd)
+    # no refit: the best epoch's weights are kept once min_epoch is reached (nothing before it)
+    c = train(_cfg(extra=["train.epochs=3", "validation.select=best", "validation.refit=false",
+                          "validation.min_epoch=3", "validation.every=2"]), tmp_path / "c", data_root=utd)
+    assert _metrics(c)["selection"]["best_epoch"] == 3 and (c / "stage1_best.pt").is_file()
 
 
 def test_bf16_training_on_real_data(utd, tmp_path):

@@ -676,6 +676,9 @@ def check_config(cfg: dict) -> None:
     if not isinstance(every, int) or isinstance(every, bool) or every < 1:
         raise ConfigError(f"validation.every must be a positive integer, got {every!r}")
     t = cfg["train"]
+    if v["mode"] != "none" and select_rule(v) == "best" and int(v["min_epoch"]) > int(t["epochs"]):
+        raise ConfigError(f"validation.min_epoch={v['min_epoch']} is after the last epoch "
+                          f"(train.epochs={t['epochs']}): no epoch could be selected")
     if t.get("precision", "fp32") not in PRECISIONS:
         raise unknown_name("train.precision", str(t["precision"]), PRECISIONS)
     if not isinstance(t["batch_size"], int) or t["batch_size"] < 2:
@@ -953,7 +956,8 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
             def keep_best(trainer, res):
                 # the trailing-window criterion of an epoch never depends on later epochs,
                 # so "best so far" is final: keep that model for refit: false
-                if not vcfg["refit"] and res.metrics and chosen_epoch(trainer.history, vcfg) == trainer.epoch:
+                if (not vcfg["refit"] and res.metrics and trainer.epoch >= int(vcfg["min_epoch"])
+                        and chosen_epoch(trainer.history, vcfg) == trainer.epoch):
                     save_checkpoint({"model": trainer.model.state_dict(), "epoch": trainer.epoch},
                                     run_dir / "stage1_best.pt")
 

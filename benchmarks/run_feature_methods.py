@@ -91,6 +91,17 @@ def _ms(vals) -> str:
     return f"{np.mean(vals):.2f} ± {np.std(vals):.2f}" if len(vals) > 1 else f"{vals[0]:.2f}"
 
 
+def _flat_count(rs: list[dict]) -> str:
+    """How many runs chose their budget from a flat held-out curve (the choice was the
+    full-budget default, not a selection); computed from the stored curve, so it also
+    reads results written before ``selection.curve_flat`` existed."""
+    curves = [r["selection"].get("curve") or [] for r in rs]
+    judged = [c for c in curves if len(c) > 1]
+    if not judged:
+        return "-"
+    return f"{sum(len({round(x['val_zsl'], 6) for x in c}) == 1 for c in judged)} of {len(judged)}"
+
+
 def aggregate(out_dir: str, tags: list[str] | None = None, reference: bool = True) -> str:
     """Markdown table (mean ± std over seeds) of every ``<out_dir>/<tag>/*.json``."""
     rows = {}
@@ -102,8 +113,8 @@ def aggregate(out_dir: str, tags: list[str] | None = None, reference: bool = Tru
     if not rows:
         return f"no results under {out_dir}"
     lines = ["| method | file | seeds | ZSL | GZSL CS S / U / H | GZSL gate S / U / H | "
-             "ref-style best-of-test ZSL / H (extra) | fit+eval s |",
-             "|---|---|---|---|---|---|---|---|"]
+             "ref-style best-of-test ZSL / H (extra) | flat held-out curves | fit+eval s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for (tag, file), rs in sorted(rows.items(), key=lambda kv: (kv[0][0], DEFAULT_FILES.index(kv[0][1])
                                                                 if kv[0][1] in DEFAULT_FILES else 99)):
         g = lambda rule, k: [r["gzsl"][rule][k] for r in rs if rule in r["gzsl"]]
@@ -114,7 +125,7 @@ def aggregate(out_dir: str, tags: list[str] | None = None, reference: bool = Tru
                 if any(ref) else "-")
         t = _ms([r["timings_s"]["total"] for r in rs])
         lines.append(f"| {tag} | {file} | {len(rs)} | {_ms([r['zsl'] for r in rs])} | {cs} | {gate} | "
-                     f"{refs} | {t} |")
+                     f"{refs} | {_flat_count(rs)} | {t} |")
     if not reference:
         return "\n".join(lines)
     lines += ["", "| Flora reference code (features README, best of test evaluations) | ZSL | S / U / H |",

@@ -153,6 +153,8 @@ def test_protocol_on_real_file_is_jsonable(data_root):
     r = evaluate_method(tiny_flora, fs, texts, seed=1, ref_style=True)
     json.dumps(r)
     assert r["selection"]["chosen"] in (0, 3, 6)
+    vals = {round(c["val_zsl"], 6) for c in r["selection"]["curve"]}
+    assert r["selection"]["curve_flat"] == (len(vals) == 1)
     assert not set(r["selection"]["pseudo_unseen"]) & set(fs.unseen_classes.tolist())
     for rule in ("uncalibrated", "stacking", "gate", "gate_fixed"):
         assert set(r["gzsl"][rule]) == {"S", "U", "H", "gamma"}
@@ -188,3 +190,18 @@ def test_protocol_with_several_heldout_draws(data_root):
     assert one["selection"]["heldout_draws"] == 1 and "draws" not in one["selection"]
     assert one["selection"]["pseudo_unseen"] == sel["draws"][0]["pseudo_unseen"]
     assert one["selection"]["curve"] == sel["draws"][0]["curve"]
+
+
+def test_choose_budget_ties_and_flat_curves():
+    from zeroskel.eval.protocol import choose_budget
+    rows = lambda *v: [{"step": 100 * (i + 1), "val_zsl": x} for i, x in enumerate(v)]
+    best, flat = choose_budget(rows(40.0, 55.0, 50.0))
+    assert best["step"] == 200 and not flat
+    best, flat = choose_budget(rows(40.0, 55.0, 55.0 + 1e-9))   # a tie to 1e-6 goes to the longer training
+    assert best["step"] == 300 and not flat
+    best, flat = choose_budget(rows(14.41, 14.41, 14.41))       # a model stuck on one class throughout
+    assert best["step"] == 300 and flat
+    best, flat = choose_budget(rows(30.0))                       # one checkpoint is not a flat curve
+    assert best["step"] == 100 and not flat
+    with pytest.raises(ValueError, match="non-empty"):
+        choose_budget([])

@@ -117,6 +117,26 @@ def _mean_curve(curves: list[list[dict]]) -> list[dict]:
             for i, st in enumerate(steps)]
 
 
+def choose_budget(curve: list[dict]) -> tuple[dict, bool]:
+    """The budget to train the final model with, from a held-out curve.
+
+    Args:
+        curve: ``[{"step": int, "val_zsl": float}, ...]`` (held-out ZSL % per budget).
+
+    Returns:
+        ``(row, flat)``: the row with the highest held-out ZSL (ties, to 1e-6, go to the
+        longer training) and whether every row has the same score. A flat curve (e.g. a
+        model that predicts one pseudo-unseen class throughout) carries no information, and
+        the tie rule then gives the full budget; callers report ``flat`` so a reader knows
+        the choice was a default, not a selection.
+    """
+    if not curve:
+        raise ValueError("choose_budget needs a non-empty held-out curve")
+    scores = [round(float(r["val_zsl"]), 6) for r in curve]
+    best = max(curve, key=lambda r: (round(float(r["val_zsl"]), 6), r["step"]))
+    return best, len(curve) > 1 and min(scores) == max(scores)
+
+
 def _extra_fit_args(method, fs: FeatureSet) -> dict:
     """Optional training inputs a method's ``fit`` accepts: SMIE's ``masked_feats`` when the
     feature set carries masked-sequence features (``train_masked_data``)."""
@@ -199,11 +219,15 @@ def evaluate_method(method_factory: MethodFactory, fs: FeatureSet, texts: ClassT
     t_val_fit = time.perf_counter() - t0
     probe = None  # free the held-out models before the final fit
     curve = _mean_curve([d["curve"] for d in draws])
+    flat = None
     if curve[0]["step"] is not None:
-        best = max(curve, key=lambda r: (round(r["val_zsl"], 6), r["step"]))  # ties -> longer training
+        best, flat = choose_budget(curve)
         chosen = int(best["step"])
         say(f"  held-out {budget}: " + " ".join(f"{r['step']}:{r['val_zsl']:.1f}" for r in curve)
             + f" -> {chosen}" + (f" (mean of {len(draws)} draws)" if len(draws) > 1 else ""))
+        if flat:
+            say(f"  held-out curve is flat at {best['val_zsl']:.2f} %: it cannot tell budgets apart, "
+                f"so the full budget ({chosen}) is used; this run's selection had nothing to go on")
     else:
         chosen, best, curve = None, curve[0], []
     val_zsl = best["val_zsl"]
@@ -259,6 +283,7 @@ def evaluate_method(method_factory: MethodFactory, fs: FeatureSet, texts: ClassT
                       "heldout_draws": len(draw_info),
                       **({"draws": draw_info} if len(draw_info) > 1 else {}),
                       "budget_param": budget, "chosen": chosen, "curve": curve, "val_zsl": val_zsl,
+                      **({"curve_flat": flat} if flat is not None else {}),
                       "val_stacking": cal["stacking"], "val_gate": cal["gate"],
                       **({"calibration_unavailable": cal["unavailable"]} if "unavailable" in cal else {})},
         "zsl": honest["zsl"],

@@ -1,0 +1,67 @@
+"""Paired comparison of two pilot sets scored by ``select_alignment.py --out``.
+
+Each JSON maps ``<pilot folder>/<run name>/<checkpoint>`` to validation scores per
+variant. Two models are paired when their run name (method, dataset, split, seed: the same
+validation problem) and checkpoint agree; the pilot folder may differ. Prints the mean of
+each set and the paired difference (candidate - baseline) for plain scoring and the
+preset's test-time step, over all pairs and per dataset, so a rule written before the
+pilots can be applied as it was written.
+
+    python benchmarks/compare_pilots.py benchmarks/out/select_scoring_base17.json \\
+        benchmarks/out/select_scoring_ltemp.json --checkpoint stage1_last.pt
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from select_alignment import paired_cell
+
+SCORES = {"plain": "none", "preset step": "test centring + balanced alignment (center: true)"}
+
+
+def pair_rows(base: dict, cand: dict, checkpoint: str | None) -> list[tuple[str, dict, dict]]:
+    """(run name, baseline scores, candidate scores) for every model present in both."""
+    def index(rows: dict) -> dict:
+        out = {}
+        for key, scores in rows.items():
+            run, ck = key.split("/")[-2:]
+            if checkpoint is None or ck == checkpoint:
+                out[(run, ck)] = scores
+        return out
+    b, c = index(base), index(cand)
+    return [(run, b[(run, ck)], c[(run, ck)]) for run, ck in sorted(set(b) & set(c))]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("baseline", type=Path)
+    p.add_argument("candidate", type=Path)
+    p.add_argument("--checkpoint", default=None, help="only this checkpoint (e.g. stage1_last.pt)")
+    a = p.parse_args(argv)
+    pairs = pair_rows(json.loads(a.baseline.read_text()), json.loads(a.candidate.read_text()), a.checkpoint)
+    if not pairs:
+        raise SystemExit(f"no model of {a.baseline} has a partner in {a.candidate}")
+    groups = {"all": pairs}
+    for run, b, c in pairs:
+        groups.setdefault(run.split("-")[1], []).append((run, b, c))  # pgfa-<dataset>-<split>-seedN
+    print(f"{len(pairs)} paired models; validation top-1 %, baseline -> candidate; "
+          "difference: mean (se; better/worse)\n")
+    print("| models | " + " | ".join(f"{s} | {s} difference" for s in SCORES) + " |")
+    print("|---|" + "---|---|" * len(SCORES))
+    for name, ps in groups.items():
+        cells = []
+        for variant in SCORES.values():
+            xb = np.array([b[variant] for _, b, _ in ps])
+            xc = np.array([c[variant] for _, _, c in ps])
+            cells += [f"{xb.mean():.2f} -> {xc.mean():.2f}", paired_cell(xc - xb)]
+        print(f"| {name} ({len(ps)}) | " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

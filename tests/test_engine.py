@@ -230,6 +230,73 @@ def test_per_dataset_blocks(tmp_path):
         C.build_config("pgfa", dataset="nw_ucla", split="x", config=str(f))
 
 
+# ---------------------------------------------------------------- augmentation
+def _skeletons(b=6, t=5, v=4, m=2, seed=0):
+    return np.random.default_rng(seed).normal(size=(b, 3, t, v, m)).astype(np.float32)
+
+
+def test_augment_rotations_are_rigid_and_about_the_stated_axes():
+    from zeroskel.engine.data import augment_batch
+
+    x = _skeletons()
+    lengths = np.full(len(x), x.shape[2])
+    yaw = augment_batch(x, lengths, {"rotate_deg": 30}, np.random.default_rng(1))
+    np.testing.assert_array_equal(yaw[:, 1], x[:, 1])  # about the vertical axis: y untouched
+    tilt = augment_batch(x, lengths, {"tilt_deg": 15}, np.random.default_rng(1))
+    assert np.abs(tilt[:, 1] - x[:, 1]).max() > 1e-3  # tilting moves y
+    for out in (yaw, tilt):  # rigid: every joint keeps its distance to the origin
+        np.testing.assert_allclose(np.linalg.norm(out, axis=1), np.linalg.norm(x, axis=1), rtol=1e-5)
+    # angles stay within the bound: the angle between a joint and its image is <= 2 x 15 deg
+    cos = (tilt * x).sum(1) / (np.linalg.norm(x, axis=1) ** 2)
+    assert cos.min() >= np.cos(np.deg2rad(30)) - 1e-5
+
+
+def test_augment_shear_is_unit_diagonal_with_bounded_off_diagonal():
+    from zeroskel.engine.data import augment_batch
+
+    # unit vectors along x, y, z as three "joints": their images are the shear matrix's columns
+    x = np.zeros((4, 3, 1, 3, 1), np.float32)
+    for j in range(3):
+        x[:, j, 0, j, 0] = 1.0
+    out = augment_batch(x, np.ones(4, int), {"shear": 0.3}, np.random.default_rng(2))
+    mats = out[:, :, 0, :, 0]  # (B, 3 coords, 3 joints) = the per-sample matrices
+    np.testing.assert_allclose(mats[:, [0, 1, 2], [0, 1, 2]], 1.0)
+    off = mats[:, ~np.eye(3, dtype=bool)]
+    assert np.abs(off).max() <= 0.3 and np.abs(off).min() > 0
+    assert len({tuple(m.ravel()) for m in mats}) == 4  # one matrix per sample
+
+
+def test_augment_keys_that_are_off_draw_no_random_numbers():
+    # older runs (without tilt_deg / shear) must replay bit for bit
+    from zeroskel.engine.data import augment_batch
+
+    x = _skeletons()
+    lengths = np.array([5, 4, 5, 3, 5, 5])
+    old = {"random_crop": [0.7, 1.0], "rotate_deg": 30, "scale": 0.2}
+    r1, r2 = np.random.default_rng(5), np.random.default_rng(5)
+    a = augment_batch(x, lengths, old, r1)
+    b = augment_batch(x, lengths, {**old, "tilt_deg": 0.0, "shear": 0.0}, r2)
+    np.testing.assert_array_equal(a, b)
+    assert r1.random() == r2.random()
+    assert not np.array_equal(augment_batch(x, lengths, {**old, "shear": 0.2}, np.random.default_rng(5)), a)
+
+
+def test_augment_values_are_checked_with_the_key_named():
+    from zeroskel.methods.pgfa import check_config
+
+    ok = C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5",
+                        overrides=["data.augment.tilt_deg=15", "data.augment.shear=0.3"])
+    check_config(ok)
+    assert ok["data"]["augment"]["shear"] == 0.3
+    for bad, key in (("data.augment.shear=-0.1", "shear"), ("data.augment.tilt_deg=120", "tilt_deg"),
+                     ("data.augment.scale=one", "scale"), ("data.augment.random_crop=[0.5]", "random_crop")):
+        cfg = C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5", overrides=[bad])
+        with pytest.raises(ConfigError, match=f"data.augment.{key} must be"):
+            check_config(cfg)
+    with pytest.raises(ConfigError, match="unknown config key 'data.augment.sheer'.*did you mean data.augment.shear"):
+        C.build_config("pretrain", dataset="utd_mhad", split="purls-22/5", overrides=["data.augment.sheer=0.2"])
+
+
 # ---------------------------------------------------------------- run directories
 def test_run_dirs_are_never_reused(tmp_path):
     name = run_name("pgfa", "utd_mhad", "purls-22/5", 1)

@@ -27,12 +27,51 @@ def load_prepared(cfg: dict, data_root=None, progress: bool = True):
     return ds, part
 
 
+# data.augment keys with a number value: (smallest, largest) accepted value
+AUGMENT_RANGES: dict[str, tuple[float, float]] = {
+    "rotate_deg": (0.0, 180.0), "tilt_deg": (0.0, 90.0), "scale": (0.0, 0.99), "shear": (0.0, 0.99)}
+
+
+def check_augment(aug: dict) -> None:
+    """:class:`ConfigError` naming the ``data.augment`` key whose value is out of range."""
+    from ..errors import ConfigError
+
+    rc = aug.get("random_crop")
+    if rc is not None and (not isinstance(rc, (list, tuple)) or len(rc) != 2
+                           or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in rc)
+                           or not 0.0 < float(rc[0]) <= float(rc[1]) <= 1.0):
+        raise ConfigError(f"data.augment.random_crop must be null or [low, high] with "
+                          f"0 < low <= high <= 1, got {rc!r}")
+    for key, (lo, hi) in AUGMENT_RANGES.items():
+        v = aug.get(key)
+        if v is None:
+            continue
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not lo <= float(v) <= hi:
+            raise ConfigError(f"data.augment.{key} must be a number in [{lo:g}, {hi:g}] "
+                              f"(0 turns it off), got {v!r}")
+
+
+def _rotate(x: np.ndarray, th: np.ndarray, a: int, b: int) -> np.ndarray:
+    """Rotate coordinate pair (a, b) of a (B, 3, ...) batch by per-sample angles ``th`` (B,)."""
+    shape = (len(x),) + (1,) * (x.ndim - 2)
+    c, s = np.cos(th).reshape(shape), np.sin(th).reshape(shape)
+    xa, xb = x[:, a].copy(), x[:, b].copy()
+    x = x.copy()
+    x[:, a] = c * xa + s * xb
+    x[:, b] = -s * xa + c * xb
+    return x
+
+
 def augment_batch(x: np.ndarray, lengths: np.ndarray, aug: dict, rng: np.random.Generator) -> np.ndarray:
     """Training augmentation of a (B, 3, T, V, M) batch; returns a new float32 array.
 
     ``aug`` is a run config's ``data.augment``: ``random_crop: [low, high]`` (temporal crop of
     that share of the valid frames, resized back to T), ``rotate_deg`` (random rotation about
-    the vertical y axis within +-deg), ``scale`` (random isotropic scale within 1 +- scale).
+    the vertical y axis within +-deg), ``tilt_deg`` (random rotations about the two horizontal
+    axes, x then z, each within +-deg: camera elevation and roll), ``shear`` (coordinates
+    times I + S, S's six off-diagonal entries uniform in +-shear: body proportions and pose),
+    ``scale`` (random isotropic scale within 1 +- scale). Applied in that order; a key that is
+    0 or absent draws no random numbers, so adding keys leaves older runs reproducible.
     """
     if aug.get("random_crop"):
         from ..data.transforms import RandomCrop
@@ -42,12 +81,17 @@ def augment_batch(x: np.ndarray, lengths: np.ndarray, aug: dict, rng: np.random.
         x, _ = RandomCrop(frames=x.shape[2], ratio=(float(lo), float(hi))).apply_batch(x, lengths, rng)
     deg = float(aug.get("rotate_deg") or 0.0)
     if deg > 0:
-        th = np.deg2rad(rng.uniform(-deg, deg, size=len(x)))
-        c, s = np.cos(th)[:, None, None, None], np.sin(th)[:, None, None, None]
-        x0, z0 = x[:, 0].copy(), x[:, 2].copy()
-        x = x.copy()
-        x[:, 0] = c * x0 + s * z0
-        x[:, 2] = -s * x0 + c * z0
+        x = _rotate(x, np.deg2rad(rng.uniform(-deg, deg, size=len(x))), 0, 2)
+    tilt = float(aug.get("tilt_deg") or 0.0)
+    if tilt > 0:
+        x = _rotate(x, np.deg2rad(rng.uniform(-tilt, tilt, size=len(x))), 1, 2)  # about x
+        x = _rotate(x, np.deg2rad(rng.uniform(-tilt, tilt, size=len(x))), 0, 1)  # about z
+    sh = float(aug.get("shear") or 0.0)
+    if sh > 0:
+        m = np.repeat(np.eye(3)[None], len(x), axis=0)
+        off = ~np.eye(3, dtype=bool)
+        m[:, off] = rng.uniform(-sh, sh, size=(len(x), 6))
+        x = np.einsum("bij,bj...->bi...", m.astype(np.float32), x.astype(np.float32, copy=False))
     sc = float(aug.get("scale") or 0.0)
     if sc > 0:
         x = x * rng.uniform(1 - sc, 1 + sc, size=(len(x), 1, 1, 1, 1)).astype(np.float32)

@@ -42,7 +42,7 @@ from torch import nn
 
 from ..errors import CheckpointError, ConfigError, DataError, unknown_name
 from ..models.registry import list_encoders
-from .data import augment_batch, load_prepared
+from .data import augment_batch, check_augment, load_prepared
 from .trainer import PRECISIONS, autocast
 
 METHOD = "pretrain"
@@ -286,11 +286,7 @@ def check_config(cfg: dict) -> None:
     ls = cfg["train"]["label_smoothing"]
     if not isinstance(ls, (int, float)) or not 0.0 <= ls < 1.0:
         raise ConfigError(f"train.label_smoothing must be in [0, 1), got {ls!r}")
-    rc = cfg["data"]["augment"].get("random_crop")
-    if rc is not None and (not isinstance(rc, (list, tuple)) or len(rc) != 2
-                           or not 0.0 < float(rc[0]) <= float(rc[1]) <= 1.0):
-        raise ConfigError(f"data.augment.random_crop must be null or [low, high] with "
-                          f"0 < low <= high <= 1, got {rc!r}")
+    check_augment(cfg["data"]["augment"])
     if cfg["train"].get("precision", "fp32") not in PRECISIONS:
         raise unknown_name("train.precision", str(cfg["train"]["precision"]), PRECISIONS)
     optim_config(cfg)  # optimiser names and ranges

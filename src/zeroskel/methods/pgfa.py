@@ -32,7 +32,7 @@ from torch import nn
 from ..data.layouts import BODY_PARTS, body_part_joints
 from ..errors import CheckpointError, ConfigError, DataError, unknown_name
 from ..models.modality import InputModality, check_modality
-from ..engine.data import augment_batch, load_prepared
+from ..engine.data import augment_batch, check_augment, load_prepared
 from ..engine.trainer import PRECISIONS, autocast
 from .alignment import ALIGN_DEFAULTS, align_kwargs, aligned_scores, prototype_alignment
 
@@ -686,10 +686,7 @@ def check_config(cfg: dict) -> None:
     if cfg["model"]["encoder"] not in ("stgcn", "shiftgcn"):
         raise unknown_name("encoder (model.encoder)", str(cfg["model"]["encoder"]), ["stgcn", "shiftgcn"])
     check_modality(cfg["model"].get("modality") or "joint")
-    aug = cfg["data"]["augment"]
-    rc = aug.get("random_crop")
-    if rc is not None and (not isinstance(rc, (list, tuple)) or len(rc) != 2):
-        raise ConfigError(f"data.augment.random_crop must be null or [low, high], got {rc!r}")
+    check_augment(cfg["data"]["augment"])
     _optim_cfg(cfg, max(1, int(t["epochs"])))  # optimiser names / ranges
 
 

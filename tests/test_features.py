@@ -113,6 +113,19 @@ def test_missing_file_and_not_an_archive(tmp_path):
         load_features(tmp_path / "single.npy")
 
 
+@pytest.mark.parametrize("content, match", [
+    (b"", "the file is empty"),
+    (b"train_data,train_label\n1,2\n", "not a NumPy file"),  # a CSV saved as .npz
+    (b"PK\x03\x04truncated", "cannot read as .npz"),           # a cut-off zip: numpy's own reason
+])
+def test_unreadable_file_says_why(tmp_path, content, match):
+    # numpy's fallback for a non-NumPy file blames pickled data; the reason must fit the file
+    (tmp_path / "f.npz").write_bytes(content)
+    with pytest.raises(DataError, match=match) as err:
+        load_features(tmp_path / "f.npz")
+    assert "f.npz" in str(err.value) and "pickled" not in str(err.value)
+
+
 def _fs(n_seen=10, per=6, d=3) -> FeatureSet:
     rng = np.random.default_rng(0)
     tr_y = np.repeat(np.arange(n_seen), per)

@@ -328,6 +328,10 @@ def test_bad_recordings_name_the_file(synthetic_bundle, tmp_path):
         load_recording(tmp_path / "clip.csv")
     with pytest.raises(DataError, match=r"gone\.mat: file not found"):
         rec.predict(tmp_path / "gone.mat", LABELS)
+    for name in ("text.npy", "text.npz"):  # e.g. a CSV saved under a NumPy name
+        (tmp_path / name).write_text("1,2,3\n")
+        with pytest.raises(DataError, match=name.replace(".", r"\.") + r": .*not a NumPy file"):
+            load_recording(tmp_path / name)
     with pytest.raises(DataError, match="empty list"):
         rec.predict([], LABELS)
 

@@ -34,12 +34,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from .npio import load_failure
 
 #: canonical key -> accepted aliases, first match wins (Flora/SA-DVAE/STAR, SynSE, common variants)
 KEY_ALIASES: dict[str, tuple[str, ...]] = {
@@ -174,8 +176,8 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     else:
         try:
             z = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as e:
-            raise DataError(f"feature file {path}: cannot read as .npz ({e})") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise DataError(f"feature file {path}: cannot read as .npz ({load_failure(path, e)})") from None
         if not isinstance(z, np.lib.npyio.NpzFile):
             raise DataError(f"feature file {path}: expected an .npz archive of arrays, got a single array")
         present = sorted(z.files)

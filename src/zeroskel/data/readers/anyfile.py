@@ -38,6 +38,7 @@ import numpy as np
 from ...errors import ConfigError, DataError
 from ..dataset import check_finite
 from ..layouts import LAYOUTS, get_layout
+from ..npio import load_failure
 
 __all__ = ["Recording", "load_recording", "load_recordings", "infer_layout", "as_recording",
            "SUFFIXES", "LAYOUT_BY_JOINTS"]
@@ -212,7 +213,7 @@ def _read_npy(path: Path, layout: str | None) -> list[Recording]:
     try:
         arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
-        raise DataError(f"{path}: unreadable .npy ({e})") from None
+        raise DataError(f"{path}: unreadable .npy ({load_failure(path, e)})") from None
     if arr.ndim == 5:
         if arr.shape[1] != 3:
             raise DataError(f"{path}: a 5-D array must be (N, 3, T, V, M), got shape {arr.shape}")
@@ -229,7 +230,7 @@ def _read_npz(path: Path, layout: str | None) -> list[Recording]:
         with np.load(path, allow_pickle=False) as npz:
             keys = set(npz.files)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise DataError(f"{path}: not a readable .npz file ({e})") from None
+        raise DataError(f"{path}: not a readable .npz file ({load_failure(path, e)})") from None
     if set(custom.NPZ_REQUIRED) <= keys:  # a full custom-format dataset
         ds = custom.read_custom(path)
         if layout is not None and get_layout(layout).name != ds.layout:

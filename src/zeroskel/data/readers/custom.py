@@ -28,6 +28,7 @@ import numpy as np
 from ...errors import ConfigError, DataError
 from ..dataset import SkeletonDataset, check_finite, stack_sequences
 from ..layouts import LAYOUTS
+from ..npio import load_failure
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def _read_npz(path: Path) -> SkeletonDataset:
         npz = np.load(path, allow_pickle=False)
         keys = set(npz.files)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise DataError(f"{path}: not a readable .npz file ({e})") from None
+        raise DataError(f"{path}: not a readable .npz file ({load_failure(path, e)})") from None
     with npz:
         for key in NPZ_REQUIRED:
             if key not in keys:

@@ -4,7 +4,7 @@ Each JSON maps ``<pilot folder>/<run name>/<checkpoint>`` to validation scores p
 variant. Two models are paired when their run name (method, dataset, split, seed: the same
 validation problem) and checkpoint agree; the pilot folder may differ. Prints the mean of
 each set and the paired difference (candidate - baseline) for plain scoring and the
-preset's test-time step, over all pairs and per dataset, so a rule written before the
+preset's test-time step, over all pairs, per dataset and per split, so a rule written before the
 pilots can be applied as it was written.
 
     python benchmarks/compare_pilots.py benchmarks/out/select_scoring_base17.json \\
@@ -49,6 +49,9 @@ def main(argv=None) -> int:
     groups = {"all": pairs}
     for run, b, c in pairs:
         groups.setdefault(run.split("-")[1], []).append((run, b, c))  # pgfa-<dataset>-<split>-seedN
+    for run, b, c in pairs:  # and per split, which a per-dataset mean can hide
+        parts = run.split("-")
+        groups.setdefault(f"{parts[1]} {'-'.join(parts[2:-1])}", []).append((run, b, c))
     print(f"{len(pairs)} paired models; validation top-1 %, baseline -> candidate; "
           "difference: mean (se; better/worse)\n")
     print("| models | " + " | ".join(f"{s} | {s} difference" for s in SCORES) + " |")

@@ -602,7 +602,8 @@ def test_text_augmentation_draws_training_targets_from_the_bank(utd, tmp_path):
 
     from zeroskel.data.cache import prepare
     from zeroskel.engine.runs import train
-    from zeroskel.methods.pgfa import _Stage, load_texts
+    from zeroskel.methods.pgfa import load_texts
+    from zeroskel.methods.pgfa.training import _Stage
 
     ds = prepare("utd_mhad", "pgfa50", data_root=utd)
     srcs = ["name", "name+purls-global", "name+purls-hands"]

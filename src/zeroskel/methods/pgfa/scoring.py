@@ -1,0 +1,62 @@
+"""Features and nearest-anchor scoring: embedding skeletons with a trained model, cosine
+similarity, and ZSL top-1 with and without prototype alignment.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..alignment import align_kwargs, prototype_alignment
+
+
+@torch.no_grad()
+def embed(model: nn.Module, data: np.ndarray, device: torch.device, batch_size: int = 256) -> np.ndarray:
+    """(N, 3, T, V, M) preprocessed skeletons -> (N, D) projected features (eval mode)."""
+    was = model.training
+    model.eval()
+    out = []
+    for s in range(0, len(data), batch_size):
+        # np.array copies: a slice of a read-only memmap is not writable (torch warns)
+        xb = torch.from_numpy(np.array(data[s:s + batch_size], dtype=np.float32, order="C")).to(device)
+        out.append(model(xb).float().cpu().numpy())
+    model.train(was)
+    return np.concatenate(out) if out else np.zeros((0, getattr(model, "feature_dim", 0)), np.float32)
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (all-zero rows stay zero); keeps the dtype."""
+    x = np.asarray(x)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return _unit_rows(a) @ _unit_rows(b).T
+
+
+def zsl_eval(feats: np.ndarray, labels: np.ndarray, classes: np.ndarray, text: np.ndarray,
+             align: dict | None = None, details: bool = False) -> dict:
+    """Top-1 of nearest text anchor over ``classes`` (and with prototype alignment).
+
+    Args:
+        feats: (N, D) features; labels: (N,) global ids; classes: (K,) candidate ids;
+        text: (C, D) text embeddings of all classes; align: the ``alignment`` config.
+    """
+    from ...eval.metrics import confusion_matrix, per_class_accuracy, top1
+
+    anchors = text[classes]
+    pred = classes[cosine(feats, anchors).argmax(1)]
+    out: dict[str, Any] = {"top1": top1(pred, labels)}
+    if details:
+        out["per_class"] = {str(k): v for k, v in per_class_accuracy(pred, labels, classes).items()}
+        out["confusion"] = confusion_matrix(pred, labels, classes).tolist()
+    if align and align.get("enabled", True):
+        _, ap = prototype_alignment(feats, anchors, **align_kwargs(align))
+        apred = classes[ap]
+        out["top1_aligned"] = top1(apred, labels)
+        if details:
+            out["per_class_aligned"] = {str(k): v for k, v in per_class_accuracy(apred, labels, classes).items()}
+            out["confusion_aligned"] = confusion_matrix(apred, labels, classes).tolist()
+    return out

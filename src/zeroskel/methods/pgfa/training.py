@@ -1,0 +1,472 @@
+"""Training a PGFA run: config checks, epoch selection on seen-class validation data, the
+two stages (selection, final model), checkpoints and resume.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...errors import ConfigError, DataError, unknown_name
+from ...models.modality import check_modality
+from ...engine.data import augment_batch, check_augment, load_prepared
+from ...engine.trainer import PRECISIONS, autocast
+from ..alignment import align_kwargs
+from .classifier import PGFAClassifier
+from .evaluation import evaluate_classifier
+from .losses import LOSSES, block_mean_loss, class_ce_loss, contrastive_loss
+from .model import PGFAModel, build_model
+from .scoring import cosine, embed, zsl_eval
+from .texts import _check_part_sources, _check_segment_sources, _source_list, load_texts
+
+
+def _optim_cfg(cfg: dict, epochs: int):
+    from ...engine.trainer import OptimConfig
+
+    t = cfg["train"]
+    return OptimConfig(optimizer=t["optimizer"], lr=t["lr"], momentum=t["momentum"], nesterov=bool(t["nesterov"]),
+                       weight_decay=t["weight_decay"], schedule=t["schedule"], milestones=tuple(t["milestones"]),
+                       gamma=t["gamma"], min_lr=t["min_lr"], warmup_epochs=t["warmup_epochs"],
+                       warmup_reference_bug=bool(t["warmup_reference_bug"]), epochs=int(epochs))
+
+
+def check_config(cfg: dict) -> None:
+    """Value checks beyond the schema (names and ranges), with the offending key named."""
+    for key in ("dataset", "split"):
+        if not cfg.get(key):
+            raise ConfigError(f"config key {key!r} is not set (--{key})")
+    v = cfg["validation"]
+    if v["mode"] not in ("pseudo_unseen", "heldout_seen", "none"):
+        raise unknown_name("validation.mode", str(v["mode"]), ["pseudo_unseen", "heldout_seen", "none"])
+    if select_rule(v) not in SELECT_RULES:
+        raise unknown_name("validation.select", str(v["select"]), SELECT_RULES)
+    if v["metric"] not in ("top1", "top1_aligned"):
+        raise unknown_name("validation.metric", str(v["metric"]), ["top1", "top1_aligned"])
+    align_kwargs(cfg["alignment"])  # bad alignment options fail before training, not after
+    loss = cfg["model"].get("loss", "batch_kl")
+    if loss not in LOSSES:
+        raise unknown_name("model.loss", str(loss), LOSSES)
+    train_sources = cfg["text"].get("train_sources")
+    if train_sources is not None:
+        _source_list(train_sources, "text.train_sources")
+        if loss == "class_ce":
+            raise ConfigError("model.loss class_ce uses one text per class; it cannot be combined with "
+                              "text.train_sources")
+    _check_segment_sources(cfg["text"])
+    _check_part_sources(cfg["text"])
+    if v.get("heldout_group") and v["mode"] == "none":
+        raise ConfigError("validation.heldout_group needs validation.mode pseudo_unseen or heldout_seen, got 'none'")
+    cf = v.get("calibration_fraction")
+    if cf is not None and not (isinstance(cf, (int, float)) and 0.0 <= cf < 1.0):
+        raise ConfigError(f"validation.calibration_fraction must be in [0, 1), got {cf!r}")
+    if int(v["smooth"]) < 1 or int(v["min_epoch"]) < 1:
+        raise ConfigError("validation.smooth and validation.min_epoch must be >= 1")
+    every = v.get("every", 1)
+    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+        raise ConfigError(f"validation.every must be a positive integer, got {every!r}")
+    t = cfg["train"]
+    if v["mode"] != "none" and select_rule(v) == "best" and int(v["min_epoch"]) > int(t["epochs"]):
+        raise ConfigError(f"validation.min_epoch={v['min_epoch']} is after the last epoch "
+                          f"(train.epochs={t['epochs']}): no epoch could be selected")
+    if t.get("precision", "fp32") not in PRECISIONS:
+        raise unknown_name("train.precision", str(t["precision"]), PRECISIONS)
+    if not isinstance(t["batch_size"], int) or t["batch_size"] < 2:
+        raise ConfigError(f"train.batch_size must be an integer >= 2, got {t['batch_size']!r}")
+    if cfg["model"]["encoder"] not in ("stgcn", "shiftgcn"):
+        raise unknown_name("encoder (model.encoder)", str(cfg["model"]["encoder"]), ["stgcn", "shiftgcn"])
+    check_modality(cfg["model"].get("modality") or "joint")
+    check_augment(cfg["data"]["augment"])
+    _optim_cfg(cfg, max(1, int(t["epochs"])))  # optimiser names / ranges
+
+
+def select_epoch(history: list[dict], metric: str, smooth: int = 1, min_epoch: int = 1) -> int:
+    """1-based epoch maximising the (trailing-window mean of the) validation ``metric``.
+
+    Ties go to the earliest epoch. ``history`` entries carry ``val_<metric>``; only epochs
+    that were evaluated (``validation.every``) can be picked, and the window averages the
+    evaluated epochs among the last ``smooth``.
+    """
+    key = f"val_{metric}"
+    vals = np.array([h.get(key, np.nan) for h in history], dtype=np.float64)
+    done = ~np.isnan(vals)
+    if not done.any():
+        raise ConfigError(f"no validation metric {key!r} recorded; cannot select an epoch")
+    sm = np.full(len(vals), -np.inf)
+    for i in np.flatnonzero(done):
+        w = slice(max(0, i - smooth + 1), i + 1)
+        sm[i] = vals[w][done[w]].mean()
+    sm[: max(0, min_epoch - 1)] = -np.inf
+    if np.isneginf(sm).all():
+        raise ConfigError(f"no validated epoch at or after validation.min_epoch={min_epoch} "
+                          f"(last validated: {int(np.flatnonzero(done)[-1]) + 1})")
+    return int(np.argmax(sm)) + 1
+
+
+SELECT_RULES = ("best", "last")
+
+
+def select_rule(vcfg: dict) -> str:
+    """``validation.select``; ``best`` for run configs saved before the key existed."""
+    return vcfg.get("select", "best")
+
+
+def chosen_epoch(history: list[dict], vcfg: dict) -> int:
+    """The stage-1 epoch that ``validation`` config ``vcfg`` picks: ``select: best`` is
+    :func:`select_epoch` on the validation curve; ``select: last`` is the last epoch of the
+    budget (the validation stage then only supplies the GZSL calibration and the curve)."""
+    if select_rule(vcfg) == "last":
+        return len(history)
+    return select_epoch(history, vcfg["metric"], int(vcfg["smooth"]), int(vcfg["min_epoch"]))
+
+
+class _Stage:
+    """Data and closures for one training stage (stage 1 = selection, stage 2 = refit).
+
+    ``text_t`` is (C, D): every sample's target is its class text; or (S, C, D) (text
+    augmentation, ``text.train_sources``): each sample's target is drawn from the S texts
+    of its class at every step.
+    """
+
+    def __init__(self, cfg, data, lengths, labels, text_t, device):
+        self.cfg, self.data, self.lengths, self.labels = cfg, data, lengths, labels
+        self.text_t, self.device = text_t, device
+        self.precision = cfg["train"].get("precision", "fp32")
+        self.loss = cfg["model"].get("loss", "batch_kl")
+        if self.loss == "class_ce":  # the stage's own classes (pseudo-seen in stage 1, seen in stage 2)
+            classes = np.unique(labels)
+            self.class_index = torch.full((int(classes.max()) + 1,), -1, dtype=torch.long, device=device)
+            self.class_index[torch.from_numpy(classes).to(device)] = torch.arange(len(classes), device=device)
+            self.class_text = text_t[torch.from_numpy(classes).to(device)]
+
+    def batches(self, epoch: int, rng: np.random.Generator):
+        t = self.cfg["train"]
+        bs = int(t["batch_size"])
+        n = len(self.labels)
+        perm = rng.permutation(n)
+        stop = (n // bs) * bs if t["drop_last"] and n >= bs else n
+        aug = self.cfg["data"]["augment"]
+        for s in range(0, stop, bs):
+            idx = perm[s:s + bs]
+            if len(idx) < 2:
+                continue
+            x = np.asarray(self.data[idx], dtype=np.float32)
+            x = augment_batch(x, self.lengths[idx], aug, rng)
+            if not x.flags.writeable:  # e.g. a view of a read-only memmap: torch warns
+                x = x.copy()
+            y = torch.from_numpy(np.array(self.labels[idx]))
+            if self.text_t.dim() == 3:  # drawn here, from the epoch's generator: reproducible on resume
+                yield torch.from_numpy(x), y, torch.from_numpy(rng.integers(self.text_t.shape[0], size=len(idx)))
+            else:
+                yield torch.from_numpy(x), y
+
+    def step(self, model: PGFAModel, batch):
+        x, y = batch[0].to(self.device), batch[1].to(self.device)
+        with autocast(self.device, self.precision):
+            feats = model(x)
+        feats = feats.float()  # the loss in fp32 under any precision
+        if self.loss == "class_ce":
+            target = self.class_index[y]
+            return block_mean_loss(model, feats, self.class_text,
+                                   lambda f, t: class_ce_loss(f, t, target, model.logit_scale)), len(y)
+        target = self.text_t[batch[2].to(self.device), y] if len(batch) == 3 else self.text_t[y]
+        return contrastive_loss(model, feats, target, y, float(self.cfg["model"]["target_sharpness"])), len(y)
+
+
+def _set_threads(cfg):
+    th = cfg["train"].get("threads")
+    if th:
+        torch.set_num_threads(int(th))
+
+
+def train_pgfa(cfg: dict, run_dir: str | Path, data_root=None, logger=None,
+               max_epochs: int | None = None) -> dict | None:
+    """Train (or resume) a PGFA run in ``run_dir`` and write ``metrics.json``.
+
+    Stages:
+      1. *selection*: train on the seen classes minus the validation part, evaluate the
+         validation set after every epoch (pseudo-unseen ZSL or held-out seen samples),
+         pick the epoch (:func:`chosen_epoch`: the best on validation, or with
+         ``validation.select: last`` the last of the budget). Skipped for ``validation.mode: none``.
+         In ``pseudo_unseen`` mode, ``validation.calibration_fraction`` of each pseudo-seen
+         class is also held out; the GZSL calibrated-stacking gamma of the selected epoch
+         (chosen on those + the pseudo-unseen samples) is stored in ``selection.json``.
+      2. *final*: with ``validation.refit`` retrain from scratch on all seen classes for the
+         selected number of epochs (else keep the stage-1 model of the selected epoch).
+    Then the final model is evaluated on the test set (ZSL over the unseen classes of the
+    test partition, with and without alignment; optionally GZSL) and saved as
+    ``final.pt`` (a :class:`PGFAClassifier` checkpoint).
+
+    Every epoch is checkpointed (``stage1_last.pt`` / ``stage2_last.pt``); calling again on
+    the same run directory resumes where it stopped, with identical results.
+    ``max_epochs`` stops the current stage after that many completed epochs (returns None):
+    a hook to simulate interruptions.
+
+    Returns:
+        the metrics dict (also written to ``run_dir/metrics.json``), or None if stopped.
+    """
+    from ...engine.trainer import close_logger, run_logger
+
+    import os
+    import sys
+
+    echo = sys.stderr.isatty() and not os.environ.get("ZEROSKEL_QUIET")
+    log = logger or run_logger(Path(run_dir) / "train.log", echo=echo)
+    try:
+        return _train_pgfa(cfg, Path(run_dir), data_root, log, max_epochs)
+    finally:
+        if logger is None:
+            close_logger(log)
+
+
+def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> dict | None:
+    from ...data.splits import get_split, holdout_group, stratified_holdout
+    from ...engine.trainer import (Trainer, check_precision, load_checkpoint, resolve_device, save_checkpoint,
+                                  seed_everything, versions)
+
+    from ...eval.protocol import calibrate
+
+    check_config(cfg)
+    _set_threads(cfg)
+    device = resolve_device(cfg.get("device", "auto"))
+    check_precision(cfg["train"].get("precision", "fp32"), device)
+    seed = int(cfg["seed"])
+    seed_everything(seed, bool(cfg["train"]["deterministic"]))
+    data_root = data_root if data_root is not None else cfg.get("data_root")
+    t_start = time.perf_counter()
+
+    ds, part = load_prepared(cfg, data_root)
+    split = get_split(cfg["dataset"], cfg["split"])
+    split.check(ds, part)
+    tx = load_texts(cfg, ds, data_root)
+    text = tx["sentence"]
+    # training targets: the class texts, or the augmentation bank (S, C, D) of text.train_sources
+    text_t = torch.from_numpy(tx.get("train_bank", text)).to(device)
+    labels = ds.labels
+    train_part, test_part = ds.partition(part, "train"), ds.partition(part, "test")
+    lim = cfg["data"].get("limit_per_class")
+    if lim is not None:
+        if not isinstance(lim, int) or lim < 1:
+            raise ConfigError(f"data.limit_per_class must be null or a positive integer, got {lim!r}")
+        train_part = np.sort(np.concatenate([train_part[labels[train_part] == c][:lim]
+                                             for c in np.unique(labels[train_part])]))
+    seen, unseen = split.seen_array, split.unseen_array
+    train_idx = train_part[np.isin(labels[train_part], seen)]
+    num_persons = int(ds.data.shape[-1])
+    prec = cfg["train"].get("precision", "fp32")
+    log.info(f"pgfa {cfg['dataset']} {split.name} seed {seed} device {device}"
+             f"{'' if prec == 'fp32' else f' ({prec} autocast)'}: {len(train_idx)} training "
+             f"samples of {len(seen)} seen classes, partition {part!r}, text {tx['model']} ({text.shape[1]}-d)")
+
+    def make_model():
+        torch.manual_seed(seed)  # identical initial weights in every stage and on resume
+        return build_model(cfg, ds.layout, num_persons, tx["dim"])
+
+    card = {"config": cfg, "dataset": ds.name, "class_names": list(ds.class_names), "layout": ds.layout,
+            "num_persons": num_persons, "frames": int(ds.data.shape[2]), "partition": part,
+            "split": split.to_dict(), "seen": seen.tolist(), "unseen": unseen.tolist(),
+            "text_model": tx["model"], "text_checksum": tx["checksum"], "text_source": cfg["text"]["source"],
+            "text_train_sources": cfg["text"].get("train_sources"),
+            "text_segment_sources": cfg["text"].get("segment_sources"),
+            "text_part_sources": cfg["text"].get("part_sources"), "versions": versions()}
+
+    def gather(idx):
+        return np.asarray(ds.data[idx], dtype=np.float32)
+
+    epochs = int(cfg["train"]["epochs"])
+    vcfg = cfg["validation"]
+    align = cfg["alignment"]
+    eval_bs = int(cfg["eval"]["batch_size"])
+    selection: dict[str, Any] = {"mode": vcfg["mode"]}
+    sel_path = run_dir / "selection.json"
+
+    # ------------------------------------------------------------------ stage 1
+    cal_idx = np.zeros(0, np.int64)
+    calib_reason = {"none": "validation.mode is none: no held-out seen data to choose gamma on",
+                    "heldout_seen": "validation.mode heldout_seen: the held-out data has no (pseudo-)unseen "
+                                    "classes, so the seen/unseen trade-off cannot be measured"}.get(vcfg["mode"])
+    if vcfg["mode"] != "none":
+        vseed = seed if vcfg["seed"] is None else int(vcfg["seed"])
+        fit_pool = val_pool = train_part
+        group_key = vcfg.get("heldout_group")
+        if group_key:
+            fit_pool, val_pool, held = holdout_group(ds, train_part, str(group_key), vseed,
+                                                     vcfg.get("heldout_count", 1))
+            selection.update(heldout_group={"key": str(group_key), "value": held})
+            log.info(f"validation: samples of {group_key} {held!r} only; stage 1 never sees that {group_key}")
+        if vcfg["mode"] == "pseudo_unseen":
+            vsplit = split.validation_split(num_unseen=vcfg["num_unseen"], seed=vseed)
+            fit_idx = fit_pool[np.isin(labels[fit_pool], vsplit.seen_array)]
+            val_idx = val_pool[np.isin(labels[val_pool], vsplit.unseen_array)]
+            val_classes = vsplit.unseen_array
+            selection.update(pseudo_seen=vsplit.seen_array.tolist(), pseudo_unseen=val_classes.tolist())
+            cfrac = float(vcfg.get("calibration_fraction") or 0.0)
+            if cfrac > 0:
+                # held-out pseudo-seen samples: the "seen" side of the GZSL calibration
+                fit_idx, cal_idx = stratified_holdout(labels[fit_idx], vsplit.seen_array, cfrac, vseed, fit_idx)
+            if len(cal_idx) == 0:
+                calib_reason = ("validation.calibration_fraction is 0: no held-out pseudo-seen samples"
+                                if cfrac <= 0 else "no pseudo-seen class has 2 samples to hold one out")
+        elif group_key:  # heldout_seen by group: every seen sample of the held-out subjects/views
+            fit_idx = fit_pool[np.isin(labels[fit_pool], seen)]
+            val_idx = val_pool[np.isin(labels[val_pool], seen)]
+            val_classes = seen
+        else:
+            fit_idx, val_idx = split.holdout_seen(labels, fraction=float(vcfg["fraction"]), seed=vseed,
+                                                  index=train_part)
+            val_classes = seen
+        if len(val_idx) == 0 or len(fit_idx) < 2:
+            raise DataError(f"validation mode {vcfg['mode']!r} leaves {len(fit_idx)} training and "
+                            f"{len(val_idx)} validation samples; use validation.mode none")
+        selection.update(fit_samples=int(len(fit_idx)), val_samples=int(len(val_idx)))
+        vdata, vlab = gather(val_idx), labels[val_idx]
+        stage_align = align if vcfg["mode"] == "pseudo_unseen" else None
+        if len(cal_idx):
+            selection["calibration_samples"] = int(len(cal_idx))
+            cdata, clab = gather(cal_idx), np.concatenate([labels[cal_idx], vlab])
+            cal_classes = np.concatenate([vsplit.seen_array, val_classes])
+
+        def val_fn(model, epoch):
+            f = embed(model, vdata, device, eval_bs)
+            r = zsl_eval(f, vlab, val_classes, text, stage_align)
+            out = {f"val_{k}": v for k, v in r.items()}
+            if len(cal_idx):
+                # GZSL over pseudo-seen + pseudo-unseen of held-out samples only (never test)
+                sc = cosine(np.concatenate([embed(model, cdata, device, eval_bs), f]), text[cal_classes])
+                c = calibrate(sc, clab, cal_classes, vsplit.seen_array, val_classes)["stacking"]
+                out.update({f"val_calib_{k}": v for k, v in c.items()})
+            return out
+
+        if not sel_path.is_file():
+            st1 = _Stage(cfg, gather(fit_idx), ds.lengths[fit_idx], labels[fit_idx], text_t, device)
+
+            def keep_best(trainer, res):
+                # the trailing-window criterion of an epoch never depends on later epochs,
+                # so "best so far" is final: keep that model for refit: false
+                if (not vcfg["refit"] and res.metrics and trainer.epoch >= int(vcfg["min_epoch"])
+                        and chosen_epoch(trainer.history, vcfg) == trainer.epoch):
+                    save_checkpoint({"model": trainer.model.state_dict(), "epoch": trainer.epoch},
+                                    run_dir / "stage1_best.pt")
+
+            tr = Trainer(make_model(), st1.step, st1.batches, _optim_cfg(cfg, epochs), seed=seed, device=device,
+                         checkpoint=run_dir / "stage1_last.pt", eval_fn=val_fn, on_epoch_end=keep_best,
+                         logger=log, grad_clip=cfg["train"]["grad_clip"], eval_every=int(vcfg.get("every", 1)),
+                         extra_state={"stage": 1, "config": cfg})
+            log.info(f"stage 1 (selection, {vcfg['mode']}): {len(fit_idx)} fit / {len(val_idx)} validation samples")
+            tr.fit(epochs, max_epochs=max_epochs)
+            if tr.epoch < epochs:
+                log.info(f"stopped after epoch {tr.epoch} of stage 1 (max_epochs={max_epochs})")
+                return None
+            best = chosen_epoch(tr.history, vcfg)
+            selection.update(best_epoch=best, metric=vcfg["metric"], rule=select_rule(vcfg),
+                             val_curve=[{k: h[k] for k in h if k.startswith("val_") or k in ("epoch", "loss")}
+                                        for h in tr.history],
+                             best_val=tr.history[best - 1].get(f"val_{vcfg['metric']}"),
+                             seconds=float(sum(h["seconds"] for h in tr.history)))
+            h = tr.history[best - 1]
+            selection["calibration"] = {"available": False, "reason": calib_reason} if not len(cal_idx) else {
+                "available": True, "rule": "stacking", "gamma": float(h["val_calib_gamma"]),
+                "heldout": {k: float(h[f"val_calib_{k}"]) for k in ("S", "U", "H")}, "epoch": best,
+                "source": f"stage-1 model at the selected epoch; cosine scores over the pseudo-seen + "
+                          f"pseudo-unseen classes of {len(cal_idx)} held-out pseudo-seen and {len(val_idx)} "
+                          f"pseudo-unseen training samples (zeroskel.eval.protocol.calibrate); no test data"}
+            log.info(f"selected epoch {best} ({'the last of the budget; ' if selection['rule'] == 'last' else ''}"
+                     f"validation {vcfg['metric']} {selection['best_val']:.2f})")
+            tmp = sel_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(selection, indent=1))
+            tmp.replace(sel_path)
+        selection = json.loads(sel_path.read_text())
+        final_epochs = int(selection["best_epoch"])
+    else:
+        final_epochs = epochs
+        selection["best_epoch"] = epochs
+    # runs started before calibration existed have no record: say so rather than guess
+    selection.setdefault("calibration", {"available": False, "reason": calib_reason or
+                                         "selection.json predates GZSL calibration"})
+
+    # ------------------------------------------------------------------ stage 2
+    test_idx = test_part[np.isin(labels[test_part], unseen)]
+    test_data = gather(test_idx)
+    ref_fn = None
+    if cfg["eval"]["reference_protocol"]:
+        def ref_fn(model, epoch):
+            f = embed(model, test_data, device, eval_bs)
+            r = zsl_eval(f, labels[test_idx], unseen, text, align)
+            return {f"test_{k}": v for k, v in r.items()}
+
+    if vcfg["mode"] != "none" and not vcfg["refit"]:
+        model = make_model()
+        model.load_state_dict(load_checkpoint(run_dir / "stage1_best.pt")["model"])
+        model.to(device)
+        history2: list[dict] = []
+        stage2_seconds = 0.0
+    else:
+        st2 = _Stage(cfg, gather(train_idx), ds.lengths[train_idx], labels[train_idx], text_t, device)
+        # the reference protocol needs every epoch of a full-length run
+        n2 = epochs if ref_fn is not None else final_epochs
+        # same schedule horizon as stage 1, so the refit model at epoch e saw the same lrs
+        tr = Trainer(make_model(), st2.step, st2.batches, _optim_cfg(cfg, epochs), seed=seed,
+                     device=device, checkpoint=run_dir / "stage2_last.pt", eval_fn=ref_fn, logger=log,
+                     grad_clip=cfg["train"]["grad_clip"], extra_state={"stage": 2, "config": cfg})
+        if ref_fn is None:
+            log.info(f"stage 2 (final model): {len(train_idx)} samples, {final_epochs} epochs")
+            tr.fit(final_epochs, max_epochs=max_epochs)
+            if tr.epoch < final_epochs:
+                log.info(f"stopped after epoch {tr.epoch} of stage 2 (max_epochs={max_epochs})")
+                return None
+        else:
+            # keep the weights at the selected epoch while the run continues to the end
+            def keep(trainer, res):
+                if trainer.epoch == final_epochs:
+                    save_checkpoint({"model": trainer.model.state_dict(), "epoch": final_epochs},
+                                    run_dir / "stage2_selected.pt")
+            tr.on_epoch_end = keep
+            log.info(f"stage 2 (final model at epoch {final_epochs}; running all {n2} epochs for "
+                     "the reference protocol)")
+            tr.fit(n2, max_epochs=max_epochs)
+            if tr.epoch < n2:
+                return None
+            tr.model.load_state_dict(load_checkpoint(run_dir / "stage2_selected.pt")["model"])
+        model = tr.model
+        history2 = tr.history
+        stage2_seconds = float(sum(h["seconds"] for h in tr.history))
+
+    # ------------------------------------------------------------------ final model + test
+    from ...models.registry import make_card
+    enc_card = make_card(cfg["model"]["encoder"], model.encoder, frames=card["frames"], dataset=ds.name,
+                         split=split.name, text_model=tx["model"]).to_dict()
+    clf = PGFAClassifier(model, text, {**card, "encoder_card": enc_card,
+                                       "selection": {k: v for k, v in selection.items() if k != "val_curve"}},
+                         device)
+    save_checkpoint(clf.state(), run_dir / "final.pt")
+    metrics = evaluate_classifier(clf, ds, part, align, gzsl=bool(cfg["eval"]["gzsl"]), batch_size=eval_bs,
+                                  calibration=selection["calibration"])
+    metrics["selection"] = selection
+    if ref_fn is not None and history2:
+        curve = [h.get("test_top1_aligned", h.get("test_top1")) for h in history2]
+        plain = [h.get("test_top1") for h in history2]
+        metrics["reference_protocol_best_epoch_on_test"] = {
+            "note": "max over epochs of the TEST accuracy (the reference code's protocol); "
+                    "test-selected, NOT a valid zero-shot estimate; for comparison only",
+            "top1": max(plain), "top1_epoch": int(np.argmax(plain)) + 1,
+            "top1_aligned": max(curve) if align.get("enabled", True) else None,
+            "top1_aligned_epoch": int(np.argmax(curve)) + 1}
+    metrics["train_seconds"] = {"stage1": float(selection.get("seconds", 0.0)), "stage2": stage2_seconds,
+                                "total_wall": time.perf_counter() - t_start}
+    metrics["final_epochs"] = final_epochs
+    metrics["device"] = str(device)
+    metrics["precision"] = cfg["train"].get("precision", "fp32")
+    metrics["torch_threads"] = torch.get_num_threads()
+    write_json(metrics, run_dir / "metrics.json")
+    log.info(f"test ZSL top1 {metrics['zsl_top1']:.2f}"
+             + (f", with alignment {metrics['zsl_top1_aligned']:.2f}" if "zsl_top1_aligned" in metrics else ""))
+    return metrics
+
+
+def write_json(obj: dict, path: Path) -> None:
+    tmp = Path(path).with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(obj, indent=1, default=float))
+    tmp.replace(path)

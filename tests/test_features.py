@@ -73,8 +73,8 @@ def test_roundtrip_and_synse_folder(tmp_path):
     ("count", r"gzsl_label has 9 labels but gzsl_data has 10 rows"),
     ("range", r"class id 6 is outside the 6 classes"),
     ("overlap", r"classes \[3\] are both seen .* and unseen"),
-    ("empty", r"zsl_x is empty \(no unseen classes\)"),
-    ("nan", r"train_x contains NaN or inf \(first at row 2\)"),
+    ("empty", r"zsl_data is empty \(no unseen test samples\)"),
+    ("nan", r"train_data contains NaN or inf \(first at row 2\)"),
     ("stray", r"gzsl labels \[6\] are neither seen"),
     ("float_labels", r"train_label holds non-integer values"),
 ])

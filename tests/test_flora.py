@@ -205,3 +205,12 @@ def test_choose_budget_ties_and_flat_curves():
     assert best["step"] == 100 and not flat
     with pytest.raises(ValueError, match="non-empty"):
         choose_budget([])
+
+
+def test_protocol_names_labels_the_text_bank_cannot_cover(data_root):
+    # UTD-MHAD features (27 classes) against NW-UCLA texts (10): which labels, in which part
+    fs = load_features(need(data_root, "features/utd_mhad_ru5.npz"))
+    texts = load_token_bank(need(data_root, "features/nw_ucla_text_mpnet_L5.npy"))
+    with pytest.raises(ConfigError, match=r"class texts cover 10 classes \(ids 0-9\) but .*utd_mhad_ru5\.npz "
+                                          r"has class ids beyond them: train labels \[10, .*zsl labels \[14, 17, 23, 24\]"):
+        evaluate_method(tiny_flora, fs, texts, seed=1)

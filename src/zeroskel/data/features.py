@@ -53,6 +53,8 @@ KEY_ALIASES: dict[str, tuple[str, ...]] = {
     "gzsl_label": ("gzsl_label", "gzsl_labels", "g_label", "gtest_label", "gtest_y", "gzsl_y"),
 }
 _PAIRS = (("train_data", "train_label"), ("zsl_data", "zsl_label"), ("gzsl_data", "gzsl_label"))
+_FILE_KEYS = {"train_x": "train_data", "train_y": "train_label", "zsl_x": "zsl_data", "zsl_y": "zsl_label",
+              "gzsl_x": "gzsl_data", "gzsl_y": "gzsl_label"}  # FeatureSet attribute -> canonical file key
 MASKED_KEY = "train_masked_data"  # optional: features of temporally masked training sequences
 
 
@@ -117,8 +119,10 @@ def validate_featureset(fs: FeatureSet) -> None:
     """Check shapes, label ranges, finiteness and the seen/unseen split; :class:`DataError`."""
     where = f"feature file {fs.source}" if fs.source else "feature set"
     d = None
-    for xk, yk in (("train_x", "train_y"), ("zsl_x", "zsl_y"), ("gzsl_x", "gzsl_y")):
-        x, y = getattr(fs, xk), getattr(fs, yk)
+    for xa, ya in (("train_x", "train_y"), ("zsl_x", "zsl_y"), ("gzsl_x", "gzsl_y")):
+        x, y = getattr(fs, xa), getattr(fs, ya)
+        # errors about a file name its keys; about an in-memory set, its attributes
+        xk, yk = (_FILE_KEYS[xa], _FILE_KEYS[ya]) if fs.source else (xa, ya)
         if x.ndim != 2:
             raise DataError(f"{where}: {xk} must be (N, D), got shape {x.shape}")
         if y.ndim != 1 or len(y) != len(x):
@@ -126,9 +130,10 @@ def validate_featureset(fs: FeatureSet) -> None:
         if d is None:
             d = x.shape[1]
         elif x.shape[1] != d:
-            raise DataError(f"{where}: {xk} has feature dimension {x.shape[1]}, train_x has {d}")
+            raise DataError(f"{where}: {xk} has feature dimension {x.shape[1]}, "
+                            f"{'train_data' if fs.source else 'train_x'} has {d}")
         if len(x) == 0:
-            what = " (no unseen classes)" if xk == "zsl_x" else ""
+            what = " (no unseen test samples)" if xa == "zsl_x" else ""
             raise DataError(f"{where}: {xk} is empty{what}")
         if not np.isfinite(x).all():
             bad = int(np.argwhere(~np.isfinite(x))[0, 0])
@@ -242,6 +247,9 @@ def load_features(path: str | os.PathLike, num_classes: int | None = None) -> Fe
             raise DataError(f"feature file {path}: {xk} must be (N, D), got shape {x.shape}")
         if x.dtype.kind not in "fiu":
             raise DataError(f"feature file {path}: {xk} has non-numeric dtype {x.dtype}")
+        if len(x) == 0:
+            raise DataError(f"feature file {path}: {xk} is empty"
+                            + (" (no unseen test samples)" if xk == "zsl_data" else ""))
         y = _labels(arr[yk], path, yk)
         if len(y) != len(x):
             raise DataError(f"feature file {path}: {yk} has {len(y)} labels but {xk} has {len(x)} rows")

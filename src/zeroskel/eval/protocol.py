@@ -191,8 +191,15 @@ def evaluate_method(method_factory: MethodFactory, fs: FeatureSet, texts: ClassT
     """
     say = log or (lambda s: None)
     if texts.num_classes < fs.num_classes:
-        raise ConfigError(f"class texts cover {texts.num_classes} classes but {fs.source or 'the feature set'} "
-                          f"has {fs.num_classes}")
+        # name the labels the texts cannot cover: a wrong text bank and a stray label read differently
+        where = fs.source or "the feature set"
+        out = {k: np.unique(y[y >= texts.num_classes]).tolist()
+               for k, y in (("train labels", fs.train_y), ("zsl labels", fs.zsl_y), ("gzsl labels", fs.gzsl_y))
+               if (y >= texts.num_classes).any()}
+        raise ConfigError(f"class texts cover {texts.num_classes} classes (ids 0-{texts.num_classes - 1}) but "
+                          f"{where} has class ids beyond them: "
+                          + "; ".join(f"{k} {v[:10]}{' ...' if len(v) > 10 else ''}" for k, v in out.items())
+                          + " (is the text bank for another dataset?)")
     t_all = time.perf_counter()
     vals = [holdout_seen(fs, val_fraction, s, sample_fraction=val_sample_fraction)
             for s in heldout_seeds(seed, heldout_draws)]

@@ -216,7 +216,7 @@ def test_load_split_file_errors(tmp_path):
     with pytest.raises(DataError, match=r"noset\.json.*'unseen'"):
         load_split_file(tmp_path / "noset.json", dataset="utd_mhad")
     (tmp_path / "bad.yaml").write_text("unseen: [1, 2\n")
-    with pytest.raises(DataError, match=r"bad\.yaml"):
+    with pytest.raises(DataError, match=r"bad\.yaml: invalid YAML \(line 2, column 1: expected"):
         load_split_file(tmp_path / "bad.yaml", dataset="utd_mhad")
     (tmp_path / "str.json").write_text(json.dumps({"unseen": ["1", "2"]}))
     with pytest.raises(DataError, match="integer class ids"):

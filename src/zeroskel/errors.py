@@ -28,3 +28,13 @@ def unknown_name(kind: str, name: str, valid) -> ConfigError:
     valid = sorted(valid)
     # "valid: ..." rather than "valid {kind}s", which misreads for kinds like "model.loss"
     return ConfigError(f"unknown {kind} {name!r}; valid: {', '.join(valid)}")
+
+
+def yaml_problem(e: BaseException) -> str:
+    """A YAML parse error in one line: ``line L, column C: <problem>`` (PyYAML's own text
+    spans several lines and quotes the input with a caret)."""
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or getattr(e, "context", None)
+    if mark is None or not problem:
+        return " ".join(str(e).split())
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import ConfigError, DataError, unknown_name
+from ..errors import ConfigError, DataError, unknown_name, yaml_problem
 
 if TYPE_CHECKING:  # pragma: no cover
     from .dataset import SkeletonDataset
@@ -377,7 +377,7 @@ def load_split_file(path: str | Path, dataset: str | None = None,
         raise DataError(f"split file {path}: unreadable ({type(e).__name__}: {e})") from None
     except Exception as e:  # yaml.YAMLError without importing yaml at module level
         if type(e).__module__.startswith("yaml"):
-            raise DataError(f"split file {path}: invalid YAML ({e})") from None
+            raise DataError(f"split file {path}: invalid YAML ({yaml_problem(e)})") from None
         raise
 
     ds = meta.get("dataset", dataset) or ""

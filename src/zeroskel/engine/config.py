@@ -20,7 +20,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from ..errors import ConfigError, unknown_name
+from ..errors import ConfigError, unknown_name, yaml_problem
 
 BASE_NAME = "base"
 _SCI_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
@@ -48,7 +48,7 @@ def _read_yaml(text: str, where: str) -> dict:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"{where}: invalid YAML ({e})") from None
+        raise ConfigError(f"{where}: invalid YAML ({yaml_problem(e)})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -117,7 +117,7 @@ def parse_override(item: str) -> dict:
     try:
         val = yaml.safe_load(raw) if raw.strip() != "" else None
     except yaml.YAMLError as e:
-        raise ConfigError(f"--set {item!r}: value is not valid YAML ({e})") from None
+        raise ConfigError(f"--set {item!r}: value is not valid YAML ({yaml_problem(e)})") from None
     if isinstance(val, str) and _SCI_FLOAT.match(val):  # YAML 1.1 reads "3e-4" as a string
         val = float(val)
     out: dict = {}

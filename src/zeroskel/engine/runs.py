@@ -21,7 +21,7 @@ from typing import Callable
 
 import yaml
 
-from ..errors import ConfigError, ZeroskelError, unknown_name
+from ..errors import ConfigError, ZeroskelError, unknown_name, yaml_problem
 from .config import dump_config, validate_config
 
 # method name -> ("module:train_function", "module:evaluate_function", "module:check_function").
@@ -133,7 +133,7 @@ def read_run_config(run_dir: str | Path) -> dict:
     try:
         cfg = yaml.safe_load(f.read_text())
     except yaml.YAMLError as e:
-        raise ConfigError(f"{f}: invalid YAML ({e})") from None
+        raise ConfigError(f"{f}: invalid YAML ({yaml_problem(e)})") from None
     if not isinstance(cfg, dict) or "method" not in cfg:
         raise ConfigError(f"{f}: not a run config (no 'method' key)")
     _method(cfg["method"])

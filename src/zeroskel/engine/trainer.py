@@ -187,6 +187,21 @@ def save_checkpoint(state: dict, path: str | Path) -> Path:
     return path
 
 
+def _load_failure(path: Path, e: BaseException) -> str:
+    """Why ``torch.load`` failed, in one line. torch's own text is long, and for the
+    weights-only case it advises ``weights_only=False``, which would run the file's code."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head:
+        return "the file is empty"
+    if head.startswith(b"PK"):  # torch.save's zip format
+        if "weights only" in str(e).lower() or type(e).__name__ == "UnpicklingError":
+            return ("it holds Python objects beyond tensors and plain containers, which zeroskel does "
+                    "not load (torch.load weights_only=True)")
+        return "truncated or damaged: its zip archive cannot be read"
+    return "not a file written by torch.save (no zip header)"
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """Load a checkpoint written by :func:`save_checkpoint`.
 
@@ -199,9 +214,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises RuntimeError, UnpicklingError, EOFError, ...
-        msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         raise CheckpointError(f"checkpoint {path} is corrupt or not a zeroskel checkpoint "
-                              f"({type(e).__name__}: {msg})") from None
+                              f"({_load_failure(path, e)})") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path}: expected a dict, found {type(state).__name__}")
     return state

@@ -117,8 +117,11 @@ def test_fit_score_save_load_on_real_file(data_root, tmp_path):
     m2 = Flora.load(tmp_path / "flora.pt")
     np.testing.assert_allclose(m2.score(fs.gzsl_x[:50], fs.all_classes), s, rtol=1e-6)
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="bad.pt"):
+    with pytest.raises(CheckpointError, match=r"bad\.pt.*not a file written by torch\.save"):
         Flora.load(tmp_path / "bad.pt")
+    torch.save({"hparams": {}}, tmp_path / "nokeys.pt")  # a checkpoint, but not a Flora model
+    with pytest.raises(CheckpointError, match=r"flora checkpoint .*nokeys\.pt: cannot load"):
+        Flora.load(tmp_path / "nokeys.pt")
 
 
 def test_configs_build_and_reject_unknown_keys():

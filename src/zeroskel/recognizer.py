@@ -302,11 +302,8 @@ class Recognizer:
         if want and _sha256(wfile) != want:
             raise CheckpointError(f"{wfile}: corrupt weights (sha256 differs from the one in "
                                   f"{CARD_FILE}); re-export or re-copy the bundle")
-        try:
-            state = torch.load(wfile, map_location="cpu", weights_only=True)
-        except Exception as e:  # truncated zip, pickle errors...
-            raise CheckpointError(f"{wfile}: corrupt weights ({type(e).__name__}: "
-                                  f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
+        from .engine.trainer import load_checkpoint
+        state = load_checkpoint(wfile)  # a CheckpointError with a one-line reason if unreadable
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise CheckpointError(f"{wfile}: expected a state dict of tensors")
         m = card["model"]

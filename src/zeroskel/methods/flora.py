@@ -525,8 +525,10 @@ class Flora(ZeroShotMethod):
 
     @classmethod
     def load(cls, path, device: str = "cpu") -> "Flora":
+        from ..engine.trainer import load_checkpoint
+
+        st = load_checkpoint(path)  # a CheckpointError with a one-line reason if unreadable
         try:
-            st = torch.load(path, map_location="cpu", weights_only=True)
             hp = dict(st["hparams"], device=device)
             m = cls(**hp)
             m.feature_dim = int(st["feature_dim"])
@@ -538,8 +540,9 @@ class Flora(ZeroShotMethod):
             net = FloraNet(m.feature_dim, m.bank_.shape[2], m.latent_dim, m.dit_width, m.depth, m.heads,
                            m.mlp_ratio, m.sigma_min, m.decoder_hidden)
             net.load_state_dict(st["net"])
-        except Exception as e:  # unpickling, missing keys, shape mismatches: all mean a bad file
-            raise CheckpointError(f"flora checkpoint {path}: cannot load ({e})") from None
+        except Exception as e:  # missing keys, shape mismatches: all mean a bad file
+            reason = f"missing key {e}" if isinstance(e, KeyError) else " ".join(str(e).split())[:300]
+            raise CheckpointError(f"flora checkpoint {path}: cannot load ({reason})") from None
         m.net_ = net.to(torch.device(device)).eval()
         for p in m.net_.parameters():
             p.requires_grad_(False)

@@ -8,7 +8,7 @@ preset's test-time step, over all pairs, per dataset and per split, so a rule wr
 pilots can be applied as it was written.
 
     python benchmarks/compare_pilots.py benchmarks/out/select_scoring_base17.json \\
-        benchmarks/out/select_scoring_ltemp.json --checkpoint stage1_last.pt
+        benchmarks/out/select_scoring_ltemp.json --checkpoint stage1_last.pt [--decide]
 """
 from __future__ import annotations
 
@@ -42,6 +42,9 @@ def main(argv=None) -> int:
     p.add_argument("baseline", type=Path)
     p.add_argument("candidate", type=Path)
     p.add_argument("--checkpoint", default=None, help="only this checkpoint (e.g. stage1_last.pt)")
+    p.add_argument("--decide", action="store_true",
+                   help="also apply the studies' standard rule over all pairs: adopt only if the preset "
+                        "step's mean gain exceeds one paired se and the plain mean difference is >= 0")
     a = p.parse_args(argv)
     pairs = pair_rows(json.loads(a.baseline.read_text()), json.loads(a.candidate.read_text()), a.checkpoint)
     if not pairs:
@@ -63,7 +66,22 @@ def main(argv=None) -> int:
             xc = np.array([c[variant] for _, _, c in ps])
             cells += [f"{xb.mean():.2f} -> {xc.mean():.2f}", paired_cell(xc - xb)]
         print(f"| {name} ({len(ps)}) | " + " | ".join(cells) + " |")
+    if a.decide:
+        print("\n" + decide(pairs))
     return 0
+
+
+def decide(pairs: list[tuple[str, dict, dict]]) -> str:
+    """The standard rule of the preset studies (benchmarks/RESULTS.md), applied to all pairs."""
+    diff = {name: np.array([c[v] - b[v] for _, b, c in pairs]) for name, v in SCORES.items()}
+    step, plain = diff["preset step"], diff["plain"]
+    se = step.std(ddof=1) / np.sqrt(len(step)) if len(step) > 1 else float("nan")
+    gain_ok = bool(step.mean() > se)  # False for a single pair (se nan): one problem decides nothing
+    plain_ok = bool(plain.mean() >= 0)
+    verdict = "ADOPT" if gain_ok and plain_ok else "REJECT"
+    return (f"rule: {verdict}: preset step {step.mean():+.2f} vs one se {se:.2f} "
+            f"({'met' if gain_ok else 'not met'}); plain {plain.mean():+.2f} >= 0 "
+            f"({'met' if plain_ok else 'not met'})")
 
 
 if __name__ == "__main__":

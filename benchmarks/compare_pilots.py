@@ -50,11 +50,12 @@ def main(argv=None) -> int:
     if not pairs:
         raise SystemExit(f"no model of {a.baseline} has a partner in {a.candidate}")
     groups = {"all": pairs}
+    per_split: dict[str, list] = {}  # printed after the datasets: a per-dataset mean can hide a split
     for run, b, c in pairs:
-        groups.setdefault(run.split("-")[1], []).append((run, b, c))  # pgfa-<dataset>-<split>-seedN
-    for run, b, c in pairs:  # and per split, which a per-dataset mean can hide
-        parts = run.split("-")
-        groups.setdefault(f"{parts[1]} {'-'.join(parts[2:-1])}", []).append((run, b, c))
+        dataset, split = run.split("-")[1], "-".join(run.split("-")[2:-1])  # pgfa-<dataset>-<split>-seedN
+        groups.setdefault(dataset, []).append((run, b, c))
+        per_split.setdefault(f"{dataset} {split}", []).append((run, b, c))
+    groups.update(per_split)
     print(f"{len(pairs)} paired models; validation top-1 %, baseline -> candidate; "
           "difference: mean (se; better/worse)\n")
     print("| models | " + " | ".join(f"{s} | {s} difference" for s in SCORES) + " |")

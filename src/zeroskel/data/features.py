@@ -118,7 +118,7 @@ class FeatureSet:
 def validate_featureset(fs: FeatureSet) -> None:
     """Check shapes, label ranges, finiteness and the seen/unseen split; :class:`DataError`."""
     where = f"feature file {fs.source}" if fs.source else "feature set"
-    d = None
+    d = d_key = None
     for xa, ya in (("train_x", "train_y"), ("zsl_x", "zsl_y"), ("gzsl_x", "gzsl_y")):
         x, y = getattr(fs, xa), getattr(fs, ya)
         # errors about a file name its keys; about an in-memory set, its attributes
@@ -128,10 +128,9 @@ def validate_featureset(fs: FeatureSet) -> None:
         if y.ndim != 1 or len(y) != len(x):
             raise DataError(f"{where}: {yk} has shape {y.shape} but {xk} has {len(x)} rows")
         if d is None:
-            d = x.shape[1]
+            d, d_key = x.shape[1], xk
         elif x.shape[1] != d:
-            raise DataError(f"{where}: {xk} has feature dimension {x.shape[1]}, "
-                            f"{'train_data' if fs.source else 'train_x'} has {d}")
+            raise DataError(f"{where}: {xk} has feature dimension {x.shape[1]}, {d_key} has {d}")
         if len(x) == 0:
             what = " (no unseen test samples)" if xa == "zsl_x" else ""
             raise DataError(f"{where}: {xk} is empty{what}")
@@ -247,9 +246,6 @@ def load_features(path: str | os.PathLike, num_classes: int | None = None) -> Fe
             raise DataError(f"feature file {path}: {xk} must be (N, D), got shape {x.shape}")
         if x.dtype.kind not in "fiu":
             raise DataError(f"feature file {path}: {xk} has non-numeric dtype {x.dtype}")
-        if len(x) == 0:
-            raise DataError(f"feature file {path}: {xk} is empty"
-                            + (" (no unseen test samples)" if xk == "zsl_data" else ""))
         y = _labels(arr[yk], path, yk)
         if len(y) != len(x):
             raise DataError(f"feature file {path}: {yk} has {len(y)} labels but {xk} has {len(x)} rows")

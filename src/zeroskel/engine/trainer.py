@@ -190,8 +190,11 @@ def save_checkpoint(state: dict, path: str | Path) -> Path:
 def _load_failure(path: Path, e: BaseException) -> str:
     """Why ``torch.load`` failed, in one line. torch's own text is long, and for the
     weights-only case it advises ``weights_only=False``, which would run the file's code."""
-    with open(path, "rb") as f:
-        head = f.read(4)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as oe:  # e.g. no read permission: torch.load failed for the same reason
+        return f"cannot open ({oe.strerror or oe})"
     if not head:
         return "the file is empty"
     if head.startswith(b"PK"):  # torch.save's zip format

@@ -121,3 +121,15 @@ def test_eval_features_low_shot_one_per_class_reports_no_calibration(data_root, 
     assert res["data"]["n_train"] == 22  # 1 per seen class
     assert "stacking" not in res["gzsl"] and "uncalibrated" in res["gzsl"]
     assert "test set" in res["selection"]["calibration_unavailable"]
+
+
+def test_texts_of_a_custom_dataset(capsys, tmp_path):
+    import numpy as np
+    from zeroskel.data.readers.custom import write_custom
+
+    path = tmp_path / "mine.npz"
+    write_custom(path, [np.zeros((4, 25, 3), np.float32)] * 2, [0, 1], ["wave hand", "clap"], "ntu25")
+    assert main(["texts", str(path)]) == 0
+    assert capsys.readouterr().out.split("\n")[0] == "name"
+    assert main(["texts", str(path), "--source", "a person doing {name}"]) == 0
+    assert "1  a person doing clap" in capsys.readouterr().out

@@ -812,3 +812,40 @@ def test_ntu60_paper_preset_end_to_end_on_ntu_format_files(data_root, tmp_path):
     assert card["layout"] == "ntu25" and card["num_persons"] == 2 and card["frames"] == 50
     assert card["text_source"] == "pgfa-des" and card["dataset"] == "ntu60"
     assert card["config"]["model"] == {**card["config"]["model"], "encoder": "stgcn", "preset": "slim"}
+
+
+def test_training_on_a_custom_format_dataset_with_its_own_texts(tmp_path):
+    """A user's own data (custom format, no data root): class texts from its class names
+    through a template, or from a text file; a file with the wrong count names the file."""
+    import yaml
+    from zeroskel.data.readers.custom import write_custom
+    from zeroskel.engine.config import build_config
+    from zeroskel.engine.runs import evaluate_run, train
+
+    rng = np.random.default_rng(0)
+    labels = [i % 6 for i in range(48)]
+    # class-dependent motion, so the texts have something to align with
+    seqs = [(np.sin(np.linspace(0, 3, 20))[:, None, None] * (1 + c) + 0.1 * rng.standard_normal((20, 25, 3)))
+            .astype(np.float32) for c in labels]
+    names = ["wave hand", "clap", "jump up", "sit down", "stand up", "kick"]
+    write_custom(tmp_path / "mine.npz", seqs, labels, names, "ntu25", name="mine",
+                 partitions={"custom": ["train" if i < 36 else "test" for i in range(48)]})
+    split = tmp_path / "split.yaml"
+    split.write_text(yaml.safe_dump({"name": "mine-4/2", "num_classes": 6, "unseen": [4, 5]}))
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(f"a person does {n} slowly" for n in names) + "\n")
+    tiny = [o for o in TINY if not o.startswith(("text.source", "data.limit"))] + \
+        ["data.pipeline=none", "train.batch_size=8", "eval.gzsl=false"]
+
+    def cfg(*extra):
+        return build_config("pgfa", dataset=str(tmp_path / "mine.npz"), split=str(split), seed=1,
+                            overrides=tiny + list(extra))
+
+    run = train(cfg("text.source=a person doing {name}", f"text.segment_sources=[name, {texts}]",
+                    "model.input_frames=16"), tmp_path / "runs")
+    m = _metrics(run)
+    assert m["unseen_classes"] == [4, 5] and m["test_samples"] == 4
+    assert evaluate_run(run)["zsl_top1"] == m["zsl_top1"]
+    texts.write_text("only one line\n")
+    with pytest.raises(DataError, match=r"texts.txt: 1 lines for 6 classes"):
+        train(cfg(f"text.source={texts}"), tmp_path / "runs")

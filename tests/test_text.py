@@ -74,6 +74,26 @@ def test_combinations_and_templates(data_root):
         load_class_texts("utd_mhad", "{}", data_root)
 
 
+def test_texts_of_a_dataset_outside_the_registry(tmp_path):
+    """A custom-format dataset has its class names; templates over {name} and files work."""
+    names = ["wave hand", "clap"]
+    assert load_class_texts("my.npz", "name", class_names=names) == names
+    assert load_class_texts("my.npz", "a person doing {name}", class_names=names) == \
+        ["a person doing wave hand", "a person doing clap"]
+    f = tmp_path / "t.txt"
+    f.write_text("raise a hand and wave it\nclap both hands\n")
+    assert load_class_texts("my.npz", str(f), class_names=names)[1] == "clap both hands"
+    with pytest.raises(DataError, match="1 lines for 2 classes"):
+        f.write_text("only one\n")
+        load_class_texts("my.npz", str(f), class_names=names)
+    with pytest.raises(ConfigError, match=r"only the \{name\} field .*purls-global"):
+        load_class_texts("my.npz", "name+purls-global", class_names=names)
+    with pytest.raises(ConfigError, match="unknown class text source of my.npz 'pgfa-des'"):
+        load_class_texts("my.npz", "pgfa-des", class_names=names)
+    with pytest.raises(ConfigError, match="unknown dataset with class texts 'my.npz'"):
+        load_class_texts("my.npz", "name")  # no class names: nothing to say
+
+
 def test_texts_of_the_shared_feature_files(data_root):
     """features/<ds>_texts.json was made from the PURLS sheet: prompt 1 = label, 2 = global."""
     for ds in ("utd_mhad", "nw_ucla"):

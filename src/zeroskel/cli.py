@@ -147,14 +147,26 @@ def cmd_splits(a) -> int:
     return 0
 
 
+def _custom_class_names(dataset: str) -> list[str] | None:
+    """The class names of a custom-format dataset (a path), which has no registered texts."""
+    from .data.registry import is_custom
+
+    if not is_custom(dataset):
+        return None
+    from .data.readers.custom import read_custom
+    return list(read_custom(dataset).class_names)
+
+
 def cmd_texts(a) -> int:
     from .text.classtexts import class_text_sources, load_class_texts
 
+    names = _custom_class_names(a.dataset)
     if not a.source:
-        for s in class_text_sources(a.dataset):
+        for s in (["name", "<template with {name}>", "<path to .txt/.csv/.json>"] if names is not None
+                  else class_text_sources(a.dataset)):
             print(s)
         return 0
-    texts = load_class_texts(a.dataset, a.source, a.data_root)
+    texts = load_class_texts(a.dataset, a.source, a.data_root, class_names=names)
     for i, t in enumerate(texts):
         print(f"{i:>3}  {t}")
     return 0
@@ -175,7 +187,7 @@ def cmd_text(a) -> int:
 
     if not (a.dataset and a.source):
         raise ZeroskelError("text embed needs --dataset and --source")
-    texts = load_class_texts(a.dataset, a.source, a.data_root)
+    texts = load_class_texts(a.dataset, a.source, a.data_root, class_names=_custom_class_names(a.dataset))
     ct = embed_class_texts(texts, model=a.model, tokens_max_length=a.max_length)
     info = {"dataset": a.dataset, "source": a.source, "model": ct.model, "classes": ct.num_classes,
             "sentence_shape": list(ct.sentence.shape),

@@ -246,21 +246,29 @@ def _load_one(dataset: str, source: str, root_arg, n: int) -> list[str]:
 
 
 def load_class_texts(dataset: str, source: str = "name",
-                     data_root: str | os.PathLike | None = None) -> list[str]:
-    """Class texts of a built-in dataset; entry i = class id i.
+                     data_root: str | os.PathLike | None = None,
+                     class_names: "list[str] | tuple[str, ...] | None" = None) -> list[str]:
+    """Class texts of a dataset; entry i = class id i.
 
     Args:
-        dataset: ``ntu60``, ``ntu120``, ``pku_mmd1``, ``nw_ucla`` or ``utd_mhad``.
+        dataset: ``ntu60``, ``ntu120``, ``pku_mmd1``, ``nw_ucla`` or ``utd_mhad``; or any
+            other dataset (e.g. a custom-format path) together with ``class_names``.
         source: a source name (:func:`class_text_sources`), ``"A+B"`` (rendered
             ``"{A}: {B}"``), a template with ``{source}`` fields, or a path to a user file.
+            A dataset outside the registry has one source, ``name`` (its ``class_names``):
+            ``"a person doing {name}"`` or a text file give it richer texts.
         data_root: the data root (default ``$ZEROSKEL_DATA``); not needed for the
             UTD-MHAD / NW-UCLA names.
+        class_names: the dataset's class names; required for a dataset outside the registry
+            (ignored for a built-in one, whose names and counts are known).
 
     Returns:
         ``num_classes`` non-empty strings.
     """
     if dataset not in _NUM_CLASSES:
-        _sources(dataset)  # raises the unknown-name error
+        if class_names is None:
+            _sources(dataset)  # raises the unknown-name error
+        return _custom_texts(dataset, source, list(class_names))
     n = _NUM_CLASSES[dataset]
     if "{" in source or "}" in source:
         template = source
@@ -278,3 +286,27 @@ def load_class_texts(dataset: str, source: str = "name",
         raise ConfigError(f"class text template {source!r}: unbalanced braces")
     values = {f: _load_one(dataset, f, data_root, n) for f in dict.fromkeys(fields)}
     return [_TEMPLATE_FIELD.sub(lambda m: values[m.group(1)][i], template) for i in range(n)]
+
+
+def _custom_texts(dataset: str, source: str, names: list[str]) -> list[str]:
+    """Texts of a dataset outside the registry: its class names, a template over ``{name}``
+    or a user file; the same source syntax as the built-in datasets."""
+    n = len(names)
+    if "{" in source or "}" in source or ("+" in source and not Path(source).exists()):
+        template = (source if "{" in source or "}" in source
+                    else ": ".join("{" + part.strip() + "}" for part in source.split("+")))
+        fields = _TEMPLATE_FIELD.findall(template)
+        bad = sorted({f for f in fields if f != "name"})
+        if not fields or bad:
+            raise ConfigError(f"class text template {source!r} for {dataset}: only the {{name}} field is "
+                              f"available for a dataset outside the registry" + (f" (got {bad})" if bad else ""))
+        stray = _TEMPLATE_FIELD.sub("", template)
+        if "{" in stray or "}" in stray:
+            raise ConfigError(f"class text template {source!r}: unbalanced braces")
+        return [_TEMPLATE_FIELD.sub(lambda m: names[i], template) for i in range(n)]
+    if Path(source).suffix.lower() in (".txt", ".csv", ".json") or os.sep in source:
+        return load_text_file(source, n)
+    if source != "name":
+        raise unknown_name(f"class text source of {dataset}", source,
+                           ["name", "template with {name}", "<path to .txt/.csv/.json>"])
+    return _check(list(names), f"{dataset} (class_names)", n, "class names")

@@ -88,7 +88,7 @@ def _source_texts(cfg: dict, ds, data_root, src, key: str) -> list[list[str]]:
 
     prompts = []
     for one in _source_list(src, key):
-        texts = load_class_texts(cfg["dataset"], one, data_root)
+        texts = load_class_texts(cfg["dataset"], one, data_root, class_names=list(ds.class_names))
         if len(texts) != ds.num_classes:
             raise DataError(f"text source {one!r} gives {len(texts)} texts for the "
                             f"{ds.num_classes} classes of {ds.name!r}")

@@ -528,6 +528,40 @@ def test_sparse_validation_changes_no_number(utd, tmp_path):
     assert _metrics(c)["selection"]["best_epoch"] == 3 and (c / "stage1_best.pt").is_file()
 
 
+def test_warm_refit_fine_tunes_the_selected_stage1_model(utd, tmp_path):
+    """validation.refit_from selected: stage 2 starts from the stage-1 model of the selected
+    epoch, trains finetune_epochs on all seen classes, and resumes exactly."""
+    from zeroskel.engine.runs import resume_run, train
+    from zeroskel.engine.trainer import load_checkpoint
+
+    warm = ["validation.select=last", "validation.refit_from=selected", "validation.finetune_epochs=3"]
+    full = train(_cfg(extra=warm), tmp_path / "full", data_root=utd)
+    m = _metrics(full)
+    assert m["final_epochs"] == 3 and m["selection"]["best_epoch"] == 2
+    assert m["final_model"] == "the stage-1 model of epoch 2, fine-tuned on all seen classes for 3 epochs"
+    assert load_checkpoint(full / "stage2_last.pt")["epoch"] == 3
+    cut = train(_cfg(extra=warm), tmp_path / "cut", data_root=utd, max_epochs=2)  # stage 2 stops after 2 of 3
+    assert not (cut / "metrics.json").exists() and load_checkpoint(cut / "stage2_last.pt")["epoch"] == 2
+    resume_run(cut, data_root=utd)
+    assert _core(_metrics(cut)) == _core(m)
+
+    # it starts from the stage-1 weights, not from scratch: from the same initial weights, data
+    # order and lr the first epoch's loss would be identical; the trained start's is lower
+    scratch = train(_cfg(extra=["validation.select=last"]), tmp_path / "scratch", data_root=utd)
+    first = load_checkpoint(full / "stage2_last.pt")["history"][0]["loss"]
+    assert first < load_checkpoint(scratch / "stage2_last.pt")["history"][0]["loss"]
+    assert "fine-tuning the stage-1 model of epoch 2" in (full / "train.log").read_text()
+
+    with pytest.raises(ConfigError, match="needs validation.finetune_epochs, a positive integer, got None"):
+        train(_cfg(extra=["validation.refit_from=selected"]), tmp_path / "bad", data_root=utd)
+    with pytest.raises(ConfigError, match="finetune_epochs=3 applies only to validation.refit_from selected"):
+        train(_cfg(extra=["validation.finetune_epochs=3"]), tmp_path / "bad", data_root=utd)
+    with pytest.raises(ConfigError, match="needs validation.mode pseudo_unseen or heldout_seen"):
+        train(_cfg(extra=warm + ["validation.mode=none"]), tmp_path / "bad", data_root=utd)
+    with pytest.raises(ConfigError, match="unknown validation.refit_from 'stage3'"):
+        train(_cfg(extra=["validation.refit_from=stage3"]), tmp_path / "bad", data_root=utd)
+
+
 def test_bf16_training_on_real_data(utd, tmp_path):
     from zeroskel.engine.runs import train
 

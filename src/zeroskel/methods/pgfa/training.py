@@ -68,6 +68,20 @@ def check_config(cfg: dict) -> None:
     every = v.get("every", 1)
     if not isinstance(every, int) or isinstance(every, bool) or every < 1:
         raise ConfigError(f"validation.every must be a positive integer, got {every!r}")
+    refit_from = v.get("refit_from", "scratch")
+    if refit_from not in REFIT_FROM:
+        raise unknown_name("validation.refit_from", str(refit_from), REFIT_FROM)
+    ft = v.get("finetune_epochs")
+    if refit_from == "selected":
+        if v["mode"] == "none" or not v["refit"]:
+            raise ConfigError("validation.refit_from selected fine-tunes the stage-1 model: it needs "
+                              "validation.mode pseudo_unseen or heldout_seen and validation.refit true")
+        if not isinstance(ft, int) or isinstance(ft, bool) or ft < 1:
+            raise ConfigError(f"validation.refit_from selected needs validation.finetune_epochs, a positive "
+                              f"integer, got {ft!r}")
+    elif ft is not None:
+        raise ConfigError(f"validation.finetune_epochs={ft!r} applies only to validation.refit_from selected "
+                          f"(refit_from is {refit_from!r})")
     t = cfg["train"]
     if v["mode"] != "none" and select_rule(v) == "best" and int(v["min_epoch"]) > int(t["epochs"]):
         raise ConfigError(f"validation.min_epoch={v['min_epoch']} is after the last epoch "
@@ -107,6 +121,12 @@ def select_epoch(history: list[dict], metric: str, smooth: int = 1, min_epoch: i
 
 
 SELECT_RULES = ("best", "last")
+REFIT_FROM = ("scratch", "selected")
+
+
+def refit_from(vcfg: dict) -> str:
+    """``validation.refit_from``; ``scratch`` for run configs saved before the key existed."""
+    return vcfg.get("refit_from", "scratch")
 
 
 def select_rule(vcfg: dict) -> str:
@@ -195,7 +215,10 @@ def train_pgfa(cfg: dict, run_dir: str | Path, data_root=None, logger=None,
          class is also held out; the GZSL calibrated-stacking gamma of the selected epoch
          (chosen on those + the pseudo-unseen samples) is stored in ``selection.json``.
       2. *final*: with ``validation.refit`` retrain from scratch on all seen classes for the
-         selected number of epochs (else keep the stage-1 model of the selected epoch).
+         selected number of epochs (else keep the stage-1 model of the selected epoch); with
+         ``validation.refit_from: selected``, fine-tune the stage-1 model of the selected epoch
+         on all seen classes for ``validation.finetune_epochs`` instead (a fresh optimiser and
+         schedule over those epochs), which costs a fraction of a second training.
     Then the final model is evaluated on the test set (ZSL over the unseen classes of the
     test partition, with and without alignment; optionally GZSL) and saved as
     ``final.pt`` (a :class:`PGFAClassifier` checkpoint).
@@ -284,6 +307,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
     sel_path = run_dir / "selection.json"
 
     # ------------------------------------------------------------------ stage 1
+    warm = vcfg["mode"] != "none" and bool(vcfg["refit"]) and refit_from(vcfg) == "selected"
     cal_idx = np.zeros(0, np.int64)
     calib_reason = {"none": "validation.mode is none: no held-out seen data to choose gamma on",
                     "heldout_seen": "validation.mode heldout_seen: the held-out data has no (pseudo-)unseen "
@@ -345,8 +369,9 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
 
             def keep_best(trainer, res):
                 # the trailing-window criterion of an epoch never depends on later epochs,
-                # so "best so far" is final: keep that model for refit: false
-                if (not vcfg["refit"] and res.metrics and trainer.epoch >= int(vcfg["min_epoch"])
+                # so "best so far" is final: keep that model (the final one for refit: false,
+                # the start of the fine-tune for refit_from: selected)
+                if ((not vcfg["refit"] or warm) and res.metrics and trainer.epoch >= int(vcfg["min_epoch"])
                         and chosen_epoch(trainer.history, vcfg) == trainer.epoch):
                     save_checkpoint({"model": trainer.model.state_dict(), "epoch": trainer.epoch},
                                     run_dir / "stage1_best.pt")
@@ -379,7 +404,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
             tmp.write_text(json.dumps(selection, indent=1))
             tmp.replace(sel_path)
         selection = json.loads(sel_path.read_text())
-        final_epochs = int(selection["best_epoch"])
+        final_epochs = int(vcfg["finetune_epochs"]) if warm else int(selection["best_epoch"])
     else:
         final_epochs = epochs
         selection["best_epoch"] = epochs
@@ -405,14 +430,22 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
         stage2_seconds = 0.0
     else:
         st2 = _Stage(cfg, gather(train_idx), ds.lengths[train_idx], labels[train_idx], text_t, device)
-        # the reference protocol needs every epoch of a full-length run
-        n2 = epochs if ref_fn is not None else final_epochs
-        # same schedule horizon as stage 1, so the refit model at epoch e saw the same lrs
-        tr = Trainer(make_model(), st2.step, st2.batches, _optim_cfg(cfg, epochs), seed=seed,
+        model2 = make_model()
+        if warm:
+            # the fine-tune starts from the selected stage-1 model, with a fresh optimiser and a
+            # schedule (warm-up, decay) over its own finetune_epochs
+            model2.load_state_dict(load_checkpoint(run_dir / "stage1_best.pt")["model"])
+            n2, horizon = final_epochs, final_epochs
+        else:
+            # the reference protocol needs every epoch of a full-length run; the same schedule
+            # horizon as stage 1, so the refit model at epoch e saw the same lrs
+            n2, horizon = (epochs if ref_fn is not None else final_epochs), epochs
+        tr = Trainer(model2, st2.step, st2.batches, _optim_cfg(cfg, horizon), seed=seed,
                      device=device, checkpoint=run_dir / "stage2_last.pt", eval_fn=ref_fn, logger=log,
                      grad_clip=cfg["train"]["grad_clip"], extra_state={"stage": 2, "config": cfg})
-        if ref_fn is None:
-            log.info(f"stage 2 (final model): {len(train_idx)} samples, {final_epochs} epochs")
+        if ref_fn is None or n2 == final_epochs:
+            log.info(f"stage 2 (final model): {len(train_idx)} samples, {final_epochs} epochs"
+                     + (f", fine-tuning the stage-1 model of epoch {selection['best_epoch']}" if warm else ""))
             tr.fit(final_epochs, max_epochs=max_epochs)
             if tr.epoch < final_epochs:
                 log.info(f"stopped after epoch {tr.epoch} of stage 2 (max_epochs={max_epochs})")
@@ -457,6 +490,10 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
     metrics["train_seconds"] = {"stage1": float(selection.get("seconds", 0.0)), "stage2": stage2_seconds,
                                 "total_wall": time.perf_counter() - t_start}
     metrics["final_epochs"] = final_epochs
+    metrics["final_model"] = ("the stage-1 model of the selected epoch" if vcfg["mode"] != "none" and not vcfg["refit"]
+                              else f"the stage-1 model of epoch {selection['best_epoch']}, fine-tuned on all seen "
+                                   f"classes for {final_epochs} epochs" if warm
+                              else f"trained from scratch on all seen classes for {final_epochs} epochs")
     metrics["device"] = str(device)
     metrics["precision"] = cfg["train"].get("precision", "fp32")
     metrics["torch_threads"] = torch.get_num_threads()

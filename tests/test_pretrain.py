@@ -331,3 +331,17 @@ def test_subject_holdout_on_real_utd_mhad(data_root, tmp_path):
                                       overrides=["data.limit_per_class=8", "validation.heldout_group=subject",
                                                  "validation.heldout_count=9"]), tmp_path / "runs")
 
+
+
+def test_feature_methods_on_a_custom_dataset_use_its_class_names(synth, trained, tmp_path, capsys):
+    """pretrain -> extract -> eval-features on a user's custom dataset: the class texts come
+    from its class names (a template over {name}); no registered texts are needed."""
+    from zeroskel.cli import main
+
+    ds, _ = synth
+    feats = extract_features(trained, out_path=tmp_path / "f.npz", device="cpu")
+    out = tmp_path / "res.json"
+    assert main(["eval-features", "--method", "devise", "--features", str(feats), "--dataset", str(ds),
+                 "--text-source", "a person doing {name}", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert 0.0 <= res["zsl"] <= 100.0 and res["method"] == "devise"

@@ -125,7 +125,7 @@ def cmd_splits(a) -> int:
 
     splits = [get_split(a.dataset, a.name)] if a.name else list_splits(a.dataset)
     try:
-        names = load_class_texts(a.dataset, "name", a.data_root)
+        names = load_class_texts(a.dataset, "name", a.data_root, class_names=_custom_class_names(a.dataset))
     except ZeroskelError:
         names = None
     out = []
@@ -233,7 +233,9 @@ def cmd_eval_features(a) -> int:
     elif a.text_source and a.dataset:
         from .text.cache import embed_class_texts
         from .text.classtexts import load_class_texts
-        texts = embed_class_texts(load_class_texts(a.dataset, a.text_source, a.data_root), model=a.text_model,
+        texts = embed_class_texts(load_class_texts(a.dataset, a.text_source, a.data_root,
+                                                   class_names=_custom_class_names(a.dataset)),
+                                  model=a.text_model,
                                   tokens_max_length=a.max_length)
     else:
         raise ZeroskelError("give --text-bank NPY, or --dataset and --text-source")

@@ -518,9 +518,7 @@ def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> 
                       checkpoint=run_dir / "stage2_last.pt", logger=log, grad_clip=cfg["train"]["grad_clip"],
                       extra_state={"stage": 2, "config": cfg})
         log.info(f"stage 2 (refit): {len(train_idx)} samples, {best} epochs")
-        tr2.fit(best, max_epochs=max_epochs)
-        if tr2.epoch < best:
-            log.info(f"stopped after epoch {tr2.epoch} of stage 2 (max_epochs={max_epochs})")
+        if not tr2.fit_stage(best, max_epochs, "stage 2"):
             return None
         model = tr2.model
         refit_seconds = float(sum(e["seconds"] for e in tr2.history))

@@ -407,6 +407,15 @@ class Trainer:
             self.save()
         return self.history
 
+    def fit_stage(self, epochs: int, max_epochs: int | None, stage: str) -> bool:
+        """:meth:`fit` to ``epochs``; False (logged) if ``max_epochs`` stopped it first, so a
+        caller can end its run there and resume it later."""
+        self.fit(epochs, max_epochs=max_epochs)
+        if self.epoch < epochs:
+            self.log.info(f"stopped after epoch {self.epoch} of {stage} (max_epochs={max_epochs})")
+            return False
+        return True
+
 
 def history_json(history: list[dict]) -> str:
     return json.dumps(history, indent=1)

@@ -381,9 +381,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
                          logger=log, grad_clip=cfg["train"]["grad_clip"], eval_every=int(vcfg.get("every", 1)),
                          extra_state={"stage": 1, "config": cfg})
             log.info(f"stage 1 (selection, {vcfg['mode']}): {len(fit_idx)} fit / {len(val_idx)} validation samples")
-            tr.fit(epochs, max_epochs=max_epochs)
-            if tr.epoch < epochs:
-                log.info(f"stopped after epoch {tr.epoch} of stage 1 (max_epochs={max_epochs})")
+            if not tr.fit_stage(epochs, max_epochs, "stage 1"):
                 return None
             best = chosen_epoch(tr.history, vcfg)
             selection.update(best_epoch=best, metric=vcfg["metric"], rule=select_rule(vcfg),
@@ -446,9 +444,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
         if ref_fn is None or n2 == final_epochs:
             log.info(f"stage 2 (final model): {len(train_idx)} samples, {final_epochs} epochs"
                      + (f", fine-tuning the stage-1 model of epoch {selection['best_epoch']}" if warm else ""))
-            tr.fit(final_epochs, max_epochs=max_epochs)
-            if tr.epoch < final_epochs:
-                log.info(f"stopped after epoch {tr.epoch} of stage 2 (max_epochs={max_epochs})")
+            if not tr.fit_stage(final_epochs, max_epochs, "stage 2"):
                 return None
         else:
             # keep the weights at the selected epoch while the run continues to the end
@@ -459,8 +455,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
             tr.on_epoch_end = keep
             log.info(f"stage 2 (final model at epoch {final_epochs}; running all {n2} epochs for "
                      "the reference protocol)")
-            tr.fit(n2, max_epochs=max_epochs)
-            if tr.epoch < n2:
+            if not tr.fit_stage(n2, max_epochs, "stage 2"):
                 return None
             tr.model.load_state_dict(load_checkpoint(run_dir / "stage2_selected.pt")["model"])
         model = tr.model

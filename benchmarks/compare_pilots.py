@@ -9,6 +9,8 @@ pilots can be applied as it was written.
 
     python benchmarks/compare_pilots.py benchmarks/out/select_scoring_base17.json \\
         benchmarks/out/select_scoring_ltemp.json --checkpoint stage1_last.pt [--decide]
+    python benchmarks/compare_pilots.py benchmarks/out/select_scoring_base19.json --step-gain \\
+        --checkpoint stage1_last.pt      # one set: how much the step gains over plain
 """
 from __future__ import annotations
 
@@ -40,22 +42,25 @@ def pair_rows(base: dict, cand: dict, checkpoint: str | None) -> list[tuple[str,
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("baseline", type=Path)
-    p.add_argument("candidate", type=Path)
+    p.add_argument("candidate", type=Path, nargs="?",
+                   help="omit with --step-gain: then the step's gain over plain within the baseline set")
     p.add_argument("--checkpoint", default=None, help="only this checkpoint (e.g. stage1_last.pt)")
     p.add_argument("--decide", action="store_true",
                    help="also apply the studies' standard rule over all pairs: adopt only if the preset "
                         "step's mean gain exceeds one paired se and the plain mean difference is >= 0")
+    p.add_argument("--step-gain", action="store_true",
+                   help="one set: the preset step's score minus plain, per model, grouped the same way")
     a = p.parse_args(argv)
+    if a.step_gain:
+        if a.candidate is not None or a.decide:
+            p.error("--step-gain takes one scored set and no --decide")
+        return step_gain(json.loads(a.baseline.read_text()), a.checkpoint)
+    if a.candidate is None:
+        p.error("give a candidate set (or --step-gain for one set)")
     pairs = pair_rows(json.loads(a.baseline.read_text()), json.loads(a.candidate.read_text()), a.checkpoint)
     if not pairs:
         raise SystemExit(f"no model of {a.baseline} has a partner in {a.candidate}")
-    groups = {"all": pairs}
-    per_split: dict[str, list] = {}  # printed after the datasets: a per-dataset mean can hide a split
-    for run, b, c in pairs:
-        dataset, split = run.split("-")[1], "-".join(run.split("-")[2:-1])  # pgfa-<dataset>-<split>-seedN
-        groups.setdefault(dataset, []).append((run, b, c))
-        per_split.setdefault(f"{dataset} {split}", []).append((run, b, c))
-    groups.update(per_split)
+    groups = grouped(pairs)
     print(f"{len(pairs)} paired models; validation top-1 %, baseline -> candidate; "
           "difference: mean (se; better/worse)\n")
     print("| models | " + " | ".join(f"{s} | {s} difference" for s in SCORES) + " |")
@@ -69,6 +74,38 @@ def main(argv=None) -> int:
         print(f"| {name} ({len(ps)}) | " + " | ".join(cells) + " |")
     if a.decide:
         print("\n" + decide(pairs))
+    return 0
+
+
+def grouped(rows: list[tuple]) -> dict[str, list]:
+    """``{"all", <dataset>..., "<dataset> <split>"...: rows}`` for rows whose first item is a run
+    name ``pgfa-<dataset>-<split>-seedN``; splits after the datasets, since a per-dataset mean
+    can hide a split."""
+    groups: dict[str, list] = {"all": rows}
+    per_split: dict[str, list] = {}
+    for row in rows:
+        run = row[0]
+        dataset, split = run.split("-")[1], "-".join(run.split("-")[2:-1])
+        groups.setdefault(dataset, []).append(row)
+        per_split.setdefault(f"{dataset} {split}", []).append(row)
+    groups.update(per_split)
+    return groups
+
+
+def step_gain(rows: dict, checkpoint: str | None) -> int:
+    """Print plain, step and step - plain (paired over models) per group of one scored set."""
+    plain_v, step_v = SCORES["plain"], SCORES["preset step"]
+    models = [(key.split("/")[-2], v) for key, v in sorted(rows.items())
+              if checkpoint is None or key.split("/")[-1] == checkpoint]
+    if not models:
+        raise SystemExit(f"no model with checkpoint {checkpoint}")
+    print(f"{len(models)} models; validation top-1 %; step - plain: mean (se; better/worse)\n")
+    print("| models | plain | preset step | step - plain |")
+    print("|---|---|---|---|")
+    for name, ms in grouped(models).items():
+        xp = np.array([v[plain_v] for _, v in ms])
+        xs = np.array([v[step_v] for _, v in ms])
+        print(f"| {name} ({len(ms)}) | {xp.mean():.2f} | {xs.mean():.2f} | {paired_cell(xs - xp)} |")
     return 0
 
 

@@ -265,11 +265,19 @@ def load_class_texts(dataset: str, source: str = "name",
     Returns:
         ``num_classes`` non-empty strings.
     """
-    if dataset not in _NUM_CLASSES:
-        if class_names is None:
-            _sources(dataset)  # raises the unknown-name error
-        return _custom_texts(dataset, source, list(class_names))
-    n = _NUM_CLASSES[dataset]
+    if dataset in _NUM_CLASSES:
+        n = _NUM_CLASSES[dataset]
+
+        def one(src: str, template: str | None = None) -> list[str]:
+            return _load_one(dataset, src, data_root, n)
+    elif class_names is None:
+        _sources(dataset)  # raises the unknown-name error
+    else:
+        names = list(class_names)
+        n = len(names)
+
+        def one(src: str, template: str | None = None) -> list[str]:
+            return _custom_one(dataset, src, names, template)
     if "{" in source or "}" in source:
         template = source
     elif "+" in source and not Path(source).exists():
@@ -277,36 +285,23 @@ def load_class_texts(dataset: str, source: str = "name",
     elif Path(source).suffix.lower() in (".txt", ".csv", ".json") or os.sep in source:
         return load_text_file(source, n)
     else:
-        return _load_one(dataset, source, data_root, n)
+        return one(source)
     fields = _TEMPLATE_FIELD.findall(template)
     if not fields:
         raise ConfigError(f"class text template {source!r}: no {{source}} field")
     stray = _TEMPLATE_FIELD.sub("", template)
     if "{" in stray or "}" in stray:
         raise ConfigError(f"class text template {source!r}: unbalanced braces")
-    values = {f: _load_one(dataset, f, data_root, n) for f in dict.fromkeys(fields)}
+    values = {f: one(f, source) for f in dict.fromkeys(fields)}
     return [_TEMPLATE_FIELD.sub(lambda m: values[m.group(1)][i], template) for i in range(n)]
 
 
-def _custom_texts(dataset: str, source: str, names: list[str]) -> list[str]:
-    """Texts of a dataset outside the registry: its class names, a template over ``{name}``
-    or a user file; the same source syntax as the built-in datasets."""
-    n = len(names)
-    if "{" in source or "}" in source or ("+" in source and not Path(source).exists()):
-        template = (source if "{" in source or "}" in source
-                    else ": ".join("{" + part.strip() + "}" for part in source.split("+")))
-        fields = _TEMPLATE_FIELD.findall(template)
-        bad = sorted({f for f in fields if f != "name"})
-        if not fields or bad:
-            raise ConfigError(f"class text template {source!r} for {dataset}: only the {{name}} field is "
-                              f"available for a dataset outside the registry" + (f" (got {bad})" if bad else ""))
-        stray = _TEMPLATE_FIELD.sub("", template)
-        if "{" in stray or "}" in stray:
-            raise ConfigError(f"class text template {source!r}: unbalanced braces")
-        return [_TEMPLATE_FIELD.sub(lambda m: names[i], template) for i in range(n)]
-    if Path(source).suffix.lower() in (".txt", ".csv", ".json") or os.sep in source:
-        return load_text_file(source, n)
-    if source != "name":
-        raise unknown_name(f"class text source of {dataset}", source,
-                           ["name", "template with {name}", "<path to .txt/.csv/.json>"])
-    return _check(list(names), f"{dataset} (class_names)", n, "class names")
+def _custom_one(dataset: str, source: str, names: list[str], template: str | None) -> list[str]:
+    """The one source of a dataset outside the registry: ``name``, its class names."""
+    if source == "name":
+        return _check(list(names), f"{dataset} (class_names)", len(names), "class names")
+    if template is not None:
+        raise ConfigError(f"class text template {template!r} for {dataset}: only the {{name}} field is "
+                          f"available for a dataset outside the registry (got {source!r})")
+    raise unknown_name(f"class text source of {dataset}", source,
+                       ["name", "template with {name}", "<path to .txt/.csv/.json>"])

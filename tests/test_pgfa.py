@@ -547,19 +547,33 @@ def test_warm_refit_fine_tunes_the_selected_stage1_model(utd, tmp_path):
 
     # it starts from the stage-1 weights, not from scratch: from the same initial weights, data
     # order and lr the first epoch's loss would be identical; the trained start's is lower
-    scratch = train(_cfg(extra=["validation.select=last"]), tmp_path / "scratch", data_root=utd)
+    scratch = train(_cfg(extra=["validation.select=last", "validation.refit_from=scratch"]), tmp_path / "scratch",
+                    data_root=utd)
     first = load_checkpoint(full / "stage2_last.pt")["history"][0]["loss"]
     assert first < load_checkpoint(scratch / "stage2_last.pt")["history"][0]["loss"]
     assert "fine-tuning the stage-1 model of epoch 2" in (full / "train.log").read_text()
 
     with pytest.raises(ConfigError, match="needs validation.finetune_epochs, a positive integer, got None"):
-        train(_cfg(extra=["validation.refit_from=selected"]), tmp_path / "bad", data_root=utd)
-    with pytest.raises(ConfigError, match="finetune_epochs=3 applies only to validation.refit_from selected"):
-        train(_cfg(extra=["validation.finetune_epochs=3"]), tmp_path / "bad", data_root=utd)
-    with pytest.raises(ConfigError, match="needs validation.mode pseudo_unseen or heldout_seen"):
-        train(_cfg(extra=warm + ["validation.mode=none"]), tmp_path / "bad", data_root=utd)
+        train(_cfg(extra=["validation.finetune_epochs=null"]), tmp_path / "bad", data_root=utd)
     with pytest.raises(ConfigError, match="unknown validation.refit_from 'stage3'"):
         train(_cfg(extra=["validation.refit_from=stage3"]), tmp_path / "bad", data_root=utd)
+
+
+def test_small_preset_fine_tune_is_inert_without_a_refit():
+    """The small preset fine-tunes the stage-1 model; a user's validation.mode=none,
+    refit=false or refit_from=scratch must still be accepted (no refit to shape)."""
+    from zeroskel.engine.config import build_config
+    from zeroskel.methods.pgfa.training import check_config
+
+    for ds, sp, ft in [("utd_mhad", "purls-22/5", 12), ("nw_ucla", "purls-5/5", 6)]:
+        cfg = build_config("pgfa", dataset=ds, split=sp)
+        assert cfg["validation"]["refit_from"] == "selected" and cfg["validation"]["finetune_epochs"] == ft
+        check_config(cfg)
+        for extra in (["validation.mode=none"], ["validation.refit=false"], ["validation.refit_from=scratch"]):
+            check_config(build_config("pgfa", dataset=ds, split=sp, overrides=extra))
+    with pytest.raises(ConfigError, match="needs validation.finetune_epochs, a positive integer, got 0"):
+        check_config(build_config("pgfa", dataset="utd_mhad", split="purls-22/5",
+                                  overrides=["validation.finetune_epochs=0"]))
 
 
 def test_bf16_training_on_real_data(utd, tmp_path):

@@ -72,16 +72,13 @@ def check_config(cfg: dict) -> None:
     if refit_from not in REFIT_FROM:
         raise unknown_name("validation.refit_from", str(refit_from), REFIT_FROM)
     ft = v.get("finetune_epochs")
-    if refit_from == "selected":
-        if v["mode"] == "none" or not v["refit"]:
-            raise ConfigError("validation.refit_from selected fine-tunes the stage-1 model: it needs "
-                              "validation.mode pseudo_unseen or heldout_seen and validation.refit true")
+    # refit_from / finetune_epochs say how a refit is made; with no refit (mode none, refit
+    # false) or a from-scratch one they are inert, so a preset that fine-tunes does not block
+    # --set validation.mode=none or validation.refit_from=scratch
+    if refit_from == "selected" and v["mode"] != "none" and v["refit"]:
         if not isinstance(ft, int) or isinstance(ft, bool) or ft < 1:
             raise ConfigError(f"validation.refit_from selected needs validation.finetune_epochs, a positive "
                               f"integer, got {ft!r}")
-    elif ft is not None:
-        raise ConfigError(f"validation.finetune_epochs={ft!r} applies only to validation.refit_from selected "
-                          f"(refit_from is {refit_from!r})")
     t = cfg["train"]
     if v["mode"] != "none" and select_rule(v) == "best" and int(v["min_epoch"]) > int(t["epochs"]):
         raise ConfigError(f"validation.min_epoch={v['min_epoch']} is after the last epoch "

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from zeroskel.data.dataset import SkeletonDataset
-from zeroskel.data.readers.custom import read_custom, write_custom, write_custom_dataset
+from zeroskel.data.readers.custom import read_custom, read_custom_class_names, write_custom, write_custom_dataset
 from zeroskel.data.registry import read_dataset
 from zeroskel.errors import DataError
 
@@ -149,6 +149,31 @@ def test_npz_errors_name_file_and_key(tmp_path, drop, over, match):
     p = _npz(tmp_path, drop, **over)
     with pytest.raises(DataError, match=match):
         read_custom(p)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ""])
+def test_class_names_alone(tmp_path, suffix):
+    """The names-only reader (what `zeroskel texts` / `splits` need) gives read_custom's names
+    and its errors, without touching a sequence."""
+    path = write_custom(tmp_path / f"mine{suffix}", _seqs(), [0, 2, 1, 2], CLASSES, "ntu25")
+    assert read_custom_class_names(path) == CLASSES == read_custom(path).class_names
+    if suffix == "":
+        for npy in path.glob("*.npy"):
+            npy.write_bytes(b"not a numpy file")  # sequences are not read
+        assert read_custom_class_names(path) == CLASSES
+        (path / "meta.json").write_text('{"layout": "ntu25", "class_names": ["a", " "]}')
+        with pytest.raises(DataError, match=r"meta.json: key 'class_names': empty class name at index 1"):
+            read_custom_class_names(path)
+    else:
+        # a broken joints member is not read either
+        np.savez(path, joints=np.array([object()], dtype=object), class_names=np.array(CLASSES))
+        assert read_custom_class_names(path) == CLASSES
+        with pytest.raises(DataError, match=r"bad.npz: key 'class_names': repeated class name"):
+            read_custom_class_names(_npz(tmp_path, class_names=np.array(["a", "a"])))
+        with pytest.raises(DataError, match=r"bad.npz: missing key 'class_names' \(keys present: joints, "):
+            read_custom_class_names(_npz(tmp_path, drop=("class_names",)))
+    with pytest.raises(DataError, match=r"nothere: custom dataset not found"):
+        read_custom_class_names(tmp_path / "nothere")
 
 
 def test_non_finite_values_are_located(tmp_path):

@@ -153,8 +153,8 @@ def _custom_class_names(dataset: str) -> list[str] | None:
 
     if not is_custom(dataset):
         return None
-    from .data.readers.custom import read_custom
-    return list(read_custom(dataset).class_names)
+    from .data.readers.custom import read_custom_class_names
+    return read_custom_class_names(dataset)
 
 
 def cmd_texts(a) -> int:

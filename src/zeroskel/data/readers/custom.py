@@ -58,6 +58,36 @@ def read_custom(path: str | Path, progress: bool = False) -> SkeletonDataset:
                     "with meta.json and labels.csv; see docs/custom_format.md)")
 
 
+def read_custom_class_names(path: str | Path) -> list[str]:
+    """Only the class names of a custom-format dataset, checked as :func:`read_custom` checks
+    them, without reading any sequence (an ``.npz`` member is decompressed on access only)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        meta_path = path / "meta.json"
+        if not meta_path.is_file():
+            raise DataError(f"{path}: missing meta.json (a custom dataset folder holds "
+                            "meta.json, labels.csv and one .npy per sample)")
+        header = _read_meta(meta_path)
+        if "class_names" not in header:
+            raise DataError(f"{meta_path}: missing key 'class_names'")
+        if not isinstance(header["class_names"], list):
+            raise DataError(f"{meta_path}: key 'class_names' must be a list of strings")
+        return _check_class_names(header["class_names"], f"{meta_path}: key 'class_names'")
+    if not path.is_file():
+        raise DataError(f"{path}: custom dataset not found (expected a .npz file or a folder "
+                        "with meta.json and labels.csv; see docs/custom_format.md)")
+    try:
+        npz = np.load(path, allow_pickle=False)
+        keys = set(npz.files)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npz file ({load_failure(path, e)})") from None
+    with npz:
+        if "class_names" not in keys:
+            raise DataError(f"{path}: missing key 'class_names' (keys present: "
+                            f"{', '.join(sorted(keys)) or 'none'})")
+        return _check_class_names(_load_key(npz, path, "class_names"), f"{path}: key 'class_names'")
+
+
 def _read_npz(path: Path) -> SkeletonDataset:
     try:
         npz = np.load(path, allow_pickle=False)
@@ -124,12 +154,7 @@ def _read_folder(folder: Path, progress: bool) -> SkeletonDataset:
         if not p.is_file():
             raise DataError(f"{folder}: missing {p.name} (a custom dataset folder holds "
                             "meta.json, labels.csv and one .npy per sample)")
-    try:
-        header = json.loads(meta_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"{meta_path}: unreadable JSON ({e})") from None
-    if not isinstance(header, dict):
-        raise DataError(f"{meta_path}: must hold a JSON object")
+    header = _read_meta(meta_path)
     for key in META_REQUIRED:
         if key not in header:
             raise DataError(f"{meta_path}: missing key {key!r}")
@@ -190,6 +215,16 @@ def _read_folder(folder: Path, progress: bool) -> SkeletonDataset:
     return _build(folder, name, layout, np.asarray(header["class_names"]), np.array(labels),
                   seqs, lengths, meta, partitions, where_labels=f"{csv_path}: column 'label'",
                   where_classes=f"{meta_path}: key 'class_names'")
+
+
+def _read_meta(meta_path: Path) -> dict:
+    try:
+        header = json.loads(meta_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{meta_path}: unreadable JSON ({e})") from None
+    if not isinstance(header, dict):
+        raise DataError(f"{meta_path}: must hold a JSON object")
+    return header
 
 
 def _read_csv(path: Path):
@@ -348,6 +383,22 @@ def _lengths(arr, n: int, path, max_len: np.ndarray) -> np.ndarray:
     return arr.astype(np.int64)
 
 
+def _check_class_names(class_names, where: str) -> list[str]:
+    class_names = np.asarray(class_names)
+    if class_names.ndim != 1 or class_names.size == 0 or (
+            class_names.dtype.kind not in "US" and not all(isinstance(c, str) for c in class_names)):
+        raise DataError(f"{where}: must be a non-empty list of strings, got "
+                        f"{class_names.dtype} array of shape {class_names.shape}")
+    names = [str(c) for c in class_names]
+    if any(not c.strip() for c in names):
+        raise DataError(f"{where}: empty class name at index "
+                        f"{[i for i, c in enumerate(names) if not c.strip()][0]}")
+    dup = sorted({c for c in names if names.count(c) > 1})
+    if dup:
+        raise DataError(f"{where}: repeated class name(s) {dup[:5]}")
+    return names
+
+
 def _build(source: Path | str, name: str, layout: str, class_names, labels, seqs, lengths, meta,
            partitions, where_labels: str, where_classes: str,
            warn_empty: bool = True) -> SkeletonDataset:
@@ -359,18 +410,7 @@ def _build(source: Path | str, name: str, layout: str, class_names, labels, seqs
         if s.shape[2] != v:
             raise DataError(f"{source}: sample {i} ({meta['file'][i]}) has {s.shape[2]} joints "
                             f"but layout {layout!r} has {v}")
-    class_names = np.asarray(class_names)
-    if class_names.ndim != 1 or class_names.size == 0 or (
-            class_names.dtype.kind not in "US" and not all(isinstance(c, str) for c in class_names)):
-        raise DataError(f"{where_classes}: must be a non-empty list of strings, got "
-                        f"{class_names.dtype} array of shape {class_names.shape}")
-    names = [str(c) for c in class_names]
-    if any(not c.strip() for c in names):
-        raise DataError(f"{where_classes}: empty class name at index "
-                        f"{[i for i, c in enumerate(names) if not c.strip()][0]}")
-    dup = sorted({c for c in names if names.count(c) > 1})
-    if dup:
-        raise DataError(f"{where_classes}: repeated class name(s) {dup[:5]}")
+    names = _check_class_names(class_names, where_classes)
     labels = np.asarray(labels)
     n = len(seqs)
     if labels.shape != (n,) or labels.dtype.kind not in "iu":

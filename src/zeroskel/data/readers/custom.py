@@ -76,11 +76,7 @@ def read_custom_class_names(path: str | Path) -> list[str]:
     if not path.is_file():
         raise DataError(f"{path}: custom dataset not found (expected a .npz file or a folder "
                         "with meta.json and labels.csv; see docs/custom_format.md)")
-    try:
-        npz = np.load(path, allow_pickle=False)
-        keys = set(npz.files)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise DataError(f"{path}: not a readable .npz file ({load_failure(path, e)})") from None
+    npz, keys = _open_npz(path)
     with npz:
         if "class_names" not in keys:
             raise DataError(f"{path}: missing key 'class_names' (keys present: "
@@ -88,12 +84,17 @@ def read_custom_class_names(path: str | Path) -> list[str]:
         return _check_class_names(_load_key(npz, path, "class_names"), f"{path}: key 'class_names'")
 
 
-def _read_npz(path: Path) -> SkeletonDataset:
+def _open_npz(path: Path):
+    """The lazily read archive and its member names (members decompress on access)."""
     try:
         npz = np.load(path, allow_pickle=False)
-        keys = set(npz.files)
+        return npz, set(npz.files)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
         raise DataError(f"{path}: not a readable .npz file ({load_failure(path, e)})") from None
+
+
+def _read_npz(path: Path) -> SkeletonDataset:
+    npz, keys = _open_npz(path)
     with npz:
         for key in NPZ_REQUIRED:
             if key not in keys:

@@ -554,26 +554,27 @@ def test_warm_refit_fine_tunes_the_selected_stage1_model(utd, tmp_path):
     assert "fine-tuning the stage-1 model of epoch 2" in (full / "train.log").read_text()
 
     with pytest.raises(ConfigError, match="needs validation.finetune_epochs, a positive integer, got None"):
-        train(_cfg(extra=["validation.finetune_epochs=null"]), tmp_path / "bad", data_root=utd)
+        train(_cfg(extra=["validation.refit_from=selected"]), tmp_path / "bad", data_root=utd)
     with pytest.raises(ConfigError, match="unknown validation.refit_from 'stage3'"):
         train(_cfg(extra=["validation.refit_from=stage3"]), tmp_path / "bad", data_root=utd)
 
 
-def test_small_preset_fine_tune_is_inert_without_a_refit():
-    """The small preset fine-tunes the stage-1 model; a user's validation.mode=none,
-    refit=false or refit_from=scratch must still be accepted (no refit to shape)."""
+def test_fine_tune_settings_are_inert_without_a_refit():
+    """refit_from / finetune_epochs shape a refit; a config file that sets them must still
+    accept validation.mode=none, refit=false or refit_from=scratch (no refit to shape)."""
     from zeroskel.engine.config import build_config
     from zeroskel.methods.pgfa.training import check_config
 
-    for ds, sp, ft in [("utd_mhad", "purls-22/5", 12), ("nw_ucla", "purls-5/5", 6)]:
-        cfg = build_config("pgfa", dataset=ds, split=sp)
-        assert cfg["validation"]["refit_from"] == "selected" and cfg["validation"]["finetune_epochs"] == ft
-        check_config(cfg)
+    warm = ["validation.refit_from=selected", "validation.finetune_epochs=12"]
+    for ds, sp in [("utd_mhad", "purls-22/5"), ("nw_ucla", "purls-5/5")]:
+        check_config(build_config("pgfa", dataset=ds, split=sp, overrides=warm))
         for extra in (["validation.mode=none"], ["validation.refit=false"], ["validation.refit_from=scratch"]):
-            check_config(build_config("pgfa", dataset=ds, split=sp, overrides=extra))
+            check_config(build_config("pgfa", dataset=ds, split=sp, overrides=warm + extra))
+        check_config(build_config("pgfa", dataset=ds, split=sp,
+                                  overrides=["validation.refit_from=selected", "validation.mode=none"]))
     with pytest.raises(ConfigError, match="needs validation.finetune_epochs, a positive integer, got 0"):
         check_config(build_config("pgfa", dataset="utd_mhad", split="purls-22/5",
-                                  overrides=["validation.finetune_epochs=0"]))
+                                  overrides=["validation.refit_from=selected", "validation.finetune_epochs=0"]))
 
 
 def test_bf16_training_on_real_data(utd, tmp_path):

@@ -12,8 +12,9 @@ own and runs the full library protocol on it:
 * a split file: seen = the pilot's pseudo-seen classes, unseen = its pseudo-unseen classes;
 * the run config's class texts rendered to files (a custom dataset has no registered texts).
 
-The run's test ZSL is then the pilot problem's validation score; no test-partition sample is
-in the dataset at all. ``--collect`` writes the scores of a set of such runs in the format of
+The run's test ZSL is then the pilot problem's validation score, and its calibrated GZSL
+(S / U / H with the gamma of its own stage 1) the problem's GZSL score; no test-partition sample
+is in the dataset at all. ``--collect`` writes the scores of a set of such runs in the format of
 ``select_alignment.py --out`` so ``compare_pilots.py`` pairs them with a pilot set.
 
     ZEROSKEL_DATA=/work/shared/data python benchmarks/pilot_pgfa_nested.py \\
@@ -107,7 +108,7 @@ def run_one(a) -> int:
     # the library-default protocol of the base run's preset on the problem; the base run's
     # own pilot settings (heldout_group, no calibration hold-out, no refit) are not carried over
     overrides = ["data.pipeline=none", "data.partition=custom", f"train.epochs={t['epochs']}",
-                 f"validation.every={t['epochs']}", f"train.threads={a.threads}", "eval.gzsl=false",
+                 f"validation.every={t['epochs']}", f"train.threads={a.threads}",
                  *[f"{k}={v}" for k, v in texts.items()], *a.set]
     cfg = build_config("pgfa", dataset=str(dpath), split=str(spath), seed=int(cfg0["seed"]),
                        preset=cfg0.get("preset"), overrides=overrides)
@@ -118,6 +119,8 @@ def run_one(a) -> int:
     m = json.loads((run_dir / "metrics.json").read_text())
     rec = {"base_run": str(base_run), "run_dir": str(run_dir), "tag": a.tag, "overrides": a.set,
            "config_differences": changed, PLAIN: m["zsl_top1"], STEP: m.get("zsl_top1_aligned"),
+           # calibrated GZSL too: a protocol change can move it without moving ZSL (the fine-tune did)
+           "gzsl_calibrated": {k: m.get("gzsl_calibrated", {}).get(k) for k in ("available", "S", "U", "H", "gamma")},
            "final_model": m.get("final_model"), "train_seconds": m["train_seconds"],
            "wall_seconds": time.time() - t0}
     (a.out / f"{a.tag}-{base_run.name}.json").write_text(json.dumps(rec, indent=1))

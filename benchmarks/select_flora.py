@@ -48,6 +48,9 @@ VARIANTS: dict[str, list[str]] = {
     "w0.6": ["attune.attune_weight=0.6"],
     "lr2e-3": ["train.lr=2e-3"],
     "nbr-seen": ["attune.neighbors_from=seen"],
+    # toward the reference configuration (screened 2026-12-06 on fresh seeds 11-15)
+    "align800": ["train.align_iters=800"],
+    "latent256": ["model.latent_dim=256"],
 }
 
 

@@ -68,14 +68,13 @@ def check_config(cfg: dict) -> None:
     every = v.get("every", 1)
     if not isinstance(every, int) or isinstance(every, bool) or every < 1:
         raise ConfigError(f"validation.every must be a positive integer, got {every!r}")
-    refit_from = v.get("refit_from", "scratch")
-    if refit_from not in REFIT_FROM:
-        raise unknown_name("validation.refit_from", str(refit_from), REFIT_FROM)
+    if refit_from(v) not in REFIT_FROM:
+        raise unknown_name("validation.refit_from", str(refit_from(v)), REFIT_FROM)
     ft = v.get("finetune_epochs")
     # refit_from / finetune_epochs say how a refit is made; with no refit (mode none, refit
-    # false) or a from-scratch one they are inert, so a preset that fine-tunes does not block
+    # false) or a from-scratch one they are inert, so a config that fine-tunes does not block
     # --set validation.mode=none or validation.refit_from=scratch
-    if refit_from == "selected" and v["mode"] != "none" and v["refit"]:
+    if fine_tunes(v):
         if not isinstance(ft, int) or isinstance(ft, bool) or ft < 1:
             raise ConfigError(f"validation.refit_from selected needs validation.finetune_epochs, a positive "
                               f"integer, got {ft!r}")
@@ -124,6 +123,12 @@ REFIT_FROM = ("scratch", "selected")
 def refit_from(vcfg: dict) -> str:
     """``validation.refit_from``; ``scratch`` for run configs saved before the key existed."""
     return vcfg.get("refit_from", "scratch")
+
+
+def fine_tunes(vcfg: dict) -> bool:
+    """Whether the final model fine-tunes the stage-1 model: only when there is a refit
+    (``refit_from`` / ``finetune_epochs`` are inert otherwise)."""
+    return vcfg["mode"] != "none" and bool(vcfg["refit"]) and refit_from(vcfg) == "selected"
 
 
 def select_rule(vcfg: dict) -> str:
@@ -304,7 +309,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
     sel_path = run_dir / "selection.json"
 
     # ------------------------------------------------------------------ stage 1
-    warm = vcfg["mode"] != "none" and bool(vcfg["refit"]) and refit_from(vcfg) == "selected"
+    warm = fine_tunes(vcfg)
     cal_idx = np.zeros(0, np.int64)
     calib_reason = {"none": "validation.mode is none: no held-out seen data to choose gamma on",
                     "heldout_seen": "validation.mode heldout_seen: the held-out data has no (pseudo-)unseen "

@@ -49,39 +49,45 @@ def read_custom(path: str | Path, progress: bool = False) -> SkeletonDataset:
     Data are used as given (no centring or resampling): data (N, 3, T_max, V, M_max)
     float32, zero-padded past each sample's length and for absent persons.
     """
-    path = Path(path).expanduser()
-    if path.is_dir():
-        return _read_folder(path, progress)
-    if path.is_file():
-        return _read_npz(path)
-    raise DataError(f"{path}: custom dataset not found (expected a .npz file or a folder "
-                    "with meta.json and labels.csv; see docs/custom_format.md)")
+    path = _existing(path)
+    return _read_folder(path, progress) if path.is_dir() else _read_npz(path)
 
 
 def read_custom_class_names(path: str | Path) -> list[str]:
     """Only the class names of a custom-format dataset, checked as :func:`read_custom` checks
     them, without reading any sequence (an ``.npz`` member is decompressed on access only)."""
-    path = Path(path).expanduser()
+    path = _existing(path)
     if path.is_dir():
-        meta_path = path / "meta.json"
-        if not meta_path.is_file():
-            raise DataError(f"{path}: missing meta.json (a custom dataset folder holds "
-                            "meta.json, labels.csv and one .npy per sample)")
-        header = _read_meta(meta_path)
-        if "class_names" not in header:
-            raise DataError(f"{meta_path}: missing key 'class_names'")
-        if not isinstance(header["class_names"], list):
-            raise DataError(f"{meta_path}: key 'class_names' must be a list of strings")
+        meta_path = _folder_file(path, "meta.json")
+        header = _read_meta(meta_path, required=("class_names",))
         return _check_class_names(header["class_names"], f"{meta_path}: key 'class_names'")
-    if not path.is_file():
-        raise DataError(f"{path}: custom dataset not found (expected a .npz file or a folder "
-                        "with meta.json and labels.csv; see docs/custom_format.md)")
     npz, keys = _open_npz(path)
     with npz:
-        if "class_names" not in keys:
-            raise DataError(f"{path}: missing key 'class_names' (keys present: "
-                            f"{', '.join(sorted(keys)) or 'none'})")
+        _require_npz_keys(path, keys, ("class_names",))
         return _check_class_names(_load_key(npz, path, "class_names"), f"{path}: key 'class_names'")
+
+
+def _existing(path: str | Path) -> Path:
+    path = Path(path).expanduser()
+    if not (path.is_dir() or path.is_file()):
+        raise DataError(f"{path}: custom dataset not found (expected a .npz file or a folder "
+                        "with meta.json and labels.csv; see docs/custom_format.md)")
+    return path
+
+
+def _folder_file(folder: Path, name: str) -> Path:
+    p = folder / name
+    if not p.is_file():
+        raise DataError(f"{folder}: missing {name} (a custom dataset folder holds "
+                        "meta.json, labels.csv and one .npy per sample)")
+    return p
+
+
+def _require_npz_keys(path: Path, keys: set, required) -> None:
+    for key in required:
+        if key not in keys:
+            raise DataError(f"{path}: missing key {key!r} (keys present: "
+                            f"{', '.join(sorted(keys)) or 'none'})")
 
 
 def _open_npz(path: Path):
@@ -96,10 +102,7 @@ def _open_npz(path: Path):
 def _read_npz(path: Path) -> SkeletonDataset:
     npz, keys = _open_npz(path)
     with npz:
-        for key in NPZ_REQUIRED:
-            if key not in keys:
-                raise DataError(f"{path}: missing key {key!r} (keys present: "
-                                f"{', '.join(sorted(keys)) or 'none'})")
+        _require_npz_keys(path, keys, NPZ_REQUIRED)
         part_keys = sorted(k for k in keys if k.startswith("partition_"))
         extra = keys - set(NPZ_REQUIRED) - set(NPZ_OPTIONAL) - set(part_keys)
         if extra:
@@ -150,20 +153,11 @@ def _load_key(npz, path: Path, key: str) -> np.ndarray:
 
 
 def _read_folder(folder: Path, progress: bool) -> SkeletonDataset:
-    meta_path, csv_path = folder / "meta.json", folder / "labels.csv"
-    for p in (meta_path, csv_path):
-        if not p.is_file():
-            raise DataError(f"{folder}: missing {p.name} (a custom dataset folder holds "
-                            "meta.json, labels.csv and one .npy per sample)")
-    header = _read_meta(meta_path)
-    for key in META_REQUIRED:
-        if key not in header:
-            raise DataError(f"{meta_path}: missing key {key!r}")
+    meta_path, csv_path = _folder_file(folder, "meta.json"), _folder_file(folder, "labels.csv")
+    header = _read_meta(meta_path, required=META_REQUIRED)
     extra = set(header) - set(META_REQUIRED) - set(META_OPTIONAL)
     if extra:
         log.warning("%s: ignoring unknown key(s) %s", meta_path, ", ".join(sorted(extra)))
-    if not isinstance(header["class_names"], list):
-        raise DataError(f"{meta_path}: key 'class_names' must be a list of strings")
     layout = _scalar_str(np.asarray(header["layout"]), meta_path, "layout")
     name = (_scalar_str(np.asarray(header["name"]), meta_path, "name")
             if "name" in header else folder.name)
@@ -218,13 +212,19 @@ def _read_folder(folder: Path, progress: bool) -> SkeletonDataset:
                   where_classes=f"{meta_path}: key 'class_names'")
 
 
-def _read_meta(meta_path: Path) -> dict:
+def _read_meta(meta_path: Path, required) -> dict:
+    """meta.json as a dict holding the ``required`` keys, its ``class_names`` a list."""
     try:
         header = json.loads(meta_path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DataError(f"{meta_path}: unreadable JSON ({e})") from None
     if not isinstance(header, dict):
         raise DataError(f"{meta_path}: must hold a JSON object")
+    for key in required:
+        if key not in header:
+            raise DataError(f"{meta_path}: missing key {key!r}")
+    if "class_names" in header and not isinstance(header["class_names"], list):
+        raise DataError(f"{meta_path}: key 'class_names' must be a list of strings")
     return header
 
 

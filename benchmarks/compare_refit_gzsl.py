@@ -25,6 +25,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from compare_pilots import grouped
+from select_alignment import paired_cell
+
 PLAIN = "none"
 
 
@@ -45,7 +48,7 @@ def score_problem(rec: dict, data_root) -> dict:
     scratch = PGFAClassifier.load(base / "final.pt")
     # the pilot's model was trained on the same classes; score it on the nested split
     scratch.card["seen"], scratch.card["unseen"] = fine.card["seen"], fine.card["unseen"]
-    out = {"problem": base.name, "dataset": base.name.split("-")[1], "gamma": calibration["gamma"]}
+    out = {"problem": base.name, "gamma": calibration["gamma"]}
     for arm, clf, want in (("finetune", fine, rec[PLAIN]), ("scratch", scratch, None)):
         r = evaluate_classifier(clf, ds, part, align, gzsl=True, calibration=calibration)
         out[arm] = {"zsl": r["zsl_top1"], **{k: r["gzsl_calibrated"][k] for k in ("S", "U", "H")}}
@@ -64,18 +67,15 @@ def pilot_zsl(base: Path) -> float | None:
 
 
 def summarise(rows: list[dict]) -> str:
+    """All problems, per dataset, per split (compare_pilots.py's groups)."""
     lines = ["| problems | n | scratch S / U / H | fine-tune S / U / H | H difference (se; better/worse) |",
              "|---|---|---|---|---|"]
-    groups = {"all": rows}
-    for ds in sorted({r["dataset"] for r in rows}):
-        groups[ds] = [r for r in rows if r["dataset"] == ds]
-    for name, rs in groups.items():
+    for name, group in grouped([(r["problem"], r) for r in rows]).items():
+        rs = [r for _, r in group]
         d = np.array([r["finetune"]["H"] - r["scratch"]["H"] for r in rs])
-        se = d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else float("nan")
-        mean = {arm: {k: np.mean([r[arm][k] for r in rs]) for k in ("S", "U", "H")} for arm in ("scratch", "finetune")}
-        fmt = lambda m: f"{m['S']:.2f} / {m['U']:.2f} / {m['H']:.2f}"  # noqa: E731
-        lines.append(f"| {name} | {len(rs)} | {fmt(mean['scratch'])} | {fmt(mean['finetune'])} | "
-                     f"{d.mean():+.2f} ({se:.2f}; {(d > 0).sum()}/{(d < 0).sum()}) |")
+        mean = {arm: " / ".join(f"{np.mean([r[arm][k] for r in rs]):.2f}" for k in ("S", "U", "H"))
+                for arm in ("scratch", "finetune")}
+        lines.append(f"| {name} | {len(rs)} | {mean['scratch']} | {mean['finetune']} | {paired_cell(d)} |")
     return "\n".join(lines)
 
 

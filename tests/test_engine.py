@@ -242,6 +242,23 @@ def test_per_dataset_blocks(tmp_path):
         C.build_config("pgfa", dataset="nw_ucla", split="x", config=str(f))
 
 
+def test_open_sections_take_any_keys_across_merges(tmp_path):
+    """model.args is open (extra encoder arguments): two --set items combine, and a preset that
+    already filled it can be extended; a closed section still rejects unknown keys."""
+    assert "model.args" in C.open_sections(C.load_base("pgfa"))
+    cfg = C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5",
+                         overrides=["model.args.channels=[32,64,128,256]", "model.args.strides=[1,2,2,1]"])
+    assert cfg["model"]["args"] == {"channels": [32, 64, 128, 256], "strides": [1, 2, 2, 1]}
+    pre = C.build_config("pretrain", dataset="utd_mhad", split="purls-22/5", overrides=["model.args.strides=[1,2,2,2]"])
+    assert pre["model"]["args"] == {"channels": [32, 64, 128, 256], "strides": [1, 2, 2, 2]}  # preset's widths kept
+    assert C.build_config("pretrain", dataset="utd_mhad", split="x", overrides=["model.args=null"])["model"]["args"] == {}
+    with pytest.raises(ConfigError, match="unknown config key 'model.argz'"):
+        C.build_config("pgfa", dataset="utd_mhad", split="x", overrides=["model.argz.channels=[8]"])
+    saved = tmp_path / "config.yaml"
+    C.dump_config(cfg, saved)
+    assert C.validate_config(C.load_yaml(saved), "pgfa")["model"]["args"]["strides"] == [1, 2, 2, 1]
+
+
 # ---------------------------------------------------------------- augmentation
 def _skeletons(b=6, t=5, v=4, m=2, seed=0):
     return np.random.default_rng(seed).normal(size=(b, 3, t, v, m)).astype(np.float32)

@@ -81,11 +81,33 @@ def load_preset(method: str, preset: str) -> dict:
     return _read_yaml(f.read_text(), f"preset {method}/{preset}.yaml")
 
 
-def merge(base: dict, update: dict, where: str, prefix: str = "") -> dict:
+def open_sections(schema: dict, prefix: str = "") -> frozenset[str]:
+    """Dotted paths of the schema's empty mappings (e.g. ``model.args``): they take any keys."""
+    out: set[str] = set()
+    for key, val in schema.items():
+        if isinstance(val, dict):
+            out |= {f"{prefix}{key}"} if not val else open_sections(val, f"{prefix}{key}.")
+    return frozenset(out)
+
+
+def _deep_update(base: dict, update: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, val in update.items():
+        out[key] = (_deep_update(out[key], val) if isinstance(out.get(key), dict) and isinstance(val, dict)
+                    else copy.deepcopy(val))
+    return out
+
+
+def merge(base: dict, update: dict, where: str, prefix: str = "",
+          open_paths: frozenset[str] | None = None) -> dict:
     """Recursively merge ``update`` into a copy of ``base``; only keys of ``base`` are allowed.
 
     A mapping in ``base`` must be updated by a mapping; a leaf may take any value (values
-    are checked by the method); an empty mapping in ``base`` accepts any keys. ``where`` names the source (file / flag) in errors.
+    are checked by the method). An *open* section takes any keys: one listed in
+    ``open_paths`` (see :func:`open_sections`; a section stays open after a first merge has
+    filled it, so ``--set model.args.channels=...`` and ``--set model.args.strides=...``
+    combine), or, without ``open_paths``, an empty mapping in ``base``. ``where`` names the
+    source (file / flag) in errors.
     """
     out = copy.deepcopy(base)
     for key, val in update.items():
@@ -96,11 +118,15 @@ def merge(base: dict, update: dict, where: str, prefix: str = "") -> dict:
             raise ConfigError(f"{where}: unknown config key {full!r}{hint}; valid keys here: "
                               f"{', '.join(prefix + k for k in base)}")
         if isinstance(base[key], dict):
+            is_open = full in open_paths if open_paths is not None else not base[key]
+            if val is None and is_open:  # ``--set model.args=null`` (and older run configs): none
+                out[key] = {}
+                continue
             if not isinstance(val, dict):
                 raise ConfigError(f"{where}: config key {full!r} is a section; give sub-keys "
                                   f"({', '.join(full + '.' + k for k in base[key])}), not {val!r}")
-            # an empty mapping in the schema (e.g. model.args) is open: any keys
-            out[key] = merge(base[key], val, where, prefix=full + ".") if base[key] else copy.deepcopy(val)
+            out[key] = (_deep_update(base[key], val) if is_open
+                        else merge(base[key], val, where, prefix=full + ".", open_paths=open_paths))
         else:
             out[key] = copy.deepcopy(val)
     return out
@@ -139,7 +165,8 @@ def get(cfg: dict, key: str, default: Any = None) -> Any:
     return cur
 
 
-def _merge_layer(cfg: dict, layer: dict, where: str, dataset: str | None) -> dict:
+def merge_layer(cfg: dict, layer: dict, where: str, dataset: str | None,
+                open_paths: frozenset[str] | None = None) -> dict:
     """Merge a preset or config file, then its ``per_dataset`` block for ``dataset``.
 
     ``per_dataset: {nw_ucla: {train: {epochs: 20}}}`` lets one preset carry what differs
@@ -152,9 +179,9 @@ def _merge_layer(cfg: dict, layer: dict, where: str, dataset: str | None) -> dic
     blocks = layer.pop("per_dataset", None) or {}
     if not isinstance(blocks, dict) or not all(isinstance(b, dict) for b in blocks.values()):
         raise ConfigError(f"{where}: per_dataset must map dataset names to config sections, got {blocks!r}")
-    cfg = merge(cfg, layer, where)
+    cfg = merge(cfg, layer, where, open_paths=open_paths)
     if dataset is not None and str(dataset) in blocks:
-        cfg = merge(cfg, blocks[str(dataset)], f"{where} per_dataset.{dataset}")
+        cfg = merge(cfg, blocks[str(dataset)], f"{where} per_dataset.{dataset}", open_paths=open_paths)
     return cfg
 
 
@@ -198,18 +225,18 @@ def build_config(method: str = "pgfa", *, dataset: str | None = None, split: str
     name = preset or file_cfg.get("preset")
     if name is None and ds is not None:
         name = (base.get("dataset_presets") or {}).get(ds)
-    cfg = base
+    cfg, opened = base, open_sections(base)
     if name:
-        cfg = _merge_layer(cfg, load_preset(method, name), f"preset {method}/{name}.yaml", ds)
+        cfg = merge_layer(cfg, load_preset(method, name), f"preset {method}/{name}.yaml", ds, opened)
         cfg["preset"] = name
     if file_cfg:
-        cfg = _merge_layer(cfg, file_cfg, f"config file {config_file}", ds)
+        cfg = merge_layer(cfg, file_cfg, f"config file {config_file}", ds, opened)
     explicit = {k: v for k, v in {"dataset": dataset, "split": split, "seed": seed,
                                   "device": device, "data_root": None if data_root is None
                                   else str(data_root)}.items() if v is not None}
-    cfg = merge(cfg, explicit, "command line")
+    cfg = merge(cfg, explicit, "command line", open_paths=opened)
     for item, o in zip(overrides, over):
-        cfg = merge(cfg, o, f"--set {item}")
+        cfg = merge(cfg, o, f"--set {item}", open_paths=opened)
     if cfg.get("method", method) != method:
         raise ConfigError(f"config says method {cfg.get('method')!r} but {method!r} was requested")
     cfg["method"] = method

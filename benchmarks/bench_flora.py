@@ -19,7 +19,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_feature_methods import method_config  # noqa: E402
+from run_feature_methods import dataset_of  # noqa: E402
+
+from zeroskel.methods.factory import method_config  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -42,9 +44,9 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     root = Path(args.features or Path(os.environ.get("ZEROSKEL_DATA", ".")) / "features")
     fs = load_features(root / f"{args.file}.npz")
-    ds = args.file.rsplit("_ru", 1)[0]
+    ds = dataset_of(args.file)
     texts = load_token_bank(root / f"{ds}_text_mpnet_L5.npy")
-    cfg = method_config("flora", args.preset, args.set)
+    cfg = method_config("flora", args.preset, args.set, dataset=ds)
     full = {k: cfg["train"][k] for k in ("align_iters", "flow_iters")}
     over = {"device": args.device}
     if args.probe_steps:
@@ -61,7 +63,7 @@ def main(argv=None) -> int:
     t1 = time.perf_counter(); m.score(fs.gzsl_x, fs.all_classes); t_gzsl = time.perf_counter() - t1
     n1, n2 = m.align_iters, m.flow_iters
     res = {
-        "file": args.file, "preset": args.preset, "sets": args.set, "device": args.device,
+        "file": args.file, "dataset": ds, "preset": args.preset, "sets": args.set, "device": args.device,
         "threads": args.threads, "num_parameters": m.num_parameters(), "tokens": int(m.bank_.shape[1]),
         "n_train": len(fs.train_y), "phase1_s": t_p1, "phase1_iters": n1, "phase2_s": t_p2, "phase2_iters": n2,
         "phase1_step_ms": 1e3 * t_p1 / max(n1, 1), "phase2_step_ms": 1e3 * t_p2 / max(n2, 1),

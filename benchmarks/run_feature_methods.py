@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zeroskel.methods.factory import make_factory, method_config
+from zeroskel.methods.factory import make_factory
 
 DEFAULT_FILES = ["utd_mhad_ru5", "utd_mhad_ru9", "utd_mhad_ru13", "nw_ucla_ru2", "nw_ucla_ru5"]
 
@@ -41,7 +41,13 @@ FLORA_REFERENCE = {
 }
 
 
-def run_one(name: str, tag: str, file: str, seed: int, args, cfg: dict | None) -> Path:
+def dataset_of(file: str) -> str:
+    """Dataset of a feature-file stem (``utd_mhad_ru5`` -> ``utd_mhad``): picks the text bank
+    and the preset's per-dataset block."""
+    return file.rsplit("_ru", 1)[0].rsplit("_rs", 1)[0]
+
+
+def run_one(name: str, tag: str, file: str, seed: int, args) -> Path:
     from zeroskel.data.features import load_features, load_token_bank
     from zeroskel.eval.protocol import evaluate_method, protocol_kwargs
 
@@ -54,9 +60,9 @@ def run_one(name: str, tag: str, file: str, seed: int, args, cfg: dict | None) -
     if args.low_shot is not None:  # fewer training samples per seen class; test sets unchanged
         from zeroskel.data.features import low_shot
         fs = low_shot(fs, fraction=args.low_shot, seed=seed)
-    ds = file.rsplit("_ru", 1)[0].rsplit("_rs", 1)[0]
+    ds = dataset_of(file)
     texts = load_token_bank(root / f"{ds}_text_mpnet_L5.npy")
-    factory = make_factory(name, args.preset, args.set, seed=seed, device=args.device)[0]
+    factory, cfg = make_factory(name, args.preset, args.set, seed=seed, device=args.device, dataset=ds)
     ev = (cfg or {}).get("eval") or {}
     kw = protocol_kwargs(ev)
     if args.heldout_draws is not None:
@@ -65,7 +71,7 @@ def run_one(name: str, tag: str, file: str, seed: int, args, cfg: dict | None) -
     res = evaluate_method(factory, fs, texts, seed, **kw,
                           ref_style=args.ref_style or ev.get("ref_style", False),
                           log=lambda s: print(s, flush=True))
-    res.update({"file": file, "tag": tag, "preset": args.preset, "sets": args.set, "low_shot": args.low_shot,
+    res.update({"file": file, "dataset": ds, "tag": tag, "preset": args.preset, "sets": args.set, "low_shot": args.low_shot,
                 "text_bank": str(
         root / f"{ds}_text_mpnet_L5.npy"), "threads": args.threads})
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -170,13 +176,12 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     failed = 0
     for name in args.methods:
-        cfg = method_config(name, args.preset, args.set)
         tag = args.tag or (name + (f"-{args.preset}" if args.preset else "")
                            + (f"-lowshot{args.low_shot:g}" if args.low_shot is not None else ""))
         for file in args.files:
             for seed in args.seeds:
                 try:
-                    run_one(name, tag, file, seed, args, cfg)
+                    run_one(name, tag, file, seed, args)
                 except Exception:  # keep the sweep going; the traceback says what broke
                     failed += 1
                     print(f"FAILED {name} {file} s{seed}", file=sys.stderr)

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from run_feature_methods import dataset_of
+
 FILES = ["utd_mhad_ru5", "utd_mhad_ru9", "utd_mhad_ru13", "nw_ucla_ru2", "nw_ucla_ru5"]
 PRESET = "cpu"
 
@@ -65,8 +67,9 @@ def run(variant: str, file: str, seed: int, root: Path, out: Path) -> dict | Non
         return None
     sets = VARIANTS[variant]
     fs = load_features(root / f"{file}.npz")
-    texts = load_token_bank(root / f"{file.rsplit('_ru', 1)[0]}_text_mpnet_L5.npy")
-    factory, cfg = make_factory("flora", PRESET, sets, seed=seed, device="cpu")
+    ds = dataset_of(file)
+    texts = load_token_bank(root / f"{ds}_text_mpnet_L5.npy")
+    factory, cfg = make_factory("flora", PRESET, sets, seed=seed, device="cpu", dataset=ds)
     ev = cfg.get("eval", {})
     # the protocol's own pseudo-unseen split (same seed, same fractions)
     val = holdout_seen(fs, ev.get("val_fraction"), seed, sample_fraction=ev.get("val_sample_fraction", 0.2))
@@ -80,7 +83,7 @@ def run(variant: str, file: str, seed: int, root: Path, out: Path) -> dict | Non
     cal = calibrate(snaps[best["step"]], val.gzsl_y, classes, val.seen_classes, val.unseen_classes, gate=True)
     last = curve[-1]["step"]
     cal_last = calibrate(snaps[last], val.gzsl_y, classes, val.seen_classes, val.unseen_classes)
-    res = {"variant": variant, "sets": sets, "preset": PRESET, "file": file, "seed": seed,
+    res = {"variant": variant, "sets": sets, "preset": PRESET, "file": file, "dataset": ds, "seed": seed,
            "pseudo_unseen": val.unseen_classes.tolist(), "n_val_train": int(len(val.train_y)),
            "chosen_flow_iters": int(best["step"]), "val_zsl": best["val_zsl"],
            "val_stacking": cal["stacking"], "val_gate": cal["gate"],

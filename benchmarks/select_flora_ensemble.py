@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from run_feature_methods import dataset_of
+
 FILES = ["utd_mhad_ru5", "utd_mhad_ru9", "utd_mhad_ru13", "nw_ucla_ru2", "nw_ucla_ru5"]
 OFFSETS = (0, 100, 200)
 
@@ -35,10 +37,11 @@ def run(file: str, seed: int, root: Path, out: Path) -> None:
     if dst.exists():
         return
     fs = load_features(root / f"{file}.npz")
-    texts = load_token_bank(root / f"{file.rsplit('_ru', 1)[0]}_text_mpnet_L5.npy")
+    ds = dataset_of(file)
+    texts = load_token_bank(root / f"{ds}_text_mpnet_L5.npy")
     members, val = [], None
     for off in OFFSETS:
-        factory, cfg = make_factory("flora", "cpu", [], seed=seed + off, device="cpu")
+        factory, cfg = make_factory("flora", "cpu", [], seed=seed + off, device="cpu", dataset=ds)
         ev = cfg.get("eval", {})
         val = holdout_seen(fs, ev.get("val_fraction"), seed, sample_fraction=ev.get("val_sample_fraction", 0.2))
         m = factory()

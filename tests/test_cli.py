@@ -78,6 +78,17 @@ def test_eval_features_unknown_method_lists_valid(data_root, capsys):
     assert "unknown method 'flor'" in err and "flora" in err
 
 
+def test_eval_features_preset_with_dataset_blocks_needs_the_dataset(data_root, capsys):
+    """flora --preset cpu tunes UTD-MHAD differently: without --dataset it would silently use the
+    generic setting, so the CLI says which flag is missing before any fit."""
+    feats = need(data_root, "features/utd_mhad_ru5.npz")
+    bank = need(data_root, "features/utd_mhad_text_mpnet_L5.npy")
+    assert main(["eval-features", "--method", "flora", "--preset", "cpu", "--features", str(feats),
+                 "--text-bank", str(bank)]) == 2
+    err = capsys.readouterr().err
+    assert "flora/cpu.yaml has settings for the datasets utd_mhad" in err and "--dataset" in err
+
+
 def test_features_check_names_missing_key(tmp_path, capsys):
     import numpy as np
 

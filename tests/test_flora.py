@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import json
-from importlib import resources
 
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from conftest import need
 from zeroskel.data.features import load_features, load_token_bank
@@ -15,6 +13,7 @@ from zeroskel.errors import CheckpointError, ConfigError
 from zeroskel.eval.protocol import evaluate_method
 from zeroskel.methods import build_method, method_class
 from zeroskel.methods.base import ClassTexts
+from zeroskel.methods.factory import method_config
 from zeroskel.methods.flora import Flora, FloraNet, attune
 
 
@@ -125,14 +124,17 @@ def test_fit_score_save_load_on_real_file(data_root, tmp_path):
 
 
 def test_configs_build_and_reject_unknown_keys():
-    d = resources.files("zeroskel") / "configs" / "flora"
-    base = yaml.safe_load((d / "base.yaml").read_text())
-    for preset in ("cpu", "reference"):
-        cfg = yaml.safe_load((d / f"{preset}.yaml").read_text())
-        assert set(cfg) <= set(base) and all(set(v) <= set(base[k]) for k, v in cfg.items())
-        merged = {k: (dict(base[k], **cfg.get(k, {})) if isinstance(base[k], dict) else base[k]) for k in base}
-        m = Flora.from_config(merged)
-        assert m.latent_dim == merged["model"]["latent_dim"] and m.topk == merged["attune"]["topk"]
+    for preset, dataset in (("cpu", "utd_mhad"), ("cpu", "nw_ucla"), ("cpu", "ntu60"), ("reference", None)):
+        cfg = method_config("flora", preset, dataset=dataset)
+        m = Flora.from_config(cfg)
+        assert m.latent_dim == cfg["model"]["latent_dim"] and m.topk == cfg["attune"]["topk"]
+        assert m.align_iters == cfg["train"]["align_iters"]
+    # the cpu preset's UTD-MHAD block (a longer phase 1); other datasets get the preset as is
+    assert method_config("flora", "cpu", dataset="utd_mhad")["train"]["align_iters"] == 800
+    assert method_config("flora", "cpu", dataset="nw_ucla")["train"]["align_iters"] == 400
+    assert method_config("flora", "cpu", ["train.align_iters=500"], dataset="utd_mhad")["train"]["align_iters"] == 500
+    with pytest.raises(ConfigError, match=r"flora/cpu.yaml has settings for the datasets utd_mhad: name the dataset"):
+        method_config("flora", "cpu")
     assert method_class("flora") is Flora
     with pytest.raises(ConfigError, match="unknown keys \\['latnt_dim'\\]"):
         Flora.from_config({"model": {"latnt_dim": 3}})

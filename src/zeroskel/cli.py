@@ -223,7 +223,8 @@ def cmd_eval_features(a) -> int:
 
     if a.out and Path(a.out).exists():
         raise ZeroskelError(f"--out {a.out} exists; results are never overwritten")
-    factory, cfg = make_factory(a.method, a.preset, a.set or [], seed=a.seed, device=a.device)
+    factory, cfg = make_factory(a.method, a.preset, a.set or [], seed=a.seed, device=a.device,
+                                dataset=a.dataset)
     fs = load_features(a.features)
     if a.low_shot is not None:
         from .data.features import low_shot
@@ -244,8 +245,8 @@ def cmd_eval_features(a) -> int:
         kw["heldout_draws"] = a.heldout_draws
     res = evaluate_method(factory, fs, texts, a.seed, **kw, ref_style=a.ref_style,
                           log=(lambda m: print(m, file=sys.stderr, flush=True)) if a.verbose else None)
-    res.update({"method": a.method, "features": str(a.features), "preset": a.preset, "sets": a.set or [],
-                "low_shot": a.low_shot})
+    res.update({"method": a.method, "features": str(a.features), "dataset": a.dataset, "preset": a.preset,
+                "sets": a.set or [], "low_shot": a.low_shot})
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(res, indent=1, default=float))
@@ -370,7 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
              "fit a feature-based method (flora, smie, devise, cada_vae) and report ZSL and GZSL")
     sp.add_argument("--method", required=True); sp.add_argument("--features", required=True)
     sp.add_argument("--text-bank", help="(C, L, D) token bank .npy (e.g. features/<ds>_text_mpnet_L5.npy)")
-    sp.add_argument("--dataset", help="with --text-source: whose class texts to embed")
+    sp.add_argument("--dataset", help="the dataset the features come from: picks the preset's per-dataset "
+                    "settings (flora --preset cpu has some for utd_mhad) and, with --text-source, "
+                    "whose class texts to embed")
     sp.add_argument("--text-source", help="class-text source (zeroskel texts DATASET lists them)")
     sp.add_argument("--text-model", default="all-MiniLM-L6-v2")
     sp.add_argument("--max-length", type=int, default=16, help="token length for --text-source")

@@ -10,32 +10,49 @@ from __future__ import annotations
 import inspect
 from typing import Callable, Iterable
 
-from ..engine.config import available_methods, load_base, load_preset, merge, parse_override
+from ..engine.config import (available_methods, load_base, load_preset, merge, merge_layer, open_sections,
+                             parse_override)
 from ..errors import ConfigError
 from . import METHODS, ZeroShotMethod, build_method, method_class
 
 
-def method_config(name: str, preset: str | None = None, overrides: Iterable[str] = ()) -> dict | None:
-    """Merged YAML config of a method with a config schema, else ``None``."""
+def method_config(name: str, preset: str | None = None, overrides: Iterable[str] = (),
+                  dataset: str | None = None) -> dict | None:
+    """Merged YAML config of a method with a config schema, else ``None``.
+
+    ``dataset`` (the dataset the features come from, e.g. ``utd_mhad``) applies the preset's
+    ``per_dataset`` block for it; other names use the preset as it is. A preset that has such
+    blocks needs the dataset named: without it the result would silently be the generic
+    setting for data the preset tunes differently (:class:`ConfigError`).
+    """
     if name not in available_methods():
         if preset:
             raise ConfigError(f"--preset {preset}: method {name!r} has no config presets")
         return None
     cfg = load_base(name)
+    opened = open_sections(cfg)
     if preset:
-        cfg = merge(cfg, load_preset(name, preset), f"preset {name}/{preset}.yaml")
+        layer = load_preset(name, preset)
+        blocks = sorted((layer.get("per_dataset") or {}).keys())
+        if blocks and dataset is None:
+            raise ConfigError(f"preset {name}/{preset}.yaml has settings for the datasets {', '.join(blocks)}: "
+                              "name the dataset the features come from (--dataset; any other name uses "
+                              "the preset as it is)")
+        cfg = merge_layer(cfg, layer, f"preset {name}/{preset}.yaml", dataset, opened)
     for item in overrides:
-        cfg = merge(cfg, parse_override(item), f"--set {item}")
+        cfg = merge(cfg, parse_override(item), f"--set {item}", open_paths=opened)
     return cfg
 
 
 def make_factory(name: str, preset: str | None = None, overrides: Iterable[str] = (), seed: int = 1,
-                 device: str = "cpu") -> tuple[Callable[..., ZeroShotMethod], dict | None]:
-    """``(factory, config)`` for method ``name``; unknown names list the registered ones."""
+                 device: str = "cpu", dataset: str | None = None
+                 ) -> tuple[Callable[..., ZeroShotMethod], dict | None]:
+    """``(factory, config)`` for method ``name``; unknown names list the registered ones.
+    ``dataset`` picks the preset's per-dataset block (:func:`method_config`)."""
     if name not in METHODS:
         build_method(name)  # raises ConfigError listing the valid names
     overrides = list(overrides)
-    cfg = method_config(name, preset, overrides)
+    cfg = method_config(name, preset, overrides, dataset)
     cls = method_class(name)
     if cfg is not None and hasattr(cls, "from_config"):
         full = dict(cfg, seed=seed, device=device)

@@ -271,7 +271,7 @@ def test_presets_resolve():
     assert small["preset"] == "small" and small["data"]["pipeline"] == "flora50"
     assert small["model"]["args"]["channels"] == [32, 64, 128, 256]
     ntu = build_config("pretrain", dataset="ntu60", split="synse-55/5")
-    assert ntu["preset"] == "ntu" and ntu["train"]["lr"] == 0.1 and ntu["model"]["args"] is None
+    assert ntu["preset"] == "ntu" and ntu["train"]["lr"] == 0.1 and ntu["model"]["args"] == {}
 
 
 @pytest.mark.slow

@@ -21,8 +21,11 @@ def bench_encoder(name: str, frames: int, joints_layout: str, batch: int, iters:
     from zeroskel.engine.config import build_config
     from zeroskel.methods.pgfa import anchor_bank, build_model, contrastive_loss
 
+    # "preset": the small preset's encoder as configured (compact Shift-GCN since 2026-12-06);
+    # an encoder name: that encoder at its default size (the preset's model.args cleared)
+    arch = [] if name == "preset" else [f"model.encoder={name}", "model.args=null"]
     cfg = build_config("pgfa", dataset="utd_mhad", split="purls-22/5",
-                       overrides=[f"model.encoder={name}", "model.input_frames=null"])
+                       overrides=arch + ["model.input_frames=null"])
     torch.manual_seed(0)
     model = build_model(cfg, joints_layout, 1, 384)
     v = 20 if joints_layout == "kinect_v1" else 25
@@ -67,7 +70,8 @@ def main(argv=None) -> int:
     p.add_argument("--runs-dir", default="benchmarks/out/bench_pgfa_runs")
     p.add_argument("--json", help="write the results here (rewritten after every measurement)")
     p.add_argument("--encoders", nargs="+", default=["stgcn:50", "stgcn:32", "shiftgcn:64"],
-                   help="encoder:frames items to measure")
+                   help="encoder:frames items to measure; encoder 'preset' = the small preset's own "
+                        "(compact Shift-GCN), a name = that encoder at its default size")
     a = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(a.threads)

@@ -33,7 +33,8 @@ def method_config(name: str, preset: str | None = None, overrides: Iterable[str]
     opened = open_sections(cfg)
     if preset:
         layer = load_preset(name, preset)
-        blocks = sorted((layer.get("per_dataset") or {}).keys())
+        blocks = layer.get("per_dataset") or {}
+        blocks = sorted(blocks) if isinstance(blocks, dict) else []  # a bad block: merge_layer says so
         if blocks and dataset is None:
             raise ConfigError(f"preset {name}/{preset}.yaml has settings for the datasets {', '.join(blocks)}: "
                               "name the dataset the features come from (--dataset; any other name uses "

@@ -563,15 +563,24 @@ def test_fine_tune_settings_are_inert_without_a_refit():
     """refit_from / finetune_epochs shape a refit; a config file that sets them must still
     accept validation.mode=none, refit=false or refit_from=scratch (no refit to shape)."""
     from zeroskel.engine.config import build_config
-    from zeroskel.methods.pgfa.training import check_config
+    from zeroskel.methods.pgfa.training import check_config, unused_settings
 
     warm = ["validation.refit_from=selected", "validation.finetune_epochs=12"]
     for ds, sp in [("utd_mhad", "purls-22/5"), ("nw_ucla", "purls-5/5")]:
-        check_config(build_config("pgfa", dataset=ds, split=sp, overrides=warm))
-        for extra in (["validation.mode=none"], ["validation.refit=false"], ["validation.refit_from=scratch"]):
-            check_config(build_config("pgfa", dataset=ds, split=sp, overrides=warm + extra))
+        cfg = build_config("pgfa", dataset=ds, split=sp, overrides=warm)
+        check_config(cfg)
+        assert unused_settings(cfg["validation"]) == []
+        for extra, why in ((["validation.mode=none"], "validation.mode is none"),
+                           (["validation.refit=false"], "validation.refit is false"),
+                           (["validation.refit_from=scratch"], "validation.refit_from is scratch")):
+            cfg = build_config("pgfa", dataset=ds, split=sp, overrides=warm + extra)
+            check_config(cfg)
+            # accepted, but the run's log says the fine-tune setting did nothing
+            (note,) = unused_settings(cfg["validation"])
+            assert note.startswith(f"validation.finetune_epochs=12 is not used: {why}")
         check_config(build_config("pgfa", dataset=ds, split=sp,
                                   overrides=["validation.refit_from=selected", "validation.mode=none"]))
+    assert unused_settings(build_config("pgfa", dataset="utd_mhad", split="x")["validation"]) == []
     with pytest.raises(ConfigError, match="needs validation.finetune_epochs, a positive integer, got 0"):
         check_config(build_config("pgfa", dataset="utd_mhad", split="purls-22/5",
                                   overrides=["validation.refit_from=selected", "validation.finetune_epochs=0"]))

@@ -131,6 +131,19 @@ def fine_tunes(vcfg: dict) -> bool:
     return vcfg["mode"] != "none" and bool(vcfg["refit"]) and refit_from(vcfg) == "selected"
 
 
+def unused_settings(vcfg: dict) -> list[str]:
+    """Notes on validation settings that this config sets but never uses (they are accepted so a
+    fine-tuning config can be switched back with ``refit_from=scratch`` or ``mode=none``, but a
+    user who set ``finetune_epochs`` alone should read that nothing was fine-tuned)."""
+    ft = vcfg.get("finetune_epochs")
+    if ft is None or fine_tunes(vcfg):
+        return []
+    why = ("validation.mode is none" if vcfg["mode"] == "none" else "validation.refit is false"
+           if not vcfg["refit"] else f"validation.refit_from is {refit_from(vcfg)}")
+    return [f"validation.finetune_epochs={ft} is not used: {why} (the final model is not a fine-tune; "
+            "validation.refit_from: selected makes it one)"]
+
+
 def select_rule(vcfg: dict) -> str:
     """``validation.select``; ``best`` for run configs saved before the key existed."""
     return vcfg.get("select", "best")
@@ -255,6 +268,8 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
     from ...eval.protocol import calibrate
 
     check_config(cfg)
+    for note in unused_settings(cfg["validation"]):
+        log.warning(note)
     _set_threads(cfg)
     device = resolve_device(cfg.get("device", "auto"))
     check_precision(cfg["train"].get("precision", "fp32"), device)

@@ -103,12 +103,14 @@ def merge(base: dict, update: dict, where: str, prefix: str = "",
     """Recursively merge ``update`` into a copy of ``base``; only keys of ``base`` are allowed.
 
     A mapping in ``base`` must be updated by a mapping; a leaf may take any value (values
-    are checked by the method). An *open* section takes any keys: one listed in
-    ``open_paths`` (see :func:`open_sections`; a section stays open after a first merge has
-    filled it, so ``--set model.args.channels=...`` and ``--set model.args.strides=...``
-    combine), or, without ``open_paths``, an empty mapping in ``base``. ``where`` names the
-    source (file / flag) in errors.
+    are checked by the method). An *open* section, one listed in ``open_paths`` (the schema's
+    :func:`open_sections`), takes any keys; it stays open after a first merge has filled it, so
+    ``--set model.args.channels=...`` and ``--set model.args.strides=...`` combine. Without
+    ``open_paths``, ``base`` is taken as the schema. ``where`` names the source (file / flag)
+    in errors.
     """
+    if open_paths is None:
+        open_paths = open_sections(base, prefix)
     out = copy.deepcopy(base)
     for key, val in update.items():
         full = f"{prefix}{key}"
@@ -118,7 +120,7 @@ def merge(base: dict, update: dict, where: str, prefix: str = "",
             raise ConfigError(f"{where}: unknown config key {full!r}{hint}; valid keys here: "
                               f"{', '.join(prefix + k for k in base)}")
         if isinstance(base[key], dict):
-            is_open = full in open_paths if open_paths is not None else not base[key]
+            is_open = full in open_paths
             if val is None and is_open:  # ``--set model.args=null`` (and older run configs): none
                 out[key] = {}
                 continue

@@ -53,6 +53,10 @@ VARIANTS: dict[str, list[str]] = {
     # toward the reference configuration (screened 2026-12-06 on fresh seeds 11-15)
     "align800": ["train.align_iters=800"],
     "latent256": ["model.latent_dim=256"],
+    # phase 2 alone at a lower rate: held-out ZSL falls along phase 2 at lr 1e-3 on UTD-MHAD
+    # (screened 2026-12-06 on fresh seeds 21-25)
+    "flowlr1e-4": ["train.flow_lr=1e-4"],
+    "flowlr3e-4": ["train.flow_lr=3e-4"],
 }
 
 

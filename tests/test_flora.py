@@ -102,6 +102,24 @@ def test_flow_decision_recognises_unseen_classes_on_synthetic_problem():
     assert not np.allclose(m.score(xte[:7], unseen), s_all)
 
 
+def test_flow_lr_sets_phase_two_rate_only():
+    texts, xtr, ytr, xte, _, seen, unseen = _synthetic()
+    kw = dict(latent_dim=16, heads=2, topk=0, lr=3e-3, batch_size=32, align_iters=20, flow_iters=5, seed=0)
+    base, same, slow = Flora(**kw), Flora(**kw, flow_lr=3e-3), Flora(**kw, flow_lr=1e-5)
+    for m in (base, same, slow):
+        m.fit(xtr, ytr, texts, seen)
+    # flow_lr = lr is the default; another rate changes the velocity model and nothing else
+    np.testing.assert_array_equal(base.score(xte, unseen), same.score(xte, unseen))
+    vae = lambda m: [p.detach().clone() for p in m.net_.vae_parameters()]
+    for a, b in zip(vae(base), vae(slow)):
+        assert torch.equal(a, b)
+    moved = lambda m: sum(p.abs().sum().item() for p in m.net_.velocity.out.parameters())
+    assert 0 < moved(slow) < moved(base)        # zero-initialised output layer moves less at 1e-5
+    assert base.hparams["flow_lr"] is None and slow.hparams["flow_lr"] == 1e-5
+    with pytest.raises(ConfigError, match="flora: flow_lr must be > 0, got 0"):
+        Flora(flow_lr=0)
+
+
 def test_fit_score_save_load_on_real_file(data_root, tmp_path):
     fs = load_features(need(data_root, "features/utd_mhad_ru5.npz"))
     texts = load_token_bank(need(data_root, "features/utd_mhad_text_mpnet_L5.npy"))

@@ -315,6 +315,8 @@ class Flora(ZeroShotMethod):
         tokens: 'all' (use every text token, T = L+1) or 'pooled' (last token only, T = 1).
         align_iters, flow_iters: iterations of phase 1 and phase 2 (reference 1000, 200).
         batch_size, lr, weight_decay: AdamW settings (reference 64, 1e-4, 0.01).
+        flow_lr: phase-2 (velocity model) learning rate; None = ``lr`` (the reference uses
+            one rate for both phases).
         lambda_align, lambda_cfm: weights of latent matching and negative flow (0.1, 0.1).
         sigma_min: path offset (1e-5). t_eval: decision time (0.5).
         deterministic: decide on latent means (default) instead of sampled latents.
@@ -336,7 +338,8 @@ class Flora(ZeroShotMethod):
                  depth: int = 1,
                  heads: int = 12, mlp_ratio: float = 4.0, topk: int = 2, attune_weight: float = 0.4,
                  neighbors_from: str = "all", tokens: str = "all", align_iters: int = 1000,
-                 flow_iters: int = 200, batch_size: int = 64, lr: float = 1e-4, weight_decay: float = 0.01,
+                 flow_iters: int = 200, batch_size: int = 64, lr: float = 1e-4, flow_lr: float | None = None,
+                 weight_decay: float = 0.01,
                  lambda_align: float = 0.1, lambda_cfm: float = 0.1, sigma_min: float = 1e-5,
                  t_eval: float = 0.5, deterministic: bool = True, gate_gamma: float = 0.75,
                  feature_norm: str = "none", eval_every: int = 10, pair_batch: int = 8192,
@@ -350,6 +353,9 @@ class Flora(ZeroShotMethod):
         for key, val in (("align_iters", align_iters), ("flow_iters", flow_iters)):
             if int(val) < 0:
                 raise ConfigError(f"flora: {key} must be >= 0, got {val}")
+        for key, val in (("lr", lr), ("flow_lr", flow_lr)):
+            if val is not None and not float(val) > 0:
+                raise ConfigError(f"flora: {key} must be > 0, got {val}")
         if batch_size < 1 or eval_every < 1:
             raise ConfigError("flora: batch_size and eval_every must be >= 1")
         if not 0.0 <= t_eval <= 1.0:
@@ -357,7 +363,8 @@ class Flora(ZeroShotMethod):
         self.hparams = dict(latent_dim=latent_dim, dit_width=dit_width, decoder_hidden=decoder_hidden, depth=depth, heads=heads,
                             mlp_ratio=mlp_ratio, topk=topk, attune_weight=attune_weight,
                             neighbors_from=neighbors_from, tokens=tokens, align_iters=int(align_iters),
-                            flow_iters=int(flow_iters), batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                            flow_iters=int(flow_iters), batch_size=batch_size, lr=lr, flow_lr=flow_lr,
+                            weight_decay=weight_decay,
                             lambda_align=lambda_align, lambda_cfm=lambda_cfm, sigma_min=sigma_min,
                             t_eval=t_eval, deterministic=deterministic, gate_gamma=gate_gamma,
                             feature_norm=feature_norm, eval_every=eval_every, pair_batch=pair_batch,
@@ -461,7 +468,8 @@ class Flora(ZeroShotMethod):
             p.requires_grad_(False)
         for p in net.velocity.parameters():
             p.requires_grad_(True)
-        opt2 = torch.optim.AdamW(list(net.velocity.parameters()), lr=self.lr, weight_decay=self.weight_decay)
+        flow_lr = self.lr if self.flow_lr is None else self.flow_lr
+        opt2 = torch.optim.AdamW(list(net.velocity.parameters()), lr=flow_lr, weight_decay=self.weight_decay)
         self._checkpoint(0)
         for it in range(1, self.flow_iters + 1):
             bi = next_batch()

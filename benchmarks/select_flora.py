@@ -23,6 +23,7 @@ ties by H) and the best single variant (highest mean held-out ZSL over files)::
     ZEROSKEL_DATA=/work/shared/data nice python benchmarks/select_flora.py \\
         --seeds 1 2 3 --out benchmarks/out/flora_select   # 105 fits, ~21 s each on one idle core
     python benchmarks/select_flora.py --aggregate --out benchmarks/out/flora_select [--only-seeds 1]
+    python benchmarks/select_flora.py --paired default align800 --out benchmarks/out/flora_screen
 """
 from __future__ import annotations
 
@@ -172,6 +173,33 @@ def aggregate(out: Path, seeds=None) -> str:
     return "\n".join(lines)
 
 
+def paired(out: Path, base: str, cand: str, seeds=None) -> str:
+    """Paired held-out differences cand - base over the (file, seed) problems both have."""
+    rows = _load(out, seeds)
+    by = {}
+    for (v, f), rs in rows.items():
+        for r in rs:
+            by[(v, f, r["seed"])] = r
+    keys = sorted((f, s) for (v, f, s) in by if v == base and (cand, f, s) in by)
+    if not keys:
+        return f"no problems with both {base} and {cand} under {out}"
+
+    def h(r):
+        return r["val_stacking"]["H"] if r["val_stacking"] else float("nan")
+
+    def line(name, ks):
+        dz = np.array([by[(cand, f, s)]["val_zsl"] - by[(base, f, s)]["val_zsl"] for f, s in ks])
+        dh = np.array([h(by[(cand, f, s)]) - h(by[(base, f, s)]) for f, s in ks])
+        se = (lambda d: d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan"))
+        return (f"| {name} ({len(ks)}) | {dz.mean():+.2f} ({se(dz):.2f}; {(dz > 0).sum()}/{(dz < 0).sum()}) | "
+                f"{dh.mean():+.2f} ({se(dh):.2f}; {(dh > 0).sum()}/{(dh < 0).sum()}) |")
+
+    lines = [f"{cand} - {base}: held-out ZSL and calibrated-stacking H, mean paired difference "
+             "(se; better/worse)", "", "| problems | ZSL | H |", "|---|---|---|", line("all", keys)]
+    lines += [line(f, [k for k in keys if k[0] == f]) for f in FILES if any(k[0] == f for k in keys)]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--variants", nargs="+", default=list(VARIANTS))
@@ -183,8 +211,13 @@ def main(argv=None) -> int:
     p.add_argument("--aggregate", action="store_true", help="only print the selection table")
     p.add_argument("--only-seeds", nargs="+", type=int, default=None,
                    help="with --aggregate: use only these seeds' runs (default: all found)")
+    p.add_argument("--paired", nargs=2, metavar=("BASE", "CAND"), default=None,
+                   help="only print the paired differences CAND - BASE per problem (file, seed)")
     a = p.parse_args(argv)
     out = Path(a.out)
+    if a.paired:
+        print(paired(out, *a.paired, a.only_seeds))
+        return 0
     if a.aggregate:
         print(aggregate(out, a.only_seeds))
         return 0

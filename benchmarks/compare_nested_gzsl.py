@@ -38,11 +38,18 @@ def nested_scores(folder: Path) -> dict[str, dict]:
     return out
 
 
-def pairs(baseline: Path, nested: Path, arm: str) -> list[tuple[str, dict, dict]]:
-    """(problem, baseline S/U/H, candidate S/U/H) for every problem, sorted by name."""
+def pairs(baseline: Path, nested: Path, arm: str, subset: bool = False) -> list[tuple[str, dict, dict]]:
+    """(problem, baseline S/U/H, candidate S/U/H) for every problem, sorted by name.
+
+    ``subset``: the candidate may cover only some of the baseline's problems (a one-dataset
+    candidate); pairs are then its problems. A candidate problem missing from the baseline is
+    always an error.
+    """
     base = (nested_scores(baseline) if baseline.is_dir()
             else {r["problem"]: r[arm] for r in json.loads(baseline.read_text())})
     cand = nested_scores(nested)
+    if subset and set(cand) <= set(base):
+        base = {k: v for k, v in base.items() if k in cand}
     if set(base) != set(cand):
         raise SystemExit(f"problems differ: only in the baseline {sorted(set(base) - set(cand))}, "
                          f"only in {nested} {sorted(set(cand) - set(base))}")
@@ -64,8 +71,10 @@ def main(argv=None) -> int:
     p.add_argument("baseline", type=Path, help="a pilot_pgfa_nested.py folder, or a compare_refit_gzsl.py --json file")
     p.add_argument("nested", type=Path, help="a pilot_pgfa_nested.py output folder of the candidate")
     p.add_argument("--arm", default="scratch", help="with a JSON baseline: its arm to compare against")
+    p.add_argument("--subset", action="store_true",
+                   help="pair only the candidate's problems (it may cover part of the baseline's)")
     a = p.parse_args(argv)
-    print(summarise(pairs(a.baseline, a.nested, a.arm)))
+    print(summarise(pairs(a.baseline, a.nested, a.arm, a.subset)))
     return 0
 
 

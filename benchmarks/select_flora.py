@@ -58,6 +58,8 @@ VARIANTS: dict[str, list[str]] = {
     # (screened 2026-12-06 on fresh seeds 21-25)
     "flowlr1e-4": ["train.flow_lr=1e-4"],
     "flowlr3e-4": ["train.flow_lr=3e-4"],
+    # a stronger latent-matching term in phase 1 (screened 2026-12-06 on fresh seeds 26-30)
+    "align0.5": ["train.lambda_align=0.5"],
 }
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from run_feature_methods import dataset_of
+from select_alignment import paired_cell
 
 FILES = ["utd_mhad_ru5", "utd_mhad_ru9", "utd_mhad_ru13", "nw_ucla_ru2", "nw_ucla_ru5"]
 PRESET = "cpu"
@@ -116,9 +117,14 @@ def _load(out: Path, seeds=None) -> dict[tuple[str, str], list[dict]]:
     return rows
 
 
+def _h(r: dict) -> float:
+    """Held-out calibrated-stacking H of one run (nan when none was computed)."""
+    return r["val_stacking"]["H"] if r["val_stacking"] else float("nan")
+
+
 def _mean(rs: list[dict]) -> tuple[float, float]:
     z = float(np.mean([r["val_zsl"] for r in rs]))
-    h = float(np.mean([r["val_stacking"]["H"] if r["val_stacking"] else np.nan for r in rs]))
+    h = float(np.mean([_h(r) for r in rs]))
     return z, h
 
 
@@ -186,15 +192,10 @@ def paired(out: Path, base: str, cand: str, seeds=None) -> str:
     if not keys:
         return f"no problems with both {base} and {cand} under {out}"
 
-    def h(r):
-        return r["val_stacking"]["H"] if r["val_stacking"] else float("nan")
-
     def line(name, ks):
         dz = np.array([by[(cand, f, s)]["val_zsl"] - by[(base, f, s)]["val_zsl"] for f, s in ks])
-        dh = np.array([h(by[(cand, f, s)]) - h(by[(base, f, s)]) for f, s in ks])
-        se = (lambda d: d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan"))
-        return (f"| {name} ({len(ks)}) | {dz.mean():+.2f} ({se(dz):.2f}; {(dz > 0).sum()}/{(dz < 0).sum()}) | "
-                f"{dh.mean():+.2f} ({se(dh):.2f}; {(dh > 0).sum()}/{(dh < 0).sum()}) |")
+        dh = np.array([_h(by[(cand, f, s)]) - _h(by[(base, f, s)]) for f, s in ks])
+        return f"| {name} ({len(ks)}) | {paired_cell(dz)} | {paired_cell(dh)} |"
 
     lines = [f"{cand} - {base}: held-out ZSL and calibrated-stacking H, mean paired difference "
              "(se; better/worse)", "", "| problems | ZSL | H |", "|---|---|---|", line("all", keys)]
@@ -212,7 +213,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--aggregate", action="store_true", help="only print the selection table")
     p.add_argument("--only-seeds", nargs="+", type=int, default=None,
-                   help="with --aggregate: use only these seeds' runs (default: all found)")
+                   help="with --aggregate or --paired: use only these seeds' runs (default: all found)")
     p.add_argument("--paired", nargs=2, metavar=("BASE", "CAND"), default=None,
                    help="only print the paired differences CAND - BASE per problem (file, seed)")
     a = p.parse_args(argv)

@@ -116,8 +116,10 @@ def test_flow_lr_sets_phase_two_rate_only():
     moved = lambda m: sum(p.abs().sum().item() for p in m.net_.velocity.out.parameters())
     assert 0 < moved(slow) < moved(base)        # zero-initialised output layer moves less at 1e-5
     assert base.hparams["flow_lr"] is None and slow.hparams["flow_lr"] == 1e-5
-    with pytest.raises(ConfigError, match="flora: flow_lr must be > 0, got 0"):
+    with pytest.raises(ConfigError, match="flora: flow_lr must be a number > 0, got 0"):
         Flora(flow_lr=0)
+    with pytest.raises(ConfigError, match="flora: lr must be a number > 0, got 'fast'"):
+        Flora(lr="fast")
 
 
 def test_fit_score_save_load_on_real_file(data_root, tmp_path):

@@ -447,12 +447,14 @@ def test_input_modalities_against_explicit_loops():
     bm[:, :, :6] = bone[:, :, 1:] - bone[:, :, :-1]
     torch.testing.assert_close(InputModality("bone_motion", lay)(x), bm)
     assert InputModality("joint")(x) is x
+    # joint_motion: one stream, position channels first, then velocity
+    torch.testing.assert_close(InputModality("joint_motion")(x), torch.cat([x, motion], dim=1))
     # linear: commutes with a rotation about the vertical axis, so augmentation order is free
     rot = torch.tensor([[0.6, 0, 0.8], [0, 1, 0], [-0.8, 0, 0.6]])
     rx = torch.einsum("ij,njtvm->nitvm", rot, x)
     torch.testing.assert_close(InputModality("bone", lay)(rx), torch.einsum("ij,njtvm->nitvm", rot, bone))
     assert not InputModality("bone", lay).state_dict()  # nothing new in checkpoints
-    with pytest.raises(ConfigError, match="model.modality .bones.; valid: bone, bone_motion, joint, motion"):
+    with pytest.raises(ConfigError, match="model.modality .bones.; valid: bone, bone_motion, joint, joint_motion, motion"):
         InputModality("bones", lay)
     with pytest.raises(ConfigError, match="needs the joint layout"):
         InputModality("bone")

@@ -751,6 +751,27 @@ def test_ensemble_of_runs_averages_member_cosines(utd, tmp_path):
     assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
 
 
+def test_joint_motion_stream_trains_reloads_and_exports(utd, tmp_path):
+    # joint_motion doubles the encoder's input channels; a reload and a bundle must rebuild
+    # that from the config alone (the stored args still say nothing about channels)
+    from zeroskel.data.cache import prepare
+    from zeroskel.engine.runs import train
+    from zeroskel.methods.pgfa import PGFAClassifier
+    from zeroskel.recognizer import Recognizer, export_bundle
+
+    run = train(_cfg(extra=["validation.mode=none", "train.epochs=1", "model.modality=joint_motion"]),
+                tmp_path, data_root=utd)
+    clf = PGFAClassifier.load(run)
+    enc = clf.model.encoder
+    assert clf.model.modality.modality == "joint_motion" and enc.in_channels == 6
+    assert enc.data_bn.num_features == enc.num_persons * 20 * 6
+    x = np.asarray(prepare("utd_mhad", "pgfa50", data_root=utd).data[:5])
+    labels = ["wave", "clap", "jog"]
+    bundle = export_bundle(run, tmp_path / "jm_bundle")
+    np.testing.assert_allclose(Recognizer.load(bundle).score(x, labels), Recognizer.from_run(run).score(x, labels),
+                               atol=1e-6)
+
+
 def test_temporal_segment_training_on_real_data(utd, tmp_path):
     from zeroskel.data.cache import prepare
     from zeroskel.engine.runs import evaluate_run, train

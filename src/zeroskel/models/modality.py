@@ -10,7 +10,10 @@ The four streams of multi-stream GCNs (2s-AGCN, MS-G3D, PySKL's ``j``/``b``/``jm
   frame. It assumes every frame is valid, as after the ``resize`` step of every
   preprocessing preset; on zero-padded input the last valid frame's motion would be minus
   its position;
-- ``bone_motion``: the motion of the bones.
+- ``bone_motion``: the motion of the bones;
+- ``joint_motion``: the joints and their motion stacked on the channel axis (``2C``
+  channels), one stream that sees both position and velocity (SGN's input), where the
+  others are separate streams of an ensemble.
 
 All are linear in the joint coordinates, so they commute with rotation and scaling
 augmentation and with temporal resampling, and a model can take joint-layout input from
@@ -26,7 +29,7 @@ from torch import nn
 from ..data.layouts import JointLayout, get_layout
 from ..errors import ConfigError, unknown_name
 
-MODALITIES = ("joint", "bone", "motion", "bone_motion")
+MODALITIES = ("joint", "bone", "motion", "bone_motion", "joint_motion")
 
 
 def check_modality(modality: str) -> str:
@@ -35,6 +38,12 @@ def check_modality(modality: str) -> str:
     if modality not in MODALITIES:
         raise unknown_name("model.modality", str(modality), MODALITIES)
     return modality
+
+
+def channel_factor(modality: str) -> int:
+    """How many channels the stream has per input coordinate: 2 for ``joint_motion``
+    (position and velocity stacked), else 1. The encoder's ``in_channels`` is ``C`` times it."""
+    return 2 if check_modality(modality) == "joint_motion" else 1
 
 
 def bone_parents(layout: JointLayout | str) -> list[int]:
@@ -58,10 +67,11 @@ class InputModality(nn.Module):
     """Turn joint coordinates into one of :data:`MODALITIES` (no parameters).
 
     Args:
-        modality: ``joint`` (identity), ``bone``, ``motion`` or ``bone_motion``.
+        modality: ``joint`` (identity), ``bone``, ``motion``, ``bone_motion`` or
+            ``joint_motion``.
         layout: the joint layout of the input (needed for bones).
 
-    Shapes: (N, C, T, V, M) -> (N, C, T, V, M).
+    Shapes: (N, C, T, V, M) -> (N, C * channel_factor(modality), T, V, M).
     """
 
     def __init__(self, modality: str = "joint", layout: JointLayout | str | None = None) -> None:
@@ -78,8 +88,9 @@ class InputModality(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.modality in ("bone", "bone_motion"):
             x = x - x.index_select(3, self.parents)  # the root minus itself: zero
-        if self.modality in ("motion", "bone_motion"):
-            x = torch.cat([x[:, :, 1:] - x[:, :, :-1], torch.zeros_like(x[:, :, :1])], dim=2)
+        if self.modality in ("motion", "bone_motion", "joint_motion"):
+            motion = torch.cat([x[:, :, 1:] - x[:, :, :-1], torch.zeros_like(x[:, :, :1])], dim=2)
+            x = torch.cat([x, motion], dim=1) if self.modality == "joint_motion" else motion
         return x
 
     def extra_repr(self) -> str:

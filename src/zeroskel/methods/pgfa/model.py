@@ -11,7 +11,7 @@ from torch import nn
 
 from ...data.layouts import body_part_joints
 from ...errors import ConfigError, DataError, unknown_name
-from ...models.modality import InputModality
+from ...models.modality import InputModality, channel_factor
 from .texts import num_segments, part_names
 
 
@@ -40,9 +40,11 @@ class PGFAModel(nn.Module):
             share a large positive mean, so early in training every projected feature
             points the same way and all samples get the same class (the reference's first
             ~16 epochs); removing that mean lets the projection separate them from the start.
-        modality: the encoder's input stream, ``joint`` (reference), ``bone``, ``motion`` or
-            ``bone_motion`` (:class:`zeroskel.models.modality.InputModality`), computed
-            from the joint input after resampling; needs ``layout`` unless ``joint``.
+        modality: the encoder's input stream, ``joint`` (reference), ``bone``, ``motion``,
+            ``bone_motion`` or ``joint_motion`` (:class:`zeroskel.models.modality.InputModality`),
+            computed from the joint input after resampling; needs ``layout`` for bones. The
+            encoder must take its channels (``joint_motion``: twice the coordinates;
+            :func:`build_model` sees to it).
         layout: the input's joint layout.
         segments: K > 0 adds K temporal segments (PURLS-style local alignment): the encoder's
             time axis is cut into K consecutive parts, each pooled and projected by its own
@@ -170,10 +172,14 @@ def build_model(cfg: dict, layout: str, num_persons: int, text_dim: int,
     args = dict(m.get("args") or {})
     if m["encoder"] == "stgcn" and m.get("preset") is not None:
         args.setdefault("preset", m["preset"])  # Shift-GCN has one size: no preset
+    modality = str(m.get("modality") or "joint")
+    factor = channel_factor(modality)
+    if factor != 1:  # e.g. joint_motion: position and velocity stacked, 2 x 3 channels per joint
+        args["in_channels"] = factor * int(args.get("in_channels", 3))
     enc = build_encoder(m["encoder"], layout=layout, num_persons=num_persons, **args)
     return PGFAModel(enc, text_dim, temperature=float(m["temperature"]),
                      learn_temperature=bool(m["learn_temperature"]), input_frames=m.get("input_frames"),
                      feature_norm=str(m.get("feature_norm") or "none"),
-                     modality=str(m.get("modality") or "joint"), layout=layout,
+                     modality=modality, layout=layout,
                      segments=num_segments(cfg) if segments is None else int(segments),
                      parts=part_names(cfg) if parts is None else tuple(parts))

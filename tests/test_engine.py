@@ -221,6 +221,20 @@ def test_config_file_and_unknown_keys(tmp_path):
         C.build_config("pgfa", dataset="nw_ucla", split="x", overrides=["train.lr=[1"])
 
 
+def test_config_files_read_scientific_notation_as_numbers(tmp_path):
+    # YAML 1.1 (PyYAML) reads 1e-4 as text; a config file and --set must agree on the value
+    f = tmp_path / "sci.yaml"
+    f.write_text("train: {lr: 1e-4, weight_decay: 5E-3}\nalignment: {epsilon: '1e-2'}\n")
+    cfg = C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5", config=str(f),
+                         overrides=["data.augment.random_crop=[7e-1, 1]"])
+    assert cfg["train"]["lr"] == 1e-4 and cfg["train"]["weight_decay"] == 5e-3
+    assert cfg["data"]["augment"]["random_crop"] == [0.7, 1]   # inside a list too
+    assert cfg["alignment"]["epsilon"] == "1e-2"                # quoted: text, as the file says
+    assert C.parse_override("train.lr=1e-4") == {"train": {"lr": 1e-4}}
+    import yaml
+    assert yaml.safe_load("lr: 1e-4") == {"lr": "1e-4"}        # PyYAML's own loader is left as it was
+
+
 def test_per_dataset_blocks(tmp_path):
     f = tmp_path / "two.yaml"
     f.write_text("train: {epochs: 30}\nper_dataset:\n  nw_ucla: {train: {epochs: 12}, alignment: {alpha: 0.5}}\n")

@@ -23,7 +23,25 @@ import yaml
 from ..errors import ConfigError, unknown_name, yaml_problem
 
 BASE_NAME = "base"
-_SCI_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, plus YAML 1.2's floats without a dot (``1e-4``, ``5E3``).
+
+    PyYAML follows YAML 1.1, where a float needs a dot (``1.0e-4``), so ``lr: 1e-4`` in a
+    config file was the text ``'1e-4'``, while ``--set train.lr=1e-4`` was fixed up to a
+    number: one value, two meanings. Quoted scalars stay text.
+    """
+
+
+_ConfigLoader.add_implicit_resolver(  # copies the class's resolver table: SafeLoader is unchanged
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def safe_load(text: str) -> Any:
+    """``yaml.safe_load`` for configs: the same, but ``1e-4`` is a float (:class:`_ConfigLoader`)."""
+    return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 (a SafeLoader subclass)
 
 
 def _config_dir(method: str):
@@ -46,7 +64,7 @@ def available_presets(method: str) -> list[str]:
 
 def _read_yaml(text: str, where: str) -> dict:
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"{where}: invalid YAML ({yaml_problem(e)})") from None
     if data is None:
@@ -143,11 +161,9 @@ def parse_override(item: str) -> dict:
     if not key or any(not p for p in key.split(".")):
         raise ConfigError(f"--set {item!r}: empty key")
     try:
-        val = yaml.safe_load(raw) if raw.strip() != "" else None
+        val = safe_load(raw) if raw.strip() != "" else None
     except yaml.YAMLError as e:
         raise ConfigError(f"--set {item!r}: value is not valid YAML ({yaml_problem(e)})") from None
-    if isinstance(val, str) and _SCI_FLOAT.match(val):  # YAML 1.1 reads "3e-4" as a string
-        val = float(val)
     out: dict = {}
     cur = out
     parts = key.split(".")

@@ -22,7 +22,7 @@ from typing import Callable
 import yaml
 
 from ..errors import ConfigError, ZeroskelError, unknown_name, yaml_problem
-from .config import dump_config, validate_config
+from .config import dump_config, safe_load, validate_config
 
 # method name -> ("module:train_function", "module:evaluate_function", "module:check_function").
 #   train(cfg, run_dir, data_root=None, logger=None, max_epochs=None) -> metrics | None
@@ -131,7 +131,7 @@ def read_run_config(run_dir: str | Path) -> dict:
     if not f.is_file():
         raise ConfigError(f"{run_dir}: not a zeroskel run directory (no config.yaml)")
     try:
-        cfg = yaml.safe_load(f.read_text())
+        cfg = safe_load(f.read_text())
     except yaml.YAMLError as e:
         raise ConfigError(f"{f}: invalid YAML ({yaml_problem(e)})") from None
     if not isinstance(cfg, dict) or "method" not in cfg:

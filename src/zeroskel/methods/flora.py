@@ -355,8 +355,7 @@ class Flora(ZeroShotMethod):
                 raise ConfigError(f"flora: {key} must be >= 0, got {val}")
         for key, val in (("lr", lr), ("flow_lr", flow_lr)):
             if val is not None and not (isinstance(val, (int, float)) and not isinstance(val, bool) and val > 0):
-                hint = " (YAML 1.1 reads 1e-4 as text: write 1.0e-4)" if isinstance(val, str) else ""
-                raise ConfigError(f"flora: {key} must be a number > 0, got {val!r}{hint}")
+                raise ConfigError(f"flora: {key} must be a number > 0, got {val!r}")
         if batch_size < 1 or eval_every < 1:
             raise ConfigError("flora: batch_size and eval_every must be >= 1")
         if not 0.0 <= t_eval <= 1.0:

@@ -5,7 +5,8 @@ set is the pseudo-unseen classes of the held-out subjects / views, never the rea
 The step (prototype alignment) needs no retraining, so each run's final model embeds its
 test samples once and every variant of ``alignment`` is scored on those features. The
 preset's own variant must reproduce the step score the run recorded (checked, so a
-variant table cannot drift from the runs it claims to rescore).
+variant table cannot drift from the runs it claims to rescore). Run it from the repository
+root: the nested runs name their problem files relative to it.
 
     ZEROSKEL_DATA=/work/shared/data python benchmarks/select_step_nested.py \\
         benchmarks/out/pgfa_c32f_nested benchmarks/out/pgfa_c32g_nested --json benchmarks/out/step_grid_fg.json
@@ -14,6 +15,11 @@ variant table cannot drift from the runs it claims to rescore).
 
 Prints each variant's mean step top-1 and its paired difference to the preset
 (``mean (se; better/worse)``), best first.
+
+``--grid groups`` scores rule Q3's variants instead (evaluation sets of several subjects):
+the preset, the preset without centring, per-subject centring (each subject's features
+centred on that subject's own mean, then the preset's alignment without global centring)
+and no step at all (plain).
 """
 from __future__ import annotations
 
@@ -43,7 +49,7 @@ def variants(preset: dict) -> dict[str, dict]:
     return out
 
 
-def score_run(run_dir: Path) -> dict:
+def score_run(run_dir: Path, grid: str = "alignment") -> dict:
     """Step top-1 % of every variant on one nested run's final model and test samples."""
     import torch
 
@@ -59,10 +65,19 @@ def score_run(run_dir: Path) -> dict:
     idx = test[np.isin(ds.labels[test], clf.unseen_classes)]
     feats = clf.features(np.asarray(ds.data[idx], dtype=np.float32))
     labels = ds.labels[idx]
-    preset = {**ALIGN_DEFAULTS, "enabled": True, **cfg["alignment"]}
+    # the grids compare centring on the whole evaluated set (the preset of the replays) with variants
+    preset = {**ALIGN_DEFAULTS, "enabled": True, **cfg["alignment"], "center_by": None}
     metrics = json.loads((run_dir / "metrics.json").read_text())
     out = {}
-    for name, over in variants(preset).items():
+    if grid == "groups":
+        subjects = np.asarray(ds.meta["subject"])[idx]
+        r = zsl_eval(feats, labels, clf.unseen_classes, clf.text, {**preset, "center": False})
+        out["no centring"] = r["top1_aligned"]
+        r = zsl_eval(feats, labels, clf.unseen_classes, clf.text, {**preset, "center": True}, groups=subjects)
+        out["per-subject centring"] = r["top1_aligned"]
+        out["subjects"] = len(np.unique(subjects))
+    grid_variants = variants(preset) if grid == "alignment" else {PRESET: {}}
+    for name, over in grid_variants.items():
         r = zsl_eval(feats, labels, clf.unseen_classes, clf.text, {**preset, **over})
         out[name] = r["top1_aligned"]
         if name == PRESET:
@@ -70,11 +85,13 @@ def score_run(run_dir: Path) -> dict:
                 raise SystemExit(f"{run_dir}: the preset variant gives {out[name]:.4f}, the run recorded "
                                  f"{metrics['zsl_top1_aligned']:.4f}: not the same model or data")
             out["plain"] = r["top1"]
+    if grid == "groups":
+        out["no step"] = out["plain"]
     return out
 
 
 def report(rows: dict[str, dict], candidate: str | None = None) -> None:
-    names = [n for n in next(iter(rows.values())) if n != "plain"]
+    names = [n for n in next(iter(rows.values())) if n not in ("plain", "subjects")]
     base = np.array([r[PRESET] for r in rows.values()])
     print(f"{len(rows)} models; plain {np.mean([r['plain'] for r in rows.values()]):.2f}, "
           f"preset step {base.mean():.2f}")
@@ -94,6 +111,8 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, help="write every score here")
     p.add_argument("--from-json", type=Path, help="report from a --json file instead of scoring")
     p.add_argument("--candidate", help="report only this variant against the preset")
+    p.add_argument("--grid", choices=("alignment", "groups"), default="alignment",
+                   help="alignment: rule Q2's alpha / epsilon / passes grid; groups: rule Q3's variants")
     a = p.parse_args(argv)
     if a.from_json:
         rows = json.loads(a.from_json.read_text())
@@ -103,7 +122,7 @@ def main(argv=None) -> int:
             raise SystemExit("no finished runs (runs/*/final.pt) under the given folders")
         rows = {}
         for r in runs:
-            rows[str(r)] = score_run(r)
+            rows[str(r)] = score_run(r, a.grid)
             print(f"{r.parent.parent.name}/{r.name}: preset {rows[str(r)][PRESET]:.2f}", file=sys.stderr)
         if a.json:
             if a.json.exists():

@@ -187,9 +187,14 @@ def test_build_config_presets_and_overrides():
     # the small preset's per_dataset block: NW-UCLA trains 20 epochs, the budget benchmarked there
     assert cfg["train"]["epochs"] == 40
     assert C.build_config("pgfa", dataset="nw_ucla", split="purls-8/2")["train"]["epochs"] == 20
+    # UTD-MHAD's four test subjects are centred one by one at test time; NW-UCLA tests on one view
+    assert cfg["alignment"]["center_by"] == "subject"
+    assert C.build_config("pgfa", dataset="nw_ucla", split="purls-8/2")["alignment"]["center_by"] is None
     from zeroskel.methods.pgfa import check_config
     with pytest.raises(ConfigError, match="unknown validation.select 'final'; valid: best, last"):
         check_config(C.build_config("pgfa", dataset="utd_mhad", split="x", overrides=["validation.select=final"]))
+    with pytest.raises(ConfigError, match="alignment.center_by must be a per-sample metadata key"):
+        check_config(C.build_config("pgfa", dataset="utd_mhad", split="x", overrides=["alignment.center_by=3"]))
     assert C.build_config("pgfa", dataset="pku_mmd1", split="x")["alignment"]["alpha"] == 1.0
     assert C.build_config("pgfa", dataset="ntu60", split="x")["train"]["lr"] == 0.05
     assert C.build_config("pgfa", config="ntu60", dataset="utd_mhad", split="x")["preset"] == "ntu60"

@@ -316,6 +316,31 @@ def test_centring_removes_a_shared_component():
         prototype_alignment(feats[:1], anchors, center=True)
 
 
+def test_centring_per_group_removes_each_groups_offset():
+    # two subjects, each with its own offset; the class signal is on axes 0 / 1
+    rng = np.random.default_rng(0)
+    cls = np.array([0, 1, 0, 1, 0, 1, 0, 1])
+    subj = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    feats = np.eye(3)[cls] * 0.5 + np.array([[0, 0, 1.0], [0, 1.5, 1.0]])[subj] + 0.01 * rng.normal(size=(8, 3))
+    c = center_features(feats, subj)
+    for g in (0, 1):  # each group exactly as if centred alone
+        np.testing.assert_allclose(c[subj == g], center_features(feats[subj == g]), rtol=1e-9)
+    np.testing.assert_allclose(center_features(feats, np.zeros(8)), center_features(feats), rtol=1e-9)
+    anchors = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    protos, pred = prototype_alignment(feats, anchors, alpha=1.0, center=True, groups=subj)
+    assert pred.tolist() == cls.tolist()
+    # the one-mean centring leaves subject 1's offset along axis 1: its class-0 samples go to class 1
+    assert prototype_alignment(feats, anchors, alpha=1.0, center=True)[1].tolist() != cls.tolist()
+    np.testing.assert_allclose(aligned_scores(feats, anchors, alpha=1.0, center=True, groups=subj),
+                               c @ _unit(protos).T, rtol=1e-6)
+    # groups only act with centring
+    np.testing.assert_array_equal(prototype_alignment(feats, anchors, groups=subj)[1], prototype_alignment(feats, anchors)[1])
+    with pytest.raises(DataError, match="alignment group 7 has 1 sample"):
+        center_features(feats, np.array([0, 0, 0, 0, 1, 1, 1, 7]))
+    with pytest.raises(DataError, match="one per sample .8., got shape .3,."):
+        center_features(feats, np.zeros(3))
+
+
 def test_alignment_bad_input():
     with pytest.raises(DataError, match="feature dim 2 != anchor dim 3"):
         prototype_alignment(FEATS, np.ones((2, 3)))
@@ -380,6 +405,23 @@ def test_train_is_deterministic_and_evaluate_reproduces(utd, tmp_path):
     from zeroskel.cli import main
     assert main(["evaluate", str(a), "--data-root", str(utd), "--align", "pseudo_labels=balanced",
                  "--align", "iterations=2"]) == 0
+    # centring per test subject: the four test subjects of UTD-MHAD, each centred on its own mean
+    from zeroskel.data.cache import prepare
+    from zeroskel.methods.pgfa import PGFAClassifier
+    per = evaluate_run(a, data_root=utd, device="cpu", alignment={"center": True, "center_by": "subject"})
+    assert per["zsl_top1"] == ma["zsl_top1"] and per["alignment"]["center_by"] == "subject"
+    ds = prepare("utd_mhad", "pgfa50", data_root=utd)
+    clf = PGFAClassifier.load(a / "final.pt")
+    test = np.where(np.isin(ds.meta["subject"], [2, 4, 6, 8]) & np.isin(ds.labels, clf.unseen_classes))[0]
+    assert len(test) == 80 and len(np.unique(ds.meta["subject"][test])) == 4
+    _, pred = prototype_alignment(clf.features(np.asarray(ds.data[test])), clf.text[clf.unseen_classes],
+                                  groups=ds.meta["subject"][test], **align_kwargs(per["alignment"]))
+    assert per["zsl_top1_aligned"] == pytest.approx(100 * np.mean(clf.unseen_classes[pred] == ds.labels[test]))
+    with pytest.raises(DataError, match="alignment.center_by 'room': dataset 'utd_mhad' has no such per-sample "
+                                        "metadata .it has: .*subject"):
+        evaluate_run(a, data_root=utd, alignment={"center": True, "center_by": "room"})
+    assert main(["evaluate", str(a), "--data-root", str(utd), "--align", "center=true",
+                 "--align", "center_by=subject"]) == 0
 
 
 def test_resume_after_interruption_matches_uninterrupted(utd, tmp_path):

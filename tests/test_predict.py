@@ -210,6 +210,15 @@ def test_alignment_flag(trained, test_files):
     assert acc >= 0.5
     with pytest.raises(ConfigError, match="unknown option 'alfa'"):
         rec.score(test_files, LABELS, align={"alfa": 0.5})
+    # groups (e.g. the person of each recording) centre each group on its own mean
+    from zeroskel.methods.alignment import aligned_scores
+    subjects = [int(f.name.split("_s")[1].split("_")[0]) for f in test_files]   # a{A}_s{S}_t{T}_skeleton.mat
+    assert sorted(set(subjects)) == [2, 4, 6, 8]
+    feats = rec.encode(test_files)
+    want = aligned_scores(feats, rec.encode_labels(LABELS), groups=np.asarray(subjects), **rec._alignment({"center": True}))
+    np.testing.assert_allclose(rec.score(test_files, LABELS, align={"center": True}, groups=subjects), want, atol=1e-5)
+    with pytest.raises(ConfigError, match="groups centre the alignment per group: they need align=True"):
+        rec.score(test_files, LABELS, groups=subjects)
 
 
 def test_layout_mapping_into_an_ntu25_model(trained, test_files, data_root, caplog):

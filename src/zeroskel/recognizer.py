@@ -611,7 +611,8 @@ class Recognizer:
             params.update(align)
         return params
 
-    def score_features(self, feats: np.ndarray, labels: Sequence[str], align: bool | dict = False) -> np.ndarray:
+    def score_features(self, feats: np.ndarray, labels: Sequence[str], align: bool | dict = False,
+                       groups: Sequence | None = None) -> np.ndarray:
         """(N, D) features x labels -> (N, K) cosine similarities (see :meth:`score`)."""
         from .methods.alignment import aligned_scores
 
@@ -619,12 +620,16 @@ class Recognizer:
         feats = np.asarray(feats, dtype=np.float32)
         feats = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
         params = self._alignment(align)
+        if groups is not None and (params is None or not params.get("center")):
+            raise ConfigError("groups centre the alignment per group: they need align=True with center "
+                              "(the bundle's alignment or align={'center': True})")
         if params is not None:
-            return aligned_scores(feats, anchors, **params).astype(np.float32)
+            g = None if groups is None else np.asarray(groups)
+            return aligned_scores(feats, anchors, groups=g, **params).astype(np.float32)
         return feats @ anchors.T
 
     def score(self, sequences, labels: Sequence[str], lengths=None, layout: str | None = None,
-              align: bool | dict = False, batch_size: int = 64) -> np.ndarray:
+              align: bool | dict = False, batch_size: int = 64, groups: Sequence | None = None) -> np.ndarray:
         """(N, K) cosine similarity of each sequence to each label (``decision_function``).
 
         Args:
@@ -634,13 +639,17 @@ class Recognizer:
                 ``epsilon``, ``center``). Transductive: meaningful for a batch of many sequences of
                 these labels; ``pseudo_labels="balanced"`` further assumes the batch covers
                 the labels about equally.
+            groups: one group per sequence (e.g. the person recorded): with ``align`` and
+                centring, each group is centred on its own mean, as a run with
+                ``alignment.center_by`` (the card's ``alignment.center_by``) was evaluated.
+                Without it the batch is centred as one group.
         """
         labels = _check_labels(labels)
-        return self.score_features(self.encode(sequences, lengths, layout, batch_size), labels, align)
+        return self.score_features(self.encode(sequences, lengths, layout, batch_size), labels, align, groups)
 
     def predict(self, sequences, labels: Sequence[str], top_k: int = 5, lengths=None,
                 layout: str | None = None, align: bool | dict = False,
-                batch_size: int = 64) -> list[Prediction]:
+                batch_size: int = 64, groups: Sequence | None = None) -> list[Prediction]:
         """Rank ``labels`` for every sequence.
 
         Args:
@@ -648,7 +657,7 @@ class Recognizer:
             labels: K candidate label texts (free text, e.g. ``["wave", "kick"]``).
             top_k: how many ranked labels to keep per sequence (at most K).
             lengths, layout: for array inputs.
-            align: prototype alignment over the batch (see :meth:`score`).
+            align, groups: prototype alignment over the batch (see :meth:`score`).
         Returns:
             one :class:`Prediction` per sequence, in input order.
         """
@@ -657,7 +666,7 @@ class Recognizer:
             raise ConfigError(f"top_k must be a positive integer, got {top_k!r} (--top-k)")
         recs = self.recordings(sequences, lengths, layout)
         x, _ = self.preprocess(recs)
-        cos = self.score_features(self._encode_array(x, batch_size), labels, align)
+        cos = self.score_features(self._encode_array(x, batch_size), labels, align, groups)
         z = self.logit_scale * cos
         z = z - z.max(axis=1, keepdims=True)
         prob = np.exp(z)
@@ -733,7 +742,8 @@ def _card_from_pgfa(ck: dict, model, source: str = "") -> dict:
                  "checksum": ck.get("text_checksum"), "dim": int(model.text_dim),
                  "source": ck.get("text_source"), "segment_sources": ck.get("text_segment_sources"),
                  "part_sources": ck.get("text_part_sources")},
-        "alignment": {k: v for k, v in (cfg.get("alignment") or {}).items() if k in _ALIGN_DEFAULTS},
+        "alignment": {k: v for k, v in (cfg.get("alignment") or {}).items()
+                      if k in _ALIGN_DEFAULTS or k == "center_by"},
         "training": {"dataset": ck.get("dataset", cfg.get("dataset")), "split": ck.get("split"),
                      "partition": ck.get("partition"), "seed": cfg.get("seed"),
                      "class_names": names, "seen_classes": seen, "unseen_classes": unseen,

@@ -15,6 +15,10 @@ equipartition), i.e. it assumes that the test classes are roughly equally freque
 re-normalises). Every sample of a small-data model shares a large common component, which
 pulls all of them toward the same one or two anchors; removing it is the transductive
 counterpart of feature centring, and it only uses the set being classified.
+
+``groups`` (one label per sample, e.g. the subject of each recording) centres each group on
+its own mean instead: a test set of several people carries one offset per person, which a
+single mean leaves in. It uses the grouping of the set, never its labels.
 """
 from __future__ import annotations
 
@@ -112,24 +116,44 @@ def _check_params(alpha, temperature, iterations, beta, min_samples, pseudo_labe
         raise ConfigError(f"alignment.center must be true or false, got {center!r}")
 
 
-def center_features(feats: np.ndarray) -> np.ndarray:
-    """(N, D) -> (N, D) float64: unit rows minus their mean, re-normalised to unit rows."""
+def center_features(feats: np.ndarray, groups: "np.ndarray | None" = None) -> np.ndarray:
+    """(N, D) -> (N, D) float64: unit rows minus their mean, re-normalised to unit rows.
+
+    ``groups`` (N,): subtract each group's own mean instead of the set's (every group needs
+    at least 2 samples: one sample minus its own mean is zero).
+    """
     fn = _normalize(np.asarray(feats, dtype=np.float64))
-    return _normalize(fn - fn.mean(axis=0, keepdims=True))
+    if groups is None:
+        return _normalize(fn - fn.mean(axis=0, keepdims=True))
+    groups = np.asarray(groups)
+    if groups.shape != (len(fn),):
+        raise DataError(f"alignment groups: need one per sample ({len(fn)}), got shape {groups.shape}")
+    out = np.empty_like(fn)
+    for g in np.unique(groups):
+        m = groups == g
+        if m.sum() < 2:
+            raise DataError(f"alignment group {g.tolist()!r} has 1 sample: centring per group needs at least 2 in "
+                            "each (one sample minus its own mean is zero)")
+        out[m] = fn[m] - fn[m].mean(axis=0, keepdims=True)
+    return _normalize(out)
 
 
-def aligned_scores(feats: np.ndarray, anchors: np.ndarray, **kwargs) -> np.ndarray:
+def aligned_scores(feats: np.ndarray, anchors: np.ndarray, groups: "np.ndarray | None" = None,
+                   **kwargs) -> np.ndarray:
     """(N, K) cosines between the features and the anchors after :func:`prototype_alignment`
-    (``kwargs``); with ``center=True`` the features are centred as the alignment saw them."""
-    protos, _ = prototype_alignment(feats, anchors, **kwargs)
-    fn = center_features(feats) if kwargs.get("center") else _normalize(np.asarray(feats, np.float64))
+    (``kwargs``, ``groups``); with ``center=True`` the features are centred as the alignment
+    saw them."""
+    protos, _ = prototype_alignment(feats, anchors, groups=groups, **kwargs)
+    fn = (center_features(feats, groups) if kwargs.get("center")
+          else _normalize(np.asarray(feats, np.float64)))
     return fn @ _normalize(protos.astype(np.float64)).T
 
 
 def prototype_alignment(feats: np.ndarray, anchors: np.ndarray, alpha: float = 0.9,
                         temperature: float = 1.0, iterations: int = 1, beta: float = 1.0,
                         min_samples: int = 1, pseudo_labels: str = "argmax", epsilon: float = 0.1,
-                        center: bool = False, return_info: bool = False):
+                        center: bool = False, groups: "np.ndarray | None" = None,
+                        return_info: bool = False):
     """Entropy-filtered pseudo-label prototypes and re-classification.
 
     One iteration:
@@ -161,6 +185,8 @@ def prototype_alignment(feats: np.ndarray, anchors: np.ndarray, alpha: float = 0
         pseudo_labels: ``"argmax"`` (reference) or ``"balanced"`` (equal class marginals).
         epsilon: Sinkhorn regularisation of the balanced pseudo-labels (> 0).
         center: remove the mean normalised feature of ``feats`` first.
+        groups: (N,) group of each sample (e.g. its subject): with ``center``, each group is
+            centred on its own mean (:func:`center_features`); ignored without ``center``.
         return_info: also return a dict with the initial predictions and per-class counts.
 
     Returns:
@@ -183,7 +209,7 @@ def prototype_alignment(feats: np.ndarray, anchors: np.ndarray, alpha: float = 0
         raise DataError(f"alignment.center needs at least 2 samples to centre on, got {len(feats)} "
                         "(one sample minus its own mean is zero); use center=false for single recordings")
 
-    fn = center_features(feats) if center else _normalize(feats)
+    fn = center_features(feats, groups) if center else _normalize(feats)
     cur = anchors.copy()
     k = len(anchors)
     first_pred = None

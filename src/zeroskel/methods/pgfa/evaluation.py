@@ -12,7 +12,7 @@ from ...errors import CheckpointError, ConfigError, DataError
 from ...engine.data import load_prepared
 from ..alignment import ALIGN_DEFAULTS, align_kwargs
 from .classifier import PGFAClassifier, PGFAEnsemble
-from .scoring import zsl_eval
+from .scoring import alignment_groups, zsl_eval
 
 
 def evaluate_classifier(clf: PGFAClassifier, ds, partition: str, align: dict, gzsl: bool = True,
@@ -37,7 +37,8 @@ def evaluate_classifier(clf: PGFAClassifier, ds, partition: str, align: dict, gz
     if len(test_idx) == 0:
         raise DataError(f"no test samples of the unseen classes {unseen.tolist()} in partition {partition!r}")
     feats = clf.features(np.asarray(ds.data[test_idx], dtype=np.float32), batch_size)
-    r = zsl_eval(feats, labels[test_idx], unseen, clf.text, align, details=True)
+    groups = alignment_groups(ds.meta, test_idx, align, f"dataset {ds.name!r}")
+    r = zsl_eval(feats, labels[test_idx], unseen, clf.text, align, details=True, groups=groups)
     out: dict[str, Any] = {"zsl_top1": r["top1"]}
     if "top1_aligned" in r:
         out["zsl_top1_aligned"] = r["top1_aligned"]
@@ -95,7 +96,7 @@ def evaluate_pgfa(run_dir: "str | Path | list", data_root=None, device: str | No
     clf = clfs[0] if len(clfs) == 1 else PGFAEnsemble(clfs, [str(d) for d in dirs])
     ck = dirs[0] / "final.pt"
     cfg = clf.card["config"]
-    align = {**ALIGN_DEFAULTS, "enabled": True, **cfg["alignment"]}  # older runs lack newer keys
+    align = {**ALIGN_DEFAULTS, "enabled": True, "center_by": None, **cfg["alignment"]}  # older runs lack newer keys
     if alignment:
         align = merge(align, dict(alignment), "alignment override", prefix="alignment.")
     align_kwargs(align)  # a bad override fails before the dataset is loaded

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...errors import DataError
 from ..alignment import align_kwargs, prototype_alignment
 
 
@@ -36,13 +37,27 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _unit_rows(a) @ _unit_rows(b).T
 
 
+def alignment_groups(meta: dict, idx: np.ndarray, align: dict | None, where: str) -> "np.ndarray | None":
+    """The ``alignment.center_by`` metadata (e.g. subject) of samples ``idx``, or None when the
+    alignment is off, does not centre, or centres the whole set. ``meta``: the dataset's
+    per-sample metadata; ``where`` names the dataset in the error for a missing key."""
+    key = (align or {}).get("center_by")
+    if not key or not align.get("enabled", True) or not align.get("center"):
+        return None
+    if key not in meta:
+        raise DataError(f"alignment.center_by {key!r}: {where} has no such per-sample metadata "
+                        f"(it has: {', '.join(sorted(meta)) or 'none'})")
+    return np.asarray(meta[key])[idx]
+
+
 def zsl_eval(feats: np.ndarray, labels: np.ndarray, classes: np.ndarray, text: np.ndarray,
-             align: dict | None = None, details: bool = False) -> dict:
+             align: dict | None = None, details: bool = False, groups: "np.ndarray | None" = None) -> dict:
     """Top-1 of nearest text anchor over ``classes`` (and with prototype alignment).
 
     Args:
         feats: (N, D) features; labels: (N,) global ids; classes: (K,) candidate ids;
         text: (C, D) text embeddings of all classes; align: the ``alignment`` config.
+        groups: (N,) per-sample groups for ``alignment.center_by`` (:func:`alignment_groups`).
     """
     from ...eval.metrics import confusion_matrix, per_class_accuracy, top1
 
@@ -53,7 +68,7 @@ def zsl_eval(feats: np.ndarray, labels: np.ndarray, classes: np.ndarray, text: n
         out["per_class"] = {str(k): v for k, v in per_class_accuracy(pred, labels, classes).items()}
         out["confusion"] = confusion_matrix(pred, labels, classes).tolist()
     if align and align.get("enabled", True):
-        _, ap = prototype_alignment(feats, anchors, **align_kwargs(align))
+        _, ap = prototype_alignment(feats, anchors, groups=groups, **align_kwargs(align))
         apred = classes[ap]
         out["top1_aligned"] = top1(apred, labels)
         if details:

@@ -20,7 +20,7 @@ from .classifier import PGFAClassifier
 from .evaluation import evaluate_classifier
 from .losses import LOSSES, block_mean_loss, class_ce_loss, contrastive_loss
 from .model import PGFAModel, build_model
-from .scoring import cosine, embed, zsl_eval
+from .scoring import alignment_groups, cosine, embed, zsl_eval
 from .texts import _check_part_sources, _check_segment_sources, _source_list, load_texts
 
 
@@ -89,6 +89,9 @@ def check_config(cfg: dict) -> None:
     if cfg["model"]["encoder"] not in ("stgcn", "shiftgcn"):
         raise unknown_name("encoder (model.encoder)", str(cfg["model"]["encoder"]), ["stgcn", "shiftgcn"])
     check_modality(cfg["model"].get("modality") or "joint")
+    cb = cfg["alignment"].get("center_by")
+    if cb is not None and not (isinstance(cb, str) and cb):
+        raise ConfigError(f"alignment.center_by must be a per-sample metadata key (e.g. subject) or null, got {cb!r}")
     check_augment(cfg["data"]["augment"])
     _optim_cfg(cfg, max(1, int(t["epochs"])))  # optimiser names / ranges
 
@@ -365,6 +368,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
         selection.update(fit_samples=int(len(fit_idx)), val_samples=int(len(val_idx)))
         vdata, vlab = gather(val_idx), labels[val_idx]
         stage_align = align if vcfg["mode"] == "pseudo_unseen" else None
+        val_groups = alignment_groups(ds.meta, val_idx, stage_align, f"dataset {ds.name!r}")
         if len(cal_idx):
             selection["calibration_samples"] = int(len(cal_idx))
             cdata, clab = gather(cal_idx), np.concatenate([labels[cal_idx], vlab])
@@ -372,7 +376,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
 
         def val_fn(model, epoch):
             f = embed(model, vdata, device, eval_bs)
-            r = zsl_eval(f, vlab, val_classes, text, stage_align)
+            r = zsl_eval(f, vlab, val_classes, text, stage_align, groups=val_groups)
             out = {f"val_{k}": v for k, v in r.items()}
             if len(cal_idx):
                 # GZSL over pseudo-seen + pseudo-unseen of held-out samples only (never test)
@@ -432,7 +436,8 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
     test_data = gather(test_idx)
     def test_curve(model, epoch):
         f = embed(model, test_data, device, eval_bs)
-        r = zsl_eval(f, labels[test_idx], unseen, text, align)
+        groups = alignment_groups(ds.meta, test_idx, align, f"dataset {ds.name!r}")
+        r = zsl_eval(f, labels[test_idx], unseen, text, align, groups=groups)
         return {f"test_{k}": v for k, v in r.items()}
 
     # the reference's per-epoch test curve, only for its labelled best-of-test extra field

@@ -422,6 +422,12 @@ def test_train_is_deterministic_and_evaluate_reproduces(utd, tmp_path):
         evaluate_run(a, data_root=utd, alignment={"center": True, "center_by": "room"})
     assert main(["evaluate", str(a), "--data-root", str(utd), "--align", "center=true",
                  "--align", "center_by=subject"]) == 0
+    # a group of one sample cannot be centred on itself: a clear error, and before any training
+    with pytest.raises(DataError, match="alignment.center_by 'file': file 'a.*' has 1 sample in the evaluated set"):
+        evaluate_run(a, data_root=utd, alignment={"center": True, "center_by": "file"})
+    with pytest.raises(DataError, match="alignment.center_by 'file'"):
+        train(_cfg(extra=["alignment.center=true", "alignment.center_by=file"]), tmp_path / "g", data_root=utd)
+    assert not list((tmp_path / "g").rglob("*.pt"))
 
 
 def test_resume_after_interruption_matches_uninterrupted(utd, tmp_path):

@@ -40,14 +40,21 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def alignment_groups(meta: dict, idx: np.ndarray, align: dict | None, where: str) -> "np.ndarray | None":
     """The ``alignment.center_by`` metadata (e.g. subject) of samples ``idx``, or None when the
     alignment is off, does not centre, or centres the whole set. ``meta``: the dataset's
-    per-sample metadata; ``where`` names the dataset in the error for a missing key."""
+    per-sample metadata; ``where`` names the dataset in the errors (a missing key, a group of
+    one sample)."""
     key = (align or {}).get("center_by")
     if not key or not align.get("enabled", True) or not align.get("center"):
         return None
     if key not in meta:
         raise DataError(f"alignment.center_by {key!r}: {where} has no such per-sample metadata "
                         f"(it has: {', '.join(sorted(meta)) or 'none'})")
-    return np.asarray(meta[key])[idx]
+    groups = np.asarray(meta[key])[idx]
+    values, counts = np.unique(groups, return_counts=True)
+    if len(groups) and counts.min() < 2:  # checked here, before training, not at the first validation
+        raise DataError(f"alignment.center_by {key!r}: {key} {values[counts.argmin()].tolist()!r} has 1 sample "
+                        f"in the evaluated set of {where}; centring per group needs at least 2 per group "
+                        "(set alignment.center_by null)")
+    return groups
 
 
 def zsl_eval(feats: np.ndarray, labels: np.ndarray, classes: np.ndarray, text: np.ndarray,

@@ -322,6 +322,8 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
     epochs = int(cfg["train"]["epochs"])
     vcfg = cfg["validation"]
     align = cfg["alignment"]
+    test_idx = test_part[np.isin(labels[test_part], unseen)]
+    test_groups = alignment_groups(ds.meta, test_idx, align, f"dataset {ds.name!r}")  # bad grouping fails now
     eval_bs = int(cfg["eval"]["batch_size"])
     selection: dict[str, Any] = {"mode": vcfg["mode"]}
     sel_path = run_dir / "selection.json"
@@ -432,12 +434,10 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
                                          "selection.json predates GZSL calibration"})
 
     # ------------------------------------------------------------------ stage 2
-    test_idx = test_part[np.isin(labels[test_part], unseen)]
     test_data = gather(test_idx)
     def test_curve(model, epoch):
         f = embed(model, test_data, device, eval_bs)
-        groups = alignment_groups(ds.meta, test_idx, align, f"dataset {ds.name!r}")
-        r = zsl_eval(f, labels[test_idx], unseen, text, align, groups=groups)
+        r = zsl_eval(f, labels[test_idx], unseen, text, align, groups=test_groups)
         return {f"test_{k}": v for k, v in r.items()}
 
     # the reference's per-epoch test curve, only for its labelled best-of-test extra field

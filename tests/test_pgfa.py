@@ -417,6 +417,12 @@ def test_train_is_deterministic_and_evaluate_reproduces(utd, tmp_path):
     _, pred = prototype_alignment(clf.features(np.asarray(ds.data[test])), clf.text[clf.unseen_classes],
                                   groups=ds.meta["subject"][test], **align_kwargs(per["alignment"]))
     assert per["zsl_top1_aligned"] == pytest.approx(100 * np.mean(clf.unseen_classes[pred] == ds.labels[test]))
+    # the classifier API takes the same groups; without them it refuses rather than centring on one mean
+    x = np.asarray(ds.data[test])
+    np.testing.assert_array_equal(clf.predict(x, clf.unseen_classes, per["alignment"], groups=ds.meta["subject"][test]),
+                                  clf.unseen_classes[pred])
+    with pytest.raises(ConfigError, match="alignment.center_by 'subject' centres each group on its own mean: pass groups="):
+        clf.score(x, clf.unseen_classes, per["alignment"])
     with pytest.raises(DataError, match="alignment.center_by 'room': dataset 'utd_mhad' has no such per-sample "
                                         "metadata .it has: .*subject"):
         evaluate_run(a, data_root=utd, alignment={"center": True, "center_by": "room"})

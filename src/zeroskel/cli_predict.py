@@ -137,7 +137,9 @@ def add_commands(subparsers, add) -> None:
     sp.add_argument("--align", action="store_true",
                     help="prototype alignment over all given recordings (transductive; off by default). "
                          "With the bundle's balanced pseudo-labels (the small-dataset preset) it assumes "
-                         "the recordings cover the labels about equally")
+                         "the recordings cover the labels about equally. The recordings are centred on one "
+                         "mean; to centre each person separately (a bundle's alignment.center_by), use "
+                         "Recognizer.predict(..., align=True, groups=...) in Python")
 
     sp = add("render", cmd_render, "draw a recording as an animated GIF (optionally with the predicted label)")
     sp.add_argument("file", help="a recording file (any predict format)")

@@ -72,24 +72,30 @@ class PGFAClassifier:
         from ..base import check_classes
         return check_classes(classes, len(self.text), "PGFAClassifier classes")
 
-    def score(self, x: np.ndarray, classes, align: dict | None = None) -> np.ndarray:
+    def score(self, x: np.ndarray, classes, align: dict | None = None, groups=None) -> np.ndarray:
         """(N, K) cosine similarities of ``x`` (skeletons or features) to ``classes``' anchors.
 
         With ``align`` (an ``alignment`` config dict), the anchors are first replaced by the
         prototypes of :func:`prototype_alignment` computed on these same samples
-        (transductive; meaningful when all samples come from ``classes``).
+        (transductive; meaningful when all samples come from ``classes``). ``groups`` (N,):
+        the ``alignment.center_by`` value of each sample (e.g. its subject), needed when
+        ``align`` centres per group.
         """
         feats = self.features(x)
         classes = self._classes(classes)
         anchors = self.text[classes]
         if align:
-            return aligned_scores(feats, anchors, **align_kwargs(align)).astype(np.float32)
+            if align.get("center_by") and align.get("center") and groups is None:
+                raise ConfigError(f"alignment.center_by {align['center_by']!r} centres each group on its own "
+                                  "mean: pass groups= (one per sample), or set center_by None for one mean")
+            g = None if groups is None else np.asarray(groups)
+            return aligned_scores(feats, anchors, groups=g, **align_kwargs(align)).astype(np.float32)
         return cosine(feats, anchors).astype(np.float32)
 
-    def predict(self, x: np.ndarray, classes, align: dict | None = None) -> np.ndarray:
-        """(N,) predicted global class ids among ``classes``."""
+    def predict(self, x: np.ndarray, classes, align: dict | None = None, groups=None) -> np.ndarray:
+        """(N,) predicted global class ids among ``classes`` (``align``, ``groups``: see :meth:`score`)."""
         classes = self._classes(classes)
-        return classes[self.score(x, classes, align).argmax(1)]
+        return classes[self.score(x, classes, align, groups).argmax(1)]
 
     # ------------------------------------------------------------ persistence
     def state(self) -> dict:

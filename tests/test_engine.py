@@ -191,6 +191,8 @@ def test_build_config_presets_and_overrides():
     assert cfg["alignment"]["center_by"] == "subject"
     assert C.build_config("pgfa", dataset="nw_ucla", split="purls-8/2")["alignment"]["center_by"] == "subject"
     assert ntu["alignment"].get("center_by") is None   # the paper presets keep the reference step
+    # only the datasets it was validated on: a custom dataset with the small preset keeps one mean
+    assert C.build_config("pgfa", dataset="my_data.npz", split="x", config="small")["alignment"]["center_by"] is None
     from zeroskel.methods.pgfa import check_config
     with pytest.raises(ConfigError, match="unknown validation.select 'final'; valid: best, last"):
         check_config(C.build_config("pgfa", dataset="utd_mhad", split="x", overrides=["validation.select=final"]))

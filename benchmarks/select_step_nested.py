@@ -65,8 +65,12 @@ def score_run(run_dir: Path, grid: str = "alignment") -> dict:
     idx = test[np.isin(ds.labels[test], clf.unseen_classes)]
     feats = clf.features(np.asarray(ds.data[idx], dtype=np.float32))
     labels = ds.labels[idx]
-    # the grids compare centring on the whole evaluated set (the preset of the replays) with variants
-    preset = {**ALIGN_DEFAULTS, "enabled": True, **cfg["alignment"], "center_by": None}
+    # the grids compare variants with centring on the whole evaluated set, which is what the replays ran
+    # (a replay's dataset is a custom file, so the small preset's per_dataset center_by does not apply)
+    if cfg["alignment"].get("center_by"):
+        raise SystemExit(f"{run_dir}: ran with alignment.center_by {cfg['alignment']['center_by']!r}; the "
+                         "variants here are compared with one-mean centring")
+    preset = {**ALIGN_DEFAULTS, "enabled": True, "center_by": None, **cfg["alignment"]}
     metrics = json.loads((run_dir / "metrics.json").read_text())
     out = {}
     if grid == "groups":

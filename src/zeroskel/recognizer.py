@@ -624,8 +624,7 @@ class Recognizer:
             raise ConfigError("groups centre the alignment per group: they need align=True with center "
                               "(the bundle's alignment or align={'center': True})")
         if params is not None:
-            g = None if groups is None else np.asarray(groups)
-            return aligned_scores(feats, anchors, groups=g, **params).astype(np.float32)
+            return aligned_scores(feats, anchors, groups=groups, **params).astype(np.float32)
         return feats @ anchors.T
 
     def score(self, sequences, labels: Sequence[str], lengths=None, layout: str | None = None,

@@ -88,8 +88,7 @@ class PGFAClassifier:
             if align.get("center_by") and align.get("center") and groups is None:
                 raise ConfigError(f"alignment.center_by {align['center_by']!r} centres each group on its own "
                                   "mean: pass groups= (one per sample), or set center_by None for one mean")
-            g = None if groups is None else np.asarray(groups)
-            return aligned_scores(feats, anchors, groups=g, **align_kwargs(align)).astype(np.float32)
+            return aligned_scores(feats, anchors, groups=groups, **align_kwargs(align)).astype(np.float32)
         return cosine(feats, anchors).astype(np.float32)
 
     def predict(self, x: np.ndarray, classes, align: dict | None = None, groups=None) -> np.ndarray:

@@ -28,19 +28,18 @@ def heldout_subject_data(run_dir: Path, data_root):
     """Preprocessed samples, labels and seen classes of a run's held-out group (train partition)."""
     import yaml
 
-    from zeroskel.data.splits import get_split, holdout_group
+    from zeroskel.data.splits import get_split
     from zeroskel.engine.data import load_prepared
+    from zeroskel.methods.pgfa.training import training_partition, validation_partition
 
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     v = cfg["validation"]
     if v["mode"] != "heldout_seen" or not v.get("heldout_group"):
         raise SystemExit(f"{run_dir}: needs validation.mode=heldout_seen with a heldout_group")
     ds, part = load_prepared(cfg, data_root, progress=False)
-    seen = get_split(cfg["dataset"], cfg["split"]).seen_array
-    vseed = int(cfg["seed"]) if v["seed"] is None else int(v["seed"])
-    _, val_pool, held = holdout_group(ds, ds.partition(part, "train"), str(v["heldout_group"]), vseed,
-                                      v.get("heldout_count", 1))
-    idx = val_pool[np.isin(ds.labels[val_pool], seen)]
+    split = get_split(cfg["dataset"], cfg["split"])
+    vp = validation_partition(cfg, ds, split, training_partition(cfg, ds, part))  # the run's own stage-1 sets
+    idx, seen, held = vp["val"], split.seen_array, vp["heldout_group"]["value"]
     return np.asarray(ds.data[idx], np.float32), ds.labels[idx], seen, held
 
 

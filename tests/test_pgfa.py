@@ -538,6 +538,28 @@ def test_gzsl_calibration_is_chosen_on_training_data_and_reproduced(utd, tmp_pat
     ev = evaluate_run(a, data_root=utd, device="cpu")
     assert ev["gzsl_calibrated"] == g and ev["gzsl_uncalibrated"] == m["gzsl_uncalibrated"]
 
+    # the stage-1 sets of the finished run can be rebuilt from its config alone: the stage-1
+    # model's scores on the rebuilt calibration + validation samples give back the stored gamma
+    from zeroskel.data.splits import get_split
+    from zeroskel.engine.trainer import load_checkpoint
+    from zeroskel.eval.protocol import calibrate
+    from zeroskel.methods.pgfa import build_model, load_texts
+    from zeroskel.methods.pgfa.scoring import cosine, embed
+    from zeroskel.methods.pgfa.training import training_partition, validation_partition
+
+    cfg, part = clf.card["config"], clf.card["partition"]
+    vp = validation_partition(cfg, ds, get_split("utd_mhad", "purls-22/5"), training_partition(cfg, ds, part))
+    assert (len(vp["fit"]), len(vp["val"]), len(vp["calibration"])) == (90, 24, 18)
+    assert vp["val_classes"].tolist() == sel["pseudo_unseen"] and vp["pseudo_split"].seen_array.tolist() == sel["pseudo_seen"]
+    text = load_texts(cfg, ds, utd)["sentence"]
+    stage1 = build_model(cfg, ds.layout, int(ds.data.shape[-1]), text.shape[1])
+    stage1.load_state_dict(load_checkpoint(a / "stage1_last.pt")["model"])
+    idx = np.concatenate([vp["calibration"], vp["val"]])
+    cal_classes = np.concatenate([vp["pseudo_split"].seen_array, vp["val_classes"]])
+    sc = cosine(embed(stage1, np.asarray(ds.data[idx]), torch.device("cpu")), text[cal_classes])
+    redo = calibrate(sc, ds.labels[idx], cal_classes, vp["pseudo_split"].seen_array, vp["val_classes"])["stacking"]
+    assert redo["gamma"] == pytest.approx(cal["gamma"], abs=1e-6)
+
     # by construction gamma never sees the test partition: scramble every test sample
     # (same training samples) and the whole selection record, gamma included, is unchanged
     real, calls = cache.prepare, []

@@ -161,6 +161,64 @@ def chosen_epoch(history: list[dict], vcfg: dict) -> int:
     return select_epoch(history, vcfg["metric"], int(vcfg["smooth"]), int(vcfg["min_epoch"]))
 
 
+def training_partition(cfg: dict, ds, part: str) -> np.ndarray:
+    """Indices of partition ``part``'s training samples that a run with ``cfg`` may use: all of
+    them, or the first ``data.limit_per_class`` of each class."""
+    train_part = ds.partition(part, "train")
+    lim = cfg["data"].get("limit_per_class")
+    if lim is not None:
+        if not isinstance(lim, int) or isinstance(lim, bool) or lim < 1:
+            raise ConfigError(f"data.limit_per_class must be null or a positive integer, got {lim!r}")
+        labels = ds.labels
+        train_part = np.sort(np.concatenate([train_part[labels[train_part] == c][:lim]
+                                             for c in np.unique(labels[train_part])]))
+    return train_part
+
+
+def validation_partition(cfg: dict, ds, split, train_part: np.ndarray) -> dict:
+    """The stage-1 samples of a run whose ``validation.mode`` is not ``none``: a pure function of
+    the config, the dataset and the split, so a finished run's stage-1 sets can be rebuilt.
+
+    Returns a dict with ``fit`` (stage-1 training indices), ``val`` (validation indices),
+    ``calibration`` (held-out pseudo-seen indices for the GZSL gamma; may be empty),
+    ``val_classes`` (the validation classes), ``pseudo_split`` (the pseudo-unseen
+    :class:`ZeroShotSplit`, in ``pseudo_unseen`` mode) and ``heldout_group`` (``{"key", "value"}``,
+    when ``validation.heldout_group`` is set). Indices are into ``ds``; ``train_part`` is
+    :func:`training_partition`.
+    """
+    from ...data.splits import holdout_group, stratified_holdout
+
+    vcfg = cfg["validation"]
+    labels = ds.labels
+    seen = split.seen_array
+    vseed = int(cfg["seed"]) if vcfg["seed"] is None else int(vcfg["seed"])
+    out: dict[str, Any] = {"calibration": np.zeros(0, np.int64)}
+    fit_pool = val_pool = train_part
+    group_key = vcfg.get("heldout_group")
+    if group_key:
+        fit_pool, val_pool, held = holdout_group(ds, train_part, str(group_key), vseed, vcfg.get("heldout_count", 1))
+        out["heldout_group"] = {"key": str(group_key), "value": held}
+    if vcfg["mode"] == "pseudo_unseen":
+        vsplit = split.validation_split(num_unseen=vcfg["num_unseen"], seed=vseed)
+        fit_idx = fit_pool[np.isin(labels[fit_pool], vsplit.seen_array)]
+        val_idx = val_pool[np.isin(labels[val_pool], vsplit.unseen_array)]
+        out.update(pseudo_split=vsplit, val_classes=vsplit.unseen_array)
+        cfrac = float(vcfg.get("calibration_fraction") or 0.0)
+        if cfrac > 0:
+            # held-out pseudo-seen samples: the "seen" side of the GZSL calibration
+            fit_idx, out["calibration"] = stratified_holdout(labels[fit_idx], vsplit.seen_array, cfrac, vseed,
+                                                             fit_idx)
+    elif group_key:  # heldout_seen by group: every seen sample of the held-out subjects/views
+        fit_idx = fit_pool[np.isin(labels[fit_pool], seen)]
+        val_idx = val_pool[np.isin(labels[val_pool], seen)]
+        out["val_classes"] = seen
+    else:
+        fit_idx, val_idx = split.holdout_seen(labels, fraction=float(vcfg["fraction"]), seed=vseed, index=train_part)
+        out["val_classes"] = seen
+    out.update(fit=fit_idx, val=val_idx)
+    return out
+
+
 class _Stage:
     """Data and closures for one training stage (stage 1 = selection, stage 2 = refit).
 
@@ -264,7 +322,7 @@ def train_pgfa(cfg: dict, run_dir: str | Path, data_root=None, logger=None,
 
 
 def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> dict | None:
-    from ...data.splits import get_split, holdout_group, stratified_holdout
+    from ...data.splits import get_split
     from ...engine.trainer import (Trainer, check_precision, load_checkpoint, resolve_device, save_checkpoint,
                                   seed_everything, versions)
 
@@ -289,13 +347,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
     # training targets: the class texts, or the augmentation bank (S, C, D) of text.train_sources
     text_t = torch.from_numpy(tx.get("train_bank", text)).to(device)
     labels = ds.labels
-    train_part, test_part = ds.partition(part, "train"), ds.partition(part, "test")
-    lim = cfg["data"].get("limit_per_class")
-    if lim is not None:
-        if not isinstance(lim, int) or lim < 1:
-            raise ConfigError(f"data.limit_per_class must be null or a positive integer, got {lim!r}")
-        train_part = np.sort(np.concatenate([train_part[labels[train_part] == c][:lim]
-                                             for c in np.unique(labels[train_part])]))
+    train_part, test_part = training_partition(cfg, ds, part), ds.partition(part, "test")
     seen, unseen = split.seen_array, split.unseen_array
     train_idx = train_part[np.isin(labels[train_part], seen)]
     num_persons = int(ds.data.shape[-1])
@@ -335,35 +387,19 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
                     "heldout_seen": "validation.mode heldout_seen: the held-out data has no (pseudo-)unseen "
                                     "classes, so the seen/unseen trade-off cannot be measured"}.get(vcfg["mode"])
     if vcfg["mode"] != "none":
-        vseed = seed if vcfg["seed"] is None else int(vcfg["seed"])
-        fit_pool = val_pool = train_part
-        group_key = vcfg.get("heldout_group")
-        if group_key:
-            fit_pool, val_pool, held = holdout_group(ds, train_part, str(group_key), vseed,
-                                                     vcfg.get("heldout_count", 1))
-            selection.update(heldout_group={"key": str(group_key), "value": held})
-            log.info(f"validation: samples of {group_key} {held!r} only; stage 1 never sees that {group_key}")
+        vp = validation_partition(cfg, ds, split, train_part)
+        fit_idx, val_idx, cal_idx, val_classes = vp["fit"], vp["val"], vp["calibration"], vp["val_classes"]
+        if "heldout_group" in vp:
+            selection.update(heldout_group=vp["heldout_group"])
+            g = vp["heldout_group"]
+            log.info(f"validation: samples of {g['key']} {g['value']!r} only; stage 1 never sees that {g['key']}")
         if vcfg["mode"] == "pseudo_unseen":
-            vsplit = split.validation_split(num_unseen=vcfg["num_unseen"], seed=vseed)
-            fit_idx = fit_pool[np.isin(labels[fit_pool], vsplit.seen_array)]
-            val_idx = val_pool[np.isin(labels[val_pool], vsplit.unseen_array)]
-            val_classes = vsplit.unseen_array
+            vsplit = vp["pseudo_split"]
             selection.update(pseudo_seen=vsplit.seen_array.tolist(), pseudo_unseen=val_classes.tolist())
-            cfrac = float(vcfg.get("calibration_fraction") or 0.0)
-            if cfrac > 0:
-                # held-out pseudo-seen samples: the "seen" side of the GZSL calibration
-                fit_idx, cal_idx = stratified_holdout(labels[fit_idx], vsplit.seen_array, cfrac, vseed, fit_idx)
             if len(cal_idx) == 0:
+                cfrac = float(vcfg.get("calibration_fraction") or 0.0)
                 calib_reason = ("validation.calibration_fraction is 0: no held-out pseudo-seen samples"
                                 if cfrac <= 0 else "no pseudo-seen class has 2 samples to hold one out")
-        elif group_key:  # heldout_seen by group: every seen sample of the held-out subjects/views
-            fit_idx = fit_pool[np.isin(labels[fit_pool], seen)]
-            val_idx = val_pool[np.isin(labels[val_pool], seen)]
-            val_classes = seen
-        else:
-            fit_idx, val_idx = split.holdout_seen(labels, fraction=float(vcfg["fraction"]), seed=vseed,
-                                                  index=train_part)
-            val_classes = seen
         if len(val_idx) == 0 or len(fit_idx) < 2:
             raise DataError(f"validation mode {vcfg['mode']!r} leaves {len(fit_idx)} training and "
                             f"{len(val_idx)} validation samples; use validation.mode none")

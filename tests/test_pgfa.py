@@ -447,6 +447,46 @@ def test_resume_after_interruption_matches_uninterrupted(utd, tmp_path):
     assert _core(_metrics(cut)) == _core(_metrics(full))
 
 
+def test_ce_initialisation_trains_the_encoder_first_and_resumes(utd, tmp_path):
+    from zeroskel.engine.runs import resume_run, train
+    from zeroskel.engine.trainer import load_checkpoint, run_logger
+    from zeroskel.methods.pgfa import build_model
+    from zeroskel.methods.pgfa.training import _ce_initialise, _Stage
+
+    cfg = _cfg(seed=2, extra=["train.ce_init_epochs=2"])
+    full = train(cfg, tmp_path / "full", data_root=utd)
+    for stage in (1, 2):
+        ck = load_checkpoint(full / f"stage{stage}_ce.pt")
+        assert ck["epoch"] == 2 and "head.weight" in ck["model"]
+    assert "cross-entropy initialisation of the encoder, 2 epochs over 18 classes" in (full / "train.log").read_text()
+    plain = train(_cfg(seed=2), tmp_path / "plain", data_root=utd)
+    assert _core(_metrics(full)) != _core(_metrics(plain))
+    # interrupted inside the stage-1 initialisation, then resumed: the same run
+    cut = train(cfg, tmp_path / "cut", data_root=utd, max_epochs=1)
+    assert load_checkpoint(cut / "stage1_ce.pt")["epoch"] == 1 and not (cut / "stage1_last.pt").exists()
+    resume_run(cut, data_root=utd)
+    assert _core(_metrics(cut)) == _core(_metrics(full))
+
+    # the initialisation moves the encoder only: the projection keeps its initial weights
+    model = build_model(cfg, "kinect_v1", 1, 384)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    data = np.random.default_rng(0).normal(size=(24, 3, 50, 20, 1)).astype(np.float32)
+    st = _Stage(cfg, data, np.full(24, 50), np.repeat([3, 5, 7], 8), torch.zeros(27, 384), torch.device("cpu"))
+    assert _ce_initialise(cfg, st, model, tmp_path / "ce.pt", 0, torch.device("cpu"), run_logger(None), None, "unit")
+    after = model.state_dict()
+    assert torch.equal(after["proj.weight"], before["proj.weight"])
+    assert any(not torch.equal(after[k], before[k]) for k in before if k.startswith("encoder."))
+
+    from zeroskel.engine.config import build_config
+    for bad in ("-1", "1.5", "true"):
+        with pytest.raises(ConfigError, match="train.ce_init_epochs"):
+            train(_cfg(extra=[f"train.ce_init_epochs={bad}"]), tmp_path / "bad", data_root=utd)
+    with pytest.raises(ConfigError, match="ce_init_epochs.*refit_from selected"):
+        train(build_config("pgfa", dataset="utd_mhad", split="purls-22/5", overrides=TINY + [
+            "train.ce_init_epochs=1", "validation.refit_from=selected", "validation.finetune_epochs=1"]),
+            tmp_path / "bad2", data_root=utd)
+
+
 def test_final_model_scores_any_classes(utd, tmp_path):
     from zeroskel.data.cache import prepare
     from zeroskel.engine.runs import train

@@ -128,21 +128,30 @@ class PGFAModel(nn.Module):
     def logit_scale(self) -> torch.Tensor:
         return self.log_scale.exp()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, T, V, M) skeletons -> (N, D) projected (unnormalised) features."""
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's input: resampled to ``input_frames`` and turned into ``modality``."""
         if self.input_frames and x.shape[2] != self.input_frames:
             n, c, t, v, m = x.shape
             y = x.permute(0, 1, 3, 4, 2).reshape(n, c * v * m, t)
             y = F.interpolate(y, size=self.input_frames, mode="linear", align_corners=True)
             x = y.reshape(n, c, v, m, self.input_frames).permute(0, 1, 4, 2, 3).contiguous()
+        return self.modality(x)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, T, V, M) skeletons -> (N, F) pooled encoder features (before any projection)."""
+        return self.encoder(self._input(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, T, V, M) skeletons -> (N, D) projected (unnormalised) features."""
         if not (self.segments or self.parts):
-            return self.proj(self.norm(self.encoder(self.modality(x))))
+            return self.proj(self.norm(self.encode(x)))
+        x = self._input(x)
         loc = None
         if self.parts:
-            loc = self.encoder.forward_local(self.modality(x))   # (N, T', V, F)
+            loc = self.encoder.forward_local(x)   # (N, T', V, F)
             h = loc.mean(dim=2)
         else:
-            h = self.encoder.forward_temporal(self.modality(x))  # (N, T', F)
+            h = self.encoder.forward_temporal(x)  # (N, T', F)
         if h.shape[1] < self.segments:
             raise DataError(f"{self.segments} temporal segments need >= {self.segments} encoder frames, "
                             f"got {h.shape[1]} (input T={x.shape[2]})")

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from ...errors import ConfigError, DataError, unknown_name
 from ...models.modality import check_modality
@@ -94,6 +96,12 @@ def check_config(cfg: dict) -> None:
         raise ConfigError(f"alignment.center_by must be a per-sample metadata key (e.g. subject) or null, got {cb!r}")
     check_augment(cfg["data"]["augment"])
     _optim_cfg(cfg, max(1, int(t["epochs"])))  # optimiser names / ranges
+    ce = t.get("ce_init_epochs", 0)
+    if not isinstance(ce, int) or isinstance(ce, bool) or ce < 0:
+        raise ConfigError(f"train.ce_init_epochs must be an integer >= 0, got {ce!r}")
+    if ce and fine_tunes(v):
+        raise ConfigError("train.ce_init_epochs initialises a model trained from scratch; it cannot be combined "
+                          "with validation.refit_from selected (the final model starts from the stage-1 model)")
 
 
 def select_epoch(history: list[dict], metric: str, smooth: int = 1, min_epoch: int = 1) -> int:
@@ -272,6 +280,45 @@ class _Stage:
         return contrastive_loss(model, feats, target, y, float(self.cfg["model"]["target_sharpness"])), len(y)
 
 
+class _CEInit(nn.Module):
+    """A PGFA model's encoder with a linear class head: the cross-entropy initialisation
+    (``train.ce_init_epochs``). The head is discarded afterwards; the projection is untouched."""
+
+    def __init__(self, model: PGFAModel, num_classes: int) -> None:
+        super().__init__()
+        self.model = model
+        self.head = nn.Linear(int(model.encoder.feature_dim), num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.model.encode(x))
+
+
+def _ce_initialise(cfg: dict, stage: "_Stage", model: PGFAModel, checkpoint: Path, seed: int, device,
+                   log, max_epochs: int | None, name: str) -> bool:
+    """Train ``model``'s encoder with cross-entropy over ``stage``'s classes for
+    ``train.ce_init_epochs`` epochs (checkpointed, resumable; a no-op once done). False if
+    ``max_epochs`` stopped it."""
+    from ...engine.trainer import Trainer
+
+    epochs = int(cfg["train"]["ce_init_epochs"])
+    classes = np.unique(stage.labels)
+    index = torch.full((int(classes.max()) + 1,), -1, dtype=torch.long)
+    index[torch.from_numpy(classes)] = torch.arange(len(classes))
+    index = index.to(device)
+
+    def step(net: _CEInit, batch):
+        x, y = batch[0].to(device), batch[1].to(device)
+        with autocast(device, stage.precision):
+            logits = net(x)
+        return F.cross_entropy(logits.float(), index[y]), len(y)
+
+    tr = Trainer(_CEInit(model, len(classes)), step, stage.batches, _optim_cfg(cfg, epochs), seed=seed,
+                 device=device, checkpoint=checkpoint, logger=log, grad_clip=cfg["train"]["grad_clip"],
+                 extra_state={"stage": f"{name} cross-entropy initialisation", "config": cfg})
+    log.info(f"{name}: cross-entropy initialisation of the encoder, {epochs} epochs over {len(classes)} classes")
+    return tr.fit_stage(epochs, max_epochs, f"{name} cross-entropy initialisation")
+
+
 def _set_threads(cfg):
     th = cfg["train"].get("threads")
     if th:
@@ -372,6 +419,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
         return np.asarray(ds.data[idx], dtype=np.float32)
 
     epochs = int(cfg["train"]["epochs"])
+    ce_epochs = int(cfg["train"].get("ce_init_epochs") or 0)  # 0 in run configs saved before the key
     vcfg = cfg["validation"]
     align = cfg["alignment"]
     test_idx = test_part[np.isin(labels[test_part], unseen)]
@@ -435,7 +483,11 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
                     save_checkpoint({"model": trainer.model.state_dict(), "epoch": trainer.epoch},
                                     run_dir / "stage1_best.pt")
 
-            tr = Trainer(make_model(), st1.step, st1.batches, _optim_cfg(cfg, epochs), seed=seed, device=device,
+            model1 = make_model()
+            if ce_epochs and not _ce_initialise(cfg, st1, model1, run_dir / "stage1_ce.pt", seed, device, log,
+                                                max_epochs, "stage 1"):
+                return None
+            tr = Trainer(model1, st1.step, st1.batches, _optim_cfg(cfg, epochs), seed=seed, device=device,
                          checkpoint=run_dir / "stage1_last.pt", eval_fn=val_fn, on_epoch_end=keep_best,
                          logger=log, grad_clip=cfg["train"]["grad_clip"], eval_every=int(vcfg.get("every", 1)),
                          extra_state={"stage": 1, "config": cfg})
@@ -497,6 +549,9 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
             # the reference protocol needs every epoch of a full-length run; the same schedule
             # horizon as stage 1, so the refit model at epoch e saw the same lrs
             n2, horizon = (epochs if ref_fn is not None else final_epochs), epochs
+            if ce_epochs and not _ce_initialise(cfg, st2, model2, run_dir / "stage2_ce.pt", seed, device, log,
+                                                max_epochs, "stage 2"):
+                return None
         tr = Trainer(model2, st2.step, st2.batches, _optim_cfg(cfg, horizon), seed=seed,
                      device=device, checkpoint=run_dir / "stage2_last.pt", eval_fn=ref_fn, logger=log,
                      grad_clip=cfg["train"]["grad_clip"], extra_state={"stage": 2, "config": cfg})

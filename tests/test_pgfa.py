@@ -459,6 +459,8 @@ def test_ce_initialisation_trains_the_encoder_first_and_resumes(utd, tmp_path):
         ck = load_checkpoint(full / f"stage{stage}_ce.pt")
         assert ck["epoch"] == 2 and "head.weight" in ck["model"]
     assert "cross-entropy initialisation of the encoder, 2 epochs over 18 classes" in (full / "train.log").read_text()
+    secs = _metrics(full)["train_seconds"]
+    assert secs["ce_init"] > 0 and secs["total_wall"] > secs["ce_init"] + secs["stage1"] + secs["stage2"]
     plain = train(_cfg(seed=2), tmp_path / "plain", data_root=utd)
     assert _core(_metrics(full)) != _core(_metrics(plain))
     # interrupted inside the stage-1 initialisation, then resumed: the same run

@@ -294,10 +294,10 @@ class _CEInit(nn.Module):
 
 
 def _ce_initialise(cfg: dict, stage: "_Stage", model: PGFAModel, checkpoint: Path, seed: int, device,
-                   log, max_epochs: int | None, name: str) -> bool:
+                   log, max_epochs: int | None, name: str) -> float | None:
     """Train ``model``'s encoder with cross-entropy over ``stage``'s classes for
-    ``train.ce_init_epochs`` epochs (checkpointed, resumable; a no-op once done). False if
-    ``max_epochs`` stopped it."""
+    ``train.ce_init_epochs`` epochs (checkpointed, resumable; a no-op once done). Returns the
+    seconds its epochs took (over all sessions), or None if ``max_epochs`` stopped it."""
     from ...engine.trainer import Trainer
 
     epochs = int(cfg["train"]["ce_init_epochs"])
@@ -316,7 +316,9 @@ def _ce_initialise(cfg: dict, stage: "_Stage", model: PGFAModel, checkpoint: Pat
                  device=device, checkpoint=checkpoint, logger=log, grad_clip=cfg["train"]["grad_clip"],
                  extra_state={"stage": f"{name} cross-entropy initialisation", "config": cfg})
     log.info(f"{name}: cross-entropy initialisation of the encoder, {epochs} epochs over {len(classes)} classes")
-    return tr.fit_stage(epochs, max_epochs, f"{name} cross-entropy initialisation")
+    if not tr.fit_stage(epochs, max_epochs, f"{name} cross-entropy initialisation"):
+        return None
+    return float(sum(h["seconds"] for h in tr.history))
 
 
 def _set_threads(cfg):
@@ -420,6 +422,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
 
     epochs = int(cfg["train"]["epochs"])
     ce_epochs = int(cfg["train"].get("ce_init_epochs") or 0)  # 0 in run configs saved before the key
+    ce_seconds = 0.0
     vcfg = cfg["validation"]
     align = cfg["alignment"]
     test_idx = test_part[np.isin(labels[test_part], unseen)]
@@ -484,9 +487,12 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
                                     run_dir / "stage1_best.pt")
 
             model1 = make_model()
-            if ce_epochs and not _ce_initialise(cfg, st1, model1, run_dir / "stage1_ce.pt", seed, device, log,
-                                                max_epochs, "stage 1"):
-                return None
+            if ce_epochs:
+                ce1 = _ce_initialise(cfg, st1, model1, run_dir / "stage1_ce.pt", seed, device, log, max_epochs,
+                                     "stage 1")
+                if ce1 is None:
+                    return None
+                selection["ce_init_seconds"] = ce1
             tr = Trainer(model1, st1.step, st1.batches, _optim_cfg(cfg, epochs), seed=seed, device=device,
                          checkpoint=run_dir / "stage1_last.pt", eval_fn=val_fn, on_epoch_end=keep_best,
                          logger=log, grad_clip=cfg["train"]["grad_clip"], eval_every=int(vcfg.get("every", 1)),
@@ -549,9 +555,12 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
             # the reference protocol needs every epoch of a full-length run; the same schedule
             # horizon as stage 1, so the refit model at epoch e saw the same lrs
             n2, horizon = (epochs if ref_fn is not None else final_epochs), epochs
-            if ce_epochs and not _ce_initialise(cfg, st2, model2, run_dir / "stage2_ce.pt", seed, device, log,
-                                                max_epochs, "stage 2"):
-                return None
+            if ce_epochs:
+                ce2 = _ce_initialise(cfg, st2, model2, run_dir / "stage2_ce.pt", seed, device, log, max_epochs,
+                                     "stage 2")
+                if ce2 is None:
+                    return None
+                ce_seconds += ce2
         tr = Trainer(model2, st2.step, st2.batches, _optim_cfg(cfg, horizon), seed=seed,
                      device=device, checkpoint=run_dir / "stage2_last.pt", eval_fn=ref_fn, logger=log,
                      grad_clip=cfg["train"]["grad_clip"], extra_state={"stage": 2, "config": cfg})
@@ -596,7 +605,10 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
             "top1": max(plain), "top1_epoch": int(np.argmax(plain)) + 1,
             "top1_aligned": max(curve) if align.get("enabled", True) else None,
             "top1_aligned_epoch": int(np.argmax(curve)) + 1}
+    if ce_epochs:  # the cross-entropy initialisations of both stages (in stage1 / stage2: the contrastive epochs)
+        ce_seconds += float(selection.get("ce_init_seconds", 0.0))
     metrics["train_seconds"] = {"stage1": float(selection.get("seconds", 0.0)), "stage2": stage2_seconds,
+                                **({"ce_init": ce_seconds} if ce_epochs else {}),
                                 "total_wall": time.perf_counter() - t_start}
     metrics["final_epochs"] = final_epochs
     metrics["final_model"] = ("the stage-1 model of the selected epoch" if vcfg["mode"] != "none" and not vcfg["refit"]

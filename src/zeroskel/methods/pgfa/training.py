@@ -227,6 +227,13 @@ def validation_partition(cfg: dict, ds, split, train_part: np.ndarray) -> dict:
     return out
 
 
+def class_index(classes: np.ndarray, device) -> torch.Tensor:
+    """(max id + 1,) lookup from a class id to its position in the sorted ``classes`` (-1 elsewhere)."""
+    index = torch.full((int(classes.max()) + 1,), -1, dtype=torch.long, device=device)
+    index[torch.from_numpy(classes).to(device)] = torch.arange(len(classes), device=device)
+    return index
+
+
 class _Stage:
     """Data and closures for one training stage (stage 1 = selection, stage 2 = refit).
 
@@ -242,8 +249,7 @@ class _Stage:
         self.loss = cfg["model"].get("loss", "batch_kl")
         if self.loss == "class_ce":  # the stage's own classes (pseudo-seen in stage 1, seen in stage 2)
             classes = np.unique(labels)
-            self.class_index = torch.full((int(classes.max()) + 1,), -1, dtype=torch.long, device=device)
-            self.class_index[torch.from_numpy(classes).to(device)] = torch.arange(len(classes), device=device)
+            self.class_index = class_index(classes, device)
             self.class_text = text_t[torch.from_numpy(classes).to(device)]
 
     def batches(self, epoch: int, rng: np.random.Generator):
@@ -302,9 +308,7 @@ def _ce_initialise(cfg: dict, stage: "_Stage", model: PGFAModel, checkpoint: Pat
 
     epochs = int(cfg["train"]["ce_init_epochs"])
     classes = np.unique(stage.labels)
-    index = torch.full((int(classes.max()) + 1,), -1, dtype=torch.long)
-    index[torch.from_numpy(classes)] = torch.arange(len(classes))
-    index = index.to(device)
+    index = class_index(classes, device)
 
     def step(net: _CEInit, batch):
         x, y = batch[0].to(device), batch[1].to(device)

@@ -348,6 +348,8 @@ def train_pgfa(cfg: dict, run_dir: str | Path, data_root=None, logger=None,
          ``validation.refit_from: selected``, fine-tune the stage-1 model of the selected epoch
          on all seen classes for ``validation.finetune_epochs`` instead (a fresh optimiser and
          schedule over those epochs), which costs a fraction of a second training.
+    With ``train.ce_init_epochs`` > 0, each stage trained from scratch first trains its encoder
+    with cross-entropy over the stage's classes (``stage1_ce.pt`` / ``stage2_ce.pt``).
     Then the final model is evaluated on the test set (ZSL over the unseen classes of the
     test partition, with and without alignment; optionally GZSL) and saved as
     ``final.pt`` (a :class:`PGFAClassifier` checkpoint).

@@ -6,7 +6,7 @@ and draw i, the budget is chosen as the protocol does (maximum of the mean curve
 budget) on the other K-1 draws and scored on draw i; so are the two fixed budgets (0 and the last
 checkpoint). Only held-out data is read, never a test number::
 
-    python benchmarks/flora_budget_loo.py benchmarks/out/feature_methods_s20/flora-cpu-d5-align800
+    python benchmarks/flora_budget_loo.py benchmarks/out/feature_methods_s20/flora-cpu-d5-align800 [--per-run]
 
 Prints, per folder, the mean held-out ZSL of each rule on the left-out draws and the paired
 difference (selected minus fixed; the draws of one run share its final data, so the se is optimistic).
@@ -40,6 +40,8 @@ def loo_scores(record: dict) -> dict[str, list[float]]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("folders", nargs="+", type=Path, help="run_feature_methods.py result folders (*.json)")
+    p.add_argument("--per-run", action="store_true",
+                   help="pair per run (the mean over its left-out draws) instead of per draw")
     a = p.parse_args(argv)
     for folder in a.folders:
         files = sorted(folder.glob("*.json"))
@@ -48,9 +50,11 @@ def main(argv=None) -> int:
         rows: dict[str, list[float]] = {}
         for f in files:
             for k, v in loo_scores(json.loads(f.read_text())).items():
-                rows.setdefault(k, []).extend(v)
+                # --per-run: one value per run (the mean over its left-out draws), the unit of rule Q8
+                rows.setdefault(k, []).extend([float(np.mean(v))] if a.per_run else v)
         sel = np.array(rows.pop("selected on the other draws"))
-        print(f"{folder} ({len(files)} runs, {len(sel)} left-out draws): selected {sel.mean():.2f}")
+        unit = "runs, per-run means" if a.per_run else "runs, left-out draws"
+        print(f"{folder} ({len(files)} {unit}: {len(sel)} values): selected {sel.mean():.2f}")
         for k, v in rows.items():
             d = sel - np.array(v)
             print(f"  vs {k}: {np.mean(v):.2f}; selected minus fixed {d.mean():+.2f} "

@@ -145,6 +145,7 @@ class PGFAModel(nn.Module):
         """(N, 3, T, V, M) skeletons -> (N, D) projected (unnormalised) features."""
         if not (self.segments or self.parts):
             return self.proj(self.norm(self.encode(x)))
+        t_in = x.shape[2]  # the caller's frame count, for the error below
         x = self._input(x)
         loc = None
         if self.parts:
@@ -154,7 +155,7 @@ class PGFAModel(nn.Module):
             h = self.encoder.forward_temporal(x)  # (N, T', F)
         if h.shape[1] < self.segments:
             raise DataError(f"{self.segments} temporal segments need >= {self.segments} encoder frames, "
-                            f"got {h.shape[1]} (input T={x.shape[2]})")
+                            f"got {h.shape[1]} (input T={t_in})")
         blocks = [self.proj(self.norm(h.mean(dim=1)))]
         if self.segments:
             for seg, lin in zip(torch.tensor_split(h, self.segments, dim=1), self.seg_proj):

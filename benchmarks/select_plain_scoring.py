@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from select_alignment import paired_cell
+from select_step_nested import rescore
 
 VARIANTS = ("seen-span anchors", "train-mean centring")
 
@@ -143,21 +144,11 @@ def main(argv=None) -> int:
     if a.from_json:
         rows = json.loads(a.from_json.read_text())
     else:
-        if a.json and a.json.exists():
-            raise SystemExit(f"{a.json} exists; not overwriting another run's scores")
         import torch
 
         torch.set_num_threads(1)
-        runs = [r for f in a.folders for r in sorted((f / "runs").iterdir()) if (r / "final.pt").is_file()]
-        if not runs:
-            raise SystemExit("no finished runs (runs/*/final.pt) under the given folders")
-        rows = {}
-        for r in runs:
-            rows[str(r)] = score_run(r, a.gzsl)
-            print(f"{r.parent.parent.name}/{r.name}: " + ", ".join(f"{k} {v:.1f}" for k, v in rows[str(r)].items()),
-                  file=sys.stderr, flush=True)
-        if a.json:
-            a.json.write_text(json.dumps(rows, indent=1))
+        rows = rescore(a.folders, lambda r: score_run(r, a.gzsl), a.json,
+                       lambda sc: ", ".join(f"{k} {v:.1f}" for k, v in sc.items()))
     report(rows)
     return 0
 

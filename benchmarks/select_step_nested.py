@@ -94,6 +94,24 @@ def score_run(run_dir: Path, grid: str = "alignment") -> dict:
     return out
 
 
+def rescore(folders: "list[Path]", score, json_path: "Path | None", line) -> dict[str, dict]:
+    """``{run dir: score(run dir)}`` for every finished nested replay (``runs/*/final.pt``) under
+    ``folders``, with ``line(run dir, scores)`` printed to stderr after each; written to
+    ``json_path`` if given, which must not exist yet (checked before any scoring)."""
+    if json_path and json_path.exists():
+        raise SystemExit(f"{json_path} exists; not overwriting another run's scores")
+    runs = [r for f in folders for r in sorted((f / "runs").iterdir()) if (r / "final.pt").is_file()]
+    if not runs:
+        raise SystemExit("no finished runs (runs/*/final.pt) under the given folders")
+    rows = {}
+    for r in runs:
+        rows[str(r)] = score(r)
+        print(f"{r.parent.parent.name}/{r.name}: {line(rows[str(r)])}", file=sys.stderr, flush=True)
+    if json_path:
+        json_path.write_text(json.dumps(rows, indent=1))
+    return rows
+
+
 def report(rows: dict[str, dict], candidate: str | None = None) -> None:
     names = [n for n in next(iter(rows.values())) if n not in ("plain", "subjects")]
     base = np.array([r[PRESET] for r in rows.values()])
@@ -121,17 +139,7 @@ def main(argv=None) -> int:
     if a.from_json:
         rows = json.loads(a.from_json.read_text())
     else:
-        runs = [r for f in a.folders for r in sorted((f / "runs").iterdir()) if (r / "final.pt").is_file()]
-        if not runs:
-            raise SystemExit("no finished runs (runs/*/final.pt) under the given folders")
-        rows = {}
-        for r in runs:
-            rows[str(r)] = score_run(r, a.grid)
-            print(f"{r.parent.parent.name}/{r.name}: preset {rows[str(r)][PRESET]:.2f}", file=sys.stderr)
-        if a.json:
-            if a.json.exists():
-                raise SystemExit(f"{a.json} exists; not overwriting another run's scores")
-            a.json.write_text(json.dumps(rows, indent=1))
+        rows = rescore(a.folders, lambda r: score_run(r, a.grid), a.json, lambda sc: f"preset {sc[PRESET]:.2f}")
     report(rows, a.candidate)
     return 0
 

@@ -8,7 +8,9 @@ re-scored here. Variants (rules Q5 / Q6 of ``benchmarks/out/def51_rule.txt``):
 * ``seen-span anchors``: each block of every class anchor projected onto the span of the
   training classes' anchors of that block, renormalised (seen anchors unchanged);
 * ``train-mean centring``: the mean unit feature of the run's own seen training samples is
-  subtracted from each unit feature before the cosine (SimpleShot's CL2N).
+  subtracted from each unit feature before the cosine (SimpleShot's CL2N);
+* ``anchor z-norm`` (rule Q9): each unseen class's cosine standardised by the mean and std of
+  that anchor's cosines over the run's seen training samples.
 
 Printed: plain top-1 of the preset and paired differences (``mean (se; better/worse)``); the
 preset's step (per-subject centring, as the small preset) for the anchor variant; and with
@@ -32,7 +34,7 @@ import numpy as np
 from select_alignment import paired_cell
 from select_step_nested import rescore
 
-VARIANTS = ("seen-span anchors", "train-mean centring")
+VARIANTS = ("seen-span anchors", "train-mean centring", "anchor z-norm")
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -78,13 +80,17 @@ def score_run(run_dir: Path, gzsl: bool) -> dict:
     test = ds.partition(part, "test")
     idx = test[np.isin(labels[test], unseen)]
     f, y = unit(feats(model, idx)), labels[idx]
-    m_train = unit(feats(model, train_part[np.isin(labels[train_part], seen)])).mean(0)
+    f_train = unit(feats(model, train_part[np.isin(labels[train_part], seen)]))
+    m_train = f_train.mean(0)
     an = unit(text[unseen])
     out = {"plain": float((unseen[(f @ an.T).argmax(1)] == y).mean() * 100)}
     rec = json.loads((run_dir / "metrics.json").read_text())
     if abs(out["plain"] - rec["zsl_top1"]) > 1e-6:
         raise SystemExit(f"{run_dir}: plain {out['plain']:.4f} but the run recorded {rec['zsl_top1']:.4f}")
     out["train-mean centring"] = float((unseen[((f - m_train) @ an.T).argmax(1)] == y).mean() * 100)
+    s_train = f_train @ an.T
+    z = (f @ an.T - s_train.mean(0)) / s_train.std(0)
+    out["anchor z-norm"] = float((unseen[z.argmax(1)] == y).mean() * 100)
     span = span_anchors(text, seen, model.num_blocks)
     out["seen-span anchors"] = float((unseen[(f @ unit(span[unseen]).T).argmax(1)] == y).mean() * 100)
     preset = {**ALIGN_DEFAULTS, "enabled": True, **cfg["alignment"], "center_by": "subject"}

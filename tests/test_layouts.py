@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from zeroskel.data.layouts import KINECT_V1, LAYOUTS, NTU25, get_layout, map_layout
+from zeroskel.data.layouts import KINECT_V1, LAYOUTS, NTU25, UTD_MHAD, get_layout, map_layout
 from zeroskel.errors import ConfigError
 
 
@@ -68,3 +68,20 @@ def test_map_kinect_v1_to_ntu25():
                                (x[:, KINECT_V1.index("shoulder_center")] + x[:, KINECT_V1.index("head")]) / 2)
     with pytest.raises(ConfigError, match="no joint mapping"):
         map_layout(y, "ntu25", "kinect_v1", joint_axis=1)
+
+
+def test_utd_mhad_file_order():
+    """utd_mhad is kinect_v1 with the first four joints reversed; its mappings agree with
+    going through kinect_v1, and its graph is the same graph relabelled."""
+    assert UTD_MHAD.joints[:4] == ("head", "shoulder_center", "spine", "hip_center")
+    assert UTD_MHAD.joints[4:] == KINECT_V1.joints[4:]
+    x = np.random.default_rng(1).normal(size=(5, 20, 3))  # (T, V, xyz) in UTD order
+    k = map_layout(x, "utd_mhad", "kinect_v1", joint_axis=1)
+    for name in KINECT_V1.joints:
+        np.testing.assert_array_equal(k[:, KINECT_V1.index(name)], x[:, UTD_MHAD.index(name)])
+    np.testing.assert_array_equal(map_layout(x, "utd_mhad", "ntu25", joint_axis=1),
+                                  map_layout(k, "kinect_v1", "ntu25", joint_axis=1))
+    perm = [UTD_MHAD.index(n) for n in KINECT_V1.joints]  # kinect id -> utd id
+    a_k, a_u = KINECT_V1.adjacency("spatial"), UTD_MHAD.adjacency("spatial")
+    np.testing.assert_allclose(a_u[:, perm][:, :, perm], a_k)
+    assert UTD_MHAD.joints[UTD_MHAD.center] == KINECT_V1.joints[KINECT_V1.center]

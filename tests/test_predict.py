@@ -261,6 +261,28 @@ def test_layout_mapping_into_an_ntu25_model(trained, test_files, data_root, capl
     assert "array: 3 persons, the model takes 2" in caplog.text
 
 
+def test_utd_file_order_arrays(trained, test_files, caplog):
+    """An array in UTD-MHAD's own .mat joint order: read as kinect_v1 (the 20-joint default)
+    it is upside down and the warning says so, naming the input; with layout utd_mhad it
+    scores exactly as the .mat file that the reader re-orders."""
+    from scipy.io import loadmat
+
+    from zeroskel.recognizer import head_below_hips
+
+    rec = Recognizer.load(trained[1])
+    f = test_files[0]
+    raw = loadmat(f)["d_skel"].transpose(2, 0, 1)  # (T, 20, 3) in the file's joint order
+    want = rec.score([f], LABELS)
+    with caplog.at_level("WARNING", logger="zeroskel.recognizer"):
+        got = rec.score([raw], LABELS, layout="utd_mhad")
+    assert "head is below the hips" not in caplog.text
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    assert head_below_hips(load_recording(f).data, "kinect_v1") == 0.0
+    with caplog.at_level("WARNING", logger="zeroskel.recognizer"):
+        rec.score([raw], LABELS)
+    assert "array: the head is below the hips in most frames" in caplog.text and "'utd_mhad'" in caplog.text
+
+
 # ---------------------------------------------------------------- reading any file
 def test_load_recording_formats(data_root, tmp_path):
     root = need(data_root, "utd_mhad")

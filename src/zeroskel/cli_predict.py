@@ -125,7 +125,8 @@ def add_commands(subparsers, add) -> None:
         sp.add_argument("--labels-file", metavar="FILE", help="candidate labels, one per line")
         sp.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
         sp.add_argument("--layout", help="joint layout of .npy/.npz arrays (default: from the joint "
-                                         "count, 20 -> kinect_v1, 25 -> ntu25)")
+                                         "count, 20 -> kinect_v1, 25 -> ntu25; utd_mhad: arrays in "
+                                         "UTD-MHAD's .mat joint order)")
 
     sp = add("predict", cmd_predict, "rank free-text action labels for skeleton recordings")
     sp.add_argument("model", help="model bundle folder (zeroskel export) or a PGFA run directory")

@@ -172,10 +172,28 @@ KINECT_V1 = JointLayout(
     description="Kinect v1 SDK order, 20 joints (NW-UCLA, MSR Action3D; UTD-MHAD re-ordered)",
 )
 
-LAYOUTS: dict[str, JointLayout] = {l.name: l for l in (NTU25, KINECT_V1)}
-
 # UTD-MHAD file order -> Kinect v1 order: kinect_v1[i] = utd[UTD_TO_KINECT_V1[i]].
 UTD_TO_KINECT_V1 = (3, 2, 1, 0) + tuple(range(4, 20))
+
+
+def _reordered(layout: JointLayout, order: tuple[int, ...], name: str, description: str) -> JointLayout:
+    """``layout`` with its joints stored in another order: joint i of the new layout is joint
+    ``order[i]`` of ``layout`` (``order`` is its own inverse here, as for UTD-MHAD)."""
+    new_id = {old: new for new, old in enumerate(order)}
+    remap = lambda pairs: tuple((new_id[a], new_id[b]) for a, b in pairs)  # noqa: E731
+    return JointLayout(name=name, joints=tuple(layout.joints[i] for i in order), bones=remap(layout.bones),
+                       center=new_id[layout.center], left_right=remap(layout.left_right),
+                       shoulders=(new_id[layout.shoulders[0]], new_id[layout.shoulders[1]]),
+                       description=description)
+
+
+# The same 20 Kinect v1 joints in UTD-MHAD's file order (head, shoulder centre, spine, hip centre
+# first). The dataset reader already re-orders to kinect_v1; this layout is for arrays a user
+# exported from the .mat files in their own order (``--layout utd_mhad``).
+UTD_MHAD = _reordered(KINECT_V1, UTD_TO_KINECT_V1, "utd_mhad",
+                      "UTD-MHAD .mat file order of the Kinect v1 joints (head first); maps to kinect_v1")
+
+LAYOUTS: dict[str, JointLayout] = {l.name: l for l in (NTU25, KINECT_V1, UTD_MHAD)}
 
 # Kinect v1 -> NTU-25: for each NTU joint, the Kinect v1 joints whose mean stands in for it.
 # Neck is between shoulder centre and head; hand tips and thumbs fall back to the hand.
@@ -186,7 +204,11 @@ KINECT_V1_TO_NTU25: tuple[tuple[int, ...], ...] = (
     (2,), (7,), (7,), (11,), (11,),
 )
 
-_MAPPINGS = {("kinect_v1", "ntu25"): KINECT_V1_TO_NTU25}
+_MAPPINGS = {
+    ("kinect_v1", "ntu25"): KINECT_V1_TO_NTU25,
+    ("utd_mhad", "kinect_v1"): tuple((i,) for i in UTD_TO_KINECT_V1),
+    ("utd_mhad", "ntu25"): tuple(tuple(UTD_TO_KINECT_V1[k] for k in src) for src in KINECT_V1_TO_NTU25),
+}
 
 
 # Body parts for part-level text alignment (PURLS' Head / Hands / Torso / Legs description

@@ -44,11 +44,11 @@ __all__ = [
 # Layout-independent joint names -> the joint standing in for them in each layout.
 JOINT_ALIASES: dict[str, dict[str, str]] = {
     # top of the torso, between the shoulders (AimCLR/PGFA centre: NTU joint 21)
-    "torso_top": {"ntu25": "spine_shoulder", "kinect_v1": "shoulder_center"},
+    "torso_top": {"ntu25": "spine_shoulder", "kinect_v1": "shoulder_center", "utd_mhad": "shoulder_center"},
     # middle of the spine (CTR-GCN/Flora first-frame origin: NTU joint 2)
-    "torso_mid": {"ntu25": "spine_mid", "kinect_v1": "spine"},
+    "torso_mid": {"ntu25": "spine_mid", "kinect_v1": "spine", "utd_mhad": "spine"},
     # base of the spine, between the hips
-    "torso_base": {"ntu25": "spine_base", "kinect_v1": "hip_center"},
+    "torso_base": {"ntu25": "spine_base", "kinect_v1": "hip_center", "utd_mhad": "hip_center"},
 }
 
 

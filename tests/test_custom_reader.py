@@ -116,6 +116,31 @@ def test_export_of_a_reader_dataset_round_trips(tmp_path, data_root):
     np.testing.assert_array_equal(back.partitions["xsub"], ds.partitions["xsub"])
 
 
+def test_upside_down_layout_is_logged(tmp_path, data_root, caplog):
+    """UTD-MHAD recordings saved in the .mat joint order: declared kinect_v1 they are upside
+    down (a warning naming the file and the layout); declared utd_mhad, nothing is logged."""
+    from scipy.io import loadmat
+
+    from zeroskel.data.layouts import UTD_TO_KINECT_V1
+    from zeroskel.data.readers.small import read_utd_mhad_file
+    files = sorted(need(data_root, "utd_mhad").glob("a*_s*_t*_skeleton.mat"))[::80]
+    raw = [loadmat(f)["d_skel"].transpose(2, 0, 1) for f in files]  # (T, 20, 3), file order
+    labels = [0] * len(files)
+    for layout, seqs, warned in (("kinect_v1", raw, True), ("utd_mhad", raw, False),
+                                 ("kinect_v1", [read_utd_mhad_file(f) for f in files], False)):
+        p = write_custom(tmp_path / f"{layout}{warned}.npz", seqs, labels, ["act"], layout)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            ds = read_custom(p)
+        assert ("head is below the hips" in caplog.text) == warned, (layout, caplog.text)
+        if warned:
+            assert f"{p}: in {len(files)} of {len(files)} samples" in caplog.text and "'kinect_v1'" in caplog.text
+        if layout == "utd_mhad":
+            t = len(raw[0])
+            np.testing.assert_allclose(ds.data[0, :, :t][:, :, list(UTD_TO_KINECT_V1), 0].transpose(1, 2, 0),
+                                       read_utd_mhad_file(files[0]), atol=1e-6)
+
+
 # ------------------------------------------------------------------ bad input
 def _npz(tmp_path, drop=(), **over):
     arrays = dict(joints=np.zeros((2, 4, 25, 3), np.float32) + 0.5, labels=np.array([0, 1]),

@@ -267,7 +267,7 @@ def test_utd_file_order_arrays(trained, test_files, caplog):
     scores exactly as the .mat file that the reader re-orders."""
     from scipy.io import loadmat
 
-    from zeroskel.recognizer import head_below_hips
+    from zeroskel.data.dataset import head_below_hips
 
     rec = Recognizer.load(trained[1])
     f = test_files[0]

@@ -151,23 +151,6 @@ def _fit_persons(data: np.ndarray, persons: int) -> np.ndarray:
     return np.concatenate([data, pad], axis=3)
 
 
-def head_below_hips(data: np.ndarray, layout: str, length: int | None = None) -> float:
-    """Share of the present (frame, person) pairs of a (3, T, V, M) recording whose head is
-    lower (smaller y) than its hip centre: near 0 for upright people with y up, near 1 when
-    the joint order or the vertical axis does not match ``layout`` (UTD-MHAD's own file
-    order read as ``kinect_v1`` gives 0.99 on every one of its 861 recordings)."""
-    from .data.layouts import get_layout
-    from .data.transforms import resolve_joint
-
-    lay = get_layout(layout)
-    if "head" not in lay.joints:
-        return 0.0
-    d = np.asarray(data)[:, :length]
-    present = (d != 0).any(axis=(0, 2))  # (T, M)
-    diff = d[1, :, lay.index("head"), :] - d[1, :, resolve_joint(lay, "torso_base"), :]
-    return float((diff[present] < 0).mean()) if present.any() else 0.0
-
-
 # =========================================================================== recognizer
 class Recognizer:
     """A trained skeleton-text model that ranks free-text labels for skeleton sequences.
@@ -440,14 +423,14 @@ class Recognizer:
             x: float32 (N, 3, T', V, M) (T' = ``frames`` for resizing pipelines), in the
             model's layout and person count; lengths: (N,) valid frames after preprocessing.
         """
-        from .data.dataset import check_finite
+        from .data.dataset import check_finite, head_below_hips
         from .data.layouts import map_layout
 
         recs = sequences if _all_recordings(sequences) else self.recordings(sequences, lengths, layout)
         groups: dict[str, list[tuple[int, np.ndarray, int]]] = {}
         for i, r in enumerate(recs):
             data, lay = r.data, r.layout
-            if head_below_hips(data, lay, r.length) > 0.5:
+            if head_below_hips(data[:, :r.length], lay) > 0.5:
                 log.warning("%s: the head is below the hips in most frames, so the joint order or the "
                             "vertical axis does not match layout %r (y must point up; arrays in "
                             "UTD-MHAD's .mat joint order need layout 'utd_mhad')", r.source, lay)

@@ -181,3 +181,29 @@ def check_finite(arr: np.ndarray, where: str) -> None:
     if not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise DataError(f"{where}: non-finite coordinate (NaN/inf) at index {tuple(int(i) for i in bad)}")
+
+
+def head_below_hips(data: np.ndarray, layout: str) -> np.ndarray | float:
+    """Share of the present (frame, person) pairs whose head is lower (smaller y) than the
+    base of the spine, for one (3, T, V, M) recording (a float) or an (N, 3, T, V, M) batch
+    ((N,) floats; all-zero padding frames and absent persons are not counted).
+
+    Near 0 for upright people with y up; near 1 when the joint order or the vertical axis
+    does not match ``layout``. UTD-MHAD's .mat file order read as ``kinect_v1`` gives 0.99 on
+    every one of its 861 recordings; correctly ordered UTD-MHAD, NW-UCLA and NTU recordings
+    give at most 0.08.
+    """
+    lay = get_layout(layout)
+    base = next((n for n in ("hip_center", "spine_base") if n in lay.joints), None)
+    x = np.asarray(data)
+    single = x.ndim == 4
+    if single:
+        x = x[None]
+    if "head" not in lay.joints or base is None:
+        out = np.zeros(len(x))
+    else:
+        present = (x != 0).any(axis=(1, 3))  # (N, T, M)
+        low = (x[:, 1, :, lay.index("head")] < x[:, 1, :, lay.index(base)]) & present
+        out = low.sum(axis=(1, 2)) / np.maximum(present.sum(axis=(1, 2)), 1)
+    return float(out[0]) if single else out
+

@@ -26,7 +26,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ...errors import ConfigError, DataError
-from ..dataset import SkeletonDataset, check_finite, stack_sequences
+from ..dataset import SkeletonDataset, check_finite, head_below_hips, stack_sequences
 from ..layouts import LAYOUTS
 from ..npio import load_failure
 
@@ -429,6 +429,11 @@ def _build(source: Path | str, name: str, layout: str, class_names, labels, seqs
                     len(empty), ", ".join(empty[:10]) + (" ..." if len(empty) > 10 else ""))
     persons = max(s.shape[0] for s in seqs)
     data, lens = stack_sequences(seqs, max_persons=persons)
+    upside = head_below_hips(data, layout) > 0.5
+    if upside.mean() > 0.5:
+        log.warning("%s: in %d of %d samples the head is below the hips in most frames, so the joint "
+                    "order or the vertical axis does not match layout %r (y must point up; UTD-MHAD's "
+                    ".mat joint order is layout 'utd_mhad')", source, int(upside.sum()), n, layout)
     return SkeletonDataset(
         name=name, layout=layout, class_names=names, data=data, lengths=lens,
         labels=labels.astype(np.int64), meta=meta, partitions=partitions,

@@ -66,8 +66,22 @@ def test_map_kinect_v1_to_ntu25():
     np.testing.assert_array_equal(y[:, NTU25.index("spine_shoulder")], x[:, KINECT_V1.index("shoulder_center")])
     np.testing.assert_allclose(y[:, NTU25.index("neck")],
                                (x[:, KINECT_V1.index("shoulder_center")] + x[:, KINECT_V1.index("head")]) / 2)
-    with pytest.raises(ConfigError, match="no joint mapping"):
-        map_layout(y, "ntu25", "kinect_v1", joint_axis=1)
+    # and back: the 20 Kinect v1 joints are a subset of NTU-25's, so the round trip is exact
+    np.testing.assert_array_equal(map_layout(y, "ntu25", "kinect_v1", joint_axis=1), x)
+    with pytest.raises(ConfigError, match="no joint mapping from layout 'ntu25' to 'openpose18'"):
+        map_layout(y, "ntu25", "openpose18", joint_axis=1)
+
+
+@pytest.mark.parametrize("source", list(LAYOUTS))
+@pytest.mark.parametrize("target", list(LAYOUTS))
+def test_every_layout_maps_to_every_other_by_joint_name(source, target):
+    """Where both layouts have a joint of the same name, the mapping copies it."""
+    src, dst = get_layout(source), get_layout(target)
+    x = np.random.default_rng(2).normal(size=(3, src.num_joints))
+    y = map_layout(x, source, target, joint_axis=1)
+    assert y.shape == (3, dst.num_joints)
+    for name in set(src.joints) & set(dst.joints):
+        np.testing.assert_array_equal(y[:, dst.index(name)], x[:, src.index(name)])
 
 
 def test_utd_mhad_file_order():

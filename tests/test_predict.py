@@ -222,8 +222,8 @@ def test_alignment_flag(trained, test_files):
 
 
 def test_layout_mapping_into_an_ntu25_model(trained, test_files, data_root, caplog):
-    """A Kinect-v1 recording goes through kinect_v1 -> ntu25 for a model built on NTU-25;
-    the other way has no mapping: a clear error naming the file."""
+    """A Kinect-v1 recording goes through kinect_v1 -> ntu25 for a model built on NTU-25, and
+    an NTU-25 recording through ntu25 -> kinect_v1 for the Kinect-v1 model."""
     from zeroskel.data.transforms import build_pipeline
     from zeroskel.methods.pgfa import build_model
 
@@ -249,8 +249,12 @@ def test_layout_mapping_into_an_ntu25_model(trained, test_files, data_root, capl
     assert ntu._persons_separable() and len(ntu._absent) == 1
 
     npy = need(data_root, "ntu_samples/NTU_preprocessed_skeleton_examples.npy")
-    with pytest.raises(ConfigError, match=r"NTU_preprocessed_skeleton_examples.npy\[0\].*'ntu25'.*kinect_v1"):
-        rec.predict(npy, LABELS)
+    ntu_rec = load_recordings(npy)[0]
+    x, _ = rec.preprocess([ntu_rec])
+    first = map_layout(ntu_rec.data[..., :1], "ntu25", "kinect_v1", joint_axis=2)[None]
+    want, _ = build_pipeline(rec.card["pipeline"], "kinect_v1").apply_batch(first, np.array([ntu_rec.length]))
+    np.testing.assert_allclose(x, want, atol=1e-6)  # the model takes one person: the first
+    assert len(rec.predict(npy, LABELS)) == 4
     # the NTU samples themselves run through the ntu25 model (2 persons, padding trimmed)
     preds = ntu.predict(npy, LABELS, top_k=1)
     assert len(preds) == 4 and preds[2].source.endswith("[2]")
@@ -459,10 +463,10 @@ def test_cli_errors_are_one_line(trained, test_files, tmp_path, capsys):
     assert "--labels-file" in capsys.readouterr().err
     assert main(["predict", str(trained[1]), str(test_files[0])]) == 2
     assert "no candidate labels" in capsys.readouterr().err
-    np.save(tmp_path / "x.npy", np.ones((10, 25, 3), np.float32))
+    np.save(tmp_path / "x.npy", np.ones((10, 18, 3), np.float32))  # an OpenPose-18 skeleton
     assert main(["predict", str(trained[1]), str(tmp_path / "x.npy"), "--labels", "wave"]) == 2
     err = capsys.readouterr().err
-    assert "x.npy" in err and "'ntu25'" in err and "Traceback" not in err
+    assert "x.npy" in err and "18 joints" in err and "--layout" in err and "Traceback" not in err
     assert main(["predict", str(tmp_path), str(test_files[0]), "--labels", "wave"]) == 2
     assert "missing bundle.json" in capsys.readouterr().err
 

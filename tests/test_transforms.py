@@ -274,8 +274,10 @@ def test_map_layout_then_ntu_joint_names():
     assert not mapped[1, ..., 1].any()
     out, _ = pipe.apply_batch(x, lengths)
     np.testing.assert_allclose(out[:, :, :, 20], 0, atol=1e-6)
-    with pytest.raises(ConfigError, match="map_layout: no joint mapping from layout 'ntu25'"):
-        MapLayout("kinect_v1", layout="ntu25")
+    back, _ = MapLayout("kinect_v1", layout="ntu25").apply_batch(mapped, lengths)
+    np.testing.assert_array_equal(back, x)
+    with pytest.raises(ConfigError, match="unknown joint layout 'openpose18'"):
+        MapLayout("openpose18", layout="ntu25")
 
 
 # ------------------------------------------------------------------ pipelines

@@ -204,10 +204,19 @@ KINECT_V1_TO_NTU25: tuple[tuple[int, ...], ...] = (
     (2,), (7,), (7,), (11,), (11,),
 )
 
+# NTU-25 -> Kinect v1: the 20 Kinect v1 joints are a subset of Kinect v2's (spine base, mid spine
+# and spine-shoulder stand for hip centre, spine and shoulder centre); neck, hand tips and
+# thumbs are dropped. Lets a model trained on UTD-MHAD / NW-UCLA score Kinect v2 recordings.
+NTU25_TO_KINECT_V1: tuple[tuple[int, ...], ...] = ((0,), (1,), (20,), (3,)) + tuple((i,) for i in range(4, 20))
+
 _MAPPINGS = {
     ("kinect_v1", "ntu25"): KINECT_V1_TO_NTU25,
+    ("ntu25", "kinect_v1"): NTU25_TO_KINECT_V1,
+    # UTD_TO_KINECT_V1 only swaps joints 0 <-> 3 and 1 <-> 2, so it is its own inverse
     ("utd_mhad", "kinect_v1"): tuple((i,) for i in UTD_TO_KINECT_V1),
+    ("kinect_v1", "utd_mhad"): tuple((i,) for i in UTD_TO_KINECT_V1),
     ("utd_mhad", "ntu25"): tuple(tuple(UTD_TO_KINECT_V1[k] for k in src) for src in KINECT_V1_TO_NTU25),
+    ("ntu25", "utd_mhad"): tuple(NTU25_TO_KINECT_V1[k] for k in UTD_TO_KINECT_V1),
 }
 
 
@@ -244,8 +253,7 @@ def get_layout(name: str) -> JointLayout:
 def map_layout(x: np.ndarray, source: str, target: str, joint_axis: int = -2) -> np.ndarray:
     """Map joints from layout ``source`` to ``target`` along ``joint_axis``.
 
-    Raises ``ConfigError`` when no mapping exists (e.g. NTU-25 -> Kinect v1 is fine to add,
-    but an unknown layout is not guessed).
+    Raises ``ConfigError`` when no mapping exists (an unknown layout is not guessed).
     """
     if source == target:
         return x

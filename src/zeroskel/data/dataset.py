@@ -206,4 +206,3 @@ def head_below_hips(data: np.ndarray, layout: str) -> np.ndarray | float:
         low = (x[:, 1, :, lay.index("head")] < x[:, 1, :, lay.index(base)]) & present
         out = low.sum(axis=(1, 2)) / np.maximum(present.sum(axis=(1, 2)), 1)
     return float(out[0]) if single else out
-

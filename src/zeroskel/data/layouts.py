@@ -178,7 +178,7 @@ UTD_TO_KINECT_V1 = (3, 2, 1, 0) + tuple(range(4, 20))
 
 def _reordered(layout: JointLayout, order: tuple[int, ...], name: str, description: str) -> JointLayout:
     """``layout`` with its joints stored in another order: joint i of the new layout is joint
-    ``order[i]`` of ``layout`` (``order`` is its own inverse here, as for UTD-MHAD)."""
+    ``order[i]`` of ``layout``; bones, centre and pairs follow their joints."""
     new_id = {old: new for new, old in enumerate(order)}
     remap = lambda pairs: tuple((new_id[a], new_id[b]) for a, b in pairs)  # noqa: E731
     return JointLayout(name=name, joints=tuple(layout.joints[i] for i in order), bones=remap(layout.bones),

@@ -38,12 +38,11 @@ from pathlib import Path
 
 import numpy as np
 
-SPLITS = [("utd_mhad", "purls-22/5"), ("utd_mhad", "purls-18/9"), ("utd_mhad", "purls-14/13"),
-          ("nw_ucla", "purls-8/2"), ("nw_ucla", "purls-5/5")]
+from zeroskel.engine.benchmark import PUBLISHED, SUITES
+
+SPLITS = list(SUITES["purls-small"])
 # PURLS supplementary Table 8 (top-1 % ZSL), as listed in the data README.
-PURLS = {("nw_ucla", "purls-8/2"): 75.84, ("nw_ucla", "purls-5/5"): 49.47,
-         ("utd_mhad", "purls-22/5"): 57.50, ("utd_mhad", "purls-18/9"): 31.71,
-         ("utd_mhad", "purls-14/13"): 19.23}
+PURLS = PUBLISHED["purls-small"][1]
 # PGFA's reference code on this protocol, seed 1 (data README): final epoch, final + alignment.
 REFERENCE = {("utd_mhad", "purls-22/5"): (37.50, 40.00), ("utd_mhad", "purls-18/9"): (20.14, 18.75),
              ("nw_ucla", "purls-5/5"): (49.58, 61.44)}

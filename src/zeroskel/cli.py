@@ -311,6 +311,23 @@ def cmd_evaluate(a) -> int:
     return 0
 
 
+def cmd_benchmark(a) -> int:
+    from .engine.benchmark import run_benchmark, summarize
+
+    if not a.summary:
+        try:
+            i, n = (int(x) for x in a.shard.split("/"))
+        except ValueError:
+            raise ZeroskelError(f"--shard must be i/n (e.g. 0/2), got {a.shard!r}") from None
+        run_benchmark(a.suite, a.seeds, a.out, method=a.method, config=a.config, overrides=a.set or [],
+                      only=a.only, shard=(i, n), data_root=a.data_root, device=a.device)
+    table = summarize(a.out)
+    print(table)
+    if a.summary_file:
+        Path(a.summary_file).write_text(table + "\n")
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="zeroskel", description="Zero-shot skeleton-based action recognition")
@@ -411,6 +428,23 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also store features of temporally masked training sequences (SMIE's temporal "
                          "term): drop the DROP highest-motion frames, keep KEEP random others (SMIE: 15 20)")
     sp.add_argument("--masked-seed", type=int, default=0, help="seed of the masks' random frame subsets")
+
+    sp = add("benchmark", cmd_benchmark, "train a method on every split of a benchmark suite x seeds "
+             "(resumable) and print mean +- std next to published numbers")
+    sp.add_argument("--suite", default="purls-small",
+                    help="purls-small (default), synse-ntu, smie-ntu60, smie-ntu120, smie-pku_mmd1")
+    sp.add_argument("--method", default="pgfa")
+    sp.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    sp.add_argument("--out", required=True, help="benchmark folder: one record per finished job, runs/ "
+                                                 "inside; a second call continues it")
+    sp.add_argument("--config", help="YAML config file or preset (default: each dataset's preset)")
+    sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
+    sp.add_argument("--only", nargs="+", metavar="DATASET:SPLIT", help="run only these items of the suite")
+    sp.add_argument("--shard", default="0/1", help="i/n: this process takes every n-th job from i "
+                                                   "(start n processes on one --out to share the jobs)")
+    sp.add_argument("--summary", action="store_true", help="only print the table of the finished jobs")
+    sp.add_argument("--summary-file", help="also write the table to this file")
+    sp.add_argument("--device", default=None, help="default: the config's (auto)")
 
     sp = add("resume", cmd_resume, "continue an interrupted training run from its last completed epoch")
     sp.add_argument("run_dir")

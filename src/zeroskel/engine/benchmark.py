@@ -1,0 +1,209 @@
+"""Benchmark runner: one end-to-end method over a suite of published splits x seeds.
+
+Every (dataset, split, seed) job trains an ordinary run (:func:`zeroskel.engine.runs.train`,
+run directories under ``OUT/runs``) and then writes one small record, ``OUT/<dataset>-<split>-seed<k>.json``.
+A finished job is never run again, so an interrupted benchmark continues where it stopped, and
+several processes can share one ``OUT`` (``shard=(i, n)``, plus lock files so that two workers
+never take the same job). ``OUT/benchmark.json`` fixes the method, suite, config and overrides
+at the first call; a later call with other settings is refused rather than mixing two
+configurations in one table. :func:`summarize` turns the records into a Markdown table: mean and
+sample std over seeds of ZSL top-1 (plain and with the test-time step) and of calibrated GZSL,
+next to the published numbers the suite has.
+
+Feature-based methods (Flora, SMIE, DeViSE, CADA-VAE) are benchmarked on feature files with
+``zeroskel eval-features`` (or ``benchmarks/run_feature_methods.py``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, unknown_name
+
+#: suite name -> the (dataset, split) pairs it runs, in table order
+SUITES: dict[str, tuple[tuple[str, str], ...]] = {
+    # the PURLS small-dataset benchmark (UTD-MHAD cross-subject, NW-UCLA cross-view)
+    "purls-small": (("utd_mhad", "purls-22/5"), ("utd_mhad", "purls-18/9"), ("utd_mhad", "purls-14/13"),
+                    ("nw_ucla", "purls-8/2"), ("nw_ucla", "purls-5/5")),
+    # the SynSE splits of NTU RGB+D 60 / 120 (PGFA's setting 2)
+    "synse-ntu": (("ntu60", "synse-55/5"), ("ntu60", "synse-48/12"),
+                  ("ntu120", "synse-110/10"), ("ntu120", "synse-96/24")),
+    # SMIE's three random splits per dataset (PGFA's setting 1; papers report their mean)
+    "smie-ntu60": tuple(("ntu60", f"smie-{i}") for i in (1, 2, 3)),
+    "smie-ntu120": tuple(("ntu120", f"smie-{i}") for i in (1, 2, 3)),
+    "smie-pku_mmd1": tuple(("pku_mmd1", f"smie-{i}") for i in (1, 2, 3)),
+}
+
+#: suite -> (source, {(dataset, split): ZSL top-1 %}): published numbers, as listed in the data
+#: README (PURLS supplementary Table 8). Only numbers checked against their source are here.
+PUBLISHED: dict[str, tuple[str, dict[tuple[str, str], float]]] = {
+    "purls-small": ("PURLS (CVPR 2024, suppl. Table 8)", {
+        ("utd_mhad", "purls-22/5"): 57.50, ("utd_mhad", "purls-18/9"): 31.71,
+        ("utd_mhad", "purls-14/13"): 19.23, ("nw_ucla", "purls-8/2"): 75.84, ("nw_ucla", "purls-5/5"): 49.47}),
+}
+
+METHODS = ("pgfa",)
+SETTINGS_FILE = "benchmark.json"
+
+
+@dataclass(frozen=True)
+class Job:
+    dataset: str
+    split: str
+    seed: int
+
+    def record(self, out: Path) -> Path:
+        return Path(out) / f"{self.dataset}-{self.split.replace('/', '_')}-seed{self.seed}.json"
+
+
+def plan(suite: str, seeds: Sequence[int], only: Iterable[str] | None = None) -> list[Job]:
+    """The jobs of ``suite`` for ``seeds``, seed-major (if a benchmark is cut short, every
+    split still has its first seeds). ``only``: ``dataset:split`` items to keep."""
+    if suite not in SUITES:
+        raise unknown_name("benchmark suite", suite, SUITES)
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) for s in seeds):
+        raise ConfigError(f"seeds must be a non-empty list of integers, got {list(seeds)!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds must not repeat, got {list(seeds)!r}")
+    pairs = SUITES[suite]
+    if only:
+        names = {f"{d}:{s}" for d, s in pairs}
+        bad = [o for o in only if o not in names]
+        if bad:
+            raise ConfigError(f"--only {bad[0]!r} is not in suite {suite!r}; valid: {', '.join(sorted(names))}")
+        pairs = tuple(p for p in pairs if f"{p[0]}:{p[1]}" in set(only))
+    return [Job(d, s, int(seed)) for seed in seeds for d, s in pairs]
+
+
+def _check_settings(out: Path, settings: dict) -> None:
+    """Write ``benchmark.json`` on first use; refuse a later call with other settings."""
+    path = out / SETTINGS_FILE
+    if path.is_file():
+        have = json.loads(path.read_text())
+        diff = sorted(k for k in settings if have.get(k) != settings[k])
+        if diff:
+            raise ConfigError(f"{out} holds a benchmark with other settings ({', '.join(diff)}: "
+                              f"{', '.join(f'{have.get(k)!r} there, {settings[k]!r} now' for k in diff)}); "
+                              "use another --out so that no run is mixed with another configuration")
+        return
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(settings, indent=1))
+    os.replace(tmp, path)
+
+
+def _record(job: Job, run_dir: Path, wall: float, threads: int | None) -> dict:
+    m = json.loads((run_dir / "metrics.json").read_text())
+    cal = m.get("gzsl_calibrated") or {}
+    return {"dataset": job.dataset, "split": job.split, "seed": job.seed, "run_dir": str(run_dir),
+            "zsl_top1": m["zsl_top1"], "zsl_top1_aligned": m.get("zsl_top1_aligned"),
+            "gzsl_calibrated": {k: cal[k] for k in ("S", "U", "H") if k in cal} or None,
+            "test_samples": m.get("test_samples"), "final_epochs": m.get("final_epochs"),
+            "train_seconds": m.get("train_seconds"), "wall_seconds": wall, "torch_threads": threads,
+            "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpu",
+            "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def run_benchmark(suite: str, seeds: Sequence[int], out: str | Path, *, method: str = "pgfa",
+                  config: str | None = None, overrides: Sequence[str] = (), only: Iterable[str] | None = None,
+                  shard: tuple[int, int] = (0, 1), data_root=None, device: str | None = None,
+                  log: Callable[[str], None] = print) -> list[Path]:
+    """Run the jobs of ``suite`` x ``seeds`` that this worker owns and that are not done yet.
+
+    Args:
+        suite: a key of :data:`SUITES`.
+        out: the benchmark folder (records, ``benchmark.json``, ``runs/``).
+        config, overrides: as ``zeroskel train --config`` / ``--set``; each dataset's default
+            preset applies when ``config`` is None.
+        shard: ``(i, n)``: this worker takes every n-th job starting at i.
+    Returns:
+        the record files this call wrote.
+    """
+    from .config import build_config
+    from .runs import train
+
+    if method not in METHODS:
+        raise unknown_name("benchmark method (feature methods: zeroskel eval-features)", method, METHODS)
+    i, n = shard
+    if not (isinstance(n, int) and n >= 1 and isinstance(i, int) and 0 <= i < n):
+        raise ConfigError(f"--shard must be i/n with 0 <= i < n, got {i}/{n}")
+    jobs = plan(suite, seeds, only)
+    out = Path(out)
+    # every job's config is built (and so checked) before the first one trains
+    configs = {j: build_config(method, dataset=j.dataset, split=j.split, seed=j.seed, config=config,
+                               overrides=list(overrides), data_root=data_root, device=device) for j in jobs}
+    out.mkdir(parents=True, exist_ok=True)
+    _check_settings(out, {"method": method, "suite": suite, "config": config, "overrides": list(overrides)})
+    written = []
+    for k, job in enumerate(jobs):
+        rec_path = job.record(out)
+        if k % n != i or rec_path.is_file():
+            continue
+        lock = rec_path.with_suffix(".lock")
+        try:
+            with lock.open("x") as f:  # claim the job: any number of workers can share OUT
+                f.write(f"{os.getpid()}\n")
+        except FileExistsError:
+            log(f"skip {job.dataset} {job.split} seed {job.seed}: {lock.name} exists (another worker, or a "
+                "crashed one: delete the lock to retry)")
+            continue
+        try:
+            log(f"[{time.strftime('%H:%M:%S')}] {job.dataset} {job.split} seed {job.seed}")
+            t0 = time.time()
+            import torch
+            run_dir = train(configs[job], out / "runs", data_root=data_root)
+            rec = _record(job, run_dir, time.time() - t0, torch.get_num_threads())
+            tmp = rec_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(rec, indent=1))
+            os.replace(tmp, rec_path)
+            written.append(rec_path)
+            log(f"  ZSL {rec['zsl_top1']:.2f}"
+                + (f", with the test-time step {rec['zsl_top1_aligned']:.2f}" if rec["zsl_top1_aligned"] is not None else "")
+                + f" ({rec['wall_seconds']:.0f} s, {run_dir})")
+        finally:
+            lock.unlink(missing_ok=True)
+    return written
+
+
+def _cell(values: list[float]) -> str:
+    a = np.asarray(values, dtype=float)
+    return f"{a.mean():.2f} ± {a.std(ddof=1) if len(a) > 1 else 0.0:.2f}"
+
+
+def summarize(out: str | Path) -> str:
+    """A Markdown table of the records in ``out``: per (dataset, split), mean ± sample std over
+    the finished seeds of ZSL top-1, ZSL with the test-time step, calibrated GZSL S / U / H,
+    and the suite's published number where it has one."""
+    out = Path(out)
+    path = out / SETTINGS_FILE
+    if not path.is_file():
+        raise ConfigError(f"{out}: no {SETTINGS_FILE}; not a benchmark folder")
+    settings = json.loads(path.read_text())
+    suite = settings["suite"]
+    source, published = PUBLISHED.get(suite, ("published", {}))
+    lines = [f"{settings['method']} on suite {suite} (config {settings['config'] or 'dataset preset'}"
+             + (f", overrides {' '.join(settings['overrides'])}" if settings["overrides"] else "") + ")", "",
+             f"| dataset | split | {source} | ZSL top-1 | + test-time step | GZSL S / U / H | seeds | wall s/run |",
+             "|---|---|---|---|---|---|---|---|"]
+    for ds, sp in SUITES[suite]:
+        recs = [json.loads(p.read_text()) for p in sorted(out.glob(f"{ds}-{sp.replace('/', '_')}-seed*.json"))]
+        pub = f"{published[(ds, sp)]:.2f}" if (ds, sp) in published else "-"
+        if not recs:
+            lines.append(f"| {ds} | {sp} | {pub} | (not run) | | | 0 | |")
+            continue
+        step = [r["zsl_top1_aligned"] for r in recs if r.get("zsl_top1_aligned") is not None]
+        g = [r["gzsl_calibrated"] for r in recs if r.get("gzsl_calibrated")]
+        gz = " / ".join(_cell([x[k] for x in g]) for k in ("S", "U", "H")) if len(g) == len(recs) else "-"
+        seeds = ",".join(str(r["seed"]) for r in sorted(recs, key=lambda r: r["seed"]))
+        lines.append(f"| {ds} | {sp} | {pub} | {_cell([r['zsl_top1'] for r in recs])} | "
+                     f"{_cell(step) if len(step) == len(recs) else '-'} | {gz} | {seeds} | "
+                     f"{np.mean([r['wall_seconds'] for r in recs]):.0f} |")
+    lines += ["", "Mean ± sample std (ddof 1) over the seeds listed; the test set chose nothing "
+                  "(model selection on seen-class validation data only)."]
+    return "\n".join(lines)

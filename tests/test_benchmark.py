@@ -1,0 +1,77 @@
+"""Benchmark runner: job plans, resumable runs on real data, settings that cannot be mixed."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import need
+from zeroskel.cli import main
+from zeroskel.engine.benchmark import PUBLISHED, SUITES, Job, plan, run_benchmark, summarize
+from zeroskel.errors import ConfigError
+
+
+def test_plan_is_seed_major_and_filtered():
+    jobs = plan("purls-small", [1, 2])
+    assert len(jobs) == 10 and jobs[0] == Job("utd_mhad", "purls-22/5", 1) and jobs[5].seed == 2
+    assert [j.seed for j in jobs[:5]] == [1] * 5
+    only = plan("purls-small", [3], only=["nw_ucla:purls-5/5"])
+    assert only == [Job("nw_ucla", "purls-5/5", 3)]
+    assert Job("nw_ucla", "purls-5/5", 3).record("out").name == "nw_ucla-purls-5_5-seed3.json"
+    # every published number belongs to a pair of its suite
+    for suite, (_, numbers) in PUBLISHED.items():
+        assert set(numbers) <= set(SUITES[suite])
+
+
+def test_plan_errors_name_the_bad_value():
+    with pytest.raises(ConfigError, match="unknown benchmark suite 'purls'.*purls-small"):
+        plan("purls", [1])
+    with pytest.raises(ConfigError, match="--only 'utd_mhad:purls-5/5' is not in suite 'purls-small'"):
+        plan("purls-small", [1], only=["utd_mhad:purls-5/5"])
+    with pytest.raises(ConfigError, match="must not repeat"):
+        plan("purls-small", [1, 1])
+    with pytest.raises(ConfigError, match="non-empty list of integers"):
+        plan("purls-small", [])
+
+
+def test_every_suite_split_exists():
+    from zeroskel.data.splits import get_split
+    for pairs in SUITES.values():
+        for ds, sp in pairs:
+            assert get_split(ds, sp).unseen_array.size > 0
+
+
+def test_benchmark_runs_resumes_and_refuses_other_settings(data_root, tmp_path, capsys):
+    need(data_root, "utd_mhad")
+    out = tmp_path / "bench"
+    quick = ["train.epochs=1", "validation.mode=none", "train.threads=1"]
+    lines = []
+    written = run_benchmark("purls-small", [1], out, only=["utd_mhad:purls-22/5"], overrides=quick,
+                            data_root=data_root, device="cpu", log=lines.append)
+    assert [p.name for p in written] == ["utd_mhad-purls-22_5-seed1.json"]
+    rec = json.loads(written[0].read_text())
+    metrics = json.loads((tmp_path / "bench" / "runs" / "pgfa-utd_mhad-purls-22_5-seed1" / "metrics.json").read_text())
+    assert rec["zsl_top1"] == metrics["zsl_top1"] and rec["test_samples"] == 80
+    # a second call finds the job done: no new run directory, nothing written
+    assert run_benchmark("purls-small", [1], out, only=["utd_mhad:purls-22/5"], overrides=quick,
+                         data_root=data_root, device="cpu", log=lines.append) == []
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["pgfa-utd_mhad-purls-22_5-seed1"]
+    table = summarize(out)
+    assert "| utd_mhad | purls-22/5 | 57.50 | " in table and f"{rec['zsl_top1']:.2f} ± 0.00" in table
+    assert "| nw_ucla | purls-5/5 | 49.47 | (not run) |" in table
+    # other settings in the same folder are refused before anything trains
+    with pytest.raises(ConfigError, match="other settings \\(overrides"):
+        run_benchmark("purls-small", [2], out, only=["utd_mhad:purls-22/5"], overrides=quick[:1],
+                      data_root=data_root, device="cpu", log=lines.append)
+    # a job another worker holds is left alone, and said so
+    Job("utd_mhad", "purls-22/5", 2).record(out).with_suffix(".lock").write_text("1\n")
+    assert run_benchmark("purls-small", [1, 2], out, only=["utd_mhad:purls-22/5"], overrides=quick,
+                         data_root=data_root, device="cpu", log=lines.append) == []
+    assert any("seed 2: utd_mhad-purls-22_5-seed2.lock exists" in line for line in lines)
+    # the command line prints the same table, and bad input is one line
+    assert main(["benchmark", "--out", str(out), "--summary"]) == 0
+    assert "| utd_mhad | purls-22/5 | 57.50 |" in capsys.readouterr().out
+    assert main(["benchmark", "--out", str(tmp_path / "b2"), "--shard", "1"]) == 2
+    assert "--shard must be i/n" in capsys.readouterr().err
+    assert main(["benchmark", "--out", str(tmp_path / "b3"), "--summary"]) == 2
+    assert "not a benchmark folder" in capsys.readouterr().err

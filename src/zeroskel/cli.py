@@ -21,7 +21,12 @@ def _print_json(obj) -> None:
 
 
 def _report_run(run_dir) -> int:
-    """Print a finished run's directory and its scalar metrics."""
+    """Print a finished run's directory and its scalar metrics (once, from process 0 of a
+    data-parallel run)."""
+    from .engine.distributed import current_world
+
+    if not current_world().main:
+        return 0
     print(f"run directory: {run_dir}")
     metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
     _print_json({k: v for k, v in metrics.items() if not isinstance(v, (list, dict))})

@@ -93,23 +93,84 @@ def create_run_dir(runs_dir: str | Path, name: str) -> Path:
     raise ZeroskelError(f"{runs_dir}: too many runs named {name}")  # pragma: no cover
 
 
+# methods that can train in several processes (torchrun; zeroskel.engine.distributed)
+DATA_PARALLEL = ("pgfa",)
+
+
+def _join_world(config: dict):
+    """The data-parallel world this process belongs to (torchrun), joined; checks the method."""
+    from .distributed import init_world, world_from_env
+
+    if not world_from_env().active:
+        from .distributed import SINGLE
+        return SINGLE
+    if config.get("method") not in DATA_PARALLEL:
+        raise ConfigError(f"method {config.get('method')!r} trains in one process; launch it without torchrun "
+                          f"(WORLD_SIZE is {world_from_env().size}; data-parallel: {', '.join(DATA_PARALLEL)})")
+    return init_world(str(config.get("device") or "auto"))
+
+
+def _work_dir(run_dir: Path, world) -> Path:
+    """Where this process writes: the run directory for process 0; for process r, ``rank<r>/``
+    inside it, seeded with copies of process 0's checkpoints and records (the processes'
+    states are identical by construction, so a resumed run continues from the same point in
+    every process, whatever the number of processes before)."""
+    from .distributed import barrier
+
+    barrier(world)  # process 0 has created the folder; nobody writes until all have copied
+    d = run_dir
+    if not world.main:
+        d = run_dir / f"rank{world.rank}"
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir()
+        for f in run_dir.iterdir():
+            if f.is_file() and f.suffix in (".pt", ".json") and f.name != "metrics.json":
+                shutil.copy2(f, d / f.name)
+    barrier(world)
+    return d
+
+
+def _train_in(train_fn, config: dict, run_dir: Path, world, data_root, max_epochs) -> None:
+    """``train_fn`` in this process's work folder; afterwards process 0 removes the others'."""
+    import os
+
+    from .distributed import barrier
+
+    if world.active and not world.main:
+        os.environ["ZEROSKEL_QUIET"] = "1"  # one process prints
+    train_fn(config, _work_dir(run_dir, world), data_root=data_root, max_epochs=max_epochs)
+    barrier(world)
+    if world.active and world.main:
+        for d in run_dir.glob("rank*"):
+            shutil.rmtree(d, ignore_errors=True)
+
+
 def train(config: dict, runs_dir: str | Path = "runs", data_root=None, max_epochs: int | None = None) -> Path:
     """Start a new run of ``config['method']`` in a fresh run directory; return its path.
 
     The resolved config is written to ``config.yaml`` before training starts, so an
     interrupted run can be continued with :func:`resume_run`. ``max_epochs`` stops each
-    stage after that many epochs (an interruption hook for tests).
+    stage after that many epochs (an interruption hook for tests). Under ``torchrun`` (PGFA)
+    the processes train one run together: process 0 creates the run directory.
     """
+    from .distributed import broadcast_object
+
     method = config.get("method")
     train_fn, _ = _method(method)
     check_run_config(config)
+    world = _join_world(config)
     runs_dir = Path(runs_dir)
     created = [d for d in (runs_dir, *runs_dir.parents) if not d.exists()]  # deepest first
-    run_dir = create_run_dir(runs_dir, run_name(method, config["dataset"], config["split"], config.get("seed", 0)))
-    dump_config(config, run_dir / "config.yaml")
+    run_dir = None
+    if world.main:
+        run_dir = create_run_dir(runs_dir, run_name(method, config["dataset"], config["split"], config.get("seed", 0)))
+        dump_config(config, run_dir / "config.yaml")
+    run_dir = Path(broadcast_object(str(run_dir) if run_dir else None, world))
     try:
-        train_fn(config, run_dir, data_root=data_root, max_epochs=max_epochs)
+        _train_in(train_fn, config, run_dir, world, data_root, max_epochs)
     except ZeroskelError:
+        if not world.main:
+            raise
         # failed before any work was saved (no data root, missing files...): leave no
         # folder behind, so the retry gets the run's own name rather than "-1"
         if {p.name for p in run_dir.iterdir()} <= _SETUP_FILES:
@@ -145,7 +206,7 @@ def resume_run(run_dir: str | Path, data_root=None, max_epochs: int | None = Non
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
     train_fn, _ = _method(cfg["method"])
-    train_fn(cfg, run_dir, data_root=data_root, max_epochs=max_epochs)
+    _train_in(train_fn, cfg, run_dir, _join_world(cfg), data_root, max_epochs)
     return run_dir
 
 

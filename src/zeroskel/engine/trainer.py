@@ -21,13 +21,16 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError, unknown_name
+
+if TYPE_CHECKING:
+    from .distributed import World
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine")
@@ -297,6 +300,12 @@ class Trainer:
         extra_state: JSON-able / tensor dict stored in every checkpoint (config, classes...).
         logger: where per-epoch lines go.
         grad_clip: max gradient norm (None = off).
+        world: the data-parallel :class:`~zeroskel.engine.distributed.World` (default: the
+            initialised process group, else one process). With several processes ``step_fn``
+            gets this process's share of each batch and must return the loss of the *whole*
+            global batch, identical in every process (gather the shares' outputs with
+            :func:`~zeroskel.engine.distributed.gather_rows`); the trainer back-propagates
+            ``loss / size`` and sums the gradients, which gives the one-process gradient.
     """
 
     def __init__(self, model: nn.Module, step_fn: StepFn, batches_fn: Callable[[int, np.random.Generator], Iterable[Batch]],
@@ -304,11 +313,14 @@ class Trainer:
                  checkpoint: str | Path | None = None, eval_fn: Callable[[nn.Module, int], dict] | None = None,
                  on_epoch_end: Callable[["Trainer", EpochResult], None] | None = None,
                  extra_state: dict | None = None, logger: logging.Logger | None = None,
-                 grad_clip: float | None = None, eval_every: int = 1) -> None:
+                 grad_clip: float | None = None, eval_every: int = 1, world: "World | None" = None) -> None:
+        from .distributed import current_world, prepare_model
+
         if not isinstance(eval_every, int) or isinstance(eval_every, bool) or eval_every < 1:
             raise ConfigError(f"eval_every must be a positive integer, got {eval_every!r}")
-        self.device = resolve_device(device)
-        self.model = model.to(self.device)
+        self.world = world or current_world()
+        self.device = self.world.device(resolve_device(device))
+        self.model = prepare_model(model, self.device, self.world).to(self.device)
         self.step_fn = step_fn
         self.batches_fn = batches_fn
         self.optim_cfg = optim
@@ -357,11 +369,15 @@ class Trainer:
 
     # ---------------------------------------------------------------- loop
     def train_epoch(self, epoch: int) -> EpochResult:
+        from .distributed import sum_gradients, sync_buffers
+
         lr = lr_at_epoch(self.optim_cfg, epoch)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         rng = np.random.default_rng(epoch_seed(self.seed, epoch, 0))
-        torch.manual_seed(epoch_seed(self.seed, epoch, 1))  # dropout etc.
+        # dropout etc.; each data-parallel process draws its own masks for its share (stream 1
+        # is process 0's, and a one-process run's)
+        torch.manual_seed(epoch_seed(self.seed, epoch, 1 if self.world.main else 1000 + self.world.rank))
         self.model.train()
         t0 = time.perf_counter()
         total, n = 0.0, 0
@@ -371,12 +387,17 @@ class Trainer:
                 raise ConfigError(f"training diverged: loss is {loss.item()} in epoch {epoch + 1} "
                                   f"(lr {lr:.3g}); lower train.lr or set train.grad_clip")
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if self.world.active:
+                (loss / self.world.size).backward()
+                sum_gradients(self.model.parameters(), self.world)
+            else:
+                loss.backward()
             if self.grad_clip:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
             self.optimizer.step()
             total += float(loss.detach()) * bs
             n += bs
+        sync_buffers(self.model, self.world)  # BatchNorm statistics as process 0's (a no-op alone)
         return EpochResult(epoch=epoch, lr=lr, loss=total / max(n, 1), seconds=time.perf_counter() - t0,
                            samples=n)
 

@@ -16,6 +16,7 @@ from torch import nn
 from ...errors import ConfigError, DataError, unknown_name
 from ...models.modality import check_modality
 from ...engine.data import augment_batch, check_augment, load_prepared
+from ...engine.distributed import current_world, gather_rows, shard
 from ...engine.trainer import PRECISIONS, autocast
 from ..alignment import align_kwargs
 from .classifier import PGFAClassifier
@@ -245,6 +246,8 @@ class _Stage:
     def __init__(self, cfg, data, lengths, labels, text_t, device):
         self.cfg, self.data, self.lengths, self.labels = cfg, data, lengths, labels
         self.text_t, self.device = text_t, device
+        # data-parallel: every process draws the same global batch and encodes its own share
+        self.world = current_world()
         self.precision = cfg["train"].get("precision", "fp32")
         self.loss = cfg["model"].get("loss", "batch_kl")
         if self.loss == "class_ce":  # the stage's own classes (pseudo-seen in stage 1, seen in stage 2)
@@ -261,10 +264,11 @@ class _Stage:
         aug = self.cfg["data"]["augment"]
         for s in range(0, stop, bs):
             idx = perm[s:s + bs]
-            if len(idx) < 2:
+            if len(idx) < max(2, self.world.size):
                 continue
             x = np.asarray(self.data[idx], dtype=np.float32)
             x = augment_batch(x, self.lengths[idx], aug, rng)
+            x = x[shard(len(idx), self.world)]
             if not x.flags.writeable:  # e.g. a view of a read-only memmap: torch warns
                 x = x.copy()
             y = torch.from_numpy(np.array(self.labels[idx]))
@@ -277,7 +281,8 @@ class _Stage:
         x, y = batch[0].to(self.device), batch[1].to(self.device)
         with autocast(self.device, self.precision):
             feats = model(x)
-        feats = feats.float()  # the loss in fp32 under any precision
+        # the loss in fp32 under any precision, over the whole global batch
+        feats = gather_rows(feats.float(), len(y), self.world)
         if self.loss == "class_ce":
             target = self.class_index[y]
             return block_mean_loss(model, feats, self.class_text,
@@ -314,7 +319,7 @@ def _ce_initialise(cfg: dict, stage: "_Stage", model: PGFAModel, checkpoint: Pat
         x, y = batch[0].to(device), batch[1].to(device)
         with autocast(device, stage.precision):
             logits = net(x)
-        return F.cross_entropy(logits.float(), index[y]), len(y)
+        return F.cross_entropy(gather_rows(logits.float(), len(y), stage.world), index[y]), len(y)
 
     tr = Trainer(_CEInit(model, len(classes)), step, stage.batches, _optim_cfg(cfg, epochs), seed=seed,
                  device=device, checkpoint=checkpoint, logger=log, grad_clip=cfg["train"]["grad_clip"],
@@ -387,7 +392,8 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
     for note in unused_settings(cfg["validation"]):
         log.warning(note)
     _set_threads(cfg)
-    device = resolve_device(cfg.get("device", "auto"))
+    world = current_world()
+    device = world.device(resolve_device(cfg.get("device", "auto")))
     check_precision(cfg["train"].get("precision", "fp32"), device)
     seed = int(cfg["seed"])
     seed_everything(seed, bool(cfg["train"]["deterministic"]))
@@ -408,6 +414,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
     num_persons = int(ds.data.shape[-1])
     prec = cfg["train"].get("precision", "fp32")
     log.info(f"pgfa {cfg['dataset']} {split.name} seed {seed} device {device}"
+             f"{f' (process {world.rank} of {world.size}, data-parallel)' if world.active else ''}"
              f"{'' if prec == 'fp32' else f' ({prec} autocast)'}: {len(train_idx)} training "
              f"samples of {len(seen)} seen classes, partition {part!r}, text {tx['model']} ({text.shape[1]}-d)")
 
@@ -622,6 +629,8 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
                                    f"classes for {final_epochs} epochs" if warm
                               else f"trained from scratch on all seen classes for {final_epochs} epochs")
     metrics["device"] = str(device)
+    if world.active:
+        metrics["processes"] = world.size  # data-parallel (torchrun); global batch train.batch_size
     metrics["precision"] = cfg["train"].get("precision", "fp32")
     metrics["torch_threads"] = torch.get_num_threads()
     write_json(metrics, run_dir / "metrics.json")

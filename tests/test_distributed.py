@@ -1,0 +1,160 @@
+"""Data-parallel training on CPU (gloo, two processes): the same gradients as one process, and a
+PGFA run trained, interrupted and resumed by two processes together."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+from torch import nn
+
+from conftest import need
+from zeroskel.engine.distributed import SINGLE, World, gather_rows, shard
+from zeroskel.errors import ConfigError
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _join(rank: int, size: int, port: int) -> World:
+    from zeroskel.engine.distributed import init_world
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(size), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    return init_world("cpu")
+
+
+def _spawn(fn, *args, nprocs: int = 2) -> None:
+    mp.spawn(fn, args=(nprocs, _free_port(), *args), nprocs=nprocs, join=True)
+
+
+def test_shards_cover_the_batch_in_order():
+    for n in (2, 7, 32):
+        for size in (1, 2, 3):
+            parts = [shard(n, World(r, size)) for r in range(size)]
+            assert parts[0].start == 0 and parts[-1].stop == n
+            assert all(a.stop == b.start for a, b in zip(parts, parts[1:]))
+            assert max(p.stop - p.start for p in parts) - min(p.stop - p.start for p in parts) <= 1
+    x = torch.arange(6.0)
+    assert gather_rows(x, 6, SINGLE) is x
+
+
+# ------------------------------------------------------------------ the engine
+class _Toy(nn.Module):
+    """Features through a linear map; the loss also uses a learnable scale directly, the case
+    where summing per-process gradients would count a parameter once per process."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.proj = nn.Linear(5, 4)
+        self.scale = nn.Parameter(torch.tensor(3.0))
+
+    def forward(self, x):
+        return self.proj(x)
+
+
+def _toy_data():
+    g = np.random.default_rng(0)
+    return (g.normal(size=(12, 5)).astype(np.float32), g.integers(0, 3, size=12),
+            torch.from_numpy(g.normal(size=(3, 4)).astype(np.float32)))
+
+
+def _toy_train(world: World) -> dict:
+    from zeroskel.engine.trainer import OptimConfig, Trainer
+    from zeroskel.methods.pgfa.losses import multi_positive_kl_loss
+
+    x, y, text = _toy_data()
+
+    def batches(epoch, rng):
+        perm = rng.permutation(len(y))
+        for s in range(0, len(y), 6):  # global batches of 6, 3 rows per process
+            idx = perm[s:s + 6]
+            yield torch.from_numpy(x[idx][shard(len(idx), world)]), torch.from_numpy(y[idx])
+
+    def step(model, batch):
+        xb, yb = batch
+        feats = gather_rows(model(xb), len(yb), world)
+        return multi_positive_kl_loss(feats, text[yb], yb, model.scale, 10.0), len(yb)
+
+    tr = Trainer(_Toy(), step, batches, OptimConfig(optimizer="sgd", lr=0.1, epochs=3, momentum=0.9,
+                                                    weight_decay=0.0, warmup_epochs=0),
+                 seed=1, device="cpu", world=world)
+    tr.fit(resume=False)
+    return {k: v.detach().clone() for k, v in tr.model.state_dict().items()}
+
+
+def _toy_worker(rank, size, port, out):
+    world = _join(rank, size, port)
+    torch.save(_toy_train(world), Path(out) / f"rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def test_two_processes_give_the_one_process_update(tmp_path):
+    _spawn(_toy_worker, str(tmp_path))
+    torch.set_num_threads(1)
+    one = _toy_train(SINGLE)
+    for rank in (0, 1):
+        got = torch.load(tmp_path / f"rank{rank}.pt")
+        for k in one:
+            torch.testing.assert_close(got[k], one[k], rtol=1e-5, atol=1e-6)
+    assert not torch.equal(one["proj.weight"], _Toy().proj.weight.detach())  # it trained
+
+
+# ------------------------------------------------------------------ a PGFA run
+_QUICK = ["train.epochs=2", "train.batch_size=16", "validation.every=1", "train.threads=1"]
+
+
+def _pgfa_worker(rank, size, port, runs_dir, data_root, mode):
+    from zeroskel.engine.config import build_config
+    from zeroskel.engine.runs import resume_run, train
+
+    os.environ["ZEROSKEL_QUIET"] = "1"
+    _join(rank, size, port)
+    if mode == "resume":
+        resume_run(next(Path(runs_dir).iterdir()), data_root=data_root)
+    else:
+        cfg = build_config("pgfa", dataset="utd_mhad", split="purls-22/5", seed=3, overrides=_QUICK,
+                           device="cpu", data_root=data_root)
+        train(cfg, runs_dir, data_root=data_root, max_epochs=1 if mode == "interrupt" else None)
+    torch.distributed.destroy_process_group()
+
+
+def test_pgfa_trains_and_resumes_in_two_processes(data_root, tmp_path):
+    need(data_root, "utd_mhad")
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    _spawn(_pgfa_worker, str(whole), str(data_root), "whole")
+    _spawn(_pgfa_worker, str(parts), str(data_root), "interrupt")
+    (run,) = list(parts.iterdir())
+    assert not (run / "metrics.json").exists() and not list(run.glob("rank*"))
+    _spawn(_pgfa_worker, str(parts), str(data_root), "resume")
+    (full,) = list(whole.iterdir())
+    assert not list(full.glob("rank*")) and not list(run.glob("rank*"))  # only process 0's files remain
+    log = (full / "train.log").read_text()
+    assert "(process 0 of 2, data-parallel)" in log
+    a, b = torch.load(full / "final.pt"), torch.load(run / "final.pt")
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=0, atol=0)  # exact resume
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (full, run))
+    assert ma["zsl_top1"] == mb["zsl_top1"] and ma["test_samples"] == 80
+
+
+def test_single_process_methods_refuse_torchrun(monkeypatch):
+    from zeroskel.engine.config import build_config
+    from zeroskel.engine.runs import train
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    cfg = build_config("pretrain", dataset="utd_mhad", split="purls-22/5", seed=1)
+    with pytest.raises(ConfigError, match="method 'pretrain' trains in one process; launch it without torchrun"):
+        train(cfg, "never-created")
+    assert not Path("never-created").exists()

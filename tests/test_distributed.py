@@ -158,3 +158,7 @@ def test_single_process_methods_refuse_torchrun(monkeypatch):
     with pytest.raises(ConfigError, match="method 'pretrain' trains in one process; launch it without torchrun"):
         train(cfg, "never-created")
     assert not Path("never-created").exists()
+    from zeroskel.engine.benchmark import run_benchmark
+    with pytest.raises(ConfigError, match="without torchrun, and spread jobs over processes with --shard"):
+        run_benchmark("purls-small", [1], "never-created")
+    assert not Path("never-created").exists()

@@ -126,8 +126,12 @@ def run_benchmark(suite: str, seeds: Sequence[int], out: str | Path, *, method: 
         the record files this call wrote.
     """
     from .config import build_config
+    from .distributed import world_from_env
     from .runs import train
 
+    if world_from_env().active:  # workers would claim different jobs and train them as one run
+        raise ConfigError("zeroskel benchmark runs each job in one process: start it without torchrun, "
+                          "and spread jobs over processes with --shard i/n")
     if method not in METHODS:
         raise unknown_name("benchmark method (feature methods: zeroskel eval-features)", method, METHODS)
     i, n = shard

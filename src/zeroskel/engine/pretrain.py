@@ -398,6 +398,7 @@ class _Fit:
 
 def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> dict | None:
     from ..data.splits import get_split, holdout_group
+    from .distributed import SINGLE
     from .trainer import (Trainer, check_precision, load_checkpoint, resolve_device, save_checkpoint,
                           seed_everything, versions)
 
@@ -478,7 +479,8 @@ def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> 
 
         tr = Trainer(make_model(), fit.step, fit.batches, optim_config(cfg), seed=seed, device=device,
                      checkpoint=run_dir / "stage1_last.pt", eval_fn=val_fn, on_epoch_end=keep_best,
-                     logger=log, grad_clip=cfg["train"]["grad_clip"], extra_state={"stage": 1, "config": cfg})
+                     logger=log, grad_clip=cfg["train"]["grad_clip"], extra_state={"stage": 1, "config": cfg},
+                     world=SINGLE)  # pretraining runs in one process (its batches are not sharded)
         tr.resume()
 
         def stopped() -> bool:
@@ -516,7 +518,7 @@ def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> 
         fit2 = _Fit(cfg, ds.data, ds.lengths, train_idx, pos[labels[train_idx]], device)
         tr2 = Trainer(make_model(), fit2.step, fit2.batches, optim_config(cfg), seed=seed, device=device,
                       checkpoint=run_dir / "stage2_last.pt", logger=log, grad_clip=cfg["train"]["grad_clip"],
-                      extra_state={"stage": 2, "config": cfg})
+                      extra_state={"stage": 2, "config": cfg}, world=SINGLE)
         log.info(f"stage 2 (refit): {len(train_idx)} samples, {best} epochs")
         if not tr2.fit_stage(best, max_epochs, "stage 2"):
             return None

@@ -111,7 +111,8 @@ def test_two_processes_give_the_one_process_update(tmp_path):
 
 
 # ------------------------------------------------------------------ a PGFA run
-_QUICK = ["train.epochs=2", "train.batch_size=16", "validation.every=1", "train.threads=1"]
+_QUICK = ["train.epochs=2", "train.batch_size=16", "validation.every=1", "train.threads=1",
+          "train.ce_init_epochs=1"]  # the cross-entropy initialisation gathers logits, not features
 
 
 def _pgfa_worker(rank, size, port, runs_dir, data_root, mode):

@@ -75,3 +75,30 @@ def test_benchmark_runs_resumes_and_refuses_other_settings(data_root, tmp_path, 
     assert "--shard must be i/n" in capsys.readouterr().err
     assert main(["benchmark", "--out", str(tmp_path / "b3"), "--summary"]) == 2
     assert "not a benchmark folder" in capsys.readouterr().err
+
+
+def test_feature_method_benchmark(data_root, tmp_path, capsys):
+    """A feature method over the shipped feature files: the record is what eval-features gives
+    for the same file and seed; missing files and misplaced flags are named."""
+    features = need(data_root, "features")
+    out = tmp_path / "devise"
+    lines = []
+    (rec_path,) = run_benchmark("purls-small", [1], out, method="devise", features=features,
+                                only=["utd_mhad:purls-22/5"], log=lines.append)
+    rec = json.loads(rec_path.read_text())
+    assert rec["file"] == "utd_mhad_ru5" and set(rec["gzsl"]) == {"stacking", "uncalibrated"}
+    assert main(["eval-features", "--method", "devise", "--features", str(features / "utd_mhad_ru5.npz"),
+                 "--text-bank", str(features / "utd_mhad_text_mpnet_L5.npy"), "--seed", "1"]) == 0
+    assert f"ZSL top-1 {rec['zsl_top1']:.2f}" in capsys.readouterr().out
+    table = summarize(out)
+    assert f"| utd_mhad | purls-22/5 | 57.50 | {rec['zsl_top1']:.2f} ± 0.00 |" in table
+    with pytest.raises(ConfigError, match="flora works on skeleton features: pass --features"):
+        run_benchmark("purls-small", [1], tmp_path / "f", method="flora")
+    with pytest.raises(ConfigError, match="--features is for the feature methods"):
+        run_benchmark("purls-small", [1], tmp_path / "p", features=features)
+    (tmp_path / "partial").mkdir()
+    with pytest.raises(ConfigError, match="missing nw_ucla_ru2.npz, nw_ucla_ru5.npz"):
+        run_benchmark("purls-small", [1], tmp_path / "x", method="smie", features=tmp_path / "partial")
+    with pytest.raises(ConfigError, match="unknown benchmark method 'flor'"):
+        run_benchmark("purls-small", [1], tmp_path / "x", method="flor")
+    assert not (tmp_path / "f").exists() and not (tmp_path / "x").exists()

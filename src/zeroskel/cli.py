@@ -325,7 +325,7 @@ def cmd_benchmark(a) -> int:
         except ValueError:
             raise ZeroskelError(f"--shard must be i/n (e.g. 0/2), got {a.shard!r}") from None
         run_benchmark(a.suite, a.seeds, a.out, method=a.method, config=a.config, overrides=a.set or [],
-                      only=a.only, shard=(i, n), data_root=a.data_root, device=a.device)
+                      only=a.only, shard=(i, n), data_root=a.data_root, device=a.device, features=a.features)
     table = summarize(a.out)
     print(table)
     if a.summary_file:
@@ -438,11 +438,15 @@ def build_parser() -> argparse.ArgumentParser:
              "(resumable) and print mean +- std next to published numbers")
     sp.add_argument("--suite", default="purls-small",
                     help="purls-small (default), synse-ntu, smie-ntu60, smie-ntu120, smie-pku_mmd1")
-    sp.add_argument("--method", default="pgfa")
+    sp.add_argument("--method", default="pgfa", help="pgfa (trains on the skeletons; default) or a feature "
+                                                      "method: flora, smie, devise, cada_vae (needs --features)")
+    sp.add_argument("--features", help="feature methods: folder with <dataset>_ru<N>.npz and "
+                                       "<dataset>_text_mpnet_L5.npy (e.g. $ZEROSKEL_DATA/features)")
     sp.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     sp.add_argument("--out", required=True, help="benchmark folder: one record per finished job, runs/ "
                                                  "inside; a second call continues it")
-    sp.add_argument("--config", help="YAML config file or preset (default: each dataset's preset)")
+    sp.add_argument("--config", help="YAML config file or preset (default: each dataset's preset; "
+                                     "feature methods: a preset such as cpu)")
     sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
     sp.add_argument("--only", nargs="+", metavar="DATASET:SPLIT", help="run only these items of the suite")
     sp.add_argument("--shard", default="0/1", help="i/n: this process takes every n-th job from i "

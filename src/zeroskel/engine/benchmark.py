@@ -10,8 +10,11 @@ configurations in one table. :func:`summarize` turns the records into a Markdown
 sample std over seeds of ZSL top-1 (plain and with the test-time step) and of calibrated GZSL,
 next to the published numbers the suite has.
 
-Feature-based methods (Flora, SMIE, DeViSE, CADA-VAE) are benchmarked on feature files with
-``zeroskel eval-features`` (or ``benchmarks/run_feature_methods.py``).
+Feature-based methods (Flora, SMIE, DeViSE, CADA-VAE) run on feature files instead: for a
+pair (dataset, ``purls-A/B``) the file ``FEATURES/<dataset>_ru<B>.npz`` (the Flora / PURLS
+naming of the shipped files) with the token bank ``FEATURES/<dataset>_text_mpnet_L5.npy``,
+each job through :func:`zeroskel.eval.protocol.evaluate_method` (held-out selection and GZSL
+calibration, never the test set).
 """
 from __future__ import annotations
 
@@ -49,8 +52,26 @@ PUBLISHED: dict[str, tuple[str, dict[tuple[str, str], float]]] = {
         ("utd_mhad", "purls-14/13"): 19.23, ("nw_ucla", "purls-8/2"): 75.84, ("nw_ucla", "purls-5/5"): 49.47}),
 }
 
-METHODS = ("pgfa",)
+#: the Flora reference code on the shipped feature files (features README): the best of its
+#: test evaluations, so an extra to compare with, not an estimate
+FLORA_REFERENCE_CODE: dict[str, float] = {"utd_mhad_ru5": 27.50, "utd_mhad_ru9": 13.19, "utd_mhad_ru13": 25.00,
+                                          "nw_ucla_ru2": 51.55, "nw_ucla_ru5": 40.25}
+
+END_TO_END = ("pgfa",)
 SETTINGS_FILE = "benchmark.json"
+
+
+def feature_file(dataset: str, split: str) -> str:
+    """Stem of the feature file of a PURLS pair: (``utd_mhad``, ``purls-22/5``) -> ``utd_mhad_ru5``."""
+    if not split.startswith("purls-") or "/" not in split:
+        raise ConfigError(f"split {split!r}: feature files exist for the PURLS splits (purls-A/B) only; "
+                          "use suite purls-small with a feature method")
+    return f"{dataset}_ru{int(split.rsplit('/', 1)[1])}"
+
+
+def _methods() -> tuple[str, ...]:
+    from ..methods import METHODS as FEATURE_METHODS
+    return END_TO_END + tuple(sorted(FEATURE_METHODS))
 
 
 @dataclass(frozen=True)
@@ -98,6 +119,29 @@ def _check_settings(out: Path, settings: dict) -> None:
     os.replace(tmp, path)
 
 
+def _feature_record(job: Job, method: str, features: Path, config: str | None, overrides: Sequence[str],
+                    device: str | None) -> dict:
+    """Fit and score one feature method on one file and seed (the protocol of
+    ``zeroskel eval-features``); the record keeps ZSL, GZSL S / U / H per rule and the choices."""
+    from ..data.features import load_features, load_token_bank
+    from ..eval.protocol import evaluate_method, protocol_kwargs
+    from ..methods.factory import make_factory
+
+    stem = feature_file(job.dataset, job.split)
+    fs = load_features(features / f"{stem}.npz")
+    texts = load_token_bank(features / f"{job.dataset}_text_mpnet_L5.npy")
+    factory, cfg = make_factory(method, config, list(overrides), seed=job.seed, device=device or "cpu",
+                                dataset=job.dataset)
+    t0 = time.time()
+    res = evaluate_method(factory, fs, texts, job.seed, **protocol_kwargs((cfg or {}).get("eval")))
+    gz = {rule: {k: m[k] for k in ("S", "U", "H")} for rule, m in res["gzsl"].items()
+          if isinstance(m, dict) and "H" in m}
+    return {"dataset": job.dataset, "split": job.split, "seed": job.seed, "file": stem,
+            "zsl_top1": res["zsl"], "zsl_top1_aligned": None, "gzsl": gz, "selection": res.get("selection"),
+            "wall_seconds": time.time() - t0, "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpu",
+            "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
 def _record(job: Job, run_dir: Path, wall: float, threads: int | None) -> dict:
     m = json.loads((run_dir / "metrics.json").read_text())
     cal = m.get("gzsl_calibrated") or {}
@@ -113,15 +157,19 @@ def _record(job: Job, run_dir: Path, wall: float, threads: int | None) -> dict:
 def run_benchmark(suite: str, seeds: Sequence[int], out: str | Path, *, method: str = "pgfa",
                   config: str | None = None, overrides: Sequence[str] = (), only: Iterable[str] | None = None,
                   shard: tuple[int, int] = (0, 1), data_root=None, device: str | None = None,
-                  log: Callable[[str], None] = print) -> list[Path]:
+                  features: str | Path | None = None, log: Callable[[str], None] = print) -> list[Path]:
     """Run the jobs of ``suite`` x ``seeds`` that this worker owns and that are not done yet.
 
     Args:
         suite: a key of :data:`SUITES`.
         out: the benchmark folder (records, ``benchmark.json``, ``runs/``).
-        config, overrides: as ``zeroskel train --config`` / ``--set``; each dataset's default
-            preset applies when ``config`` is None.
+        method: ``pgfa`` (trains end to end) or a feature method (``flora``, ``smie``,
+            ``devise``, ``cada_vae``), which needs ``features``.
+        config, overrides: as ``zeroskel train --config`` / ``--set`` (for a feature method:
+            its preset, e.g. ``cpu``, and ``--set`` keys); each dataset's default preset
+            applies when ``config`` is None.
         shard: ``(i, n)``: this worker takes every n-th job starting at i.
+        features: folder of the feature files and token banks (feature methods).
     Returns:
         the record files this call wrote.
     """
@@ -132,18 +180,32 @@ def run_benchmark(suite: str, seeds: Sequence[int], out: str | Path, *, method: 
     if world_from_env().active:  # workers would claim different jobs and train them as one run
         raise ConfigError("zeroskel benchmark runs each job in one process: start it without torchrun, "
                           "and spread jobs over processes with --shard i/n")
-    if method not in METHODS:
-        raise unknown_name("benchmark method (feature methods: zeroskel eval-features)", method, METHODS)
+    if method not in _methods():
+        raise unknown_name("benchmark method", method, _methods())
     i, n = shard
     if not (isinstance(n, int) and n >= 1 and isinstance(i, int) and 0 <= i < n):
         raise ConfigError(f"--shard must be i/n with 0 <= i < n, got {i}/{n}")
     jobs = plan(suite, seeds, only)
     out = Path(out)
-    # every job's config is built (and so checked) before the first one trains
-    configs = {j: build_config(method, dataset=j.dataset, split=j.split, seed=j.seed, config=config,
-                               overrides=list(overrides), data_root=data_root, device=device) for j in jobs}
+    settings = {"method": method, "suite": suite, "config": config, "overrides": list(overrides)}
+    if method in END_TO_END:
+        if features is not None:
+            raise ConfigError(f"--features is for the feature methods; {method} trains on the skeletons")
+        # every job's config is built (and so checked) before the first one trains
+        configs = {j: build_config(method, dataset=j.dataset, split=j.split, seed=j.seed, config=config,
+                                   overrides=list(overrides), data_root=data_root, device=device) for j in jobs}
+    else:
+        if features is None:
+            raise ConfigError(f"{method} works on skeleton features: pass --features DIR (e.g. $ZEROSKEL_DATA/features)")
+        features = Path(features).expanduser()
+        need = sorted({f"{feature_file(j.dataset, j.split)}.npz" for j in jobs}
+                      | {f"{j.dataset}_text_mpnet_L5.npy" for j in jobs})
+        missing = [f for f in need if not (features / f).is_file()]
+        if missing:
+            raise ConfigError(f"--features {features}: missing {', '.join(missing)}")
+        settings["features"] = str(features.resolve())
     out.mkdir(parents=True, exist_ok=True)
-    _check_settings(out, {"method": method, "suite": suite, "config": config, "overrides": list(overrides)})
+    _check_settings(out, settings)
     written = []
     for k, job in enumerate(jobs):
         rec_path = job.record(out)
@@ -161,8 +223,12 @@ def run_benchmark(suite: str, seeds: Sequence[int], out: str | Path, *, method: 
             log(f"[{time.strftime('%H:%M:%S')}] {job.dataset} {job.split} seed {job.seed}")
             t0 = time.time()
             import torch
-            run_dir = train(configs[job], out / "runs", data_root=data_root)
-            rec = _record(job, run_dir, time.time() - t0, torch.get_num_threads())
+            if method in END_TO_END:
+                run_dir = train(configs[job], out / "runs", data_root=data_root)
+                rec = _record(job, run_dir, time.time() - t0, torch.get_num_threads())
+            else:
+                run_dir = features / f"{feature_file(job.dataset, job.split)}.npz"
+                rec = _feature_record(job, method, features, config, overrides, device)
             tmp = rec_path.with_suffix(".tmp")
             tmp.write_text(json.dumps(rec, indent=1))
             os.replace(tmp, rec_path)
@@ -182,13 +248,16 @@ def _cell(values: list[float]) -> str:
 
 def summarize(out: str | Path) -> str:
     """A Markdown table of the records in ``out``: per (dataset, split), mean ± sample std over
-    the finished seeds of ZSL top-1, ZSL with the test-time step, calibrated GZSL S / U / H,
-    and the suite's published number where it has one."""
+    the finished seeds of ZSL top-1, ZSL with the test-time step (PGFA), GZSL S / U / H
+    (calibrated stacking; feature methods also Flora's gate), and the suite's published
+    number where it has one (for Flora, the reference code's best-of-test extra)."""
     out = Path(out)
     path = out / SETTINGS_FILE
     if not path.is_file():
         raise ConfigError(f"{out}: no {SETTINGS_FILE}; not a benchmark folder")
     settings = json.loads(path.read_text())
+    if settings["method"] not in END_TO_END:
+        return _summarize_features(out, settings)
     suite = settings["suite"]
     source, published = PUBLISHED.get(suite, ("published", {}))
     lines = [f"{settings['method']} on suite {suite} (config {settings['config'] or 'dataset preset'}"
@@ -210,4 +279,32 @@ def summarize(out: str | Path) -> str:
                      f"{np.mean([r['wall_seconds'] for r in recs]):.0f} |")
     lines += ["", "Mean ± sample std (ddof 1) over the seeds listed; the test set chose nothing "
                   "(model selection on seen-class validation data only)."]
+    return "\n".join(lines)
+
+
+def _summarize_features(out: Path, settings: dict) -> str:
+    suite, method = settings["suite"], settings["method"]
+    source, published = PUBLISHED.get(suite, ("published", {}))
+    head = f"| dataset | split | {source} |" + (" Flora reference code (best of test, extra) |" if method == "flora" else "")
+    lines = [f"{method} on suite {suite} (features {settings['features']}, preset {settings['config'] or 'none'}"
+             + (f", overrides {' '.join(settings['overrides'])}" if settings["overrides"] else "") + ")", "",
+             head + " ZSL top-1 | GZSL stacking S / U / H | GZSL gate S / U / H | seeds | wall s/run |",
+             "|---|---|---|" + ("---|" if method == "flora" else "") + "---|---|---|---|---|"]
+    for ds, sp in SUITES[suite]:
+        recs = [json.loads(p.read_text()) for p in sorted(out.glob(f"{ds}-{sp.replace('/', '_')}-seed*.json"))]
+        cells = [ds, sp, f"{published[(ds, sp)]:.2f}" if (ds, sp) in published else "-"]
+        if method == "flora":
+            ref = FLORA_REFERENCE_CODE.get(feature_file(ds, sp))
+            cells.append(f"{ref:.2f}" if ref is not None else "-")
+        if not recs:
+            lines.append("| " + " | ".join(cells + ["(not run)", "", "", "0", ""]) + " |")
+            continue
+        rules = [" / ".join(_cell([r["gzsl"][rule][k] for r in recs]) for k in ("S", "U", "H"))
+                 if all(rule in r["gzsl"] for r in recs) else "-" for rule in ("stacking", "gate")]
+        seeds = ",".join(str(r["seed"]) for r in sorted(recs, key=lambda r: r["seed"]))
+        cells += [_cell([r["zsl_top1"] for r in recs]), *rules, seeds,
+                  f"{np.mean([r['wall_seconds'] for r in recs]):.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Mean ± sample std (ddof 1) over the seeds listed; budgets and GZSL thresholds chosen on "
+                  "held-out seen data, never on the test set."]
     return "\n".join(lines)

@@ -99,6 +99,8 @@ def test_feature_method_benchmark(data_root, tmp_path, capsys):
     (tmp_path / "partial").mkdir()
     with pytest.raises(ConfigError, match="missing nw_ucla_ru2.npz, nw_ucla_ru5.npz"):
         run_benchmark("purls-small", [1], tmp_path / "x", method="smie", features=tmp_path / "partial")
+    with pytest.raises(ConfigError, match="nope"):
+        run_benchmark("purls-small", [1], tmp_path / "x", method="flora", config="nope", features=features)
     with pytest.raises(ConfigError, match="unknown benchmark method 'flor'"):
         run_benchmark("purls-small", [1], tmp_path / "x", method="flor")
     assert not (tmp_path / "f").exists() and not (tmp_path / "x").exists()

@@ -123,6 +123,8 @@ def _feature_record(job: Job, method: str, features: Path, config: str | None, o
                     device: str | None) -> dict:
     """Fit and score one feature method on one file and seed (the protocol of
     ``zeroskel eval-features``); the record keeps ZSL, GZSL S / U / H per rule and the choices."""
+    import torch
+
     from ..data.features import load_features, load_token_bank
     from ..eval.protocol import evaluate_method, protocol_kwargs
     from ..methods.factory import make_factory
@@ -138,7 +140,7 @@ def _feature_record(job: Job, method: str, features: Path, config: str | None, o
           if isinstance(m, dict) and "H" in m}
     return {"dataset": job.dataset, "split": job.split, "seed": job.seed, "file": stem,
             "zsl_top1": res["zsl"], "zsl_top1_aligned": None, "gzsl": gz, "selection": res.get("selection"),
-            "wall_seconds": time.time() - t0, "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpu",
+            "wall_seconds": time.time() - t0, "torch_threads": torch.get_num_threads(), "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpu",
             "date": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
@@ -203,6 +205,9 @@ def run_benchmark(suite: str, seeds: Sequence[int], out: str | Path, *, method: 
         missing = [f for f in need if not (features / f).is_file()]
         if missing:
             raise ConfigError(f"--features {features}: missing {', '.join(missing)}")
+        from ..methods.factory import make_factory
+        for ds in sorted({j.dataset for j in jobs}):  # a bad preset or --set fails before the first fit
+            make_factory(method, config, list(overrides), seed=jobs[0].seed, device=device or "cpu", dataset=ds)
         settings["features"] = str(features.resolve())
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(out, settings)

@@ -104,3 +104,8 @@ def test_feature_method_benchmark(data_root, tmp_path, capsys):
     with pytest.raises(ConfigError, match="unknown benchmark method 'flor'"):
         run_benchmark("purls-small", [1], tmp_path / "x", method="flor")
     assert not (tmp_path / "f").exists() and not (tmp_path / "x").exists()
+
+
+def test_cli_bad_threads_is_one_line(tmp_path, capsys):
+    assert main(["benchmark", "--out", str(tmp_path / "b"), "--threads", "0"]) == 2
+    assert "--threads must be >= 1" in capsys.readouterr().err and not (tmp_path / "b").exists()

@@ -320,6 +320,11 @@ def cmd_benchmark(a) -> int:
     from .engine.benchmark import run_benchmark, summarize
 
     if not a.summary:
+        if a.threads is not None:
+            if a.threads < 1:
+                raise ZeroskelError(f"--threads must be >= 1, got {a.threads}")
+            import torch
+            torch.set_num_threads(a.threads)
         try:
             i, n = (int(x) for x in a.shard.split("/"))
         except ValueError:
@@ -454,6 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--summary", action="store_true", help="only print the table of the finished jobs")
     sp.add_argument("--summary-file", help="also write the table to this file")
     sp.add_argument("--device", default=None, help="default: the config's (auto)")
+    sp.add_argument("--threads", type=int, help="torch threads of this process (default: torch's choice; "
+                                                "RESULTS.md's runs used 1, and another count can move a run's "
+                                                "numbers)")
 
     sp = add("resume", cmd_resume, "continue an interrupted training run from its last completed epoch")
     sp.add_argument("run_dir")

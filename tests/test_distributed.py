@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,23 +18,18 @@ from zeroskel.engine.distributed import SINGLE, World, gather_rows, shard
 from zeroskel.errors import ConfigError
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _join(rank: int, size: int, port: int) -> World:
+def _join(rank: int, size: int, rendezvous: str) -> World:
     from zeroskel.engine.distributed import init_world
 
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(size), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(size), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    return init_world("cpu")
+    # a file rendezvous: a TCP port picked here could be taken by another test session first
+    return init_world("cpu", init_method=f"file://{rendezvous}")
 
 
 def _spawn(fn, *args, nprocs: int = 2) -> None:
-    mp.spawn(fn, args=(nprocs, _free_port(), *args), nprocs=nprocs, join=True)
+    with tempfile.TemporaryDirectory() as d:
+        mp.spawn(fn, args=(nprocs, str(Path(d) / "rendezvous"), *args), nprocs=nprocs, join=True)
 
 
 def test_shards_cover_the_batch_in_order():
@@ -93,8 +88,8 @@ def _toy_train(world: World) -> dict:
     return {k: v.detach().clone() for k, v in tr.model.state_dict().items()}
 
 
-def _toy_worker(rank, size, port, out):
-    world = _join(rank, size, port)
+def _toy_worker(rank, size, rendezvous, out):
+    world = _join(rank, size, rendezvous)
     torch.save(_toy_train(world), Path(out) / f"rank{rank}.pt")
     torch.distributed.destroy_process_group()
 
@@ -115,16 +110,17 @@ _QUICK = ["train.epochs=2", "train.batch_size=16", "validation.every=1", "train.
           "train.ce_init_epochs=1"]  # the cross-entropy initialisation gathers logits, not features
 
 
-def _pgfa_worker(rank, size, port, runs_dir, data_root, mode):
+def _run_worker(rank, size, rendezvous, runs_dir, data_root, mode, method="pgfa"):
     from zeroskel.engine.config import build_config
     from zeroskel.engine.runs import resume_run, train
 
     os.environ["ZEROSKEL_QUIET"] = "1"
-    _join(rank, size, port)
+    _join(rank, size, rendezvous)
     if mode == "resume":
         resume_run(next(Path(runs_dir).iterdir()), data_root=data_root)
     else:
-        cfg = build_config("pgfa", dataset="utd_mhad", split="purls-22/5", seed=3, overrides=_QUICK,
+        quick = _QUICK if method == "pgfa" else ["train.epochs=2", "train.threads=1"]
+        cfg = build_config(method, dataset="utd_mhad", split="purls-22/5", seed=3, overrides=quick,
                            device="cpu", data_root=data_root)
         train(cfg, runs_dir, data_root=data_root, max_epochs=1 if mode == "interrupt" else None)
     torch.distributed.destroy_process_group()
@@ -133,11 +129,11 @@ def _pgfa_worker(rank, size, port, runs_dir, data_root, mode):
 def test_pgfa_trains_and_resumes_in_two_processes(data_root, tmp_path):
     need(data_root, "utd_mhad")
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    _spawn(_pgfa_worker, str(whole), str(data_root), "whole")
-    _spawn(_pgfa_worker, str(parts), str(data_root), "interrupt")
+    _spawn(_run_worker, str(whole), str(data_root), "whole")
+    _spawn(_run_worker, str(parts), str(data_root), "interrupt")
     (run,) = list(parts.iterdir())
     assert not (run / "metrics.json").exists() and not list(run.glob("rank*"))
-    _spawn(_pgfa_worker, str(parts), str(data_root), "resume")
+    _spawn(_run_worker, str(parts), str(data_root), "resume")
     (full,) = list(whole.iterdir())
     assert not list(full.glob("rank*")) and not list(run.glob("rank*"))  # only process 0's files remain
     log = (full / "train.log").read_text()
@@ -149,16 +145,27 @@ def test_pgfa_trains_and_resumes_in_two_processes(data_root, tmp_path):
     assert ma["zsl_top1"] == mb["zsl_top1"] and ma["test_samples"] == 80
 
 
-def test_single_process_methods_refuse_torchrun(monkeypatch):
-    from zeroskel.engine.config import build_config
-    from zeroskel.engine.runs import train
+def test_pretraining_trains_and_resumes_in_two_processes(data_root, tmp_path):
+    """The cross-entropy pretraining of the feature pipeline, interrupted in stage 1 and resumed
+    by two processes, ends with the encoder of an uninterrupted two-process run."""
+    need(data_root, "utd_mhad")
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    _spawn(_run_worker, str(whole), str(data_root), "whole", "pretrain")
+    _spawn(_run_worker, str(parts), str(data_root), "interrupt", "pretrain")
+    _spawn(_run_worker, str(parts), str(data_root), "resume", "pretrain")
+    (a,), (b,) = list(whole.iterdir()), list(parts.iterdir())
+    assert not list(a.glob("rank*")) and not list(b.glob("rank*"))
+    ea, eb = torch.load(a / "encoder.pt"), torch.load(b / "encoder.pt")
+    for part in ("encoder", "head"):
+        for k in ea[part]:
+            torch.testing.assert_close(ea[part][k], eb[part][k], rtol=0, atol=0)
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
+    assert ma["test_seen_acc_diag"] == mb["test_seen_acc_diag"]
 
+
+def test_benchmark_refuses_torchrun(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
-    cfg = build_config("pretrain", dataset="utd_mhad", split="purls-22/5", seed=1)
-    with pytest.raises(ConfigError, match="method 'pretrain' trains in one process; launch it without torchrun"):
-        train(cfg, "never-created")
-    assert not Path("never-created").exists()
     from zeroskel.engine.benchmark import run_benchmark
     with pytest.raises(ConfigError, match="without torchrun, and spread jobs over processes with --shard"):
         run_benchmark("purls-small", [1], "never-created")

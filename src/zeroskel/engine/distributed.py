@@ -85,10 +85,12 @@ def current_world() -> World:
     return SINGLE
 
 
-def init_world(device: str = "auto") -> World:
+def init_world(device: str = "auto", init_method: str | None = None) -> World:
     """Join the process group torchrun describes (a no-op for one process or if already joined).
 
     ``device`` picks the backend: NCCL for CUDA (``auto`` with a GPU), gloo otherwise.
+    ``init_method``: torch's rendezvous (default ``env://``, torchrun's ``MASTER_ADDR`` /
+    ``MASTER_PORT``); e.g. ``file:///shared/path`` where no port can be reserved.
     """
     world = world_from_env()
     if not world.active or current_world().active:
@@ -101,7 +103,8 @@ def init_world(device: str = "auto") -> World:
             raise ConfigError(f"LOCAL_RANK {world.local_rank} but only {torch.cuda.device_count()} CUDA "
                               "device(s) here: start at most that many processes per node")
         torch.cuda.set_device(world.local_rank)
-    torch.distributed.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(minutes=30))
+    torch.distributed.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(minutes=30),
+                                         init_method=init_method, rank=world.rank, world_size=world.size)
     return current_world()
 
 

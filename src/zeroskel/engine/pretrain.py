@@ -43,6 +43,7 @@ from torch import nn
 from ..errors import CheckpointError, ConfigError, DataError, unknown_name
 from ..models.registry import list_encoders
 from .data import augment_batch, check_augment, load_prepared
+from .distributed import current_world, gather_rows, shard
 from .trainer import PRECISIONS, autocast
 
 METHOD = "pretrain"
@@ -370,9 +371,13 @@ class _Fit:
 
     def __init__(self, cfg: dict, data: np.ndarray, lengths: np.ndarray, idx: np.ndarray,
                  targets: np.ndarray, device: torch.device) -> None:
+        from .distributed import current_world
+
         self.cfg, self.data, self.lengths, self.idx, self.targets = cfg, data, lengths, idx, targets
         self.device = device
         self.precision = cfg["train"].get("precision", "fp32")
+        # data-parallel (torchrun): every process draws the global batch and encodes its share
+        self.world = current_world()
 
     def batches(self, epoch: int, rng: np.random.Generator):
         t = self.cfg["train"]
@@ -381,24 +386,24 @@ class _Fit:
         stop = (n // bs) * bs if t["drop_last"] and n >= bs else n
         for s in range(0, stop, bs):
             p = perm[s:s + bs]
-            if len(p) < 2:  # BatchNorm needs two samples
+            if len(p) < max(2, self.world.size):  # BatchNorm needs two samples; each process one
                 continue
             idx = self.idx[p]
             x = augment_batch(gather(self.data, idx), self.lengths[idx], self.cfg["data"]["augment"], rng)
-            yield torch.from_numpy(x), torch.from_numpy(self.targets[p])
+            yield torch.from_numpy(np.ascontiguousarray(x[shard(len(p), self.world)])), torch.from_numpy(self.targets[p])
 
     def step(self, model: SeenClassifier, batch):
         x, y = batch
         x, y = x.to(self.device), y.to(self.device)
         with autocast(self.device, self.precision):
             logits = model(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=float(self.cfg["train"]["label_smoothing"]))
+        loss = F.cross_entropy(gather_rows(logits.float(), len(y), self.world), y,
+                               label_smoothing=float(self.cfg["train"]["label_smoothing"]))
         return loss, len(y)
 
 
 def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> dict | None:
     from ..data.splits import get_split, holdout_group
-    from .distributed import SINGLE
     from .trainer import (Trainer, check_precision, load_checkpoint, resolve_device, save_checkpoint,
                           seed_everything, versions)
 
@@ -407,7 +412,7 @@ def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> 
         return json.loads((run_dir / "metrics.json").read_text())
     check_config(cfg)
     _set_threads(cfg)
-    device = resolve_device(cfg.get("device") or "auto")
+    device = current_world().device(resolve_device(cfg.get("device") or "auto"))
     check_precision(cfg["train"].get("precision", "fp32"), device)
     seed = int(cfg["seed"])
     seed_everything(seed, bool(cfg["train"]["deterministic"]))
@@ -479,8 +484,7 @@ def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> 
 
         tr = Trainer(make_model(), fit.step, fit.batches, optim_config(cfg), seed=seed, device=device,
                      checkpoint=run_dir / "stage1_last.pt", eval_fn=val_fn, on_epoch_end=keep_best,
-                     logger=log, grad_clip=cfg["train"]["grad_clip"], extra_state={"stage": 1, "config": cfg},
-                     world=SINGLE)  # pretraining runs in one process (its batches are not sharded)
+                     logger=log, grad_clip=cfg["train"]["grad_clip"], extra_state={"stage": 1, "config": cfg})
         tr.resume()
 
         def stopped() -> bool:
@@ -518,7 +522,7 @@ def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> 
         fit2 = _Fit(cfg, ds.data, ds.lengths, train_idx, pos[labels[train_idx]], device)
         tr2 = Trainer(make_model(), fit2.step, fit2.batches, optim_config(cfg), seed=seed, device=device,
                       checkpoint=run_dir / "stage2_last.pt", logger=log, grad_clip=cfg["train"]["grad_clip"],
-                      extra_state={"stage": 2, "config": cfg}, world=SINGLE)
+                      extra_state={"stage": 2, "config": cfg})
         log.info(f"stage 2 (refit): {len(train_idx)} samples, {best} epochs")
         if not tr2.fit_stage(best, max_epochs, "stage 2"):
             return None

@@ -93,20 +93,11 @@ def create_run_dir(runs_dir: str | Path, name: str) -> Path:
     raise ZeroskelError(f"{runs_dir}: too many runs named {name}")  # pragma: no cover
 
 
-# methods that can train in several processes (torchrun; zeroskel.engine.distributed)
-DATA_PARALLEL = ("pgfa",)
-
-
 def _join_world(config: dict):
-    """The data-parallel world this process belongs to (torchrun), joined; checks the method."""
-    from .distributed import init_world, world_from_env
+    """The data-parallel world this process belongs to (torchrun), joined (every method of
+    :data:`METHODS` trains data-parallel)."""
+    from .distributed import init_world
 
-    if not world_from_env().active:
-        from .distributed import SINGLE
-        return SINGLE
-    if config.get("method") not in DATA_PARALLEL:
-        raise ConfigError(f"method {config.get('method')!r} trains in one process; launch it without torchrun "
-                          f"(WORLD_SIZE is {world_from_env().size}; data-parallel: {', '.join(DATA_PARALLEL)})")
     return init_world(str(config.get("device") or "auto"))
 
 
@@ -124,7 +115,7 @@ def _work_dir(run_dir: Path, world) -> Path:
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir()
         for f in run_dir.iterdir():
-            if f.is_file() and f.suffix in (".pt", ".json") and f.name != "metrics.json":
+            if f.is_file() and f.suffix in (".pt", ".json"):
                 shutil.copy2(f, d / f.name)
     barrier(world)
     return d

@@ -92,9 +92,11 @@ def init_world(device: str = "auto", init_method: str | None = None) -> World:
     ``init_method``: torch's rendezvous (default ``env://``, torchrun's ``MASTER_ADDR`` /
     ``MASTER_PORT``); e.g. ``file:///shared/path`` where no port can be reserved.
     """
+    if current_world().active:  # joined already (by an earlier call, or by the caller)
+        return current_world()
     world = world_from_env()
-    if not world.active or current_world().active:
-        return current_world() if world.active else SINGLE
+    if not world.active:
+        return SINGLE
     if not torch.distributed.is_available():
         raise ConfigError("WORLD_SIZE > 1 but this torch build has no torch.distributed")
     cuda = str(device).startswith("cuda") or (str(device) == "auto" and torch.cuda.is_available())
@@ -131,7 +133,7 @@ class _GatherRows(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         # every process holds the gradient of its own copy of the loss; their sum is the
         # gradient with respect to the gathered rows, and each process keeps its own share
-        grad = grad.contiguous()
+        grad = grad.contiguous().clone()  # reduced in place: never in autograd's own buffer
         torch.distributed.all_reduce(grad)
         start = sum(ctx.sizes[:ctx.rank])
         return grad[start:start + ctx.sizes[ctx.rank]], None, None

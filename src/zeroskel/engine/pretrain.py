@@ -371,8 +371,6 @@ class _Fit:
 
     def __init__(self, cfg: dict, data: np.ndarray, lengths: np.ndarray, idx: np.ndarray,
                  targets: np.ndarray, device: torch.device) -> None:
-        from .distributed import current_world
-
         self.cfg, self.data, self.lengths, self.idx, self.targets = cfg, data, lengths, idx, targets
         self.device = device
         self.precision = cfg["train"].get("precision", "fp32")
@@ -390,7 +388,8 @@ class _Fit:
                 continue
             idx = self.idx[p]
             x = augment_batch(gather(self.data, idx), self.lengths[idx], self.cfg["data"]["augment"], rng)
-            yield torch.from_numpy(np.ascontiguousarray(x[shard(len(p), self.world)])), torch.from_numpy(self.targets[p])
+            x = np.ascontiguousarray(x[shard(len(p), self.world)])  # this process's share
+            yield torch.from_numpy(x), torch.from_numpy(self.targets[p])
 
     def step(self, model: SeenClassifier, batch):
         x, y = batch

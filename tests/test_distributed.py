@@ -163,9 +163,13 @@ def test_pretraining_trains_and_resumes_in_two_processes(data_root, tmp_path):
     assert ma["test_seen_acc_diag"] == mb["test_seen_acc_diag"]
 
 
-def test_benchmark_refuses_torchrun(monkeypatch):
+def test_single_process_commands_refuse_torchrun(monkeypatch, capsys):
+    from zeroskel.cli import main
+
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
+    assert main(["eval-features", "--method", "devise", "--features", "x.npz", "--text-bank", "y.npy"]) == 2
+    assert "eval-features runs in one process; under torchrun only train, pretrain, resume" in capsys.readouterr().err
     from zeroskel.engine.benchmark import run_benchmark
     with pytest.raises(ConfigError, match="without torchrun, and spread jobs over processes with --shard"):
         run_benchmark("purls-small", [1], "never-created")

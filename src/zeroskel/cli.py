@@ -477,9 +477,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: commands that train one run in several processes under torchrun (zeroskel.engine.distributed)
+DATA_PARALLEL_COMMANDS = ("train", "pretrain", "resume")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        from .engine.distributed import world_from_env
+
+        if args.command not in DATA_PARALLEL_COMMANDS and world_from_env().active:
+            # each process would repeat the whole command (and race for its output files)
+            raise ZeroskelError(f"{args.command} runs in one process; under torchrun only "
+                                f"{', '.join(DATA_PARALLEL_COMMANDS)} are data-parallel")
         return args.fn(args) or 0
     except ZeroskelError as e:
         print(f"zeroskel {args.command}: error: {e}", file=sys.stderr)

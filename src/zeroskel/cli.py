@@ -484,12 +484,14 @@ DATA_PARALLEL_COMMANDS = ("train", "pretrain", "resume")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        from .engine.distributed import world_from_env
+        # torchrun sets WORLD_SIZE; without it, no command pays for importing torch here
+        if args.command not in DATA_PARALLEL_COMMANDS and os.environ.get("WORLD_SIZE", "1") not in ("", "1"):
+            from .engine.distributed import world_from_env
 
-        if args.command not in DATA_PARALLEL_COMMANDS and world_from_env().active:
-            # each process would repeat the whole command (and race for its output files)
-            raise ZeroskelError(f"{args.command} runs in one process; under torchrun only "
-                                f"{', '.join(DATA_PARALLEL_COMMANDS)} are data-parallel")
+            if world_from_env().active:
+                # each process would repeat the whole command (and race for its output files)
+                raise ZeroskelError(f"{args.command} runs in one process; under torchrun only "
+                                    f"{', '.join(DATA_PARALLEL_COMMANDS)} are data-parallel")
         return args.fn(args) or 0
     except ZeroskelError as e:
         print(f"zeroskel {args.command}: error: {e}", file=sys.stderr)

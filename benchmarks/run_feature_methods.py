@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-from zeroskel.methods.factory import make_factory
 
 DEFAULT_FILES = ["utd_mhad_ru5", "utd_mhad_ru9", "utd_mhad_ru13", "nw_ucla_ru2", "nw_ucla_ru5"]
 
@@ -49,7 +48,7 @@ def dataset_of(file: str) -> str:
 
 def run_one(name: str, tag: str, file: str, seed: int, args) -> Path:
     from zeroskel.data.features import load_features, load_token_bank
-    from zeroskel.eval.protocol import evaluate_method, protocol_kwargs
+    from zeroskel.eval.protocol import evaluate_named
 
     out = Path(args.out) / tag / f"{file}_s{seed}.json"
     if out.exists() and not args.force:
@@ -62,15 +61,10 @@ def run_one(name: str, tag: str, file: str, seed: int, args) -> Path:
         fs = low_shot(fs, fraction=args.low_shot, seed=seed)
     ds = dataset_of(file)
     texts = load_token_bank(root / f"{ds}_text_mpnet_L5.npy")
-    factory, cfg = make_factory(name, args.preset, args.set, seed=seed, device=args.device, dataset=ds)
-    ev = (cfg or {}).get("eval") or {}
-    kw = protocol_kwargs(ev)
-    if args.heldout_draws is not None:
-        kw["heldout_draws"] = args.heldout_draws
     t0 = time.time()
-    res = evaluate_method(factory, fs, texts, seed, **kw,
-                          ref_style=args.ref_style or ev.get("ref_style", False),
-                          log=lambda s: print(s, flush=True))
+    res = evaluate_named(name, fs, texts, seed, preset=args.preset, overrides=args.set, device=args.device,
+                         dataset=ds, heldout_draws=args.heldout_draws, ref_style=args.ref_style,
+                         log=lambda s: print(s, flush=True))
     res.update({"file": file, "dataset": ds, "tag": tag, "preset": args.preset, "sets": args.set, "low_shot": args.low_shot,
                 "text_bank": str(
         root / f"{ds}_text_mpnet_L5.npy"), "threads": args.threads})

@@ -223,13 +223,12 @@ def cmd_features(a) -> int:
 
 def cmd_eval_features(a) -> int:
     from .data.features import load_features, load_token_bank
-    from .eval.protocol import evaluate_method, protocol_kwargs
+    from .eval.protocol import evaluate_named
     from .methods.factory import make_factory
 
     if a.out and Path(a.out).exists():
         raise ZeroskelError(f"--out {a.out} exists; results are never overwritten")
-    factory, cfg = make_factory(a.method, a.preset, a.set or [], seed=a.seed, device=a.device,
-                                dataset=a.dataset)
+    make_factory(a.method, a.preset, a.set or [], seed=a.seed, device=a.device, dataset=a.dataset)  # fail fast
     fs = load_features(a.features)
     if a.low_shot is not None:
         from .data.features import low_shot
@@ -245,11 +244,9 @@ def cmd_eval_features(a) -> int:
                                   tokens_max_length=a.max_length)
     else:
         raise ZeroskelError("give --text-bank NPY, or --dataset and --text-source")
-    kw = protocol_kwargs((cfg or {}).get("eval"))
-    if a.heldout_draws is not None:
-        kw["heldout_draws"] = a.heldout_draws
-    res = evaluate_method(factory, fs, texts, a.seed, **kw, ref_style=a.ref_style,
-                          log=(lambda m: print(m, file=sys.stderr, flush=True)) if a.verbose else None)
+    res = evaluate_named(a.method, fs, texts, a.seed, preset=a.preset, overrides=a.set or [], device=a.device,
+                         dataset=a.dataset, heldout_draws=a.heldout_draws, ref_style=a.ref_style,
+                         log=(lambda m: print(m, file=sys.stderr, flush=True)) if a.verbose else None)
     res.update({"method": a.method, "features": str(a.features), "dataset": a.dataset, "preset": a.preset,
                 "sets": a.set or [], "low_shot": a.low_shot})
     if a.out:

@@ -126,16 +126,14 @@ def _feature_record(job: Job, method: str, features: Path, config: str | None, o
     import torch
 
     from ..data.features import load_features, load_token_bank
-    from ..eval.protocol import evaluate_method, protocol_kwargs
-    from ..methods.factory import make_factory
+    from ..eval.protocol import evaluate_named
 
     stem = feature_file(job.dataset, job.split)
     fs = load_features(features / f"{stem}.npz")
     texts = load_token_bank(features / f"{job.dataset}_text_mpnet_L5.npy")
-    factory, cfg = make_factory(method, config, list(overrides), seed=job.seed, device=device or "cpu",
-                                dataset=job.dataset)
     t0 = time.time()
-    res = evaluate_method(factory, fs, texts, job.seed, **protocol_kwargs((cfg or {}).get("eval")))
+    res = evaluate_named(method, fs, texts, job.seed, preset=config, overrides=list(overrides),
+                         device=device or "cpu", dataset=job.dataset)
     gz = {rule: {k: m[k] for k in ("S", "U", "H")} for rule, m in res["gzsl"].items()
           if isinstance(m, dict) and "H" in m}
     return {"dataset": job.dataset, "split": job.split, "seed": job.seed, "file": stem,

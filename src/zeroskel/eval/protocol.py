@@ -167,6 +167,25 @@ def protocol_kwargs(ev: dict | None) -> dict:
             "select_budget": ev.get("select_budget", True), "heldout_draws": ev.get("heldout_draws", 1)}
 
 
+def evaluate_named(name: str, fs: FeatureSet, texts: ClassTexts, seed: int = 1, *, preset: str | None = None,
+                   overrides=(), device: str = "cpu", dataset: str | None = None,
+                   heldout_draws: int | None = None, ref_style: bool = False,
+                   log: Callable[[str], None] | None = None) -> dict:
+    """:func:`evaluate_method` for the registered method ``name``, configured as ``zeroskel
+    eval-features`` does: its config (base < ``preset`` < the preset's block for ``dataset`` <
+    ``overrides``) builds the method and gives the protocol's ``eval`` settings;
+    ``heldout_draws`` (when given) overrides the config's, and ``ref_style`` adds to its."""
+    from ..methods.factory import make_factory
+
+    factory, cfg = make_factory(name, preset, overrides, seed=seed, device=device, dataset=dataset)
+    ev = (cfg or {}).get("eval") or {}
+    kw = protocol_kwargs(ev)
+    if heldout_draws is not None:
+        kw["heldout_draws"] = heldout_draws
+    return evaluate_method(factory, fs, texts, seed, **kw, ref_style=bool(ref_style or ev.get("ref_style", False)),
+                           log=log)
+
+
 def evaluate_method(method_factory: MethodFactory, fs: FeatureSet, texts: ClassTexts, seed: int = 1, *,
                     val_fraction: float | None = None, val_sample_fraction: float = 0.2,
                     select_budget: bool = True, heldout_draws: int = 1, ref_style: bool = False,

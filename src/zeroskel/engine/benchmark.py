@@ -244,6 +244,12 @@ def run_benchmark(suite: str, seeds: Sequence[int], out: str | Path, *, method: 
     return written
 
 
+def _records(out: Path, dataset: str, split: str) -> list[dict]:
+    """The finished jobs' records of one (dataset, split) in ``out``, by seed."""
+    recs = [json.loads(p.read_text()) for p in out.glob(f"{dataset}-{split.replace('/', '_')}-seed*.json")]
+    return sorted(recs, key=lambda r: r["seed"])
+
+
 def _cell(values: list[float]) -> str:
     a = np.asarray(values, dtype=float)
     return f"{a.mean():.2f} ± {a.std(ddof=1) if len(a) > 1 else 0.0:.2f}"
@@ -268,7 +274,7 @@ def summarize(out: str | Path) -> str:
              f"| dataset | split | {source} | ZSL top-1 | + test-time step | GZSL S / U / H | seeds | wall s/run |",
              "|---|---|---|---|---|---|---|---|"]
     for ds, sp in SUITES[suite]:
-        recs = [json.loads(p.read_text()) for p in sorted(out.glob(f"{ds}-{sp.replace('/', '_')}-seed*.json"))]
+        recs = _records(out, ds, sp)
         pub = f"{published[(ds, sp)]:.2f}" if (ds, sp) in published else "-"
         if not recs:
             lines.append(f"| {ds} | {sp} | {pub} | (not run) | | | 0 | |")
@@ -276,7 +282,7 @@ def summarize(out: str | Path) -> str:
         step = [r["zsl_top1_aligned"] for r in recs if r.get("zsl_top1_aligned") is not None]
         g = [r["gzsl_calibrated"] for r in recs if r.get("gzsl_calibrated")]
         gz = " / ".join(_cell([x[k] for x in g]) for k in ("S", "U", "H")) if len(g) == len(recs) else "-"
-        seeds = ",".join(str(r["seed"]) for r in sorted(recs, key=lambda r: r["seed"]))
+        seeds = ",".join(str(r["seed"]) for r in recs)
         lines.append(f"| {ds} | {sp} | {pub} | {_cell([r['zsl_top1'] for r in recs])} | "
                      f"{_cell(step) if len(step) == len(recs) else '-'} | {gz} | {seeds} | "
                      f"{np.mean([r['wall_seconds'] for r in recs]):.0f} |")
@@ -294,7 +300,7 @@ def _summarize_features(out: Path, settings: dict) -> str:
              head + " ZSL top-1 | GZSL stacking S / U / H | GZSL gate S / U / H | seeds | wall s/run |",
              "|---|---|---|" + ("---|" if method == "flora" else "") + "---|---|---|---|---|"]
     for ds, sp in SUITES[suite]:
-        recs = [json.loads(p.read_text()) for p in sorted(out.glob(f"{ds}-{sp.replace('/', '_')}-seed*.json"))]
+        recs = _records(out, ds, sp)
         cells = [ds, sp, f"{published[(ds, sp)]:.2f}" if (ds, sp) in published else "-"]
         if method == "flora":
             ref = FLORA_REFERENCE_CODE.get(feature_file(ds, sp))
@@ -304,7 +310,7 @@ def _summarize_features(out: Path, settings: dict) -> str:
             continue
         rules = [" / ".join(_cell([r["gzsl"][rule][k] for r in recs]) for k in ("S", "U", "H"))
                  if all(rule in r["gzsl"] for r in recs) else "-" for rule in ("stacking", "gate")]
-        seeds = ",".join(str(r["seed"]) for r in sorted(recs, key=lambda r: r["seed"]))
+        seeds = ",".join(str(r["seed"]) for r in recs)
         cells += [_cell([r["zsl_top1"] for r in recs]), *rules, seeds,
                   f"{np.mean([r['wall_seconds'] for r in recs]):.0f}"]
         lines.append("| " + " | ".join(cells) + " |")

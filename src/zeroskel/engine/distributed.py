@@ -110,12 +110,18 @@ def init_world(device: str = "auto", init_method: str | None = None) -> World:
     return current_world()
 
 
-def shard(n: int, world: World) -> slice:
-    """This process's contiguous share of a batch of ``n`` rows (sizes differ by at most one,
+def shard_sizes(n: int, size: int) -> tuple[int, ...]:
+    """How many of ``n`` rows each of ``size`` processes takes (sizes differ by at most one,
     the first ``n % size`` processes taking one more)."""
-    q, r = divmod(n, world.size)
-    start = world.rank * q + min(world.rank, r)
-    return slice(start, start + q + (world.rank < r))
+    q, r = divmod(n, size)
+    return tuple(q + (k < r) for k in range(size))
+
+
+def shard(n: int, world: World) -> slice:
+    """This process's contiguous share of a batch of ``n`` rows (:func:`shard_sizes`)."""
+    sizes = shard_sizes(n, world.size)
+    start = sum(sizes[:world.rank])
+    return slice(start, start + sizes[world.rank])
 
 
 class _GatherRows(torch.autograd.Function):
@@ -145,8 +151,7 @@ def gather_rows(t: torch.Tensor, n: int, world: World) -> torch.Tensor:
     trainer scales them)."""
     if not world.active:
         return t
-    sizes = tuple(shard(n, World(r, world.size)).stop - shard(n, World(r, world.size)).start
-                  for r in range(world.size))
+    sizes = shard_sizes(n, world.size)
     if len(t) != sizes[world.rank]:
         raise ValueError(f"process {world.rank} holds {len(t)} rows; its share of {n} is {sizes[world.rank]}")
     return _GatherRows.apply(t, sizes, world.rank)

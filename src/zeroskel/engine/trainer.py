@@ -21,16 +21,14 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError, unknown_name
-
-if TYPE_CHECKING:
-    from .distributed import World
+from .distributed import World, current_world, prepare_model, sum_gradients, sync_buffers
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine")
@@ -313,9 +311,7 @@ class Trainer:
                  checkpoint: str | Path | None = None, eval_fn: Callable[[nn.Module, int], dict] | None = None,
                  on_epoch_end: Callable[["Trainer", EpochResult], None] | None = None,
                  extra_state: dict | None = None, logger: logging.Logger | None = None,
-                 grad_clip: float | None = None, eval_every: int = 1, world: "World | None" = None) -> None:
-        from .distributed import current_world, prepare_model
-
+                 grad_clip: float | None = None, eval_every: int = 1, world: World | None = None) -> None:
         if not isinstance(eval_every, int) or isinstance(eval_every, bool) or eval_every < 1:
             raise ConfigError(f"eval_every must be a positive integer, got {eval_every!r}")
         self.world = world or current_world()
@@ -369,8 +365,6 @@ class Trainer:
 
     # ---------------------------------------------------------------- loop
     def train_epoch(self, epoch: int) -> EpochResult:
-        from .distributed import sum_gradients, sync_buffers
-
         lr = lr_at_epoch(self.optim_cfg, epoch)
         for g in self.optimizer.param_groups:
             g["lr"] = lr

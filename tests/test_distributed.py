@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from conftest import need
-from zeroskel.engine.distributed import SINGLE, World, gather_rows, shard
+from zeroskel.engine.distributed import SINGLE, World, gather_rows, shard, shutdown
 from zeroskel.errors import ConfigError
 
 
@@ -91,7 +91,7 @@ def _toy_train(world: World) -> dict:
 def _toy_worker(rank, size, rendezvous, out):
     world = _join(rank, size, rendezvous)
     torch.save(_toy_train(world), Path(out) / f"rank{rank}.pt")
-    torch.distributed.destroy_process_group()
+    shutdown()
 
 
 def test_two_processes_give_the_one_process_update(tmp_path):
@@ -123,7 +123,7 @@ def _run_worker(rank, size, rendezvous, runs_dir, data_root, mode, method="pgfa"
         cfg = build_config(method, dataset="utd_mhad", split="purls-22/5", seed=3, overrides=quick,
                            device="cpu", data_root=data_root)
         train(cfg, runs_dir, data_root=data_root, max_epochs=1 if mode == "interrupt" else None)
-    torch.distributed.destroy_process_group()
+    shutdown()
 
 
 def test_pgfa_trains_and_resumes_in_two_processes(data_root, tmp_path):

@@ -489,7 +489,11 @@ def main(argv: list[str] | None = None) -> int:
                 # each process would repeat the whole command (and race for its output files)
                 raise ZeroskelError(f"{args.command} runs in one process; under torchrun only "
                                     f"{', '.join(DATA_PARALLEL_COMMANDS)} are data-parallel")
-        return args.fn(args) or 0
+        code = args.fn(args) or 0
+        if args.command in DATA_PARALLEL_COMMANDS:  # these commands imported torch anyway
+            from .engine.distributed import shutdown
+            shutdown()
+        return code
     except ZeroskelError as e:
         print(f"zeroskel {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -200,3 +200,13 @@ def broadcast_object(obj, world: World):
 def barrier(world: World) -> None:
     if world.active:
         torch.distributed.barrier()
+
+
+def shutdown() -> None:
+    """Leave the process group cleanly, if one was joined: a barrier first, since a process
+    that tears gloo down while another still does was seen to abort (SIGABRT, "terminate
+    called without an active exception") after all its work had been written."""
+    world = current_world()
+    if world.active:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()

@@ -1,9 +1,12 @@
 """Data plumbing shared by the training methods (PGFA, encoder pretraining)."""
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 
 from ..errors import DataError, unknown_name
+from .distributed import World, shard
 
 
 def load_prepared(cfg: dict, data_root=None, progress: bool = True):
@@ -96,3 +99,38 @@ def augment_batch(x: np.ndarray, lengths: np.ndarray, aug: dict, rng: np.random.
     if sc > 0:
         x = x * rng.uniform(1 - sc, 1 + sc, size=(len(x), 1, 1, 1, 1)).astype(np.float32)
     return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def take_rows(data: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``data[idx]`` as a new float32 array (memmap-friendly: reads in sorted order, then reorders)."""
+    idx = np.asarray(idx, dtype=np.int64)
+    order = np.argsort(idx, kind="stable")
+    out = np.empty((len(idx),) + data.shape[1:], dtype=np.float32)
+    out[order] = data[idx[order]]
+    return out
+
+
+def epoch_batches(n: int, batch_size: int, drop_last: bool, rng: np.random.Generator,
+                  world: World) -> Iterator[np.ndarray]:
+    """Positions (into ``n`` training samples) of one epoch's global batches.
+
+    One permutation is drawn from ``rng``; with ``drop_last`` a final short batch is dropped
+    (unless there are fewer than ``batch_size`` samples in all). A batch smaller than two
+    samples, or than the number of processes, is skipped: BatchNorm needs two samples and
+    every process one. Every process draws the same batches from the same generator.
+    """
+    perm = rng.permutation(n)
+    stop = (n // batch_size) * batch_size if drop_last and n >= batch_size else n
+    for s in range(0, stop, batch_size):
+        pos = perm[s:s + batch_size]
+        if len(pos) >= max(2, world.size):
+            yield pos
+
+
+def training_share(data: np.ndarray, idx: np.ndarray, lengths: np.ndarray, aug: dict,
+                   rng: np.random.Generator, world: World) -> np.ndarray:
+    """This process's share of an augmented global batch: rows ``idx`` of ``data`` (N, 3, T, V, M)
+    with valid ``lengths`` (N,), augmented as a whole (:func:`augment_batch`, so the random
+    draws do not depend on the number of processes), then cut (:func:`~.distributed.shard`)."""
+    x = augment_batch(take_rows(data, idx), lengths[idx], aug, rng)
+    return np.ascontiguousarray(x[shard(len(idx), world)])

@@ -42,8 +42,8 @@ from torch import nn
 
 from ..errors import CheckpointError, ConfigError, DataError, unknown_name
 from ..models.registry import list_encoders
-from .data import augment_batch, check_augment, load_prepared
-from .distributed import current_world, gather_rows, shard
+from .data import check_augment, epoch_batches, load_prepared, take_rows, training_share
+from .distributed import current_world, gather_rows
 from .trainer import PRECISIONS, autocast
 
 METHOD = "pretrain"
@@ -218,15 +218,6 @@ def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> Loaded
 
 
 # =========================================================================== data
-def gather(data: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """``data[idx]`` as float32 (memmap-friendly: reads in sorted order, then reorders)."""
-    idx = np.asarray(idx, dtype=np.int64)
-    order = np.argsort(idx, kind="stable")
-    out = np.empty((len(idx),) + data.shape[1:], dtype=np.float32)
-    out[order] = data[idx[order]]
-    return out
-
-
 @torch.no_grad()
 def encode(model: SeenClassifier, data: np.ndarray, idx: np.ndarray, device: torch.device,
            batch_size: int = 256, logits: bool = False) -> np.ndarray:
@@ -236,7 +227,7 @@ def encode(model: SeenClassifier, data: np.ndarray, idx: np.ndarray, device: tor
     model.eval()
     out = []
     for s in range(0, len(idx), batch_size):
-        xb = torch.from_numpy(gather(data, idx[s:s + batch_size])).to(device)
+        xb = torch.from_numpy(take_rows(data, idx[s:s + batch_size])).to(device)
         y = model(xb) if logits else model.features(xb)
         out.append(y.float().cpu().numpy())
     model.train(was)
@@ -379,16 +370,9 @@ class _Fit:
 
     def batches(self, epoch: int, rng: np.random.Generator):
         t = self.cfg["train"]
-        bs, n = int(t["batch_size"]), len(self.idx)
-        perm = rng.permutation(n)
-        stop = (n // bs) * bs if t["drop_last"] and n >= bs else n
-        for s in range(0, stop, bs):
-            p = perm[s:s + bs]
-            if len(p) < max(2, self.world.size):  # BatchNorm needs two samples; each process one
-                continue
+        for p in epoch_batches(len(self.idx), int(t["batch_size"]), bool(t["drop_last"]), rng, self.world):
             idx = self.idx[p]
-            x = augment_batch(gather(self.data, idx), self.lengths[idx], self.cfg["data"]["augment"], rng)
-            x = np.ascontiguousarray(x[shard(len(p), self.world)])  # this process's share
+            x = training_share(self.data, idx, self.lengths, self.cfg["data"]["augment"], rng, self.world)
             yield torch.from_numpy(x), torch.from_numpy(self.targets[p])
 
     def step(self, model: SeenClassifier, batch):

@@ -15,8 +15,8 @@ from torch import nn
 
 from ...errors import ConfigError, DataError, unknown_name
 from ...models.modality import check_modality
-from ...engine.data import augment_batch, check_augment, load_prepared
-from ...engine.distributed import current_world, gather_rows, shard
+from ...engine.data import check_augment, epoch_batches, load_prepared, take_rows, training_share
+from ...engine.distributed import current_world, gather_rows
 from ...engine.trainer import PRECISIONS, autocast
 from ..alignment import align_kwargs
 from .classifier import PGFAClassifier
@@ -257,20 +257,8 @@ class _Stage:
 
     def batches(self, epoch: int, rng: np.random.Generator):
         t = self.cfg["train"]
-        bs = int(t["batch_size"])
-        n = len(self.labels)
-        perm = rng.permutation(n)
-        stop = (n // bs) * bs if t["drop_last"] and n >= bs else n
-        aug = self.cfg["data"]["augment"]
-        for s in range(0, stop, bs):
-            idx = perm[s:s + bs]
-            if len(idx) < max(2, self.world.size):
-                continue
-            x = np.asarray(self.data[idx], dtype=np.float32)
-            x = augment_batch(x, self.lengths[idx], aug, rng)
-            x = x[shard(len(idx), self.world)]
-            if not x.flags.writeable:  # e.g. a view of a read-only memmap: torch warns
-                x = x.copy()
+        for idx in epoch_batches(len(self.labels), int(t["batch_size"]), bool(t["drop_last"]), rng, self.world):
+            x = training_share(self.data, idx, self.lengths, self.cfg["data"]["augment"], rng, self.world)
             y = torch.from_numpy(np.array(self.labels[idx]))
             if self.text_t.dim() == 3:  # drawn here, from the epoch's generator: reproducible on resume
                 yield torch.from_numpy(x), y, torch.from_numpy(rng.integers(self.text_t.shape[0], size=len(idx)))
@@ -431,7 +419,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
             "text_part_sources": cfg["text"].get("part_sources"), "versions": versions()}
 
     def gather(idx):
-        return np.asarray(ds.data[idx], dtype=np.float32)
+        return take_rows(ds.data, idx)
 
     epochs = int(cfg["train"]["epochs"])
     ce_epochs = int(cfg["train"].get("ce_init_epochs") or 0)  # 0 in run configs saved before the key

@@ -53,3 +53,25 @@ def test_save_load_memmap(tmp_path):
         SkeletonDataset.load(tmp_path / "d")
     with pytest.raises(DataError, match="not a prepared"):
         SkeletonDataset.load(tmp_path / "nothing")
+
+
+def test_head_below_hips_batches_match_single_recordings():
+    """The batch form (computed in blocks of 256) equals the per-recording value, padding frames
+    and absent persons not counted; an upside-down copy scores one minus the upright share."""
+    from zeroskel.data.dataset import head_below_hips
+    from zeroskel.data.layouts import get_layout
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 3, 12, 20, 2)).astype(np.float32)
+    x[:, :, 9:] = 0  # padding frames
+    x[::3, :, :, :, 1] = 0  # second person absent
+    got = head_below_hips(x, "kinect_v1")
+    assert got.shape == (300,)
+    assert all(got[i] == head_below_hips(x[i], "kinect_v1") for i in (0, 1, 255, 256, 299))
+    lay = get_layout("kinect_v1")
+    head, hip = lay.index("head"), lay.index("hip_center")
+    low = x[3, 1, :9, head, 0] < x[3, 1, :9, hip, 0]  # sample 3: one person, 9 frames
+    assert got[3] == pytest.approx(low.mean())
+    flipped = x.copy()
+    flipped[:, 1] *= -1
+    np.testing.assert_allclose(head_below_hips(flipped, "kinect_v1"), 1 - got)

@@ -199,10 +199,12 @@ def head_below_hips(data: np.ndarray, layout: str) -> np.ndarray | float:
     single = x.ndim == 4
     if single:
         x = x[None]
-    if "head" not in lay.joints or base is None:
-        out = np.zeros(len(x))
-    else:
-        present = (x != 0).any(axis=(1, 3))  # (N, T, M)
-        low = (x[:, 1, :, lay.index("head")] < x[:, 1, :, lay.index(base)]) & present
-        out = low.sum(axis=(1, 2)) / np.maximum(present.sum(axis=(1, 2)), 1)
+    out = np.zeros(len(x))
+    if "head" in lay.joints and base is not None:
+        head, hip = lay.index("head"), lay.index(base)
+        for s in range(0, len(x), 256):  # blocks: the presence mask of a whole dataset is large
+            b = x[s:s + 256]
+            present = (b != 0).any(axis=(1, 3))  # (n, T, M)
+            low = (b[:, 1, :, head] < b[:, 1, :, hip]) & present
+            out[s:s + len(b)] = low.sum(axis=(1, 2)) / np.maximum(present.sum(axis=(1, 2)), 1)
     return float(out[0]) if single else out

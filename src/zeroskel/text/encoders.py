@@ -196,11 +196,19 @@ class SentenceEncoder:
             os.environ["HF_HUB_OFFLINE"] = "1"  # before the import: never reach a hub
             os.environ["TRANSFORMERS_OFFLINE"] = "1"
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
 
+            # transformers draws a "Loading weights" progress bar on every load, which fills
+            # logs with carriage returns; silenced for this load only, the caller's setting kept
+            bars = hf_logging.is_progress_bar_enabled()
+            hf_logging.disable_progress_bar()
             try:
                 self._model = SentenceTransformer(str(self.path), device=self.device)
             except (OSError, ValueError) as e:
                 raise DataError(f"text model {self.name!r} at {self.path}: cannot load ({e})") from None
+            finally:
+                if bars:
+                    hf_logging.enable_progress_bar()
             self._model.eval()
         return self._model
 

@@ -15,6 +15,11 @@ def test_inspect_utd_mhad(data_root, capsys, tmp_path):
     assert "utd_mhad: 861 samples, 27 classes" in out
     assert "partition xsub: train 431, test 430" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    assert main(["inspect", "utd_mhad", "--data-root", str(data_root), "--png", str(png)]) == 2
+    assert f"--png {png} exists" in capsys.readouterr().err
+    assert main(["inspect", "utd_mhad", "--data-root", str(data_root), "--png", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert main(["inspect", "utd_mhad", "--data-root", str(data_root), "--png", str(png), "--force"]) == 0
 
 
 def test_inspect_nw_ucla_json(data_root, capsys):
@@ -68,7 +73,7 @@ def test_eval_features_devise_on_real_file(data_root, capsys, tmp_path):
     assert f"ZSL top-1 {res['zsl']:.2f}" in printed
     assert 0 <= res["zsl"] <= 100 and {"S", "U", "H"} <= set(res["gzsl"]["stacking"])
     assert main(args) == 2  # never overwrites a result
-    assert "never overwritten" in capsys.readouterr().err
+    assert f"--out {out} exists" in capsys.readouterr().err
 
 
 def test_eval_features_unknown_method_lists_valid(data_root, capsys):

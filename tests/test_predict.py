@@ -448,6 +448,13 @@ def test_cli_predict_table_and_json(trained, test_files, tmp_path, capsys):
     first = data["predictions"][0]
     assert first["source"] == files[0] and len(first["ranking"]) == 3
     assert first["ranking"][0]["label"] in text.split("\n")[2]
+    # a second run refuses to replace the JSON before loading the model; --force replaces it
+    out.write_text("{}")
+    assert main(["predict", str(trained[1]), *files, "--labels", *LABELS, "--json", str(out)]) == 2
+    assert f"--json {out} exists" in capsys.readouterr().err and out.read_text() == "{}"
+    assert main(["predict", str(trained[1]), *files, "--labels", *LABELS, "--json", str(out), "--force"]) == 0
+    capsys.readouterr()
+    assert len(json.loads(out.read_text())["predictions"]) == 2
     # labels from a file; a run directory works as MODEL too
     lf = tmp_path / "labels.txt"
     lf.write_text("# candidates\nwave\n\njog\n")
@@ -488,6 +495,13 @@ def test_cli_render_gif(trained, test_files, tmp_path, capsys):
     assert "GIF" in capsys.readouterr().err
     assert main(["render", str(short), "--out", str(gif), "--labels", "wave"]) == 2
     assert "need --model" in capsys.readouterr().err
+    # an existing output is never replaced without --force
+    before = gif.read_bytes()
+    assert main(["render", str(short), "--out", str(gif)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {gif} exists" in err and "--force" in err and gif.read_bytes() == before
+    assert main(["render", str(short), "--out", str(gif), "--force", "--fps", "10"]) == 0
+    assert gif.read_bytes() != before
 
 
 def test_cli_export(trained, tmp_path, capsys):

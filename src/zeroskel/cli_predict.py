@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from .errors import ConfigError, DataError
+from .paths import new_output
 
 
 def read_labels_file(path: str | Path) -> list[str]:
@@ -58,6 +59,8 @@ def cmd_predict(a) -> int:
     from .recognizer import Recognizer
 
     labels = _labels(a)
+    if a.json and a.json != "-":
+        new_output(a.json, "--json", a.force)
     rec = Recognizer.load(a.model, device=a.device)
     recs = []
     for f in a.files:
@@ -74,8 +77,9 @@ def cmd_predict(a) -> int:
         if a.json == "-":
             print(text)
         else:
-            Path(a.json).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            Path(a.json).expanduser().write_text(text)
+            out = Path(a.json).expanduser()
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text)
             print(f"\nwrote {a.json}", file=sys.stderr)
     return 0
 
@@ -84,6 +88,13 @@ def cmd_render(a) -> int:
     from .data.readers.anyfile import load_recording
     from .viz import render_animation
 
+    if a.model is None and (a.labels is not None or a.labels_file is not None):
+        raise ConfigError("--labels / --labels-file need --model MODEL")
+    if a.fps < 1:
+        raise ConfigError(f"--fps must be >= 1, got {a.fps}")
+    out = new_output(a.out, "--out", a.force)
+    if out.suffix.lower() != ".gif":
+        raise ConfigError(f"--out {out}: the animation is written as a GIF; use a .gif file name")
     r = load_recording(a.file, layout=a.layout, index=a.index)
     title = Path(r.source).name
     if a.model is not None:
@@ -93,13 +104,6 @@ def cmd_render(a) -> int:
         pred = Recognizer.load(a.model, device=a.device).predict([r], labels, top_k=1)[0]
         title = f"{title}: {pred.label} ({pred.score:.2f})"
         print(format_prediction(pred))
-    elif a.labels is not None or a.labels_file is not None:
-        raise ConfigError("--labels / --labels-file need --model MODEL")
-    if a.fps < 1:
-        raise ConfigError(f"--fps must be >= 1, got {a.fps}")
-    out = Path(a.out).expanduser()
-    if out.suffix.lower() != ".gif":
-        raise ConfigError(f"--out {out}: the animation is written as a GIF; use a .gif file name")
     try:
         render_animation(r.data, r.length, r.layout, out, title=title, fps=a.fps)
     except ValueError as e:
@@ -135,6 +139,7 @@ def add_commands(subparsers, add) -> None:
     label_args(sp, "")
     sp.add_argument("--top-k", type=int, default=5, help="labels shown per recording (default 5)")
     sp.add_argument("--json", metavar="OUT", help="also write the predictions as JSON here ('-': stdout)")
+    sp.add_argument("--force", action="store_true", help="replace an existing --json file")
     sp.add_argument("--align", action="store_true",
                     help="prototype alignment over all given recordings (transductive; off by default). "
                          "With the bundle's balanced pseudo-labels (the small-dataset preset) it assumes "
@@ -149,6 +154,7 @@ def add_commands(subparsers, add) -> None:
     label_args(sp, " (with --model)")
     sp.add_argument("--index", type=int, help="sample of a multi-sample .npz/.npy file")
     sp.add_argument("--fps", type=int, default=15, help="frames per second (default 15)")
+    sp.add_argument("--force", action="store_true", help="replace an existing --out file")
 
     sp = add("export", cmd_export, "export a finished PGFA run as a self-contained model bundle folder")
     sp.add_argument("run_dir", help="run directory (with final.pt)")

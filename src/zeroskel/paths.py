@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import DataError
+from .errors import ConfigError, DataError
 
 DATA_ENV = "ZEROSKEL_DATA"
 CACHE_ENV = "ZEROSKEL_CACHE"
@@ -38,3 +38,17 @@ def cache_root(explicit: str | os.PathLike | None = None) -> Path:
     root = Path(raw).expanduser() if raw else Path.home() / ".cache" / "zeroskel"
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def new_output(path: str | os.PathLike, flag: str, force: bool = False,
+               force_flag: str | None = "--force") -> Path:
+    """``path`` as a file a command may write. An existing file is an error naming ``flag``
+    (and ``force_flag``, when the command has one) unless ``force`` is set, so one command's
+    results never replace another's by accident. Called before the command's work."""
+    out = Path(path).expanduser()
+    if out.is_dir():
+        raise ConfigError(f"{flag} {out} is a folder; give a file name")
+    if out.exists() and not force:
+        hint = f" or pass {force_flag} to replace it" if force_flag else ""
+        raise ConfigError(f"{flag} {out} exists; choose another name{hint}")
+    return out

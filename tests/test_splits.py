@@ -205,6 +205,27 @@ def test_load_split_file_formats(tmp_path):
     assert sp.seen == (0, 1, 2, 3) and sp.num_classes == 12 and sp.dataset == ""
 
 
+def test_split_file_with_class_names(tmp_path):
+    """Given the dataset's class names, a split file may name its classes (mixed with ids), and a
+    custom dataset's class count comes from its names; an unknown name lists the valid ones."""
+    names = ["wave", "clap", "jump", "sit down"]
+    (tmp_path / "n.yaml").write_text("name: mine-2/2\nunseen: [sit down, 1]\n")
+    sp = load_split_file(tmp_path / "n.yaml", dataset="my.npz", class_names=names)
+    assert (sp.seen, sp.unseen, sp.num_classes, sp.name) == ((0, 2), (1, 3), 4, "mine-2/2")
+    assert get_split("my.npz", str(tmp_path / "n.yaml"), class_names=names).unseen == (1, 3)
+    (tmp_path / "s.json").write_text(json.dumps({"seen": ["wave"], "unseen": ["jump"]}))
+    assert load_split_file(tmp_path / "s.json", class_names=names).seen == (0,)
+    (tmp_path / "bad.yaml").write_text("unseen: [sit, clap]\n")
+    with pytest.raises(DataError, match=r"bad\.yaml: key 'unseen': unknown class name\(s\) \['sit'\]; .*'sit down'"):
+        load_split_file(tmp_path / "bad.yaml", class_names=names)
+    # a built-in dataset: names resolve to its ids, as in `zeroskel splits utd_mhad --name FILE`
+    utd = get_split("utd_mhad", "purls-22/5")
+    from zeroskel.data.readers.small import UTD_MHAD_CLASSES
+    (tmp_path / "u.yaml").write_text("unseen: [throw, tennis swing, push, sit to stand, stand to sit]\n")
+    got = load_split_file(tmp_path / "u.yaml", dataset="utd_mhad", class_names=UTD_MHAD_CLASSES)
+    assert got.unseen == utd.unseen
+
+
 def test_load_split_file_errors(tmp_path):
     np.save(tmp_path / "f.npy", np.array([0.5, 2.0]))
     with pytest.raises(DataError, match=r"f\.npy.*integer"):
@@ -219,8 +240,11 @@ def test_load_split_file_errors(tmp_path):
     with pytest.raises(DataError, match=r"bad\.yaml: invalid YAML \(line 2, column 1: expected"):
         load_split_file(tmp_path / "bad.yaml", dataset="utd_mhad")
     (tmp_path / "str.json").write_text(json.dumps({"unseen": ["1", "2"]}))
-    with pytest.raises(DataError, match="integer class ids"):
+    with pytest.raises(DataError, match="class name '1' given, but the dataset's class names are not known"):
         load_split_file(tmp_path / "str.json", dataset="utd_mhad")
+    (tmp_path / "float.json").write_text(json.dumps({"unseen": [1.5]}))
+    with pytest.raises(DataError, match="1.5 is neither a class id nor a class name"):
+        load_split_file(tmp_path / "float.json", dataset="utd_mhad")
     with pytest.raises(ConfigError, match="number of classes unknown"):
         load_split_file(tmp_path / "big.npy")
     (tmp_path / "other.yaml").write_text("dataset: ntu60\nunseen: [1]\n")

@@ -131,11 +131,11 @@ def cmd_splits(a) -> int:
     from .data.splits import get_split, list_splits
     from .text.classtexts import load_class_texts
 
-    splits = [get_split(a.dataset, a.name)] if a.name else list_splits(a.dataset)
     try:
         names = load_class_texts(a.dataset, "name", a.data_root, class_names=_custom_class_names(a.dataset))
     except ZeroskelError:
         names = None
+    splits = [get_split(a.dataset, a.name, class_names=names)] if a.name else list_splits(a.dataset)
     out = []
     for s in splits:
         row = {"name": s.name, "dataset": s.dataset, "seen": len(s.seen), "unseen": len(s.unseen),

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -306,9 +306,11 @@ def list_splits(dataset: str | None = None, kind: str | None = None) -> list[Zer
     return [sp for sp in out if kind in (None, sp.kind)]
 
 
-def get_split(dataset: str, name: str) -> ZeroShotSplit:
+def get_split(dataset: str, name: str, class_names: Sequence[str] | None = None) -> ZeroShotSplit:
     """A registered split by name (or alias), or a user split file (a path).
 
+    ``class_names`` (the dataset's, in class-id order) lets a split file name its classes
+    instead of giving ids, and gives a custom dataset's class count (see :func:`load_split_file`).
     Raises :class:`ConfigError` listing the dataset's valid names when ``name`` is neither.
     """
     table, aliases = _registry()
@@ -318,7 +320,7 @@ def get_split(dataset: str, name: str) -> ZeroShotSplit:
         if name in aliases[dataset]:
             return table[dataset][aliases[dataset][name]]
     if Path(name).suffix.lower() in SPLIT_FILE_SUFFIXES and Path(name).exists():
-        return load_split_file(name, dataset=dataset)
+        return load_split_file(name, dataset=dataset, class_names=class_names)
     from .registry import DATASETS
     if dataset not in DATASETS:
         raise unknown_name("dataset", dataset, DATASETS)
@@ -330,19 +332,20 @@ def get_split(dataset: str, name: str) -> ZeroShotSplit:
 SPLIT_FILE_SUFFIXES = (".yaml", ".yml", ".json", ".npy", ".txt")
 
 
-def load_split_file(path: str | Path, dataset: str | None = None,
-                    num_classes: int | None = None) -> ZeroShotSplit:
+def load_split_file(path: str | Path, dataset: str | None = None, num_classes: int | None = None,
+                    class_names: Sequence[str] | None = None) -> ZeroShotSplit:
     """Read a user split.
 
     Formats:
         * ``.npy``: 1-D integer array of unseen class ids (0-based).
         * ``.txt``: unseen ids separated by commas / whitespace.
-        * ``.yaml`` / ``.json``: a list of unseen ids, or a mapping with ``unseen`` and
+        * ``.yaml`` / ``.json``: a list of unseen classes, or a mapping with ``unseen`` and
           optionally ``seen`` (else all other classes), ``dataset``, ``num_classes``,
-          ``name``, ``note``.
+          ``name``, ``note``. A class is a 0-based id or, given ``class_names``, its name
+          (exactly as in the dataset; ``zeroskel inspect DATASET`` lists them).
 
-    The number of classes comes from ``num_classes``, the file, or the dataset registry
-    (``dataset`` argument or the file's ``dataset`` key), in that order.
+    The number of classes comes from ``num_classes``, the file, the dataset registry
+    (``dataset`` argument or the file's ``dataset`` key), or ``len(class_names)``, in that order.
     """
     path = Path(path)
     if not path.is_file():
@@ -387,17 +390,17 @@ def load_split_file(path: str | Path, dataset: str | None = None,
     n = num_classes if num_classes is not None else meta.get("num_classes")
     if n is None:
         from .registry import DATASETS
-        if ds not in DATASETS:
+        if ds in DATASETS:
+            n = DATASETS[ds].num_classes
+        elif class_names is not None:
+            n = len(class_names)
+        else:
             raise ConfigError(f"split file {path}: number of classes unknown; give 'num_classes' in the file "
                               f"or a built-in dataset name")
-        n = DATASETS[ds].num_classes
     for key in ("unseen", "seen"):
         if key in meta and meta[key] is not None:
-            vals = meta[key]
-            if not isinstance(vals, (list, tuple)) or not all(
-                    isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals):
-                raise DataError(f"split file {path}: key {key!r} must be a list of integer class ids")
-    unseen = [int(v) for v in meta["unseen"]]
+            meta[key] = _class_ids(meta[key], class_names, f"split file {path}: key {key!r}")
+    unseen = meta["unseen"]
     seen = meta.get("seen")
     if seen is None:
         seen = sorted(set(range(int(n))) - set(unseen))
@@ -407,6 +410,31 @@ def load_split_file(path: str | Path, dataset: str | None = None,
                              file=str(path), kind="user")
     except ConfigError as e:
         raise ConfigError(f"split file {path}: {e}") from None
+
+
+def _class_ids(vals, class_names: Sequence[str] | None, where: str) -> list[int]:
+    """A split file's list of classes as ids: integers stay, names are looked up in ``class_names``."""
+    if not isinstance(vals, (list, tuple)):
+        raise DataError(f"{where} must be a list of class ids or names")
+    ids, unknown = [], []
+    index = {name: i for i, name in enumerate(class_names)} if class_names is not None else {}
+    for v in vals:
+        if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+            ids.append(int(v))
+        elif isinstance(v, str) and class_names is not None:
+            if v in index:
+                ids.append(index[v])
+            else:
+                unknown.append(v)
+        elif isinstance(v, str):
+            raise DataError(f"{where}: class name {v!r} given, but the dataset's class names are not known "
+                            f"here; give 0-based class ids")
+        else:
+            raise DataError(f"{where}: {v!r} is neither a class id nor a class name")
+    if unknown:
+        raise DataError(f"{where}: unknown class name(s) {unknown}; the dataset's classes are "
+                        f"{list(class_names)}")
+    return ids
 
 
 def holdout_group(ds, index: np.ndarray, key: str, seed: int,

@@ -126,7 +126,7 @@ def extract_features(run_dir_or_checkpoint: str | os.PathLike, dataset: str | No
         raise DataError(f"dataset {source!r} has no partition {rec.partition!r} (the encoder's); it has "
                         f"{', '.join(ds.partitions) or 'none'}")
     if split is not None:
-        sp = get_split(source, str(split))
+        sp = get_split(source, str(split), class_names=ds.class_names)
     elif rec.split.get("kind") == "user":  # a user split file: rebuilt from the record
         from ..data.splits import ZeroShotSplit
         sp = ZeroShotSplit(name=rec.split["name"], dataset=rec.split.get("dataset", ""),

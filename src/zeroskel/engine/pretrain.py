@@ -403,7 +403,7 @@ def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> 
     t0 = time.perf_counter()
 
     ds, part = load_prepared(cfg, data_root, progress=False)
-    split = get_split(str(cfg["dataset"]), str(cfg["split"]))
+    split = get_split(str(cfg["dataset"]), str(cfg["split"]), class_names=ds.class_names)
     split.check(ds, part)
     labels = ds.labels
     seen, unseen = split.seen_array, split.unseen_array

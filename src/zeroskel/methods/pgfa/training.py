@@ -389,7 +389,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
     t_start = time.perf_counter()
 
     ds, part = load_prepared(cfg, data_root)
-    split = get_split(cfg["dataset"], cfg["split"])
+    split = get_split(cfg["dataset"], cfg["split"], class_names=ds.class_names)
     split.check(ds, part)
     tx = load_texts(cfg, ds, data_root)
     text = tx["sentence"]

@@ -1028,7 +1028,8 @@ def test_training_on_a_custom_format_dataset_with_its_own_texts(tmp_path):
     write_custom(tmp_path / "mine.npz", seqs, labels, names, "ntu25", name="mine",
                  partitions={"custom": ["train" if i < 36 else "test" for i in range(48)]})
     split = tmp_path / "split.yaml"
-    split.write_text(yaml.safe_dump({"name": "mine-4/2", "num_classes": 6, "unseen": [4, 5]}))
+    # the unseen classes by name, one by id; the class count comes from the dataset
+    split.write_text(yaml.safe_dump({"name": "mine-4/2", "unseen": ["stand up", 5]}))
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(f"a person does {n} slowly" for n in names) + "\n")
     tiny = [o for o in TINY if not o.startswith(("text.source", "data.limit"))] + \
@@ -1046,3 +1047,6 @@ def test_training_on_a_custom_format_dataset_with_its_own_texts(tmp_path):
     texts.write_text("only one line\n")
     with pytest.raises(DataError, match=r"texts.txt: 1 lines for 6 classes"):
         train(cfg(f"text.source={texts}"), tmp_path / "runs")
+    # a preset's PURLS segment texts do not exist for a custom dataset: the error names the key
+    with pytest.raises(ConfigError, match=r"^text.segment_sources: class text template 'name\+purls-start'"):
+        train(cfg("text.source=name", "text.segment_sources=[name+purls-start, name]"), tmp_path / "runs")

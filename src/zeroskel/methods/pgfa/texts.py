@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from ...data.layouts import BODY_PARTS
-from ...errors import ConfigError, DataError, unknown_name
+from ...errors import ConfigError, DataError, ZeroskelError, unknown_name
 from .scoring import _unit_rows
 
 
@@ -88,7 +88,10 @@ def _source_texts(cfg: dict, ds, data_root, src, key: str) -> list[list[str]]:
 
     prompts = []
     for one in _source_list(src, key):
-        texts = load_class_texts(cfg["dataset"], one, data_root, class_names=list(ds.class_names))
+        try:
+            texts = load_class_texts(cfg["dataset"], one, data_root, class_names=list(ds.class_names))
+        except ZeroskelError as e:  # name the config key: a preset's source may not fit this dataset
+            raise type(e)(f"{key}: {e}") from None
         if len(texts) != ds.num_classes:
             raise DataError(f"text source {one!r} gives {len(texts)} texts for the "
                             f"{ds.num_classes} classes of {ds.name!r}")

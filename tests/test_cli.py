@@ -151,3 +151,22 @@ def test_texts_of_a_custom_dataset(capsys, tmp_path):
     assert capsys.readouterr().out.split("\n")[0] == "name"
     assert main(["texts", str(path), "--source", "a person doing {name}"]) == 0
     assert "1  a person doing clap" in capsys.readouterr().out
+
+
+def test_splits_of_a_custom_dataset(capsys, tmp_path):
+    """A custom dataset has no published splits (the error says what to do instead); a split file
+    of its class names is shown resolved to ids."""
+    import numpy as np
+    from zeroskel.data.readers.custom import write_custom
+
+    path = tmp_path / "mine.npz"
+    write_custom(path, [np.zeros((4, 25, 3), np.float32)] * 3, [0, 1, 2], ["wave hand", "clap", "jump"], "ntu25")
+    assert main(["splits", str(path)]) == 2
+    assert "custom dataset: it has no published splits" in capsys.readouterr().err
+    split = tmp_path / "s.yaml"
+    split.write_text("name: mine-2/1\nunseen: [jump]\n")
+    assert main(["splits", str(path), "--name", str(split)]) == 0
+    assert "unseen: 2 jump" in capsys.readouterr().out
+    split.write_text("unseen: [jumping]\n")
+    assert main(["splits", str(path), "--name", str(split)]) == 2
+    assert "unknown class name(s) ['jumping']" in capsys.readouterr().err

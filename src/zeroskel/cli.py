@@ -131,8 +131,12 @@ def cmd_splits(a) -> int:
     from .data.splits import get_split, list_splits
     from .text.classtexts import load_class_texts
 
+    custom = _custom_class_names(a.dataset)
+    if custom is not None and not a.name:
+        raise ZeroskelError(f"{a.dataset} is a custom dataset: it has no published splits; show a split file "
+                            f"of yours with --name FILE (e.g. a .yaml with 'unseen: [class name, ...]')")
     try:
-        names = load_class_texts(a.dataset, "name", a.data_root, class_names=_custom_class_names(a.dataset))
+        names = load_class_texts(a.dataset, "name", a.data_root, class_names=custom)
     except ZeroskelError:
         names = None
     splits = [get_split(a.dataset, a.name, class_names=names)] if a.name else list_splits(a.dataset)

@@ -170,3 +170,21 @@ def test_splits_of_a_custom_dataset(capsys, tmp_path):
     split.write_text("unseen: [jumping]\n")
     assert main(["splits", str(path), "--name", str(split)]) == 2
     assert "unknown class name(s) ['jumping']" in capsys.readouterr().err
+
+
+def test_text_embed_writes_npz_once(capsys, tmp_path):
+    """`zeroskel text embed --out NAME` writes NAME.npz (numpy's suffix rule) and never replaces an
+    existing file without --force; the array is the class texts' unit sentence embeddings."""
+    import numpy as np
+    from zeroskel.data.readers.custom import write_custom
+
+    path = tmp_path / "mine.npz"
+    write_custom(path, [np.zeros((4, 25, 3), np.float32)] * 2, [0, 1], ["wave hand", "clap"], "ntu25")
+    args = ["text", "embed", "--dataset", str(path), "--source", "name", "--out", str(tmp_path / "emb")]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["saved"] == str(tmp_path / "emb.npz")
+    emb = np.load(tmp_path / "emb.npz")["sentence"]
+    assert emb.shape == (2, 384) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
+    assert main(args) == 2
+    assert "emb.npz exists" in capsys.readouterr().err
+    assert main(args + ["--force"]) == 0

@@ -199,18 +199,19 @@ def cmd_text(a) -> int:
 
     if not (a.dataset and a.source):
         raise ZeroskelError("text embed needs --dataset and --source")
-    if a.out:
-        new_output(a.out, "--out", a.force)
+    out = None
+    if a.out:  # numpy.savez adds .npz to a name without it: check the file it will write
+        out = new_output(a.out if str(a.out).endswith(".npz") else f"{a.out}.npz", "--out", a.force)
     texts = load_class_texts(a.dataset, a.source, a.data_root, class_names=_custom_class_names(a.dataset))
     ct = embed_class_texts(texts, model=a.model, tokens_max_length=a.max_length)
     info = {"dataset": a.dataset, "source": a.source, "model": ct.model, "classes": ct.num_classes,
             "sentence_shape": list(ct.sentence.shape),
             "tokens_shape": list(ct.tokens.shape) if ct.tokens is not None else None}
-    if a.out:
+    if out is not None:
         import numpy as np
 
-        np.savez(a.out, sentence=ct.sentence, **({"tokens": ct.tokens} if ct.tokens is not None else {}))
-        info["saved"] = a.out
+        np.savez(out, sentence=ct.sentence, **({"tokens": ct.tokens} if ct.tokens is not None else {}))
+        info["saved"] = str(out)
     _print_json(info)
     return 0
 

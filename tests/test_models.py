@@ -491,3 +491,32 @@ def test_body_part_joints_by_name_in_every_layout():
         assert set().union(*(body_part_joints(lay, p) for p in BODY_PARTS)) == set(range(get_layout(lay).num_joints))
     with pytest.raises(ConfigError, match="unknown body part 'arms'; valid: hands, head, legs, torso"):
         body_part_joints("ntu25", "arms")
+
+
+def test_forward_paths_make_no_host_tensors():
+    """Device placement without a GPU: on the ``meta`` device an elementwise op between a meta
+    tensor and one made on the host raises ("not on the expected device"), as it would on CUDA.
+    The ST-GCN PGFA model (bone-motion input, feature BatchNorm, temporal segments) with its
+    contrastive loss and backward, and Flora's batched decision and velocity model, run there.
+    (Shift-GCN cannot: its temporal shift reads the offsets' tap range on the host.)"""
+    from zeroskel.engine.config import build_config
+    from zeroskel.methods.flora import FloraNet
+    from zeroskel.methods.pgfa.losses import contrastive_loss
+    from zeroskel.methods.pgfa.model import build_model
+
+    with pytest.raises(RuntimeError, match="device"):  # the premise: mixing devices fails on meta
+        torch.empty(3, device="meta") + torch.ones(3)
+    cfg = build_config("pgfa", dataset="utd_mhad", split="purls-22/5",
+                       overrides=["model.encoder=stgcn", "model.args=null", "model.modality=bone_motion",
+                                  "model.feature_norm=batchnorm"])
+    model = build_model(cfg, "kinect_v1", 1, 384).to("meta")
+    feats = model(torch.empty(4, 3, 50, 20, 1, device="meta"))
+    y = torch.tensor([0, 1, 0, 2], device="meta")
+    loss = contrastive_loss(model, feats, torch.empty(27, feats.shape[1], device="meta")[y], y,
+                            float(cfg["model"]["target_sharpness"]))
+    loss.backward()
+    assert feats.shape == (4, 4 * 384) and loss.device.type == "meta"
+
+    net = FloraNet(ske_dim=32, text_dim=48, latent_dim=16, heads=2, decoder_hidden=24).to("meta")
+    assert net.class_errors(torch.empty(5, 32, device="meta"), torch.empty(3, 4, 48, device="meta")).shape == (5, 3)
+    net.velocity(torch.empty(6, 4, 16, device="meta"), torch.empty(6, device="meta")).sum().backward()

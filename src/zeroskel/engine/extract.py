@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError, ConfigError, DataError
+from ..paths import new_output
 
 SIDECAR_SUFFIX = "_encoder.json"
 
@@ -99,10 +100,8 @@ def extract_features(run_dir_or_checkpoint: str | os.PathLike, dataset: str | No
     ck = _resolve_checkpoint(run_dir_or_checkpoint)
     out = Path(out_path) if out_path is not None else ck.parent / "features.npz"
     side = sidecar_path(out)
-    if not overwrite:
-        for p in (out, side):
-            if p.exists():
-                raise ConfigError(f"output {p} exists; choose another --out or pass overwrite=True (--force)")
+    for p in (out, side):
+        new_output(p, "output", overwrite, force_flag="overwrite=True (--force)")
     mask, mask_seed = _masking(masked)  # bad options fail before any encoding
     dev = resolve_device(device)
     model, card, rec, cfg = load_encoder(ck, dev)

@@ -61,6 +61,42 @@ def test_loss_is_low_when_aligned_and_gradients_flow():
     assert feats.grad is not None and torch.isfinite(feats.grad).all()
 
 
+
+def test_mixup_loss_mixes_the_same_class_targets_of_both_directions():
+    torch.manual_seed(0)
+    f, text = torch.randn(5, 8), torch.randn(3, 8)
+    labels = torch.tensor([0, 1, 2, 0, 1])
+    s, lam, perm = 1 / 0.07, 0.3, torch.tensor([2, 0, 4, 1, 3])
+    plain = multi_positive_kl_loss(f, text[labels], labels, s)
+    # lam = 1, or a pairing of every sample with itself, is the unmixed loss
+    assert multi_positive_kl_loss(f, text[labels], labels, s, mix=(1.0, perm)) == plain
+    assert torch.allclose(multi_positive_kl_loss(f, text[labels], labels, s, mix=(lam, torch.arange(5))), plain)
+    # by hand: G[i, j] = lam [y_i = y_j] + (1 - lam) [y_perm(i) = y_j]; rows use G, columns G^T
+    y, yp = labels.numpy(), labels[perm].numpy()
+    g = lam * (y[:, None] == y[None]) + (1 - lam) * (yp[:, None] == y[None])
+    lg = (s * F.normalize(f, dim=1) @ F.normalize(text[labels], dim=1).t()).double().numpy()
+
+    def kl(logits, gm):
+        lp = _np_log_softmax(10 * gm)
+        return np.mean(np.sum(np.exp(lp) * (lp - _np_log_softmax(logits)), axis=1))
+
+    want = 0.5 * (kl(lg, g) + kl(lg.T, g.T))
+    got = multi_positive_kl_loss(f, text[labels], labels, s, mix=(lam, perm))
+    assert got.item() == pytest.approx(want, rel=1e-5)
+    assert abs(got.item() - plain.item()) > 1e-3
+
+
+def test_mixed_cross_entropy_weights_both_targets():
+    from zeroskel.methods.pgfa.losses import mixed_cross_entropy
+
+    torch.manual_seed(0)
+    logits, target, perm = torch.randn(4, 6), torch.tensor([0, 3, 5, 1]), torch.tensor([1, 0, 3, 2])
+    ce = F.cross_entropy(logits, target)
+    assert mixed_cross_entropy(logits, target) == ce
+    assert torch.allclose(mixed_cross_entropy(logits, target, (0.25, perm)),
+                          0.25 * ce + 0.75 * F.cross_entropy(logits, target[perm]))
+
+
 class _Enc(torch.nn.Module):
     feature_dim = 4
 
@@ -489,6 +525,39 @@ def test_ce_initialisation_trains_the_encoder_first_and_resumes(utd, tmp_path):
             tmp_path / "bad2", data_root=utd)
 
 
+
+def test_mixup_training_mixes_sequences_and_resumes(utd, tmp_path):
+    from zeroskel.engine.data import draw_mix, training_share
+    from zeroskel.engine.distributed import World
+    from zeroskel.engine.runs import resume_run, train
+
+    # the stage's batch rows are lam * x_i + (1 - lam) * x_perm(i) of the augmented batch
+    data = np.random.default_rng(0).normal(size=(6, 3, 10, 4, 1)).astype(np.float32)
+    idx, lengths, aug = np.array([4, 0, 2, 5]), np.full(6, 10), {"rotate_deg": 20.0}
+    mix = draw_mix(4, 0.4, np.random.default_rng(3))
+    assert 0.0 <= mix[0] <= 1.0 and sorted(mix[1]) == [0, 1, 2, 3]
+    assert draw_mix(4, 0.0, np.random.default_rng(3)) is None
+    one = World()
+    plain = training_share(data, idx, lengths, aug, np.random.default_rng(1), one)
+    mixed = training_share(data, idx, lengths, aug, np.random.default_rng(1), one, mix)
+    np.testing.assert_allclose(mixed, mix[0] * plain + (1 - mix[0]) * plain[mix[1]], rtol=1e-5, atol=1e-6)
+
+    cfg = _cfg(seed=2, extra=["train.mixup_alpha=0.4", "validation.mode=heldout_seen"])
+    full = train(cfg, tmp_path / "full", data_root=utd)
+    off = train(_cfg(seed=2, extra=["validation.mode=heldout_seen"]), tmp_path / "off", data_root=utd)
+    assert _core(_metrics(full)) != _core(_metrics(off))
+    cut = train(cfg, tmp_path / "cut", data_root=utd, max_epochs=1)
+    resume_run(cut, data_root=utd)
+    assert _core(_metrics(cut)) == _core(_metrics(full))
+    # with the cross-entropy initialisation and the class-level loss, whose targets mix too
+    for extra in (["train.ce_init_epochs=1"], ["model.loss=class_ce"]):
+        assert (train(_cfg(seed=2, extra=["train.mixup_alpha=0.4"] + extra), tmp_path / extra[0],
+                      data_root=utd) / "metrics.json").is_file()
+    for bad in ("-0.1", "true", "x"):
+        with pytest.raises(ConfigError, match="train.mixup_alpha"):
+            train(_cfg(extra=[f"train.mixup_alpha={bad}"]), tmp_path / "bad", data_root=utd)
+
+
 def test_final_model_scores_any_classes(utd, tmp_path):
     from zeroskel.data.cache import prepare
     from zeroskel.engine.runs import train
@@ -796,10 +865,10 @@ def test_text_augmentation_draws_training_targets_from_the_bank(utd, tmp_path):
     st = _Stage(cfg, np.asarray(ds.data[idx], np.float32), ds.lengths[idx], ds.labels[idx],
                 torch.from_numpy(tx["train_bank"]), "cpu")
     batches = list(st.batches(0, np.random.default_rng(0)))
-    assert all(len(b) == 3 for b in batches)
-    drawn = torch.cat([b[2] for b in batches])
+    assert all(b.draws is not None and b.mix is None for b in batches)
+    drawn = torch.cat([b.draws for b in batches])
     assert set(drawn.tolist()) == {0, 1, 2}  # 40 draws over 3 sources
-    again = torch.cat([b[2] for b in st.batches(0, np.random.default_rng(0))])
+    again = torch.cat([b.draws for b in st.batches(0, np.random.default_rng(0))])
     assert torch.equal(drawn, again)
     # end to end: trains, records the sources in the checkpoint card, is reproducible
     a, b = train(cfg, tmp_path, data_root=utd), train(cfg, tmp_path, data_root=utd)

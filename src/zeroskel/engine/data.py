@@ -127,10 +127,25 @@ def epoch_batches(n: int, batch_size: int, drop_last: bool, rng: np.random.Gener
             yield pos
 
 
+def draw_mix(n: int, alpha: float, rng: np.random.Generator) -> tuple[float, np.ndarray] | None:
+    """Mixup draw for a batch of ``n``: ``(lam, perm)`` with ``lam ~ Beta(alpha, alpha)`` and a
+    random pairing ``perm`` of the batch, or None when ``alpha`` is 0 (nothing drawn, so a run
+    without mixup keeps its random stream)."""
+    if not alpha:
+        return None
+    return float(rng.beta(alpha, alpha)), rng.permutation(n)
+
+
 def training_share(data: np.ndarray, idx: np.ndarray, lengths: np.ndarray, aug: dict,
-                   rng: np.random.Generator, world: World) -> np.ndarray:
+                   rng: np.random.Generator, world: World,
+                   mix: tuple[float, np.ndarray] | None = None) -> np.ndarray:
     """This process's share of an augmented global batch: rows ``idx`` of ``data`` (N, 3, T, V, M)
     with valid ``lengths`` (N,), augmented as a whole (:func:`augment_batch`, so the random
-    draws do not depend on the number of processes), then cut (:func:`~.distributed.shard`)."""
+    draws do not depend on the number of processes), mixed with ``mix = (lam, perm)`` (row i
+    becomes ``lam * x[i] + (1 - lam) * x[perm[i]]``; see :func:`draw_mix`), then cut
+    (:func:`~.distributed.shard`)."""
     x = augment_batch(take_rows(data, idx), lengths[idx], aug, rng)
-    return np.ascontiguousarray(x[shard(len(idx), world)])
+    if mix is not None:
+        lam, perm = mix
+        x = lam * x + (1.0 - lam) * x[perm]
+    return np.ascontiguousarray(x[shard(len(idx), world)], dtype=np.float32)

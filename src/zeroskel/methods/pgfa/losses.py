@@ -13,13 +13,19 @@ if TYPE_CHECKING:  # annotations only
 
 
 def multi_positive_kl_loss(feats: torch.Tensor, text: torch.Tensor, labels: torch.Tensor,
-                           logit_scale: torch.Tensor | float, sharpness: float = 10.0) -> torch.Tensor:
+                           logit_scale: torch.Tensor | float, sharpness: float = 10.0,
+                           mix: "tuple[float, torch.Tensor] | None" = None) -> torch.Tensor:
     """Symmetric multi-positive KL contrastive loss (PGFA / ActionCLIP style).
 
     ``L = s * cos(f_i, t_j)`` (B, B), where ``t_j`` is the text of sample j's class;
-    targets ``P_i = softmax_j(sharpness * [y_i == y_j])``; loss =
-    ``(KL(P || softmax_row(L)) + KL(P || softmax_row(L^T))) / 2``, each KL summed over j and
+    ``G[i, j] = [y_i == y_j]``; targets ``softmax_j(sharpness * G[i])`` for the rows of ``L`` and
+    ``softmax_i(sharpness * G[:, j])`` for its columns; loss = the mean of the two KL divergences
+    (target || softmax of ``L`` by rows, resp. by columns), each summed over the softmax axis and
     averaged over the batch.
+
+    With ``mix = (lam, perm)`` sample i is the mixup ``lam * x_i + (1 - lam) * x_perm[i]`` (its
+    text ``t_i`` stays its first class's) and ``G[i, j] = lam [y_i == y_j] + (1 - lam)
+    [y_perm[i] == y_j]``; ``lam = 1`` is the unmixed loss.
 
     Args:
         feats: (B, D) projected skeleton features (not necessarily normalised).
@@ -27,6 +33,7 @@ def multi_positive_kl_loss(feats: torch.Tensor, text: torch.Tensor, labels: torc
         labels: (B,) class ids.
         logit_scale: s (scalar, e.g. 1/0.07).
         sharpness: target sharpness (the reference uses 10).
+        mix: None, or (lam, (B,) long pairing) of a mixed batch.
     Returns:
         scalar loss.
     """
@@ -34,22 +41,25 @@ def multi_positive_kl_loss(feats: torch.Tensor, text: torch.Tensor, labels: torc
     t = F.normalize(text, dim=1)
     logits = logit_scale * f @ t.t()
     same = (labels[:, None] == labels[None, :]).to(logits.dtype)
-    target = torch.softmax(sharpness * same, dim=1)
-    log_target = torch.log_softmax(sharpness * same, dim=1)
+    if mix is not None:
+        lam, perm = mix
+        same = lam * same + (1.0 - lam) * same[perm]
 
-    def kl(lg):
+    def kl(lg, g):
+        target, log_target = torch.softmax(sharpness * g, dim=1), torch.log_softmax(sharpness * g, dim=1)
         return (target * (log_target - torch.log_softmax(lg, dim=1))).sum(dim=1).mean()
 
-    return 0.5 * (kl(logits) + kl(logits.t()))
+    return 0.5 * (kl(logits, same) + kl(logits.t(), same.t()))
 
 
 def contrastive_loss(model: "PGFAModel", feats: torch.Tensor, text: torch.Tensor, labels: torch.Tensor,
-                     sharpness: float = 10.0) -> torch.Tensor:
+                     sharpness: float = 10.0, mix: "tuple[float, torch.Tensor] | None" = None) -> torch.Tensor:
     """PGFA's training loss for ``model``'s (B, feature_dim) outputs and (B, feature_dim) targets
-    (each sample's class anchor): :func:`multi_positive_kl_loss`, averaged over the blocks of a
-    temporal-segment model (global, then each segment against its own texts)."""
+    (each sample's class anchor): :func:`multi_positive_kl_loss` (``mix``: a mixup batch's
+    ``(lam, perm)``), averaged over the blocks of a temporal-segment model (global, then each
+    segment against its own texts)."""
     return block_mean_loss(model, feats, text,
-                           lambda f, t: multi_positive_kl_loss(f, t, labels, model.logit_scale, sharpness))
+                           lambda f, t: multi_positive_kl_loss(f, t, labels, model.logit_scale, sharpness, mix))
 
 
 def block_mean_loss(model: "PGFAModel", feats: torch.Tensor, text: torch.Tensor, loss_fn) -> torch.Tensor:
@@ -59,7 +69,8 @@ def block_mean_loss(model: "PGFAModel", feats: torch.Tensor, text: torch.Tensor,
 
 
 def class_ce_loss(feats: torch.Tensor, class_text: torch.Tensor, target: torch.Tensor,
-                  logit_scale: torch.Tensor | float) -> torch.Tensor:
+                  logit_scale: torch.Tensor | float,
+                  mix: "tuple[float, torch.Tensor] | None" = None) -> torch.Tensor:
     """Cross-entropy over every training class's text anchor (CLIP-style classification).
 
     Unlike :func:`multi_positive_kl_loss`, whose negatives are only the classes present in
@@ -67,10 +78,21 @@ def class_ce_loss(feats: torch.Tensor, class_text: torch.Tensor, target: torch.T
 
     Args:
         feats: (B, D) projected skeleton features; class_text: (K, D) text embeddings of
-        the training classes; target: (B,) indices into those K classes; logit_scale: s.
+        the training classes; target: (B,) indices into those K classes; logit_scale: s;
+        mix: a mixup batch's (lam, perm) (:func:`mixed_cross_entropy`).
     """
     logits = logit_scale * F.normalize(feats, dim=1) @ F.normalize(class_text, dim=1).t()
-    return F.cross_entropy(logits, target)
+    return mixed_cross_entropy(logits, target, mix)
+
+
+def mixed_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
+                        mix: "tuple[float, torch.Tensor] | None" = None) -> torch.Tensor:
+    """Cross-entropy of (B, K) ``logits`` against (B,) ``target``; for a mixup batch
+    (``mix = (lam, perm)``) ``lam * CE(target) + (1 - lam) * CE(target[perm])``."""
+    if mix is None:
+        return F.cross_entropy(logits, target)
+    lam, perm = mix
+    return lam * F.cross_entropy(logits, target) + (1.0 - lam) * F.cross_entropy(logits, target[perm])
 
 
 #: names of ``model.loss``

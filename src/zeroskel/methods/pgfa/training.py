@@ -6,22 +6,21 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ...errors import ConfigError, DataError, unknown_name
 from ...models.modality import check_modality
-from ...engine.data import check_augment, epoch_batches, load_prepared, take_rows, training_share
+from ...engine.data import check_augment, draw_mix, epoch_batches, load_prepared, take_rows, training_share
 from ...engine.distributed import current_world, gather_rows
 from ...engine.trainer import PRECISIONS, autocast
 from ..alignment import align_kwargs
 from .classifier import PGFAClassifier
 from .evaluation import evaluate_classifier
-from .losses import LOSSES, block_mean_loss, class_ce_loss, contrastive_loss
+from .losses import LOSSES, block_mean_loss, class_ce_loss, contrastive_loss, mixed_cross_entropy
 from .model import PGFAModel, build_model
 from .scoring import alignment_groups, cosine, embed, zsl_eval
 from .texts import _check_part_sources, _check_segment_sources, _source_list, load_texts
@@ -97,6 +96,9 @@ def check_config(cfg: dict) -> None:
         raise ConfigError(f"alignment.center_by must be a per-sample metadata key (e.g. subject) or null, got {cb!r}")
     check_augment(cfg["data"]["augment"])
     _optim_cfg(cfg, max(1, int(t["epochs"])))  # optimiser names / ranges
+    mixup = t.get("mixup_alpha", 0.0)
+    if not isinstance(mixup, (int, float)) or isinstance(mixup, bool) or not 0.0 <= mixup <= 100.0:
+        raise ConfigError(f"train.mixup_alpha must be a number in [0, 100] (0: no mixup), got {mixup!r}")
     ce = t.get("ce_init_epochs", 0)
     if not isinstance(ce, int) or isinstance(ce, bool) or ce < 0:
         raise ConfigError(f"train.ce_init_epochs must be an integer >= 0, got {ce!r}")
@@ -235,6 +237,16 @@ def class_index(classes: np.ndarray, device) -> torch.Tensor:
     return index
 
 
+class _Batch(NamedTuple):
+    """One training batch of a PGFA stage: this process's share ``x`` (B', C, T, V, M) of the
+    global batch, its (B,) labels ``y``, the (B,) text-source draws of text augmentation (or
+    None) and the mixup ``(lam, (B,) pairing)`` (or None)."""
+    x: torch.Tensor
+    y: torch.Tensor
+    draws: torch.Tensor | None
+    mix: tuple[float, torch.Tensor] | None
+
+
 class _Stage:
     """Data and closures for one training stage (stage 1 = selection, stage 2 = refit).
 
@@ -255,18 +267,26 @@ class _Stage:
             self.class_index = class_index(classes, device)
             self.class_text = text_t[torch.from_numpy(classes).to(device)]
 
-    def batches(self, epoch: int, rng: np.random.Generator):
+    def batches(self, epoch: int, rng: np.random.Generator) -> Iterator[_Batch]:
         t = self.cfg["train"]
+        alpha = float(t.get("mixup_alpha") or 0.0)
         for idx in epoch_batches(len(self.labels), int(t["batch_size"]), bool(t["drop_last"]), rng, self.world):
-            x = training_share(self.data, idx, self.lengths, self.cfg["data"]["augment"], rng, self.world)
+            # every draw comes from the epoch's generator: reproducible on resume
+            mix = draw_mix(len(idx), alpha, rng)
+            x = training_share(self.data, idx, self.lengths, self.cfg["data"]["augment"], rng, self.world, mix)
             y = torch.from_numpy(np.array(self.labels[idx]))
-            if self.text_t.dim() == 3:  # drawn here, from the epoch's generator: reproducible on resume
-                yield torch.from_numpy(x), y, torch.from_numpy(rng.integers(self.text_t.shape[0], size=len(idx)))
-            else:
-                yield torch.from_numpy(x), y
+            draws = (torch.from_numpy(rng.integers(self.text_t.shape[0], size=len(idx)))
+                     if self.text_t.dim() == 3 else None)
+            yield _Batch(torch.from_numpy(x), y, draws,
+                         None if mix is None else (mix[0], torch.from_numpy(mix[1])))
 
-    def step(self, model: PGFAModel, batch):
-        x, y = batch[0].to(self.device), batch[1].to(self.device)
+    def mix_on(self, batch: _Batch) -> tuple[float, torch.Tensor] | None:
+        """The batch's mixup ``(lam, perm)`` with ``perm`` on the loss's device (None: unmixed)."""
+        return None if batch.mix is None else (batch.mix[0], batch.mix[1].to(self.device))
+
+    def step(self, model: PGFAModel, batch: _Batch):
+        x, y = batch.x.to(self.device), batch.y.to(self.device)
+        mix = self.mix_on(batch)
         with autocast(self.device, self.precision):
             feats = model(x)
         # the loss in fp32 under any precision, over the whole global batch
@@ -274,9 +294,9 @@ class _Stage:
         if self.loss == "class_ce":
             target = self.class_index[y]
             return block_mean_loss(model, feats, self.class_text,
-                                   lambda f, t: class_ce_loss(f, t, target, model.logit_scale)), len(y)
-        target = self.text_t[batch[2].to(self.device), y] if len(batch) == 3 else self.text_t[y]
-        return contrastive_loss(model, feats, target, y, float(self.cfg["model"]["target_sharpness"])), len(y)
+                                   lambda f, t: class_ce_loss(f, t, target, model.logit_scale, mix)), len(y)
+        target = self.text_t[batch.draws.to(self.device), y] if batch.draws is not None else self.text_t[y]
+        return contrastive_loss(model, feats, target, y, float(self.cfg["model"]["target_sharpness"]), mix), len(y)
 
 
 class _CEInit(nn.Module):
@@ -303,11 +323,12 @@ def _ce_initialise(cfg: dict, stage: "_Stage", model: PGFAModel, checkpoint: Pat
     classes = np.unique(stage.labels)
     index = class_index(classes, device)
 
-    def step(net: _CEInit, batch):
-        x, y = batch[0].to(device), batch[1].to(device)
+    def step(net: _CEInit, batch: _Batch):
+        x, y = batch.x.to(device), batch.y.to(device)
         with autocast(device, stage.precision):
             logits = net(x)
-        return F.cross_entropy(gather_rows(logits.float(), len(y), stage.world), index[y]), len(y)
+        logits = gather_rows(logits.float(), len(y), stage.world)
+        return mixed_cross_entropy(logits, index[y], stage.mix_on(batch)), len(y)
 
     tr = Trainer(_CEInit(model, len(classes)), step, stage.batches, _optim_cfg(cfg, epochs), seed=seed,
                  device=device, checkpoint=checkpoint, logger=log, grad_clip=cfg["train"]["grad_clip"],

@@ -127,6 +127,27 @@ def test_pretrain_extract_eval_features_chain(data_root, capsys, tmp_path):
     assert "ZSL top-1" in capsys.readouterr().out
 
 
+
+def test_train_takes_seed_and_device_from_a_config_file_unless_given(data_root, tmp_path):
+    """--seed and --device default to the config's, so a --config file's own values apply."""
+    import yaml
+
+    need(data_root, "utd_mhad")
+    cfg = tmp_path / "mine.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "seed": 7, "device": "cpu", "train": {"epochs": 1, "batch_size": 16, "warmup_epochs": 0, "threads": 1},
+        "data": {"limit_per_class": 4}, "validation": {"mode": "none"}, "alignment": {"enabled": False},
+        "model": {"encoder": "stgcn", "args": {"channels": [8, 8, 16], "strides": [1, 2, 2]}, "input_frames": None},
+        "text": {"source": "name", "segment_sources": None}}))
+    common = ["train", "--dataset", "utd_mhad", "--split", "purls-22/5", "--config", str(cfg),
+              "--data-root", str(data_root), "--runs-dir", str(tmp_path / "runs")]
+    assert main(common) == 0
+    assert main(common + ["--seed", "3"]) == 0
+    names = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert names == ["pgfa-utd_mhad-purls-22_5-seed3", "pgfa-utd_mhad-purls-22_5-seed7"]
+    saved = yaml.safe_load((tmp_path / "runs" / names[1] / "config.yaml").read_text())
+    assert (saved["seed"], saved["device"]) == (7, "cpu")
+
 def test_eval_features_low_shot_one_per_class_reports_no_calibration(data_root, capsys, tmp_path):
     """With one seen sample per class nothing can be held out: ZSL is reported, GZSL
     calibration is declared unavailable (never chosen on the test set)."""

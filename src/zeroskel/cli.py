@@ -425,17 +425,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("train", cmd_train, "train a method on a zero-shot split; writes a new run directory")
     sp.add_argument("--method", default="pgfa"); sp.add_argument("--dataset", required=True)
-    sp.add_argument("--split", required=True); sp.add_argument("--seed", type=int, default=1)
+    sp.add_argument("--split", required=True)
+    # seed and device default to the config's (base.yaml: 1, auto), so a --config file's own apply
+    sp.add_argument("--seed", type=int, default=None, help="default: the config's (1)")
     sp.add_argument("--config", help="YAML config file or preset name")
     sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
-    sp.add_argument("--runs-dir", default="runs"); sp.add_argument("--device", default="auto")
+    sp.add_argument("--runs-dir", default="runs")
+    sp.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the config's, auto)")
 
     sp = add("pretrain", cmd_pretrain,
              "pretrain a skeleton encoder with cross-entropy on the seen classes (for feature methods)")
     sp.add_argument("--dataset", required=True); sp.add_argument("--split", required=True)
-    sp.add_argument("--seed", type=int, default=1); sp.add_argument("--config", help="YAML file or preset")
+    sp.add_argument("--seed", type=int, default=None, help="default: the config's (1)")
+    sp.add_argument("--config", help="YAML file or preset")
     sp.add_argument("--set", action="append", metavar="KEY=VALUE")
-    sp.add_argument("--runs-dir", default="runs"); sp.add_argument("--device", default="auto")
+    sp.add_argument("--runs-dir", default="runs")
+    sp.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the config's, auto)")
 
     sp = add("extract", cmd_extract, "extract Flora-layout feature files with a pretrained encoder")
     sp.add_argument("source", help="pretrain run directory or encoder.pt")

@@ -261,6 +261,19 @@ def build_config(method: str = "pgfa", *, dataset: str | None = None, split: str
     return cfg
 
 
+def check_int(cfg: dict, key: str, low: int, allow_none: bool = False) -> None:
+    """:class:`ConfigError` naming ``key`` (dotted, e.g. ``train.epochs``) unless its value is an
+    integer >= ``low`` (or null with ``allow_none``), so a typo in ``--set`` fails before any
+    work with the key named, not as a ValueError deep inside a run."""
+    v = cfg
+    for part in key.split("."):
+        v = v.get(part) if isinstance(v, dict) else None
+    if v is None and allow_none:
+        return
+    if not isinstance(v, int) or isinstance(v, bool) or v < low:
+        raise ConfigError(f"{key} must be an integer >= {low}{' or null' if allow_none else ''}, got {v!r}")
+
+
 def validate_config(cfg: dict, method: str, where: str = "config") -> dict:
     """Check a complete config (e.g. a run's saved ``config.yaml``) against the schema."""
     merge(load_base(method), cfg, where)

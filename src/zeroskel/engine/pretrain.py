@@ -248,18 +248,9 @@ def optim_config(cfg: dict, epochs: int | None = None):
                        epochs=int(t["epochs"] if epochs is None else epochs))
 
 
-def _int_key(cfg: dict, key: str, low: int, allow_none: bool = False) -> None:
-    sec, name = key.split(".")
-    v = cfg[sec][name]
-    if v is None and allow_none:
-        return
-    if not isinstance(v, int) or isinstance(v, bool) or v < low:
-        raise ConfigError(f"{key} must be an integer >= {low}{' or null' if allow_none else ''}, got {v!r}")
-
-
 def check_config(cfg: dict) -> None:
     """Value checks beyond the schema, naming the offending key."""
-    from .config import validate_config
+    from .config import check_int, validate_config
 
     validate_config(cfg, METHOD)
     for key in ("dataset", "split"):
@@ -267,11 +258,12 @@ def check_config(cfg: dict) -> None:
             raise ConfigError(f"config key {key!r} is not set (--{key})")
     if cfg["model"]["encoder"] not in ENCODERS:
         raise unknown_name("encoder (model.encoder)", str(cfg["model"]["encoder"]), ENCODERS)
-    _int_key(cfg, "train.batch_size", 2)
-    _int_key(cfg, "train.patience", 1, allow_none=True)
-    _int_key(cfg, "validation.min_epoch", 1)
-    _int_key(cfg, "extract.batch_size", 1)
-    _int_key(cfg, "data.limit_per_class", 1, allow_none=True)
+    check_int(cfg, "train.epochs", 1)
+    check_int(cfg, "train.batch_size", 2)
+    check_int(cfg, "train.patience", 1, allow_none=True)
+    check_int(cfg, "validation.min_epoch", 1)
+    check_int(cfg, "extract.batch_size", 1)
+    check_int(cfg, "data.limit_per_class", 1, allow_none=True)
     fr = cfg["validation"]["fraction"]
     if not isinstance(fr, (int, float)) or isinstance(fr, bool) or not 0.0 < fr < 1.0:
         raise ConfigError(f"validation.fraction must be in (0, 1), got {fr!r}")

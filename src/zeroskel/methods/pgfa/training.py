@@ -14,6 +14,7 @@ from torch import nn
 
 from ...errors import ConfigError, DataError, unknown_name
 from ...models.modality import check_modality
+from ...engine.config import check_int
 from ...engine.data import check_augment, draw_mix, epoch_batches, load_prepared, take_rows, training_share
 from ...engine.distributed import current_world, gather_rows
 from ...engine.trainer import PRECISIONS, autocast
@@ -65,8 +66,8 @@ def check_config(cfg: dict) -> None:
     cf = v.get("calibration_fraction")
     if cf is not None and not (isinstance(cf, (int, float)) and 0.0 <= cf < 1.0):
         raise ConfigError(f"validation.calibration_fraction must be in [0, 1), got {cf!r}")
-    if int(v["smooth"]) < 1 or int(v["min_epoch"]) < 1:
-        raise ConfigError("validation.smooth and validation.min_epoch must be >= 1")
+    check_int(cfg, "validation.smooth", 1)
+    check_int(cfg, "validation.min_epoch", 1)
     every = v.get("every", 1)
     if not isinstance(every, int) or isinstance(every, bool) or every < 1:
         raise ConfigError(f"validation.every must be a positive integer, got {every!r}")
@@ -81,6 +82,8 @@ def check_config(cfg: dict) -> None:
             raise ConfigError(f"validation.refit_from selected needs validation.finetune_epochs, a positive "
                               f"integer, got {ft!r}")
     t = cfg["train"]
+    check_int(cfg, "train.epochs", 0)
+    check_int(cfg, "model.input_frames", 1, allow_none=True)
     if v["mode"] != "none" and select_rule(v) == "best" and int(v["min_epoch"]) > int(t["epochs"]):
         raise ConfigError(f"validation.min_epoch={v['min_epoch']} is after the last epoch "
                           f"(train.epochs={t['epochs']}): no epoch could be selected")

@@ -22,6 +22,22 @@ def test_inspect_utd_mhad(data_root, capsys, tmp_path):
     assert main(["inspect", "utd_mhad", "--data-root", str(data_root), "--png", str(png), "--force"]) == 0
 
 
+
+def test_prepare_and_inspect_take_a_pipeline_file(data_root, capsys, tmp_path, monkeypatch):
+    need(data_root, "utd_mhad")
+    monkeypatch.setenv("ZEROSKEL_CACHE", str(tmp_path / "cache"))
+    pipe = tmp_path / "mine.yaml"
+    pipe.write_text("data:\n  pipeline:\n    - {name: center, joint: torso_top, mode: per_frame}\n"
+                    "    - {name: resize, frames: 12}\n")
+    assert main(["prepare", "utd_mhad", "--pipeline", str(pipe), "--data-root", str(data_root)]) == 0
+    assert "array (861, 3, 12, 20, 1)" in capsys.readouterr().out
+    assert main(["inspect", "utd_mhad", "--pipeline", str(pipe), "--data-root", str(data_root)]) == 0
+    assert "array (861, 3, 12, 20, 1)" in capsys.readouterr().out
+    (tmp_path / "empty.yaml").write_text("frames: 12\n")
+    for name, msg in (("empty.yaml", "no 'pipeline'"), ("absent.yaml", "no such file")):
+        assert main(["prepare", "utd_mhad", "--pipeline", str(tmp_path / name), "--data-root", str(data_root)]) == 2
+        assert msg in capsys.readouterr().err
+
 def test_inspect_nw_ucla_json(data_root, capsys):
     need(data_root, "nw_ucla")
     assert main(["inspect", "nw_ucla", "--data-root", str(data_root), "--json"]) == 0

@@ -67,10 +67,28 @@ def cmd_datasets(a) -> int:
     return 0
 
 
+def _pipeline_arg(value: str | None, flag: str = "--pipeline"):
+    """A ``--pipeline`` value: a preset name as is, or a YAML file's transform list (its
+    ``pipeline`` key, or ``data.pipeline`` as in a run config)."""
+    if value is None or not value.endswith((".yaml", ".yml")):
+        return value
+    from .engine.config import load_yaml
+
+    if not Path(value).is_file():
+        raise ZeroskelError(f"{flag} {value}: no such file (a preset name or a YAML file with a 'pipeline' list)")
+    doc = load_yaml(value)
+    data = doc.get("data") if isinstance(doc.get("data"), dict) else {}
+    spec = doc.get("pipeline", data.get("pipeline"))
+    if spec is None:
+        raise ZeroskelError(f"{flag} {value}: no 'pipeline' (or 'data.pipeline') key; write e.g. "
+                            "pipeline: [{name: resize, frames: 50}, rotate_y]")
+    return spec
+
+
 def cmd_prepare(a) -> int:
     from .data.cache import prepare
 
-    ds = prepare(a.dataset, a.pipeline, data_root=a.data_root, cache_dir=a.cache_dir, progress=True,
+    ds = prepare(a.dataset, _pipeline_arg(a.pipeline), data_root=a.data_root, cache_dir=a.cache_dir, progress=True,
                  rebuild=a.rebuild, workers=a.workers)
     print(f"prepared {ds.name}: {len(ds)} samples, array {tuple(ds.data.shape)} -> {ds.info.get('cache_path', '')}")
     return 0
@@ -104,7 +122,7 @@ def cmd_inspect(a) -> int:
         new_output(a.png, "--png", a.force)
     if a.pipeline:
         from .data.cache import prepare
-        ds = prepare(a.dataset, a.pipeline, data_root=a.data_root, progress=True)
+        ds = prepare(a.dataset, _pipeline_arg(a.pipeline), data_root=a.data_root, progress=True)
     else:
         ds = read_dataset(a.dataset, a.data_root)
     summary = describe(ds)
@@ -361,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("prepare", cmd_prepare, "read a dataset, preprocess it and cache it on disk")
     sp.add_argument("dataset", help="built-in name or path to a custom .npz/folder")
-    sp.add_argument("--pipeline", default="pgfa50", help="preprocessing preset or YAML file (default pgfa50)")
+    sp.add_argument("--pipeline", default="pgfa50", help="preprocessing preset (default pgfa50) or a YAML file with a 'pipeline' list of transforms")
     sp.add_argument("--cache-dir", help="cache folder (default $ZEROSKEL_CACHE or ~/.cache/zeroskel)")
     sp.add_argument("--rebuild", action="store_true", help="rebuild even if a valid cache exists")
     sp.add_argument("--workers", type=int, default=1, help="reader processes (NTU, PKU-MMD)")

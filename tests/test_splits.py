@@ -75,6 +75,10 @@ def test_unknown_names():
         get_split("ntu61", "synse-55/5")
     with pytest.raises(ConfigError, match="unknown dataset"):
         list_splits("ntu61")
+    # a split file that is not there is named as such, for a registered or a custom dataset
+    for dataset in ("utd_mhad", "my_actions.npz"):
+        with pytest.raises(ConfigError, match="split file sub/my_splt.yaml: no such file"):
+            get_split(dataset, "sub/my_splt.yaml")
 
 
 def test_bad_split_definitions():

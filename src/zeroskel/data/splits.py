@@ -319,12 +319,16 @@ def get_split(dataset: str, name: str, class_names: Sequence[str] | None = None)
             return table[dataset][name]
         if name in aliases[dataset]:
             return table[dataset][aliases[dataset][name]]
-    if Path(name).suffix.lower() in SPLIT_FILE_SUFFIXES and Path(name).exists():
-        return load_split_file(name, dataset=dataset, class_names=class_names)
+    if Path(name).suffix.lower() in SPLIT_FILE_SUFFIXES:
+        if Path(name).exists():
+            return load_split_file(name, dataset=dataset, class_names=class_names)
+        # a file name, not a split name: say the file is missing (not that the split or dataset is unknown)
+        raise ConfigError(f"split file {name}: no such file (a split name of the dataset or a path to a "
+                          f"{'/'.join(SPLIT_FILE_SUFFIXES)} split file)")
     from .registry import DATASETS
     if dataset not in DATASETS:
         raise unknown_name("dataset", dataset, DATASETS)
-    valid = list(table.get(dataset, {})) + ["<path to a .yaml/.json/.npy split file>"]
+    valid = list(table.get(dataset, {})) + [f"<path to a {'/'.join(SPLIT_FILE_SUFFIXES)} split file>"]
     raise unknown_name(f"{dataset} split", name, valid)
 
 

@@ -71,6 +71,14 @@ def test_benchmark_runs_resumes_and_refuses_other_settings(data_root, tmp_path, 
     # the command line prints the same table, and bad input is one line
     assert main(["benchmark", "--out", str(out), "--summary"]) == 0
     assert "| utd_mhad | purls-22/5 | 57.50 |" in capsys.readouterr().out
+    table = tmp_path / "table.md"
+    assert main(["benchmark", "--out", str(out), "--summary", "--summary-file", str(table)]) == 0
+    assert "| utd_mhad | purls-22/5 | 57.50 |" in table.read_text()
+    table.write_text("mine\n")  # an existing file is refused unless --force
+    assert main(["benchmark", "--out", str(out), "--summary", "--summary-file", str(table)]) == 2
+    assert "--summary-file" in capsys.readouterr().err and table.read_text() == "mine\n"
+    assert main(["benchmark", "--out", str(out), "--summary", "--summary-file", str(table), "--force"]) == 0
+    assert "57.50" in table.read_text()
     assert main(["benchmark", "--out", str(tmp_path / "b2"), "--shard", "1"]) == 2
     assert "--shard must be i/n" in capsys.readouterr().err
     assert main(["benchmark", "--out", str(tmp_path / "b3"), "--summary"]) == 2

@@ -343,6 +343,7 @@ def cmd_evaluate(a) -> int:
 def cmd_benchmark(a) -> int:
     from .engine.benchmark import run_benchmark, summarize
 
+    summary_file = new_output(a.summary_file, "--summary-file", a.force) if a.summary_file else None
     if not a.summary:
         if a.threads is not None:
             if a.threads < 1:
@@ -357,8 +358,8 @@ def cmd_benchmark(a) -> int:
                       only=a.only, shard=(i, n), data_root=a.data_root, device=a.device, features=a.features)
     table = summarize(a.out)
     print(table)
-    if a.summary_file:
-        Path(a.summary_file).write_text(table + "\n")
+    if summary_file:
+        summary_file.write_text(table + "\n")
     return 0
 
 
@@ -489,7 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--shard", default="0/1", help="i/n: this process takes every n-th job from i "
                                                    "(start n processes on one --out to share the jobs)")
     sp.add_argument("--summary", action="store_true", help="only print the table of the finished jobs")
-    sp.add_argument("--summary-file", help="also write the table to this file")
+    sp.add_argument("--summary-file", help="also write the table to this file (never replaced without --force)")
+    sp.add_argument("--force", action="store_true", help="replace an existing --summary-file")
     sp.add_argument("--device", default=None, help="default: the config's (auto)")
     sp.add_argument("--threads", type=int, help="torch threads of this process (default: torch's choice; "
                                                 "RESULTS.md's runs used 1, and another count can move a run's "

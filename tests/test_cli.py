@@ -68,6 +68,12 @@ def test_absent_dataset_says_where_to_get_it(capsys, tmp_path):
     assert "ntu60" in err and "rose1.ntu.edu.sg" in err
 
 
+
+def test_datasets_names_a_missing_data_root(capsys, tmp_path):
+    assert main(["datasets", "--data-root", str(tmp_path / "nope")]) == 0
+    out = capsys.readouterr().out
+    assert "does not exist" in out and f"data root: {tmp_path / 'nope'} (missing)" in out
+
 def test_datasets_lists_presence(data_root, capsys):
     need(data_root, "utd_mhad")  # a data root without them (e.g. NTU only) skips, as other tests do
     need(data_root, "nw_ucla")

@@ -40,9 +40,9 @@ def cmd_datasets(a) -> int:
     from .paths import DATA_ENV, data_root
 
     try:
-        root = data_root(a.data_root)
+        root, missing = data_root(a.data_root), None
     except ZeroskelError as e:
-        root = None
+        root, missing = None, a.data_root or os.environ.get(DATA_ENV)
         print(f"note: {e}")
     rows = []
     for s in DATASETS.values():
@@ -54,7 +54,8 @@ def cmd_datasets(a) -> int:
     if a.json:
         _print_json(rows)
         return 0
-    print(f"data root: {root or '(unset: --data-root or $' + DATA_ENV + ')'}")
+    shown = root or (f"{missing} (missing)" if missing else f"(unset: --data-root or ${DATA_ENV})")
+    print(f"data root: {shown}")
     print(f"{'name':<10}{'classes':>8}  {'layout':<10}{'partitions':<13}{'present':<9}title")
     for r in rows:
         print(f"{r['name']:<10}{r['classes']:>8}  {r['layout']:<10}{','.join(r['partitions']):<13}"

@@ -196,6 +196,15 @@ def test_texts_of_a_custom_dataset(capsys, tmp_path):
     assert "1  a person doing clap" in capsys.readouterr().out
 
 
+
+def test_a_dataset_without_splits_or_texts_says_so(capsys):
+    assert main(["splits", "pku_mmd2"]) == 2
+    assert "pku_mmd2 has no published zero-shot splits; train with --split FILE" in capsys.readouterr().err
+    assert main(["texts", "pku_mmd2", "--source", "name"]) == 2
+    assert "pku_mmd2 has no registered class texts; set text.source to a file" in capsys.readouterr().err
+    assert main(["texts", "pku_mmd3", "--source", "name"]) == 2
+    assert "unknown dataset with class texts 'pku_mmd3'" in capsys.readouterr().err
+
 def test_splits_of_a_custom_dataset(capsys, tmp_path):
     """A custom dataset has no published splits (the error says what to do instead); a split file
     of its class names is shown resolved to ids."""

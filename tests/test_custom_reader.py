@@ -91,6 +91,19 @@ def test_registry_dispatches_paths(tmp_path):
         _check_same(ds, seqs, [0, 1, 2, 0])
 
 
+
+def test_training_without_a_partition_says_which_key_is_missing(tmp_path, capsys):
+    from zeroskel.cli import main
+
+    data = write_custom(tmp_path / "x.npz", _seqs(v=20), [0, 1, 2, 0], CLASSES, "kinect_v1")
+    split = tmp_path / "s.yaml"
+    split.write_text(f"unseen: [{CLASSES[2]}]\n")
+    assert main(["train", "--dataset", str(data), "--split", str(split), "--set", "data.pipeline=none",
+                 "--set", "text.source=name", "--set", "text.segment_sources=null",
+                 "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "no train/test partition" in err and "'partition'" in err and not (tmp_path / "runs").exists()
+
 def test_empty_class_is_allowed_and_logged(tmp_path, caplog):
     p = write_custom(tmp_path / "e.npz", _seqs(), [0, 0, 1, 1], CLASSES, "ntu25")
     with caplog.at_level(logging.WARNING):

@@ -159,6 +159,9 @@ def cmd_splits(a) -> int:
     except ZeroskelError:
         names = None
     splits = [get_split(a.dataset, a.name, class_names=names)] if a.name else list_splits(a.dataset)
+    if not splits:
+        raise ZeroskelError(f"{a.dataset} has no published zero-shot splits; train with --split FILE, a split "
+                            f"file of yours (docs/custom_format.md, 'Training on it')")
     out = []
     for s in splits:
         row = {"name": s.name, "dataset": s.dataset, "seen": len(s.seen), "unseen": len(s.unseen),

@@ -23,7 +23,9 @@ def load_prepared(cfg: dict, data_root=None, progress: bool = True):
     part = cfg["data"].get("partition")
     if part is None:
         if not ds.partitions:
-            raise DataError(f"dataset {ds.name!r} has no train/test partition; set data.partition")
+            raise DataError(f"dataset {ds.name!r} has no train/test partition: a custom dataset needs a "
+                            f"'partition' (or 'partition_<name>') key or column marking each sample train or "
+                            f"test (docs/custom_format.md)")
         part = next(iter(ds.partitions))
     elif part not in ds.partitions:
         raise unknown_name(f"partition of dataset {ds.name!r} (data.partition)", part, ds.partitions)

@@ -70,6 +70,10 @@ def _sources(dataset: str) -> dict[str, _Source]:
     elif dataset in ("nw_ucla", "utd_mhad"):
         out["name"] = _Source("code", "", "zeroskel.data.readers.small (dataset documentation)")
     else:
+        from ..data.registry import DATASETS
+        if dataset in DATASETS:  # readable (e.g. pku_mmd2) but no method repository ships its texts
+            raise ConfigError(f"{dataset} has no registered class texts; set text.source to a file with one "
+                              f"line per class, in class-id order (docs/custom_format.md, 'Training on it')")
         raise unknown_name("dataset with class texts", dataset, _NUM_CLASSES)
     if dataset in PURLS_SHEETS:
         for name, col in PURLS_COLUMNS.items():

@@ -89,8 +89,8 @@ def _pipeline_arg(value: str | None, flag: str = "--pipeline"):
 def cmd_prepare(a) -> int:
     from .data.cache import prepare
 
-    ds = prepare(a.dataset, _pipeline_arg(a.pipeline), data_root=a.data_root, cache_dir=a.cache_dir, progress=True,
-                 rebuild=a.rebuild, workers=a.workers)
+    ds = prepare(a.dataset, _pipeline_arg(a.pipeline), data_root=a.data_root, cache_dir=a.cache_dir,
+                 progress=True, rebuild=a.rebuild, workers=a.workers)
     print(f"prepared {ds.name}: {len(ds)} samples, array {tuple(ds.data.shape)} -> {ds.info.get('cache_path', '')}")
     return 0
 
@@ -384,7 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("prepare", cmd_prepare, "read a dataset, preprocess it and cache it on disk")
     sp.add_argument("dataset", help="built-in name or path to a custom .npz/folder")
-    sp.add_argument("--pipeline", default="pgfa50", help="preprocessing preset (default pgfa50) or a YAML file with a 'pipeline' list of transforms")
+    sp.add_argument("--pipeline", default="pgfa50", help="preprocessing preset (default pgfa50) or a YAML file "
+                                                         "with a 'pipeline' list of transforms")
     sp.add_argument("--cache-dir", help="cache folder (default $ZEROSKEL_CACHE or ~/.cache/zeroskel)")
     sp.add_argument("--rebuild", action="store_true", help="rebuild even if a valid cache exists")
     sp.add_argument("--workers", type=int, default=1, help="reader processes (NTU, PKU-MMD)")

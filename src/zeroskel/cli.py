@@ -398,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("inspect", cmd_inspect, "counts per class/partition, lengths, and a rendered frame")
     sp.add_argument("dataset")
-    sp.add_argument("--pipeline", help="inspect the prepared (preprocessed) arrays of this pipeline")
+    sp.add_argument("--pipeline", help="inspect the prepared (preprocessed) arrays of this pipeline (a preset or "
+                                       "a YAML file, as for prepare)")
     sp.add_argument("--png", help="write a PNG of one skeleton frame here")
     sp.add_argument("--sample", type=int, default=0, help="sample index for --png")
     sp.add_argument("--frame", type=int, help="frame for --png (default: middle of the sequence)")

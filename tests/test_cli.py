@@ -96,6 +96,16 @@ def test_eval_features_devise_on_real_file(data_root, capsys, tmp_path):
     assert 0 <= res["zsl"] <= 100 and {"S", "U", "H"} <= set(res["gzsl"]["stacking"])
     assert main(args) == 2  # never overwrites a result
     assert f"--out {out} exists" in capsys.readouterr().err
+    import torch
+    before = torch.get_num_threads()
+    try:  # --threads is applied and recorded
+        assert main(args[:-1] + [str(tmp_path / "one.json"), "--threads", "1"]) == 0
+        assert json.loads((tmp_path / "one.json").read_text())["torch_threads"] == 1
+    finally:
+        torch.set_num_threads(before)
+    # a --set key that is no constructor argument is one line naming it, not a TypeError
+    assert main(args[:-2] + ["--set", "train.threads=1"]) == 2
+    assert "--set train.threads=1: devise has no option 'train'; valid: hidden" in capsys.readouterr().err
 
 
 def test_eval_features_unknown_method_lists_valid(data_root, capsys):

@@ -252,6 +252,17 @@ def cmd_features(a) -> int:
     return 0
 
 
+def _set_threads(threads: int | None) -> int:
+    """Apply ``--threads`` (None: leave torch's choice); returns torch's intra-op thread count."""
+    import torch
+
+    if threads is not None:
+        if threads < 1:
+            raise ZeroskelError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
 def cmd_eval_features(a) -> int:
     from .data.features import load_features, load_token_bank
     from .eval.protocol import evaluate_named
@@ -260,6 +271,7 @@ def cmd_eval_features(a) -> int:
     if a.out:
         new_output(a.out, "--out", force_flag=None)  # results are never overwritten
     make_factory(a.method, a.preset, a.set or [], seed=a.seed, device=a.device, dataset=a.dataset)  # fail fast
+    threads = _set_threads(a.threads)
     fs = load_features(a.features)
     if a.low_shot is not None:
         from .data.features import low_shot
@@ -279,7 +291,7 @@ def cmd_eval_features(a) -> int:
                          dataset=a.dataset, heldout_draws=a.heldout_draws, ref_style=a.ref_style,
                          log=(lambda m: print(m, file=sys.stderr, flush=True)) if a.verbose else None)
     res.update({"method": a.method, "features": str(a.features), "dataset": a.dataset, "preset": a.preset,
-                "sets": a.set or [], "low_shot": a.low_shot})
+                "sets": a.set or [], "low_shot": a.low_shot, "torch_threads": threads})
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(res, indent=1, default=float))
@@ -349,11 +361,7 @@ def cmd_benchmark(a) -> int:
 
     summary_file = new_output(a.summary_file, "--summary-file", a.force) if a.summary_file else None
     if not a.summary:
-        if a.threads is not None:
-            if a.threads < 1:
-                raise ZeroskelError(f"--threads must be >= 1, got {a.threads}")
-            import torch
-            torch.set_num_threads(a.threads)
+        _set_threads(a.threads)
         try:
             i, n = (int(x) for x in a.shard.split("/"))
         except ValueError:
@@ -440,6 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-length", type=int, default=16, help="token length for --text-source")
     sp.add_argument("--preset"); sp.add_argument("--set", action="append", metavar="KEY=VALUE")
     sp.add_argument("--seed", type=int, default=1); sp.add_argument("--device", default="cpu")
+    sp.add_argument("--threads", type=int, help="torch threads (default: torch's choice). Flora follows it; "
+                    "the baselines use their num_threads option (default 1). RESULTS.md's runs used 1, and "
+                    "another count can move a single run")
     sp.add_argument("--low-shot", type=float, help="keep this fraction of the seen training samples")
     sp.add_argument("--ref-style", action="store_true", help="also report the reference's best-of-test (labelled)")
     sp.add_argument("--heldout-draws", type=int, default=None, metavar="K",

@@ -59,9 +59,16 @@ def make_factory(name: str, preset: str | None = None, overrides: Iterable[str] 
         full = dict(cfg, seed=seed, device=device)
         return (lambda **o: cls.from_config(full, **o)), cfg
     kw: dict = {}
-    for item in overrides:
-        kw.update(parse_override(item))
     params = inspect.signature(cls.__init__).parameters if cls is not None else {}
+    valid = [k for k, p in params.items() if k != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    for item in overrides:
+        parsed = parse_override(item)
+        # keys are constructor arguments: a wrong one is named here, not a TypeError from the constructor
+        for key in parsed:
+            if params and not takes_any and key not in valid:
+                raise ConfigError(f"--set {item}: {name} has no option {key!r}; valid: {', '.join(valid)}")
+        kw.update(parsed)
     for key, val in (("seed", seed), ("device", device)):
         if key in params:
             kw.setdefault(key, val)

@@ -285,3 +285,20 @@ def test_docs_example_runs(tmp_path, monkeypatch):
     listing = re.search(r"my_actions/labels.csv\n((?:    .*\n)+)", doc).group(1)
     assert (tmp_path / "my_actions/labels.csv").read_text().split() == listing.split()
     np.testing.assert_array_equal(read_custom("my_actions").data, first.data)
+
+    # the documented training command, on the documented split file (one epoch, a tiny encoder)
+    import shlex
+    import yaml
+    from zeroskel.cli import main
+    training = doc.split("## Training on it", 1)[1]
+    Path("my_split.yaml").write_text(re.search(r"`my_split.yaml`: `(\{.*?\})`", training, re.S).group(1))
+    assert yaml.safe_load(Path("my_split.yaml").read_text())["unseen"] == ["clap"]
+    command = re.search(r"```\n(zeroskel train .*?)\n```", training, re.S).group(1).replace("\\\n", " ")
+    args = shlex.split(command)[1:] + ["--set", "train.epochs=1", "--set", "train.threads=1", "--set",
+                                       "model.args={channels: [8, 8, 16], strides: [1, 2, 2]}"]
+    assert main(args) == 0
+    (run,) = Path("runs").iterdir()
+    assert (run / "metrics.json").is_file()
+    # centring the one test sample cannot work: said before training, with the key, and no run folder left
+    assert main(args + ["--set", "alignment.center=true"]) == 2
+    assert list(Path("runs").iterdir()) == [run]

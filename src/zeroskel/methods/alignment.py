@@ -207,7 +207,8 @@ def prototype_alignment(feats: np.ndarray, anchors: np.ndarray, alpha: float = 0
     _check_params(alpha, temperature, iterations, beta, min_samples, pseudo_labels, epsilon, center)
     if center and len(feats) < 2:
         raise DataError(f"alignment.center needs at least 2 samples to centre on, got {len(feats)} "
-                        "(one sample minus its own mean is zero); use center=false for single recordings")
+                        "(one sample minus its own mean is zero); set alignment.center=false (center=false) for single "
+                        "recordings")
 
     fn = center_features(feats, groups) if center else _normalize(feats)
     cur = anchors.copy()

@@ -42,8 +42,12 @@ def alignment_groups(meta: dict, idx: np.ndarray, align: dict | None, where: str
     alignment is off, does not centre, or centres the whole set. ``meta``: the dataset's
     per-sample metadata; ``where`` names the dataset in the errors (a missing key, a group of
     one sample)."""
+    centres = bool(align) and align.get("enabled", True) and align.get("center")
+    if centres and len(idx) < 2:  # checked here, before training, not after it
+        raise DataError(f"alignment.center needs at least 2 evaluated samples to centre on; the evaluated set of "
+                        f"{where} has {len(idx)} (set alignment.center=false)")
     key = (align or {}).get("center_by")
-    if not key or not align.get("enabled", True) or not align.get("center"):
+    if not key or not centres:
         return None
     if key not in meta:
         raise DataError(f"alignment.center_by {key!r}: {where} has no such per-sample metadata "

@@ -115,6 +115,29 @@ def test_argument_errors(name, data, fitted):
         SMALL[name]().fit(x, np.where(y == 0, unseen[0], y), texts, seen)
 
 
+@pytest.mark.parametrize("name", ["devise", "cada_vae"])
+def test_boundary_inputs_are_refused_not_truncated(name, data, fitted):
+    """Inputs that used to train or score silently on something else, or fail deep inside."""
+    (x, y), (xu, _), _, texts, seen, unseen = data
+    with pytest.raises(ConfigError, match="call fit\\(\\) before predict"):
+        SMALL[name]().predict(xu, unseen)
+    with pytest.raises(DataError, match="labels: class ids must be whole numbers, got \\[0.6"):
+        SMALL[name]().fit(x, y + 0.6, texts, seen)  # was truncated to the same labels
+    with pytest.raises(DataError, match="whole numbers"):
+        fitted[name].score(xu, [30.9, 31.2])        # was classes 30 and 31
+    assert fitted[name].score(xu, np.array([30.0, 31.0])).shape == (len(xu), 2)
+    with pytest.raises(DataError, match="1-D list of class ids"):
+        fitted[name].score(xu, np.array([[30, 31]]))
+    with pytest.raises(DataError, match="no training samples \\(features of shape \\(0, 12\\)"):
+        SMALL[name]().fit(x[:0], y[:0], texts, seen)  # was all-NaN scores
+    with pytest.raises(DataError, match="seen classes \\[29\\] have no training samples"):
+        SMALL[name]().fit(x[y != 29], y[y != 29], texts, seen)
+    with pytest.raises(ConfigError, match="texts must be a ClassTexts"):
+        SMALL[name]().fit(x, y, texts.sentence, seen)
+    with pytest.raises(DataError, match="'sentence' contains NaN"):
+        ClassTexts(np.where(np.arange(8) == 0, np.nan, texts.sentence))
+
+
 def test_constructor_errors():
     with pytest.raises(ConfigError, match="loss"):
         DeViSE(loss="triplet")

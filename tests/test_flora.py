@@ -100,6 +100,15 @@ def test_flow_decision_recognises_unseen_classes_on_synthetic_problem():
     assert (s_all <= 0).all()                    # negated errors (the gate relies on it)
     m.deterministic = False                      # the reference's sampled inference differs
     assert not np.allclose(m.score(xte[:7], unseen), s_all)
+    assert m.score(xte[:0], unseen).shape == (0, 4)  # an empty batch, as the other methods
+
+
+def test_constructor_values_are_checked_before_fit():
+    for kw, key in ((dict(latent_dim=-4), "latent_dim"), (dict(heads=0), "heads"), (dict(topk=-1), "topk"),
+                    (dict(dit_width=2.5), "dit_width"), (dict(device="gpu0"), "device")):
+        with pytest.raises(ConfigError, match=key):
+            Flora(**kw)
+    assert Flora(topk=0, dit_width=None).topk == 0
 
 
 def test_flow_lr_sets_phase_two_rate_only():

@@ -41,11 +41,15 @@ class ClassTexts:
         self.sentence = np.asarray(self.sentence, dtype=np.float32)
         if self.sentence.ndim != 2:
             raise DataError(f"class texts: 'sentence' must be (C, D), got {self.sentence.shape}")
+        if not np.isfinite(self.sentence).all():
+            raise DataError("class texts: 'sentence' contains NaN or inf")
         if self.tokens is not None:
             self.tokens = np.asarray(self.tokens, dtype=np.float32)
             if self.tokens.ndim != 3 or len(self.tokens) != len(self.sentence):
                 raise DataError(f"class texts: 'tokens' must be (C={len(self.sentence)}, L, D), "
                                 f"got {self.tokens.shape}")
+            if not np.isfinite(self.tokens).all():
+                raise DataError("class texts: 'tokens' contains NaN or inf")
 
     @property
     def num_classes(self) -> int:
@@ -63,8 +67,29 @@ def check_features(feats: np.ndarray, where: str, dim: int | None = None) -> np.
     return feats
 
 
+def as_ids(values, where: str) -> np.ndarray:
+    """``values`` as a 1-D int64 array of ids; :class:`DataError` naming ``where`` unless they are
+    whole numbers (floats such as 3.0 pass, 3.6 or NaN do not: truncating them would score or
+    train on other classes than the caller meant)."""
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError) as e:
+        raise DataError(f"{where}: not an array of class ids ({e})") from None
+    if arr.ndim != 1:
+        raise DataError(f"{where}: must be a 1-D list of class ids, got shape {arr.shape}")
+    if arr.size and not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+                         or arr.dtype == bool):
+        raise DataError(f"{where}: class ids must be integers, got dtype {arr.dtype}")
+    if arr.dtype == bool:
+        raise DataError(f"{where}: class ids must be integers, got booleans")
+    if np.issubdtype(arr.dtype, np.floating) and not (np.isfinite(arr).all() and (arr == np.round(arr)).all()):
+        bad = arr[~(np.isfinite(arr) & (arr == np.round(arr)))]
+        raise DataError(f"{where}: class ids must be whole numbers, got {bad[:5].tolist()}")
+    return arr.astype(np.int64)
+
+
 def check_classes(classes, num_classes: int, where: str) -> np.ndarray:
-    classes = np.asarray(list(classes), dtype=np.int64)
+    classes = as_ids(list(classes) if not isinstance(classes, np.ndarray) else classes, where)
     if classes.size == 0:
         raise ConfigError(f"{where}: empty class list")
     bad = classes[(classes < 0) | (classes >= num_classes)]
@@ -82,14 +107,33 @@ class ZeroShotMethod(ABC):
     feature_dim: int | None = None
 
     def fit(self, feats: np.ndarray, labels: np.ndarray, texts: ClassTexts, seen_classes) -> "ZeroShotMethod":
+        """Fit on seen-class training data.
+
+        Args:
+            feats: (N, D) skeleton features of seen-class samples (N >= 1).
+            labels: (N,) their class ids (whole numbers, each in ``seen_classes``).
+            texts: :class:`ClassTexts` of every class id the method may be asked about.
+            seen_classes: (S,) the seen class ids; each needs at least one training sample.
+        Returns:
+            self.
+        """
+        if not isinstance(texts, ClassTexts):
+            raise ConfigError(f"{self.name}.fit: texts must be a ClassTexts (zeroskel.methods.ClassTexts or "
+                              f"zeroskel.data.features.load_token_bank), got {type(texts).__name__}")
         feats = check_features(feats, f"{self.name}.fit")
-        labels = np.asarray(labels, dtype=np.int64)
+        if len(feats) == 0:
+            raise DataError(f"{self.name}.fit: no training samples (features of shape {feats.shape})")
+        labels = as_ids(labels, f"{self.name}.fit labels")
         if labels.shape != (len(feats),):
             raise DataError(f"{self.name}.fit: labels shape {labels.shape} != ({len(feats)},)")
         seen = check_classes(seen_classes, texts.num_classes, f"{self.name}.fit seen_classes")
         outside = np.setdiff1d(np.unique(labels), seen)
         if outside.size:
             raise DataError(f"{self.name}.fit: training labels {outside.tolist()} are not seen classes")
+        empty = np.setdiff1d(seen, labels)
+        if empty.size:
+            raise DataError(f"{self.name}.fit: seen classes {empty.tolist()} have no training samples "
+                            "(leave them out of seen_classes)")
         self.feature_dim = feats.shape[1]
         self.texts_ = texts
         self.seen_classes_ = seen
@@ -104,5 +148,8 @@ class ZeroShotMethod(ABC):
         """(N, K) scores of ``feats`` against ``classes`` (higher = more likely)."""
 
     def predict(self, feats: np.ndarray, classes) -> np.ndarray:
+        """(N,) class ids: the best-scoring of ``classes`` (K,) for each row of ``feats`` (N, D)."""
+        if not hasattr(self, "texts_"):
+            raise ConfigError(f"{self.name}: call fit() before predict()")
         classes = check_classes(classes, self.texts_.num_classes, f"{self.name}.predict")
         return classes[np.argmax(self.score(feats, classes), axis=1)]

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError, DataError
+from ..engine.trainer import resolve_device
 from .base import ClassTexts, ZeroShotMethod, check_classes, check_features
 
 
@@ -296,7 +297,7 @@ class FloraNet(nn.Module):
             u = z1 - (1 - s) * z0n
             v = self.velocity(xt.reshape(n * K, T, -1), torch.full((n * K,), t, device=x.device))
             out.append((v.view(n, K, T, -1) - u).pow(2).mean(dim=(2, 3)))
-        return torch.cat(out)
+        return torch.cat(out) if out else x.new_zeros((0, K))
 
 
 # ---------------------------------------------------------------------------- method
@@ -356,6 +357,14 @@ class Flora(ZeroShotMethod):
         for key, val in (("lr", lr), ("flow_lr", flow_lr)):
             if val is not None and not (isinstance(val, (int, float)) and not isinstance(val, bool) and val > 0):
                 raise ConfigError(f"flora: {key} must be a number > 0, got {val!r}")
+        for key, val, low in (("latent_dim", latent_dim, 1), ("depth", depth, 1), ("heads", heads, 1),
+                              ("topk", topk, 0), ("pair_batch", pair_batch, 1), ("dit_width", dit_width, 1),
+                              ("decoder_hidden", decoder_hidden, 1)):
+            if val is None and key in ("dit_width", "decoder_hidden"):
+                continue
+            if not isinstance(val, (int, np.integer)) or isinstance(val, bool) or val < low:
+                raise ConfigError(f"flora: {key} must be an integer >= {low}, got {val!r}")
+        resolve_device(device)  # a bad or unavailable device fails here, not inside torch at fit
         if batch_size < 1 or eval_every < 1:
             raise ConfigError("flora: batch_size and eval_every must be >= 1")
         if not 0.0 <= t_eval <= 1.0:
@@ -406,7 +415,7 @@ class Flora(ZeroShotMethod):
         return x
 
     def _rng_devices(self):
-        dev = torch.device(self.device)
+        dev = resolve_device(self.device)
         return [dev.index or 0] if dev.type == "cuda" else []
 
     def num_parameters(self) -> int:
@@ -416,7 +425,7 @@ class Flora(ZeroShotMethod):
 
     # --- training
     def _fit(self, feats, labels, texts, seen) -> None:
-        dev = torch.device(self.device)
+        dev = resolve_device(self.device)
         bank = self._bank(texts)
         cand = seen if self.neighbors_from == "seen" else None
         self.bank_ = attune(bank, int(self.topk), float(self.attune_weight), candidates=cand)
@@ -495,12 +504,13 @@ class Flora(ZeroShotMethod):
 
     # --- inference
     def errors(self, feats: np.ndarray, classes) -> np.ndarray:
-        """(N, K) velocity-matching errors (lower = more likely)."""
+        """(N, K) velocity-matching errors (lower = more likely) of ``feats`` (N, D) against
+        ``classes`` (K,)."""
         if self.net_ is None:
             raise ConfigError("flora: call fit() before score()")
         feats = check_features(feats, "flora.score", self.feature_dim)
         classes = check_classes(classes, self.texts_.num_classes, "flora.score classes")
-        dev = torch.device(self.device)
+        dev = resolve_device(self.device)
         x = torch.from_numpy(self._norm(feats).astype(np.float32)).to(dev)
         A = torch.from_numpy(self.bank_[classes]).to(dev)
         gen = None
@@ -513,7 +523,8 @@ class Flora(ZeroShotMethod):
         return e.double().cpu().numpy()
 
     def score(self, feats: np.ndarray, classes) -> np.ndarray:
-        """(N, K) negated errors (higher = more likely); all ``classes`` in one batched pass."""
+        """(N, K) negated errors (higher = more likely) of ``feats`` (N, D) against ``classes`` (K,); all
+        classes in one batched pass."""
         return -self.errors(feats, classes)
 
     # --- persistence (plain dicts/tensors: loads with torch.load(weights_only=True))

@@ -442,9 +442,6 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
             "text_segment_sources": cfg["text"].get("segment_sources"),
             "text_part_sources": cfg["text"].get("part_sources"), "versions": versions()}
 
-    def gather(idx):
-        return take_rows(ds.data, idx)
-
     epochs = int(cfg["train"]["epochs"])
     ce_epochs = int(cfg["train"].get("ce_init_epochs") or 0)  # 0 in run configs saved before the key
     ce_seconds = 0.0
@@ -480,12 +477,12 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
             raise DataError(f"validation mode {vcfg['mode']!r} leaves {len(fit_idx)} training and "
                             f"{len(val_idx)} validation samples; use validation.mode none")
         selection.update(fit_samples=int(len(fit_idx)), val_samples=int(len(val_idx)))
-        vdata, vlab = gather(val_idx), labels[val_idx]
+        vdata, vlab = take_rows(ds.data, val_idx), labels[val_idx]
         stage_align = align if vcfg["mode"] == "pseudo_unseen" else None
         val_groups = alignment_groups(ds.meta, val_idx, stage_align, f"dataset {ds.name!r}")
         if len(cal_idx):
             selection["calibration_samples"] = int(len(cal_idx))
-            cdata, clab = gather(cal_idx), np.concatenate([labels[cal_idx], vlab])
+            cdata, clab = take_rows(ds.data, cal_idx), np.concatenate([labels[cal_idx], vlab])
             cal_classes = np.concatenate([vsplit.seen_array, val_classes])
 
         def val_fn(model, epoch):
@@ -500,7 +497,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
             return out
 
         if not sel_path.is_file():
-            st1 = _Stage(cfg, gather(fit_idx), ds.lengths[fit_idx], labels[fit_idx], text_t, device)
+            st1 = _Stage(cfg, take_rows(ds.data, fit_idx), ds.lengths[fit_idx], labels[fit_idx], text_t, device)
 
             def keep_best(trainer, res):
                 # the trailing-window criterion of an epoch never depends on later epochs,
@@ -553,7 +550,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
                                          "selection.json predates GZSL calibration"})
 
     # ------------------------------------------------------------------ stage 2
-    test_data = gather(test_idx)
+    test_data = take_rows(ds.data, test_idx)
     def test_curve(model, epoch):
         f = embed(model, test_data, device, eval_bs)
         r = zsl_eval(f, labels[test_idx], unseen, text, align, groups=test_groups)
@@ -569,7 +566,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
         history2: list[dict] = []
         stage2_seconds = 0.0
     else:
-        st2 = _Stage(cfg, gather(train_idx), ds.lengths[train_idx], labels[train_idx], text_t, device)
+        st2 = _Stage(cfg, take_rows(ds.data, train_idx), ds.lengths[train_idx], labels[train_idx], text_t, device)
         model2 = make_model()
         if warm:
             # the fine-tune starts from the selected stage-1 model, with a fresh optimiser and a

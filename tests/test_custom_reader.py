@@ -89,6 +89,12 @@ def test_registry_dispatches_paths(tmp_path):
     for p in (tmp_path / "x.npz", tmp_path / "folder"):
         ds = read_dataset(str(p))
         _check_same(ds, seqs, [0, 1, 2, 0])
+    _check_same(read_dataset(tmp_path / "x.npz"), seqs, [0, 1, 2, 0])  # a Path works as well
+    from zeroskel.errors import ConfigError
+    with pytest.raises(ConfigError, match="reader options \\['max_frames'\\] apply to the built-in readers"):
+        read_dataset(str(tmp_path / "x.npz"), max_frames=5)  # ignored silently before
+    with pytest.raises(ConfigError, match="got None"):
+        read_dataset(None)
 
 
 

@@ -386,6 +386,16 @@ def test_alignment_bad_input():
         prototype_alignment(FEATS, ANCHORS, alpha=0)
     with pytest.raises(ConfigError, match="alignment.beta"):
         prototype_alignment(FEATS, ANCHORS, beta=2)
+    # a string where a number belongs (e.g. a dict read from JSON by hand) is named, not a TypeError
+    with pytest.raises(ConfigError, match="alignment.alpha must be a number, got '0.5'"):
+        prototype_alignment(FEATS, ANCHORS, alpha="0.5")
+    with pytest.raises(ConfigError, match="alignment.min_samples must be an integer"):
+        prototype_alignment(FEATS, ANCHORS, min_samples="2")
+    from zeroskel.methods.alignment import balanced_assignment
+    with pytest.raises(DataError, match="non-empty \\(N, K\\) array, got shape \\(5,\\)"):
+        balanced_assignment(np.ones(5))
+    with pytest.raises(DataError, match="NaN"):
+        balanced_assignment(np.full((3, 2), np.nan))  # returned NaN before
 
 
 # ---------------------------------------------------------------- real data (UTD-MHAD)

@@ -382,6 +382,14 @@ def test_bad_labels(synthetic_bundle):
         rec.predict(_walk(), LABELS, top_k=0)
     with pytest.raises(DataError, match="lengths has 1 entries for 2 sequences"):
         rec.encode([_walk(), _walk(9)], lengths=[5])
+    feats = rec.encode([_walk(), _walk(9)])
+    assert rec.score_features(feats, LABELS).shape == (2, len(LABELS))
+    # features of another shape are refused (a (1, N, D) stack was normalised along the wrong axis)
+    for bad in (feats[0], feats[None], feats[:, :10], feats.T):
+        with pytest.raises(DataError, match=f"feats must be \\(N, {feats.shape[1]}\\)"):
+            rec.score_features(bad, LABELS)
+    with pytest.raises(DataError, match="NaN"):
+        rec.score_features(feats * np.nan, LABELS)
 
 
 def test_bad_bundles(bundle_copy, tmp_path):

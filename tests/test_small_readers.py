@@ -34,6 +34,14 @@ def test_utd_counts(utd):
     assert not utd.data[i, :, utd.lengths[i]:].any()
 
 
+def test_reader_options_a_reader_does_not_take_are_named(data_root):
+    from zeroskel.data.registry import read_dataset
+    from zeroskel.errors import ConfigError
+    need(data_root, "utd_mhad")
+    with pytest.raises(ConfigError, match="'utd_mhad': its reader takes no option 'max_frames'; valid: none"):
+        read_dataset("utd_mhad", data_root, max_frames=5)
+
+
 def test_utd_reordered_to_kinect_v1(utd):
     # After re-ordering, the head is the highest joint and the hip centre sits below the spine.
     y = utd.data[:, 1, :20]  # frames 0..19 are valid for every sample

@@ -622,6 +622,11 @@ class Recognizer:
 
         anchors = self.encode_labels(labels)
         feats = np.asarray(feats, dtype=np.float32)
+        if feats.ndim != 2 or feats.shape[1] != anchors.shape[1]:
+            raise DataError(f"score_features: feats must be (N, {anchors.shape[1]}) (what encode() returns), "
+                            f"got shape {feats.shape}")
+        if not np.isfinite(feats).all():
+            raise DataError("score_features: feats contain NaN or inf")
         feats = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
         params = self._alignment(align)
         if groups is not None and (params is None or not params.get("center")):

@@ -9,7 +9,7 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DataError, unknown_name
+from ..errors import ConfigError, DataError, unknown_name
 from ..paths import data_root as resolve_root
 from .dataset import SkeletonDataset
 
@@ -97,7 +97,13 @@ def read_dataset(name: str, data_root: str | Path | None = None, progress: bool 
     :func:`zeroskel.data.cache.prepare`'s job. ``reader_kwargs`` go to the reader (e.g.
     ``workers``, ``max_frames`` for NTU and PKU-MMD).
     """
+    if not isinstance(name, (str, Path)):
+        raise ConfigError(f"dataset must be a registered name or a path to a custom dataset, got {name!r}")
+    name = str(name)
     if is_custom(name):
+        if reader_kwargs:  # a custom dataset is read as written: these would be ignored silently
+            raise ConfigError(f"{name}: reader options {sorted(reader_kwargs)} apply to the built-in readers "
+                              "(NTU, PKU-MMD), not to a custom-format dataset, which is read as written")
         from .readers.custom import read_custom
         return read_custom(name)
     spec = get_spec(name)
@@ -105,4 +111,11 @@ def read_dataset(name: str, data_root: str | Path | None = None, progress: bool 
     if not folder.is_dir():
         raise DataError(f"dataset {name!r}: folder {folder} not found; expected {spec.expected} "
                         f"(download: {spec.download})")
-    return spec.read_fn()(folder, progress=progress, **reader_kwargs)
+    fn = spec.read_fn()
+    import inspect
+    accepted = list(inspect.signature(fn).parameters)[2:]  # after (folder, progress)
+    unknown = sorted(set(reader_kwargs) - set(accepted))
+    if unknown:
+        raise ConfigError(f"dataset {name!r}: its reader takes no option {', '.join(map(repr, unknown))}; "
+                          f"valid: {', '.join(accepted) or 'none'}")
+    return fn(folder, progress=progress, **reader_kwargs)

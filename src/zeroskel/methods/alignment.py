@@ -52,6 +52,10 @@ def balanced_assignment(scores: np.ndarray, epsilon: float = 0.1, iterations: in
         (N, K) float64, each row a distribution over the K classes; column sums approach N/K.
     """
     scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2 or 0 in scores.shape:
+        raise DataError(f"balanced_assignment: scores must be a non-empty (N, K) array, got shape {scores.shape}")
+    if not np.isfinite(scores).all():
+        raise DataError("balanced_assignment: scores contain NaN or inf")
     if not epsilon > 0:
         raise ConfigError(f"alignment.epsilon must be > 0, got {epsilon}")
     if not (isinstance(iterations, (int, np.integer)) and iterations >= 1):
@@ -98,6 +102,11 @@ def align_kwargs(align: dict) -> dict:
 
 def _check_params(alpha, temperature, iterations, beta, min_samples, pseudo_labels, epsilon,
                   center=False) -> None:
+    for key, v in (("alpha", alpha), ("temperature", temperature), ("beta", beta), ("epsilon", epsilon)):
+        if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, (bool, np.bool_)):
+            raise ConfigError(f"alignment.{key} must be a number, got {v!r}")
+    if not isinstance(min_samples, (int, np.integer)) or isinstance(min_samples, (bool, np.bool_)):
+        raise ConfigError(f"alignment.min_samples must be an integer, got {min_samples!r}")
     if not 0 < alpha <= 1:
         raise ConfigError(f"alignment.alpha must be in (0, 1], got {alpha}")
     if not temperature > 0:

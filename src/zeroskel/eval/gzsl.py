@@ -54,7 +54,11 @@ def _masks(classes: np.ndarray, seen, unseen, where: str) -> tuple[np.ndarray, n
 def zsl_accuracy(scores: np.ndarray, labels: np.ndarray, classes) -> float:
     """Top-1 (%) of ``argmax`` over ``classes`` (normally the unseen classes only)."""
     scores, classes = _check(scores, classes, "zsl_accuracy")
-    return top1(classes[scores.argmax(1)], np.asarray(labels))
+    labels = np.asarray(labels)
+    outside = np.setdiff1d(labels, classes)
+    if outside.size:  # such a sample can never be right: it would lower the accuracy silently
+        raise DataError(f"zsl_accuracy: labels {outside.tolist()[:10]} are not among the scored classes")
+    return top1(classes[scores.argmax(1)], labels)
 
 
 # ---------------------------------------------------------------------------- routing

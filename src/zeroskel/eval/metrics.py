@@ -7,54 +7,99 @@ from __future__ import annotations
 import numpy as np
 
 
-def top1(pred: np.ndarray, target: np.ndarray) -> float:
-    """Sample-level top-1 accuracy in %. ``pred``, ``target``: (N,) class ids."""
-    pred = np.asarray(pred); target = np.asarray(target)
+def _ids(x, name: str) -> np.ndarray:
+    """``x`` as a 1-D int64 array; ValueError naming ``name`` unless it holds whole numbers
+    (a float or 2-D array would otherwise compare element-wise into a wrong accuracy)."""
+    arr = np.asarray(x)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of class ids, got shape {arr.shape}")
+    if arr.size and not (np.issubdtype(arr.dtype, np.integer)
+                         or (np.issubdtype(arr.dtype, np.floating) and np.isfinite(arr).all()
+                             and (arr == np.round(arr)).all())):
+        raise ValueError(f"{name} must hold integer class ids, got dtype {arr.dtype}")
+    return arr.astype(np.int64)
+
+
+def _pair(pred, target) -> tuple[np.ndarray, np.ndarray]:
+    pred, target = _ids(pred, "pred"), _ids(target, "target")
     if pred.shape != target.shape:
         raise ValueError(f"pred {pred.shape} and target {target.shape} differ in shape")
+    return pred, target
+
+
+def _class_list(classes, name: str = "classes") -> np.ndarray:
+    classes = _ids(list(classes) if not isinstance(classes, np.ndarray) else classes, name)
+    if len(np.unique(classes)) != len(classes):
+        raise ValueError(f"{name}: duplicate class ids in {classes.tolist()}")
+    return classes
+
+
+def top1(pred: np.ndarray, target: np.ndarray) -> float:
+    """Sample-level top-1 accuracy in %. ``pred``, ``target``: (N,) class ids."""
+    pred, target = _pair(pred, target)
     if target.size == 0:
         raise ValueError("accuracy of an empty set is undefined")
     return float((pred == target).mean() * 100.0)
 
 
 def per_class_accuracy(pred: np.ndarray, target: np.ndarray, classes) -> dict[int, float]:
-    """Accuracy (%) of each class in ``classes`` over its own samples (NaN if it has none)."""
+    """Accuracy (%) of each class in ``classes`` (K,) over its own samples (NaN if it has none);
+    ``pred``, ``target``: (N,) class ids."""
+    pred, target = _pair(pred, target)
     out = {}
-    for c in classes:
+    for c in _class_list(classes):
         m = target == c
         out[int(c)] = float((pred[m] == c).mean() * 100.0) if m.any() else float("nan")
     return out
 
 
 def mean_class_accuracy(pred, target, classes) -> float:
+    """Mean of :func:`per_class_accuracy` (%) over the classes of ``classes`` that have samples
+    in ``target``; ValueError if none has (a mean over nothing is undefined)."""
     vals = [v for v in per_class_accuracy(pred, target, classes).values() if v == v]
-    return float(np.mean(vals)) if vals else float("nan")
+    if not vals:
+        raise ValueError("mean_class_accuracy: no class of 'classes' has a sample in 'target'")
+    return float(np.mean(vals))
 
 
 def confusion_matrix(pred: np.ndarray, target: np.ndarray, classes) -> np.ndarray:
-    """(K, K) counts, rows = true class, columns = predicted, in the order of ``classes``.
+    """(K, K) counts, rows = true class, columns = predicted, in the order of ``classes`` (K,);
+    ``pred``, ``target``: (N,) class ids.
 
     Predictions outside ``classes`` are not counted (they can only occur in GZSL).
     """
-    classes = list(classes)
+    pred, target = _pair(pred, target)
+    classes = _class_list(classes).tolist()
     pos = {c: i for i, c in enumerate(classes)}
     cm = np.zeros((len(classes), len(classes)), dtype=np.int64)
-    for p, t in zip(np.asarray(pred).tolist(), np.asarray(target).tolist()):
+    for p, t in zip(pred.tolist(), target.tolist()):
         if t in pos and p in pos:
             cm[pos[t], pos[p]] += 1
     return cm
 
 
 def harmonic_mean(seen: float, unseen: float) -> float:
+    """Harmonic mean of two accuracies in % (0 when both are 0)."""
+    if not (0 <= seen <= 100 and 0 <= unseen <= 100):
+        raise ValueError(f"harmonic_mean takes accuracies in [0, 100], got {seen!r} and {unseen!r}")
     return 0.0 if seen + unseen == 0 else 2 * seen * unseen / (seen + unseen)
 
 
 def gzsl_scores(pred: np.ndarray, target: np.ndarray, seen, unseen) -> dict[str, float]:
     """GZSL accuracies: S on seen-class samples, U on unseen-class samples, H their harmonic
     mean. Each of S and U is sample-level top-1 over its own samples (the convention of
-    SynSE, SA-DVAE, STAR and Flora), predictions taken over all classes."""
-    pred = np.asarray(pred); target = np.asarray(target)
-    s_mask = np.isin(target, list(seen)); u_mask = np.isin(target, list(unseen))
+    SynSE, SA-DVAE, STAR and Flora), predictions taken over all classes.
+
+    ``pred``, ``target``: (N,) class ids; every target must be in ``seen`` or ``unseen``,
+    which must not overlap."""
+    pred, target = _pair(pred, target)
+    seen, unseen = _class_list(seen, "seen"), _class_list(unseen, "unseen")
+    both = np.intersect1d(seen, unseen)
+    if both.size:
+        raise ValueError(f"classes {both.tolist()} are both seen and unseen")
+    s_mask = np.isin(target, seen); u_mask = np.isin(target, unseen)
+    if not (s_mask | u_mask).all():
+        raise ValueError(f"targets {np.unique(target[~(s_mask | u_mask)]).tolist()} are neither seen nor unseen")
     if not s_mask.any() or not u_mask.any():
         raise ValueError("GZSL needs test samples of both seen and unseen classes")
     s = top1(pred[s_mask], target[s_mask]); u = top1(pred[u_mask], target[u_mask])

@@ -332,6 +332,12 @@ def test_pipeline_config_errors_name_the_problem():
         Resize(5)(np.zeros((3, 4, 20)), 4)
     with pytest.raises(DataError, match="lengths must be in"):
         Resize(5).apply_batch(np.zeros((1, 3, 4, 20, 1)), np.array([5]))
+    with pytest.raises(DataError, match="whole frame counts, got \\[3.7\\]"):
+        Resize(5).apply_batch(np.zeros((1, 3, 4, 20, 1)), np.array([3.7]))  # was cut to 3
+    with pytest.raises(DataError, match="numeric coordinates, got dtype <U1"):
+        Resize(5).apply_batch(np.full((1, 3, 4, 20, 1), "a"), np.array([4]))
+    with pytest.raises(ConfigError, match="pass rng=np.random.default_rng\\(seed\\), got int"):
+        build_pipeline(["random_crop"], "ntu25").apply_batch(np.ones((1, 3, 4, 25, 1)), np.array([4]), rng=3)
 
 
 def test_apply_pipeline_chunks_equal_one_batch():

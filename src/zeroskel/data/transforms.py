@@ -82,6 +82,11 @@ def _check_batch(data: np.ndarray, lengths: np.ndarray, who: str,
     lengths = np.asarray(lengths)
     if data.ndim != 5 or data.shape[1] != 3:
         raise DataError(f"transform {who!r}: data must be (N, 3, T, V, M), got shape {data.shape}")
+    if not (np.issubdtype(data.dtype, np.floating) or np.issubdtype(data.dtype, np.integer)):
+        raise DataError(f"transform {who!r}: data must be numeric coordinates, got dtype {data.dtype}")
+    if lengths.size and not (np.issubdtype(lengths.dtype, np.integer) or (
+            np.issubdtype(lengths.dtype, np.floating) and (lengths == np.round(lengths)).all())):
+        raise DataError(f"transform {who!r}: lengths must be whole frame counts, got {lengths[:5].tolist()}")
     if layout is not None and data.shape[3] != layout.num_joints:
         raise DataError(f"transform {who!r}: built for layout {layout.name!r} with {layout.num_joints} "
                         f"joints, data has V={data.shape[3]}")
@@ -159,8 +164,9 @@ class Transform:
         return layout
 
     def _need_rng(self, rng):
-        if rng is None:
-            raise ConfigError(f"transform {self.name!r} is random: pass rng=np.random.default_rng(seed)")
+        if not isinstance(rng, np.random.Generator):
+            raise ConfigError(f"transform {self.name!r} is random: pass rng=np.random.default_rng(seed)"
+                              + ("" if rng is None else f", got {type(rng).__name__}"))
         return rng
 
     def __repr__(self) -> str:

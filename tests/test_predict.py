@@ -390,6 +390,10 @@ def test_bad_labels(synthetic_bundle):
             rec.score_features(bad, LABELS)
     with pytest.raises(DataError, match="NaN"):
         rec.score_features(feats * np.nan, LABELS)
+    with pytest.raises(DataError, match="lengths\\[0\\] must be a whole number of frames, got 5.5"):
+        rec.encode([_walk(), _walk(9)], lengths=[5.5, 4])  # was cut to 5
+    with pytest.raises(ConfigError, match="batch_size must be an integer >= 1, got 1.5"):
+        rec.encode([_walk()], batch_size=1.5)
 
 
 def test_bad_bundles(bundle_copy, tmp_path):

@@ -152,6 +152,15 @@ def _fit_persons(data: np.ndarray, persons: int) -> np.ndarray:
 
 
 # =========================================================================== recognizer
+
+def _frames(value, i: int) -> int:
+    """``lengths[i]`` as a frame count; a fraction, an array or a non-number is a DataError."""
+    v = np.asarray(value)
+    if v.ndim != 0 or not (np.issubdtype(v.dtype, np.integer)
+                           or (np.issubdtype(v.dtype, np.floating) and np.isfinite(v) and v == np.round(v))):
+        raise DataError(f"lengths[{i}] must be a whole number of frames, got {value!r}")
+    return int(v)
+
 class Recognizer:
     """A trained skeleton-text model that ranks free-text labels for skeleton sequences.
 
@@ -379,7 +388,7 @@ class Recognizer:
                     lengths = np.asarray(lengths)
                     if lengths.shape != (n,):
                         raise DataError(f"lengths must have shape ({n},) for {n} sequences, got {lengths.shape}")
-                return [as_recording(sequences[i], layout, None if lengths is None else int(lengths[i]),
+                return [as_recording(sequences[i], layout, None if lengths is None else _frames(lengths[i], i),
                                      source=f"array[{i}]") for i in range(n)]
             sequences = [sequences]
             lengths = None if lengths is None else [lengths]
@@ -390,7 +399,7 @@ class Recognizer:
             raise DataError(f"lengths has {len(lengths)} entries for {len(sequences)} sequences")
         out = []
         for i, s in enumerate(sequences):
-            n = None if lengths is None or lengths[i] is None else int(np.asarray(lengths[i]))
+            n = None if lengths is None or lengths[i] is None else _frames(lengths[i], i)
             if isinstance(s, Recording):
                 out.append(s)
             elif isinstance(s, (str, os.PathLike)):
@@ -487,8 +496,8 @@ class Recognizer:
 
     def _encode_array(self, x: np.ndarray, batch_size: int = 64, normalize: bool = True) -> np.ndarray:
         """Preprocessed (N, 3, T, V, M) -> (N, D) features, ``batch_size`` at a time."""
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         out = []
         with torch.inference_mode():
             for s in range(0, len(x), batch_size):

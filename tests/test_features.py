@@ -77,6 +77,7 @@ def test_roundtrip_and_synse_folder(tmp_path):
     ("nan", r"train_data contains NaN or inf \(first at row 2\)"),
     ("stray", r"gzsl labels \[6\] are neither seen"),
     ("float_labels", r"train_label holds non-integer values"),
+    ("not_one_hot", r"zsl_label is 2-D \(6, 2\) but not one-hot"),
 ])
 def test_bad_files_are_named(tmp_path, case, match):
     arr = _toy()
@@ -100,6 +101,8 @@ def test_bad_files_are_named(tmp_path, case, match):
         arr["zsl_label"] = arr["zsl_label"]  # 6 is neither seen nor unseen (num_classes inferred = 7)
     elif case == "float_labels":
         arr["train_label"] = arr["train_label"] + 0.5
+    elif case == "not_one_hot":  # argmax made every zero row class 0
+        arr["zsl_label"] = np.zeros((6, 2), np.int64)
     np.savez(tmp_path / "bad.npz", **arr)
     with pytest.raises(DataError, match=match):
         load_features(tmp_path / "bad.npz", num_classes=num_classes)
@@ -166,3 +169,7 @@ def test_low_shot_rules():
     np.testing.assert_array_equal(lp.gzsl_x, fs.gzsl_x)
     with pytest.raises(ConfigError, match="exactly one"):
         low_shot(fs, fraction=0.1, per_class=2)
+    with pytest.raises(ConfigError, match="per_class must be an integer >= 1, got 2.5"):
+        low_shot(fs, per_class=2.5)
+    with pytest.raises(ConfigError, match="fraction must be a number"):
+        low_shot(fs, fraction="0.1")

@@ -209,6 +209,9 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
 def _labels(y: np.ndarray, path: Path, key: str) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] > 1:  # one-hot labels (some SynSE-style dumps)
+        if not (np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all()):
+            raise DataError(f"feature file {path}: {key} is 2-D {y.shape} but not one-hot (each row one 1, "
+                            "the rest 0); expected (N,) class ids or one-hot rows")
         y = y.argmax(1)
     y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
     if y.ndim != 1:
@@ -256,6 +259,8 @@ def load_features(path: str | os.PathLike, num_classes: int | None = None) -> Fe
     max_id = int(max(feats[k].max(initial=-1) for k in ("train_label", "zsl_label", "gzsl_label")))
     if num_classes is None:
         num_classes = max_id + 1
+    elif not isinstance(num_classes, (int, np.integer)) or isinstance(num_classes, bool) or num_classes < 1:
+        raise ConfigError(f"load_features: num_classes must be a positive integer, got {num_classes!r}")
     elif max_id >= num_classes:
         raise DataError(f"feature file {path}: class id {max_id} is outside the {num_classes} classes "
                         "given by num_classes")
@@ -349,10 +354,13 @@ def low_shot(fs: FeatureSet, fraction: float | None = None, per_class: int | Non
     """
     if (fraction is None) == (per_class is None):
         raise ConfigError("low_shot: give exactly one of fraction or per_class")
+    if fraction is not None and (not isinstance(fraction, (int, float)) or isinstance(fraction, bool)):
+        raise ConfigError(f"low_shot: fraction must be a number, got {fraction!r}")
     if fraction is not None and not 0.0 < fraction <= 1.0:
         raise ConfigError(f"low_shot: fraction must be in (0, 1], got {fraction}")
-    if per_class is not None and per_class < 1:
-        raise ConfigError(f"low_shot: per_class must be >= 1, got {per_class}")
+    if per_class is not None and (not isinstance(per_class, (int, np.integer)) or isinstance(per_class, bool)
+                                  or per_class < 1):
+        raise ConfigError(f"low_shot: per_class must be an integer >= 1, got {per_class!r}")
     rng = np.random.default_rng(seed)
     keep = []
     for c in fs.seen_classes:

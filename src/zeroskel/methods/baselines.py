@@ -188,6 +188,8 @@ class TorchMethod(ZeroShotMethod):
         self.num_threads = num_threads
 
     def fit(self, feats: np.ndarray, labels: np.ndarray, texts: ClassTexts, seen_classes) -> "TorchMethod":
+        """:meth:`ZeroShotMethod.fit` (``feats`` (N, D), ``labels`` (N,), ``seen_classes`` (S,)) with
+        this method's CPU thread count."""
         self._fitted = False                      # a failed fit leaves the method unfitted
         with cpu_threads(self.num_threads, resolve_device(self.device)):
             super().fit(feats, labels, texts, seen_classes)

@@ -56,6 +56,17 @@ def test_missing_data_root_is_one_clear_line(capsys, monkeypatch, tmp_path):
     assert "does not exist" in capsys.readouterr().err
 
 
+
+def test_filesystem_errors_are_one_line(data_root, capsys, tmp_path):
+    need(data_root, "utd_mhad")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["inspect", "utd_mhad", "--data-root", str(data_root), "--png", str(blocker / "f.png")]) == 2
+    assert f"a file is in the way of a folder: {blocker}" in capsys.readouterr().err  # was a traceback
+    assert main(["train", "--dataset", "utd_mhad", "--split", "purls-22/5", "--data-root", str(data_root),
+                 "--runs-dir", str(blocker / "runs")]) == 2
+    assert f"{blocker} is a file, not a folder" in capsys.readouterr().err
+
 def test_unknown_dataset_lists_valid(capsys, tmp_path):
     assert main(["inspect", "ntu61", "--data-root", str(tmp_path)]) == 2
     err = capsys.readouterr().err

@@ -203,6 +203,19 @@ def test_build_config_presets_and_overrides():
     assert C.build_config("pgfa", config="ntu60", dataset="utd_mhad", split="x")["preset"] == "ntu60"
 
 
+
+def test_override_errors_name_their_flag_and_alignment_enabled_is_boolean():
+    from zeroskel.engine.config import parse_override
+    from zeroskel.methods.alignment import align_kwargs
+    with pytest.raises(ConfigError, match="--align 'noequals': expected key=value, e.g. alpha=0.5"):
+        parse_override("noequals", "--align")
+    with pytest.raises(ConfigError, match="--set '=3': empty key"):
+        parse_override("=3")
+    for bad in ("maybe", 0.0):  # 'maybe' ran the alignment and was recorded as enabled: maybe
+        with pytest.raises(ConfigError, match="alignment.enabled must be true or false"):
+            align_kwargs({"enabled": bad})
+    assert align_kwargs({"enabled": False})["alpha"] == 0.9
+
 def test_config_file_and_unknown_keys(tmp_path):
     f = tmp_path / "my.yaml"
     f.write_text("train:\n  epochs: 7\nalignment:\n  beta: 0.5\n")

@@ -489,8 +489,21 @@ def test_resume_after_interruption_matches_uninterrupted(utd, tmp_path):
     full = train(cfg, tmp_path / "full", data_root=utd)
     cut = train(cfg, tmp_path / "cut", data_root=utd, max_epochs=1)  # stops after epoch 1 of 2
     assert not (cut / "metrics.json").exists() and (cut / "stage1_last.pt").is_file()
+    # a hand-edited config.yaml is refused: the weights would continue under other settings
+    original = (cut / "config.yaml").read_text()
+    assert "seed: 2" in original and "  lr: 0.001" in original
+    (cut / "config.yaml").write_text(original.replace("seed: 2", "seed: 7").replace("  lr: 0.001", "  lr: 0.01"))
+    with pytest.raises(ConfigError, match="differs from the config stage1_last.pt was trained with "
+                                          "\\(keys: seed, train.lr\\)"):
+        resume_run(cut, data_root=utd)
+    (cut / "config.yaml").write_text(original)
     resume_run(cut, data_root=utd)
     assert _core(_metrics(cut)) == _core(_metrics(full))
+    # a finished run is left as it is (it was re-scored and rewritten, even under an edited split)
+    (cut / "config.yaml").write_text(original.replace("split: purls-22/5", "split: purls-18/9"))
+    before = {f.name: f.stat().st_mtime_ns for f in cut.iterdir()}
+    resume_run(cut, data_root=utd)
+    assert {f.name: f.stat().st_mtime_ns for f in cut.iterdir()} == before
 
 
 def test_ce_initialisation_trains_the_encoder_first_and_resumes(utd, tmp_path):
@@ -941,6 +954,10 @@ def test_ensemble_of_runs_averages_member_cosines(utd, tmp_path):
                   tmp_path, data_root=utd)
     with pytest.raises(CheckpointError, match="differ in 'seen'"):
         evaluate_run([a, other], data_root=utd)
+    with pytest.raises(ConfigError, match="is listed more than once"):
+        evaluate_run([a, b, a.parent / ".." / a.parent.name / a.name], data_root=utd)
+    assert main(["evaluate", str(a), "--align", "noequals", "--data-root", str(utd)]) == 2
+    assert main(["evaluate", str(a), "--align", "enabled=maybe", "--data-root", str(utd)]) == 2
     with pytest.raises(CheckpointError, match="not saved as one checkpoint"):
         ens.state()
     # the bone model survives export: the bundle rebuilds its modality and scores the same

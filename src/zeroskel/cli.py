@@ -327,6 +327,9 @@ def cmd_pretrain(a) -> int:
 def cmd_resume(a) -> int:
     from .engine.runs import resume_run
 
+    if (Path(a.run_dir) / "metrics.json").is_file():
+        print(f"{a.run_dir} has finished (metrics.json); nothing to resume. 'zeroskel evaluate' re-scores it",
+              file=sys.stderr)
     run_dir = resume_run(a.run_dir, data_root=a.data_root)
     return _report_run(run_dir)
 
@@ -350,7 +353,7 @@ def cmd_evaluate(a) -> int:
 
     align: dict = {}
     for item in a.align:
-        align.update(parse_override(item))  # flat keys; unknown ones are rejected by the method
+        align.update(parse_override(item, "--align"))  # flat keys; unknown ones are rejected by the method
     runs = a.run_dir if len(a.run_dir) > 1 else a.run_dir[0]
     _print_json(evaluate_run(runs, data_root=a.data_root, device=a.device, alignment=align or None))
     return 0
@@ -557,6 +560,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `zeroskel inspect ... | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:  # a folder that is a file, no permission, a full disk: the path, not a traceback
+        where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f)
+        what = e.strerror or str(e)
+        if isinstance(e, (FileExistsError, NotADirectoryError)) and e.filename and Path(e.filename).is_file():
+            what = "a file is in the way of a folder"  # mkdir of a path whose part is a file
+        print(f"zeroskel {args.command}: error: {what}{': ' + where if where else ''}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

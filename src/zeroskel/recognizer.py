@@ -278,8 +278,11 @@ class Recognizer:
         if not run_dir.is_dir():
             raise CheckpointError(f"run directory {run_dir} does not exist")
         if not ck.is_file():
+            if (run_dir / "encoder.pt").is_file():
+                raise CheckpointError(f"{run_dir} is a pretraining run: it has an encoder for feature extraction "
+                                      "(zeroskel extract), no text alignment to export; export a PGFA run")
             raise CheckpointError(f"{run_dir}: no {checkpoint}; the run has not finished (resume it with "
-                                  "zeroskel.engine.runs.resume_run) or this is not a PGFA run directory")
+                                  "`zeroskel resume RUN_DIR`) or this is not a PGFA run directory")
         clf = PGFAClassifier.load(ck, device="cpu")
         card = _card_from_pgfa(clf.card, clf.model, str(run_dir))
         return cls(clf.model, card, device, **kwargs)

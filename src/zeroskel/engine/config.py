@@ -152,18 +152,20 @@ def merge(base: dict, update: dict, where: str, prefix: str = "",
     return out
 
 
-def parse_override(item: str) -> dict:
-    """``"train.lr=0.01"`` -> ``{"train": {"lr": 0.01}}`` (the value is parsed as YAML)."""
+def parse_override(item: str, flag: str = "--set") -> dict:
+    """``"train.lr=0.01"`` -> ``{"train": {"lr": 0.01}}`` (the value is parsed as YAML);
+    ``flag`` names the option in errors (``--set``, ``--align``)."""
     if "=" not in item:
-        raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.lr=0.01")
+        raise ConfigError(f"{flag} {item!r}: expected key=value, e.g. "
+                          f"{'alpha=0.5' if flag == '--align' else 'train.lr=0.01'}")
     key, raw = item.split("=", 1)
     key = key.strip()
     if not key or any(not p for p in key.split(".")):
-        raise ConfigError(f"--set {item!r}: empty key")
+        raise ConfigError(f"{flag} {item!r}: empty key")
     try:
         val = safe_load(raw) if raw.strip() != "" else None
     except yaml.YAMLError as e:
-        raise ConfigError(f"--set {item!r}: value is not valid YAML ({yaml_problem(e)})") from None
+        raise ConfigError(f"{flag} {item!r}: value is not valid YAML ({yaml_problem(e)})") from None
     out: dict = {}
     cur = out
     parts = key.split(".")

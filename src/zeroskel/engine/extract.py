@@ -43,7 +43,7 @@ def _resolve_checkpoint(source: str | os.PathLike) -> Path:
         ck = p / "encoder.pt"
         if not ck.is_file():
             raise CheckpointError(f"{p}: no encoder.pt; not a finished pretraining run (resume it "
-                                  "with zeroskel.engine.runs.resume_run)")
+                                  "with `zeroskel resume RUN_DIR`)")
         return ck
     if not p.is_file():
         raise CheckpointError(f"encoder checkpoint or run directory {p} not found")

@@ -189,7 +189,7 @@ def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> Loaded
     if path.is_dir():
         if not (path / "encoder.pt").is_file():
             raise CheckpointError(f"{path}: no encoder.pt; the pretraining run did not finish "
-                                  "(resume it with zeroskel.engine.runs.resume_run)")
+                                  "(resume it with `zeroskel resume RUN_DIR`)")
         path = path / "encoder.pt"
     st = load_checkpoint(path)
     if st.get("kind") != CHECKPOINT_KIND:

@@ -14,6 +14,7 @@ Functions: :func:`train`, :func:`resume_run`, :func:`evaluate_run`, :func:`creat
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import shutil
 from pathlib import Path
@@ -151,6 +152,9 @@ def train(config: dict, runs_dir: str | Path = "runs", data_root=None, max_epoch
     check_run_config(config)
     world = _join_world(config)
     runs_dir = Path(runs_dir)
+    for d in (runs_dir, *runs_dir.parents):
+        if d.exists() and not d.is_dir():
+            raise ConfigError(f"runs directory {runs_dir}: {d} is a file, not a folder")
     created = [d for d in (runs_dir, *runs_dir.parents) if not d.exists()]  # deepest first
     run_dir = None
     if world.main:
@@ -178,6 +182,8 @@ def train(config: dict, runs_dir: str | Path = "runs", data_root=None, max_epoch
 def read_run_config(run_dir: str | Path) -> dict:
     run_dir = Path(run_dir)
     f = run_dir / "config.yaml"
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is a file, not a run directory")
     if not run_dir.is_dir():
         raise ConfigError(f"run directory {run_dir} does not exist")
     if not f.is_file():
@@ -192,10 +198,50 @@ def read_run_config(run_dir: str | Path) -> dict:
     return validate_config(cfg, cfg["method"], str(f))
 
 
+def _changed_keys(a, b, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested config dicts."""
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return [] if a == b else [prefix or "<config>"]
+    out = []
+    for k in sorted(set(a) | set(b), key=str):
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if k not in a or k not in b:
+            out.append(key)
+        else:
+            out += _changed_keys(a[k], b[k], key)
+    return out
+
+
+def check_config_unchanged(run_dir: Path, cfg: dict) -> None:
+    """:class:`ConfigError` naming the keys where ``run_dir/config.yaml`` (``cfg``) differs from
+    the config its checkpoints were trained with: a resume with other settings would continue
+    those weights under the new settings and report the mix as a result."""
+    from .trainer import load_checkpoint
+
+    for ck in sorted(run_dir.glob("*.pt")):
+        saved = load_checkpoint(ck).get("config")
+        if not isinstance(saved, dict):
+            continue
+        changed = _changed_keys(saved, cfg)
+        if changed:
+            raise ConfigError(f"{run_dir / 'config.yaml'} differs from the config {ck.name} was trained with "
+                              f"(keys: {', '.join(changed[:8])}{' ...' if len(changed) > 8 else ''}); a run "
+                              "resumes with the settings it started with: restore config.yaml, or start a new "
+                              "run with the new settings")
+
+
 def resume_run(run_dir: str | Path, data_root=None, max_epochs: int | None = None) -> Path:
-    """Continue an interrupted run from its last completed epoch (identical results)."""
+    """Continue an interrupted run from its last completed epoch (identical results).
+
+    A finished run (``metrics.json`` present) is left as it is. The run's ``config.yaml`` must
+    be the one its checkpoints were trained with (:func:`check_config_unchanged`)."""
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
+    if (run_dir / "metrics.json").is_file():
+        return run_dir  # nothing to continue; re-scoring is `zeroskel evaluate`
+    check_config_unchanged(run_dir, cfg)
+    if not os.access(run_dir, os.W_OK):  # fail now, not after an epoch of training
+        raise ConfigError(f"run directory {run_dir} is not writable")
     train_fn, _ = _method(cfg["method"])
     _train_in(train_fn, cfg, run_dir, _join_world(cfg), data_root, max_epochs)
     return run_dir
@@ -212,6 +258,9 @@ def evaluate_run(run_dir: "str | Path | list", data_root=None, device: str | Non
     one ensemble.
     """
     dirs = [Path(d) for d in run_dir] if isinstance(run_dir, (list, tuple)) else [Path(run_dir)]
+    twice = sorted({str(d) for d in dirs if sum(e.resolve() == d.resolve() for e in dirs) > 1})
+    if twice:  # an ensemble member counted twice weighs double, silently
+        raise ConfigError(f"run {', '.join(twice)} is listed more than once")
     cfgs = [read_run_config(d) for d in dirs]
     cfg = cfgs[0]
     _, eval_fn = _method(cfg["method"])

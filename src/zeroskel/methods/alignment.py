@@ -80,7 +80,10 @@ ALIGN_DEFAULTS = {"alpha": 0.9, "temperature": 1.0, "iterations": 1, "beta": 1.0
 
 def align_kwargs(align: dict) -> dict:
     """Keyword arguments for :func:`prototype_alignment` from an ``alignment`` config dict
-    (missing keys take the reference defaults; ``enabled`` is ignored)."""
+    (missing keys take the reference defaults; ``enabled``, checked to be a boolean, is not one
+    of them)."""
+    if not isinstance(align.get("enabled", True), (bool, np.bool_)):
+        raise ConfigError(f"alignment.enabled must be true or false, got {align['enabled']!r}")
     out = {}
     for key, default in ALIGN_DEFAULTS.items():
         v = align.get(key, default)

@@ -91,7 +91,7 @@ def evaluate_pgfa(run_dir: "str | Path | list", data_root=None, device: str | No
         ck = d / "final.pt"
         if not ck.is_file():
             raise CheckpointError(f"{d}: no final.pt; the run did not finish (resume it with "
-                                  "zeroskel.engine.runs.resume_run)")
+                                  "`zeroskel resume RUN_DIR`)")
         clfs.append(PGFAClassifier.load(ck, device=resolve_device(device or "auto")))
     clf = clfs[0] if len(clfs) == 1 else PGFAEnsemble(clfs, [str(d) for d in dirs])
     ck = dirs[0] / "final.pt"

@@ -504,6 +504,9 @@ def test_resume_after_interruption_matches_uninterrupted(utd, tmp_path):
     before = {f.name: f.stat().st_mtime_ns for f in cut.iterdir()}
     resume_run(cut, data_root=utd)
     assert {f.name: f.stat().st_mtime_ns for f in cut.iterdir()} == before
+    from zeroskel.engine.runs import evaluate_run
+    with pytest.raises(ConfigError, match="keys: split"):  # evaluate reads the same config
+        evaluate_run(cut, data_root=utd)
 
 
 def test_ce_initialisation_trains_the_encoder_first_and_resumes(utd, tmp_path):

@@ -262,6 +262,8 @@ def evaluate_run(run_dir: "str | Path | list", data_root=None, device: str | Non
     if twice:  # an ensemble member counted twice weighs double, silently
         raise ConfigError(f"run {', '.join(twice)} is listed more than once")
     cfgs = [read_run_config(d) for d in dirs]
+    for d, c in zip(dirs, cfgs):  # an edited config.yaml would be reported beside a model it did not train
+        check_config_unchanged(d, c)
     cfg = cfgs[0]
     _, eval_fn = _method(cfg["method"])
     if len(dirs) > 1:

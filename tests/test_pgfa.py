@@ -499,6 +499,9 @@ def test_resume_after_interruption_matches_uninterrupted(utd, tmp_path):
     (cut / "config.yaml").write_text(original)
     resume_run(cut, data_root=utd)
     assert _core(_metrics(cut)) == _core(_metrics(full))
+    # the wall time of a resumed run says it covers the last process only
+    assert "last process" in _metrics(cut)["train_seconds"]["total_wall_covers"]
+    assert "total_wall_covers" not in _metrics(full)["train_seconds"]
     # a finished run is left as it is (it was re-scored and rewritten, even under an edited split)
     (cut / "config.yaml").write_text(original.replace("split: purls-22/5", "split: purls-18/9"))
     before = {f.name: f.stat().st_mtime_ns for f in cut.iterdir()}

@@ -393,6 +393,7 @@ def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> 
     seed_everything(seed, bool(cfg["train"]["deterministic"]))
     data_root = data_root if data_root is not None else cfg.get("data_root")
     t0 = time.perf_counter()
+    resumed = any(run_dir.glob("stage*.pt"))  # then total_wall covers this process only
 
     ds, part = load_prepared(cfg, data_root, progress=False)
     split = get_split(str(cfg["dataset"]), str(cfg["split"]), class_names=ds.class_names)
@@ -527,7 +528,9 @@ def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> 
                     run_dir / "encoder.pt")
     metrics = _metrics(model, record, ds, part, device, ebs)
     metrics.update(train_seconds={"stage1": float(selection["seconds"]), "refit": refit_seconds,
-                                  "total_wall": time.perf_counter() - t0},
+                                  "total_wall": time.perf_counter() - t0,
+                                  **({"total_wall_covers": "the last process only (resumed run); stage1 and "
+                                                           "refit count every process"} if resumed else {})},
                    device=str(device), torch_threads=torch.get_num_threads())
     _write_json(metrics, run_dir / "metrics.json")
     log.info(f"encoder.pt written: hold-out top-1 {record.val_seen_acc:.2f} at epoch {best}; "

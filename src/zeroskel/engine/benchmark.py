@@ -107,8 +107,15 @@ def _check_settings(out: Path, settings: dict) -> None:
     """Write ``benchmark.json`` on first use; refuse a later call with other settings."""
     path = out / SETTINGS_FILE
     if path.is_file():
-        have = json.loads(path.read_text())
-        diff = sorted(k for k in settings if have.get(k) != settings[k])
+        try:
+            have = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ConfigError(f"{path}: unreadable benchmark settings ({e}); use another --out") from None
+        if not isinstance(have, dict):
+            raise ConfigError(f"{path}: not a benchmark settings file (a JSON object); use another --out")
+        # torch_threads: folders written before it was recorded carry no value, and are not refused for it
+        diff = sorted(k for k in settings if have.get(k) != settings[k]
+                      and not (k == "torch_threads" and k not in have))
         if diff:
             raise ConfigError(f"{out} holds a benchmark with other settings ({', '.join(diff)}: "
                               f"{', '.join(f'{have.get(k)!r} there, {settings[k]!r} now' for k in diff)}); "
@@ -187,7 +194,10 @@ def run_benchmark(suite: str, seeds: Sequence[int], out: str | Path, *, method: 
         raise ConfigError(f"--shard must be i/n with 0 <= i < n, got {i}/{n}")
     jobs = plan(suite, seeds, only)
     out = Path(out)
-    settings = {"method": method, "suite": suite, "config": config, "overrides": list(overrides)}
+    import torch
+    # the thread count moves single runs (RESULTS.md): one folder holds one thread count
+    settings = {"method": method, "suite": suite, "config": config, "overrides": list(overrides),
+                "torch_threads": torch.get_num_threads()}
     if method in END_TO_END:
         if features is not None:
             raise ConfigError(f"--features is for the feature methods; {method} trains on the skeletons")
@@ -252,7 +262,9 @@ def _records(out: Path, dataset: str, split: str) -> list[dict]:
 
 def _cell(values: list[float]) -> str:
     a = np.asarray(values, dtype=float)
-    return f"{a.mean():.2f} ± {a.std(ddof=1) if len(a) > 1 else 0.0:.2f}"
+    if len(a) == 1:  # one seed has no spread to report
+        return f"{a[0]:.2f} (1 seed)"
+    return f"{a.mean():.2f} ± {a.std(ddof=1):.2f}"
 
 
 def summarize(out: str | Path) -> str:
@@ -264,7 +276,12 @@ def summarize(out: str | Path) -> str:
     path = out / SETTINGS_FILE
     if not path.is_file():
         raise ConfigError(f"{out}: no {SETTINGS_FILE}; not a benchmark folder")
-    settings = json.loads(path.read_text())
+    try:
+        settings = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{path}: unreadable benchmark settings ({e})") from None
+    if not isinstance(settings, dict) or not {"method", "suite", "config", "overrides"} <= set(settings):
+        raise ConfigError(f"{path}: not a benchmark settings file (needs method, suite, config, overrides)")
     if settings["method"] not in END_TO_END:
         return _summarize_features(out, settings)
     suite = settings["suite"]

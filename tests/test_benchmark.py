@@ -99,6 +99,26 @@ def test_benchmark_runs_resumes_and_refuses_other_settings(data_root, tmp_path, 
     assert "unreadable benchmark settings" in capsys.readouterr().err
 
 
+
+def test_benchmark_resumes_an_interrupted_job(data_root, tmp_path):
+    """A job whose earlier call was interrupted continues its run folder (it started a new one)."""
+    need(data_root, "utd_mhad")
+    from zeroskel.engine.config import build_config
+    from zeroskel.engine.runs import train
+    out = tmp_path / "bench"
+    quick = ["train.epochs=2", "validation.mode=none", "train.threads=1"]
+    cfg = build_config("pgfa", dataset="utd_mhad", split="purls-22/5", seed=1, overrides=quick,
+                       data_root=data_root, device="cpu")
+    cut = train(cfg, out / "runs", data_root=data_root, max_epochs=1)  # as a killed first call leaves it
+    assert not (cut / "metrics.json").exists()
+    lines = []
+    (rec,) = run_benchmark("purls-small", [1], out, only=["utd_mhad:purls-22/5"], overrides=quick,
+                           data_root=data_root, device="cpu", log=lines.append)
+    assert [d.name for d in (out / "runs").iterdir()] == [cut.name]  # no second folder
+    assert any(f"resuming {cut}" in line for line in lines)
+    full = train(cfg, tmp_path / "full", data_root=data_root)
+    assert json.loads(rec.read_text())["zsl_top1"] == json.loads((full / "metrics.json").read_text())["zsl_top1"]
+
 def test_feature_method_benchmark(data_root, tmp_path, capsys):
     """A feature method over the shipped feature files: the record is what eval-features gives
     for the same file and seed; missing files and misplaced flags are named."""

@@ -126,6 +126,25 @@ def _check_settings(out: Path, settings: dict) -> None:
     os.replace(tmp, path)
 
 
+def _unfinished_run(runs: Path, method: str, cfg: dict) -> Path | None:
+    """The run folder of an interrupted earlier attempt at this job (same name, no metrics.json,
+    the same config), if any: the job's lock was released or removed, so nobody else runs it."""
+    from .runs import read_run_config, run_name
+
+    name = run_name(method, cfg["dataset"], cfg["split"], cfg["seed"])
+    for d in sorted(runs.glob(f"{name}*")) if runs.is_dir() else []:
+        if d.name != name and not d.name[len(name):].lstrip("-").isdigit():
+            continue
+        if (d / "metrics.json").is_file() or not any(d.glob("*.pt")):
+            continue
+        try:
+            if read_run_config(d) == cfg:
+                return d
+        except ConfigError:
+            continue
+    return None
+
+
 def _feature_record(job: Job, method: str, features: Path, config: str | None, overrides: Sequence[str],
                     device: str | None) -> dict:
     """Fit and score one feature method on one file and seed (the protocol of
@@ -182,7 +201,7 @@ def run_benchmark(suite: str, seeds: Sequence[int], out: str | Path, *, method: 
     """
     from .config import build_config
     from .distributed import world_from_env
-    from .runs import train
+    from .runs import resume_run, train
 
     if world_from_env().active:  # workers would claim different jobs and train them as one run
         raise ConfigError("zeroskel benchmark runs each job in one process: start it without torchrun, "
@@ -237,7 +256,12 @@ def run_benchmark(suite: str, seeds: Sequence[int], out: str | Path, *, method: 
             t0 = time.time()
             import torch
             if method in END_TO_END:
-                run_dir = train(configs[job], out / "runs", data_root=data_root)
+                unfinished = _unfinished_run(out / "runs", method, configs[job])
+                if unfinished is not None:  # an interrupted earlier call: continue it, not start again
+                    log(f"  resuming {unfinished}")
+                    run_dir = resume_run(unfinished, data_root=data_root)
+                else:
+                    run_dir = train(configs[job], out / "runs", data_root=data_root)
                 rec = _record(job, run_dir, time.time() - t0, torch.get_num_threads())
             else:
                 run_dir = features / f"{feature_file(job.dataset, job.split)}.npz"

@@ -232,6 +232,7 @@ def cmd_text(a) -> int:
     if out is not None:
         import numpy as np
 
+        out.parent.mkdir(parents=True, exist_ok=True)  # as eval-features --out: missing folders are made
         np.savez(out, sentence=ct.sentence, **({"tokens": ct.tokens} if ct.tokens is not None else {}))
         info["saved"] = str(out)
     _print_json(info)

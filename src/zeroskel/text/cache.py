@@ -66,6 +66,8 @@ def _cached(cache: EmbeddingCache, encoder, texts: list[str], kind: str, compute
     key = embedding_key(encoder.checksum, texts, kind, model_setup=getattr(encoder, "setup_checksum", None),
                         **options)
     arr = cache.get(key)
+    if arr is not None and len(arr) != len(texts):  # a damaged or foreign file under this key: recompute
+        arr = None
     if arr is None:
         arr = compute()
         cache.put(key, arr)

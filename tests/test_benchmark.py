@@ -146,6 +146,20 @@ def test_feature_method_benchmark(data_root, tmp_path, capsys):
     with pytest.raises(ConfigError, match="unknown benchmark method 'flor'"):
         run_benchmark("purls-small", [1], tmp_path / "x", method="flor")
     assert not (tmp_path / "f").exists() and not (tmp_path / "x").exists()
+    # every shipped file holds its split's unseen classes, and a misnamed one is refused before any fit
+    from zeroskel.engine.benchmark import _check_feature_file
+    for ds, sp in [("utd_mhad", "purls-22/5"), ("utd_mhad", "purls-18/9"), ("utd_mhad", "purls-14/13"),
+                   ("nw_ucla", "purls-8/2"), ("nw_ucla", "purls-5/5")]:
+        _check_feature_file(features, ds, sp)
+    import shutil
+    bad = tmp_path / "misnamed"
+    bad.mkdir()
+    shutil.copy(features / "utd_mhad_ru9.npz", bad / "utd_mhad_ru5.npz")  # was tabled as 22/5
+    shutil.copy(features / "utd_mhad_text_mpnet_L5.npy", bad)
+    with pytest.raises(ConfigError, match="utd_mhad_ru5.npz: its unseen classes .* is the file misnamed"):
+        run_benchmark("purls-small", [1], tmp_path / "m", method="devise", features=bad,
+                      only=["utd_mhad:purls-22/5"])
+    assert not (tmp_path / "m").exists()
 
 
 def test_cli_bad_threads_is_one_line(tmp_path, capsys):

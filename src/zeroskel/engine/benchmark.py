@@ -145,6 +145,20 @@ def _unfinished_run(runs: Path, method: str, cfg: dict) -> Path | None:
     return None
 
 
+def _check_feature_file(features: Path, dataset: str, split: str) -> None:
+    """:class:`ConfigError` unless the feature file named for (dataset, split) holds that split's
+    unseen classes: the table would otherwise report another split's file under this one's name."""
+    from ..data.features import load_features
+    from ..data.splits import get_split
+
+    path = features / f"{feature_file(dataset, split)}.npz"
+    have = np.sort(load_features(path).unseen_classes)
+    want = np.sort(get_split(dataset, split).unseen_array)
+    if not np.array_equal(have, want):
+        raise ConfigError(f"{path}: its unseen classes {have.tolist()} are not those of {dataset} {split} "
+                          f"({want.tolist()}); is the file misnamed?")
+
+
 def _feature_record(job: Job, method: str, features: Path, config: str | None, overrides: Sequence[str],
                     device: str | None) -> dict:
     """Fit and score one feature method on one file and seed (the protocol of
@@ -235,6 +249,8 @@ def run_benchmark(suite: str, seeds: Sequence[int], out: str | Path, *, method: 
         from ..methods.factory import make_factory
         for ds in sorted({j.dataset for j in jobs}):  # a bad preset or --set fails before the first fit
             make_factory(method, config, list(overrides), seed=jobs[0].seed, device=device or "cpu", dataset=ds)
+        for ds, sp in sorted({(j.dataset, j.split) for j in jobs}):  # so does a misnamed feature file
+            _check_feature_file(features, ds, sp)
         settings["features"] = str(features.resolve())
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(out, settings)

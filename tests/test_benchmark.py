@@ -160,6 +160,12 @@ def test_feature_method_benchmark(data_root, tmp_path, capsys):
         run_benchmark("purls-small", [1], tmp_path / "m", method="devise", features=bad,
                       only=["utd_mhad:purls-22/5"])
     assert not (tmp_path / "m").exists()
+    shutil.copy(features / "utd_mhad_ru5.npz", bad / "utd_mhad_ru5.npz")
+    shutil.copy(features / "nw_ucla_text_mpnet_L5.npy", bad / "utd_mhad_text_mpnet_L5.npy")
+    with pytest.raises(ConfigError, match="texts for 10 classes, utd_mhad has 27"):
+        run_benchmark("purls-small", [1], tmp_path / "m", method="devise", features=bad,
+                      only=["utd_mhad:purls-22/5"])
+    assert not (tmp_path / "m").exists()  # no benchmark.json left to tie the folder to this call
 
 
 def test_cli_bad_threads_is_one_line(tmp_path, capsys):

@@ -148,7 +148,8 @@ def _unfinished_run(runs: Path, method: str, cfg: dict) -> Path | None:
 def _check_feature_file(features: Path, dataset: str, split: str) -> None:
     """:class:`ConfigError` unless the feature file named for (dataset, split) holds that split's
     unseen classes: the table would otherwise report another split's file under this one's name."""
-    from ..data.features import load_features
+    from ..data.features import load_features, load_token_bank
+    from ..data.registry import get_spec
     from ..data.splits import get_split
 
     path = features / f"{feature_file(dataset, split)}.npz"
@@ -157,6 +158,11 @@ def _check_feature_file(features: Path, dataset: str, split: str) -> None:
     if not np.array_equal(have, want):
         raise ConfigError(f"{path}: its unseen classes {have.tolist()} are not those of {dataset} {split} "
                           f"({want.tolist()}); is the file misnamed?")
+    bank = features / f"{dataset}_text_mpnet_L5.npy"
+    n_text, n_data = load_token_bank(bank).num_classes, get_spec(dataset).num_classes
+    if n_text != n_data:  # checked here, before benchmark.json ties the folder to this call
+        raise ConfigError(f"{bank}: texts for {n_text} classes, {dataset} has {n_data}; is it another "
+                          "dataset's text bank?")
 
 
 def _feature_record(job: Job, method: str, features: Path, config: str | None, overrides: Sequence[str],

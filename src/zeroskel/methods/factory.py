@@ -27,7 +27,8 @@ def method_config(name: str, preset: str | None = None, overrides: Iterable[str]
     """
     if name not in available_methods():
         if preset:
-            raise ConfigError(f"--preset {preset}: method {name!r} has no config presets")
+            raise ConfigError(f"preset {preset!r} (--preset; --config for benchmark): method {name!r} has no config "
+                              "presets")
         return None
     cfg = load_base(name)
     opened = open_sections(cfg)

@@ -103,16 +103,23 @@ def plan(suite: str, seeds: Sequence[int], only: Iterable[str] | None = None) ->
     return [Job(d, s, int(seed)) for seed in seeds for d, s in pairs]
 
 
+def _read_settings(path: Path) -> dict:
+    """A folder's ``benchmark.json``; a damaged one is a :class:`ConfigError` naming it."""
+    try:
+        settings = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{path}: unreadable benchmark settings ({e}); use another --out") from None
+    if not isinstance(settings, dict) or not {"method", "suite", "config", "overrides"} <= set(settings):
+        raise ConfigError(f"{path}: not a benchmark settings file (needs method, suite, config, overrides); "
+                          "use another --out")
+    return settings
+
+
 def _check_settings(out: Path, settings: dict) -> None:
     """Write ``benchmark.json`` on first use; refuse a later call with other settings."""
     path = out / SETTINGS_FILE
     if path.is_file():
-        try:
-            have = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ConfigError(f"{path}: unreadable benchmark settings ({e}); use another --out") from None
-        if not isinstance(have, dict):
-            raise ConfigError(f"{path}: not a benchmark settings file (a JSON object); use another --out")
+        have = _read_settings(path)
         # torch_threads: folders written before it was recorded carry no value, and are not refused for it
         diff = sorted(k for k in settings if have.get(k) != settings[k]
                       and not (k == "torch_threads" and k not in have))
@@ -322,12 +329,7 @@ def summarize(out: str | Path) -> str:
     path = out / SETTINGS_FILE
     if not path.is_file():
         raise ConfigError(f"{out}: no {SETTINGS_FILE}; not a benchmark folder")
-    try:
-        settings = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{path}: unreadable benchmark settings ({e})") from None
-    if not isinstance(settings, dict) or not {"method", "suite", "config", "overrides"} <= set(settings):
-        raise ConfigError(f"{path}: not a benchmark settings file (needs method, suite, config, overrides)")
+    settings = _read_settings(path)
     if settings["method"] not in END_TO_END:
         return _summarize_features(out, settings)
     suite = settings["suite"]

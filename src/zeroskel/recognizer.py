@@ -42,6 +42,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ._checks import whole_numbers
 from .errors import CheckpointError, ConfigError, DataError
 from .methods.alignment import ALIGN_DEFAULTS as _ALIGN_DEFAULTS
 
@@ -152,14 +153,13 @@ def _fit_persons(data: np.ndarray, persons: int) -> np.ndarray:
 
 
 # =========================================================================== recognizer
-
 def _frames(value, i: int) -> int:
     """``lengths[i]`` as a frame count; a fraction, an array or a non-number is a DataError."""
     v = np.asarray(value)
-    if v.ndim != 0 or not (np.issubdtype(v.dtype, np.integer)
-                           or (np.issubdtype(v.dtype, np.floating) and np.isfinite(v) and v == np.round(v))):
+    if v.ndim != 0 or not whole_numbers(v):
         raise DataError(f"lengths[{i}] must be a whole number of frames, got {value!r}")
     return int(v)
+
 
 class Recognizer:
     """A trained skeleton-text model that ranks free-text labels for skeleton sequences.

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._checks import whole_numbers
 from ..errors import ConfigError, DataError
 from .npio import load_failure
 
@@ -217,7 +218,7 @@ def _labels(y: np.ndarray, path: Path, key: str) -> np.ndarray:
     if y.ndim != 1:
         raise DataError(f"feature file {path}: {key} must be (N,) class ids, got shape {y.shape}")
     if y.dtype.kind == "f":
-        if not np.isfinite(y).all() or not np.all(y == np.round(y)):
+        if not whole_numbers(y):
             raise DataError(f"feature file {path}: {key} holds non-integer values")
     elif y.dtype.kind not in "iu":
         raise DataError(f"feature file {path}: {key} has dtype {y.dtype}, expected integers")

@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Iterable, Mapping
 
 import numpy as np
 
+from .._checks import whole_numbers
 from ..errors import ConfigError, DataError, unknown_name
 from .layouts import JointLayout, get_layout
 
@@ -84,8 +85,7 @@ def _check_batch(data: np.ndarray, lengths: np.ndarray, who: str,
         raise DataError(f"transform {who!r}: data must be (N, 3, T, V, M), got shape {data.shape}")
     if not (np.issubdtype(data.dtype, np.floating) or np.issubdtype(data.dtype, np.integer)):
         raise DataError(f"transform {who!r}: data must be numeric coordinates, got dtype {data.dtype}")
-    if lengths.size and not (np.issubdtype(lengths.dtype, np.integer) or (
-            np.issubdtype(lengths.dtype, np.floating) and (lengths == np.round(lengths)).all())):
+    if lengths.size and not whole_numbers(lengths):
         raise DataError(f"transform {who!r}: lengths must be whole frame counts, got {lengths[:5].tolist()}")
     if layout is not None and data.shape[3] != layout.num_joints:
         raise DataError(f"transform {who!r}: built for layout {layout.name!r} with {layout.num_joints} "

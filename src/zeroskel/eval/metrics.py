@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._checks import whole_numbers
+
 
 def _ids(x, name: str) -> np.ndarray:
     """``x`` as a 1-D int64 array; ValueError naming ``name`` unless it holds whole numbers
@@ -13,9 +15,7 @@ def _ids(x, name: str) -> np.ndarray:
     arr = np.asarray(x)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be a 1-D array of class ids, got shape {arr.shape}")
-    if arr.size and not (np.issubdtype(arr.dtype, np.integer)
-                         or (np.issubdtype(arr.dtype, np.floating) and np.isfinite(arr).all()
-                             and (arr == np.round(arr)).all())):
+    if arr.size and not whole_numbers(arr):
         raise ValueError(f"{name} must hold integer class ids, got dtype {arr.dtype}")
     return arr.astype(np.int64)
 

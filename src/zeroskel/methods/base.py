@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._checks import whole_numbers
 from ..errors import ConfigError, DataError
 
 
@@ -77,12 +78,11 @@ def as_ids(values, where: str) -> np.ndarray:
         raise DataError(f"{where}: not an array of class ids ({e})") from None
     if arr.ndim != 1:
         raise DataError(f"{where}: must be a 1-D list of class ids, got shape {arr.shape}")
-    if arr.size and not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
-                         or arr.dtype == bool):
-        raise DataError(f"{where}: class ids must be integers, got dtype {arr.dtype}")
     if arr.dtype == bool:
         raise DataError(f"{where}: class ids must be integers, got booleans")
-    if np.issubdtype(arr.dtype, np.floating) and not (np.isfinite(arr).all() and (arr == np.round(arr)).all()):
+    if arr.size and not whole_numbers(arr):
+        if not np.issubdtype(arr.dtype, np.floating):
+            raise DataError(f"{where}: class ids must be integers, got dtype {arr.dtype}")
         bad = arr[~(np.isfinite(arr) & (arr == np.round(arr)))]
         raise DataError(f"{where}: class ids must be whole numbers, got {bad[:5].tolist()}")
     return arr.astype(np.int64)

@@ -25,14 +25,15 @@ import json
 import logging
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from ..errors import ConfigError, DataError, unknown_name
+from ..paths import data_root as resolve_root
 
 log = logging.getLogger(__name__)
-from ..paths import data_root as resolve_root
 
 PURLS_PARTS = {"head": "Head", "hands": "Hands", "torso": "Torso", "legs": "Legs",
                "start": "Start", "middle": "Middle", "end": "End"}
@@ -179,8 +180,7 @@ def _load_text_file(path: Path, num_classes: int | None) -> list[str]:
         return _read_csv(path, num_classes)
     if suffix == ".json":
         def no_repeats(pairs):  # json.loads keeps the last of repeated keys, silently
-            keys = [k for k, _ in pairs]
-            twice = sorted({k for k in keys if keys.count(k) > 1})
+            twice = sorted(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
             if twice:
                 raise DataError(f"class text file {path}: repeated keys {twice[:10]}")
             return dict(pairs)
@@ -196,8 +196,9 @@ def _load_text_file(path: Path, num_classes: int | None) -> list[str]:
                 ids = [int(k) for k in obj]
             except ValueError:
                 raise DataError(f"class text file {path}: keys must be 0-based class ids") from None
-            if len(set(ids)) != len(ids):  # "3" and "03"
-                raise DataError(f"class text file {path}: keys {sorted(k for k in obj if ids.count(int(k)) > 1)} "
+            counts = Counter(ids)
+            if len(counts) != len(ids):  # "3" and "03"
+                raise DataError(f"class text file {path}: keys {sorted(k for k in obj if counts[int(k)] > 1)} "
                                 "name the same class id")
             by_id = dict(zip(ids, obj.values()))
             n = num_classes if num_classes is not None else len(by_id)

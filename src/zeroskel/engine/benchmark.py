@@ -283,7 +283,6 @@ def run_benchmark(suite: str, seeds: Sequence[int], out: str | Path, *, method: 
         try:
             log(f"[{time.strftime('%H:%M:%S')}] {job.dataset} {job.split} seed {job.seed}")
             t0 = time.time()
-            import torch
             if method in END_TO_END:
                 unfinished = _unfinished_run(out / "runs", method, configs[job])
                 if unfinished is not None:  # an interrupted earlier call: continue it, not start again

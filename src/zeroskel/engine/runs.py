@@ -218,6 +218,8 @@ def check_config_unchanged(run_dir: Path, cfg: dict) -> None:
     those weights under the new settings and report the mix as a result."""
     from .trainer import load_checkpoint
 
+    # every checkpoint of a run stores the same config (the one config.yaml was written from), so
+    # the first that has one is enough: the others would be loaded, weights and all, for nothing
     for ck in sorted(run_dir.glob("*.pt")):
         saved = load_checkpoint(ck).get("config")
         if not isinstance(saved, dict):
@@ -228,6 +230,7 @@ def check_config_unchanged(run_dir: Path, cfg: dict) -> None:
                               f"(keys: {', '.join(changed[:8])}{' ...' if len(changed) > 8 else ''}); a run "
                               "resumes with the settings it started with: restore config.yaml, or start a new "
                               "run with the new settings")
+        return
 
 
 def resume_run(run_dir: str | Path, data_root=None, max_epochs: int | None = None) -> Path:

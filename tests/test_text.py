@@ -74,6 +74,21 @@ def test_combinations_and_templates(data_root):
         load_class_texts("utd_mhad", "{}", data_root)
 
 
+def test_a_text_file_with_plus_in_its_name_is_a_file(tmp_path, monkeypatch):
+    """'my+texts.txt' is a path, not the sources 'my' and 'texts.txt': present it is read,
+    missing it is reported as a missing file (it used to be an unknown source 'my')."""
+    monkeypatch.chdir(tmp_path)
+    names = ["wave hand", "clap"]
+    with pytest.raises(DataError, match=r"class text file my\+texts.txt not found"):
+        load_class_texts("my.npz", "my+texts.txt", class_names=names)
+    (tmp_path / "my+texts.txt").write_text("raise a hand\nclap both hands\n")
+    assert load_class_texts("my.npz", "my+texts.txt", class_names=names) == ["raise a hand", "clap both hands"]
+    (tmp_path / "a+b").write_text("one\ntwo\n")  # no suffix, but the file exists
+    assert load_class_texts("my.npz", "a+b", class_names=names) == ["one", "two"]
+    with pytest.raises(ConfigError, match="only the {name} field"):  # no such file: a combination
+        load_class_texts("my.npz", "name+c", class_names=names)
+
+
 def test_texts_of_a_dataset_outside_the_registry(tmp_path):
     """A custom-format dataset has its class names; templates over {name} and files work."""
     names = ["wave hand", "clap"]

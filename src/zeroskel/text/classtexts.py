@@ -312,12 +312,16 @@ def load_class_texts(dataset: str, source: str = "name",
 
         def one(src: str, template: str | None = None) -> list[str]:
             return _custom_one(dataset, src, names, template)
+    # A path is recognised before "A+B", so that a missing "my+texts.txt" is reported as a
+    # missing file, not as unknown sources "my" and "texts.txt".
+    looks_like_file = (Path(source).suffix.lower() in (".txt", ".csv", ".json")
+                       or "/" in source or os.sep in source)
     if "{" in source or "}" in source:
         template = source
-    elif "+" in source and not Path(source).exists():
-        template = ": ".join("{" + part.strip() + "}" for part in source.split("+"))
-    elif Path(source).suffix.lower() in (".txt", ".csv", ".json") or os.sep in source:
+    elif looks_like_file or ("+" in source and Path(source).exists()):
         return load_text_file(source, n)
+    elif "+" in source:
+        template = ": ".join("{" + part.strip() + "}" for part in source.split("+"))
     else:
         return one(source)
     fields = _TEMPLATE_FIELD.findall(template)

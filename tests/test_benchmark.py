@@ -171,3 +171,40 @@ def test_feature_method_benchmark(data_root, tmp_path, capsys):
 def test_cli_bad_threads_is_one_line(tmp_path, capsys):
     assert main(["benchmark", "--out", str(tmp_path / "b"), "--threads", "0"]) == 2
     assert "--threads must be >= 1" in capsys.readouterr().err and not (tmp_path / "b").exists()
+
+
+def test_shards_starting_together_agree_on_one_settings_file(tmp_path):
+    """Shards that start at the same instant on a new folder: exactly one writes
+    benchmark.json, every other one compares with it (it used to be last-writer-wins).
+    The race is repeated in 20 fresh folders, since one start may not interleave."""
+    import threading
+
+    from zeroskel.engine.benchmark import _check_settings
+
+    n = 8
+    for rnd in range(20):
+        out = tmp_path / str(rnd)
+        out.mkdir()
+        barrier = threading.Barrier(n)
+        outcome: dict[int, str] = {}
+
+        def shard(i: int) -> None:
+            settings = {"method": "pgfa", "suite": "purls-small", "config": None, "overrides": [f"seed={i}"]}
+            barrier.wait()
+            try:
+                _check_settings(out, settings)
+                outcome[i] = "wrote"
+            except ConfigError as e:
+                outcome[i] = "refused" if "other settings" in str(e) else repr(e)
+            except Exception as e:  # noqa: BLE001 - reported by the assertion below
+                outcome[i] = repr(e)
+
+        threads = [threading.Thread(target=shard, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        winners = [i for i, o in outcome.items() if o == "wrote"]
+        assert len(winners) == 1 and sorted(outcome.values()).count("refused") == n - 1, outcome
+        assert json.loads((out / "benchmark.json").read_text())["overrides"] == [f"seed={winners[0]}"]
+        assert sorted(p.name for p in out.iterdir()) == ["benchmark.json"]  # no temporary file left

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,9 +129,18 @@ def _check_settings(out: Path, settings: dict) -> None:
                               f"{', '.join(f'{have.get(k)!r} there, {settings[k]!r} now' for k in diff)}); "
                               "use another --out so that no run is mixed with another configuration")
         return
-    tmp = path.with_suffix(".tmp")
+    # Shards started together must agree on one file: each writes its own temporary file and
+    # links it into place, which fails for all but the first; the others then compare with it.
+    tmp = out / f".{SETTINGS_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
     tmp.write_text(json.dumps(settings, indent=1))
-    os.replace(tmp, path)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return _check_settings(out, settings)
+    except OSError:  # a filesystem without hard links
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _unfinished_run(runs: Path, method: str, cfg: dict) -> Path | None:

@@ -497,6 +497,12 @@ def test_resume_after_interruption_matches_uninterrupted(utd, tmp_path):
                                           "\\(keys: seed, train.lr\\)"):
         resume_run(cut, data_root=utd)
     (cut / "config.yaml").write_text(original)
+    # a second resume while another process trains in the folder is refused before any work
+    from zeroskel.engine.runs import run_lock
+    with run_lock(cut):
+        with pytest.raises(ConfigError, match="is in use: another process is training in it"):
+            resume_run(cut, data_root=utd)
+    assert not (cut / "metrics.json").exists()
     resume_run(cut, data_root=utd)
     assert _core(_metrics(cut)) == _core(_metrics(full))
     # the wall time of a resumed run says it covers the last process only

@@ -7,7 +7,9 @@ a second run with the same name gets the suffix ``-1``, ``-2``... It holds
 * ``config.yaml``: the resolved configuration;
 * ``train.log``: one line per epoch and stage;
 * checkpoints (``stage1_last.pt``, ``stage2_last.pt``, ``final.pt``) and ``selection.json``;
-* ``metrics.json``: test metrics of the final model (and the selection record).
+* ``metrics.json``: test metrics of the final model (and the selection record);
+* ``.lock``: held by the process that trains in the folder, so that a second ``resume``
+  of the same run refuses to start instead of writing the same checkpoints at once.
 
 Functions: :func:`train`, :func:`resume_run`, :func:`evaluate_run`, :func:`create_run_dir`.
 """
@@ -17,6 +19,7 @@ import importlib
 import os
 import re
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -40,7 +43,33 @@ METHODS: dict[str, tuple[str, str, str]] = {
 
 _SAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 # what a run folder holds before its first checkpoint
-_SETUP_FILES = {"config.yaml", "train.log"}
+_SETUP_FILES = {"config.yaml", "train.log", ".lock"}
+LOCK_FILE = ".lock"
+
+
+@contextmanager
+def run_lock(run_dir: Path):
+    """Hold ``run_dir/.lock`` while training in the folder; a :class:`ConfigError` if another
+    process holds it. The operating system releases the lock when its holder exits, however it
+    exits, so a killed run leaves nothing stale behind (the file itself stays, unlocked)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        fcntl = None
+    f = open(run_dir / LOCK_FILE, "a+")
+    try:
+        try:
+            if fcntl is not None:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            else:
+                import msvcrt
+                msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            raise ConfigError(f"run directory {run_dir} is in use: another process is training in it "
+                              "(train or resume); wait for it to end") from None
+        yield
+    finally:
+        f.close()  # releases the lock
 
 
 def _load(ref: str) -> Callable:
@@ -130,8 +159,13 @@ def _train_in(train_fn, config: dict, run_dir: Path, world, data_root, max_epoch
 
     if world.active and not world.main:
         os.environ["ZEROSKEL_QUIET"] = "1"  # one process prints
-    train_fn(config, _work_dir(run_dir, world), data_root=data_root, max_epochs=max_epochs)
-    barrier(world)
+    if world.main:
+        with run_lock(run_dir):  # the other processes write in their own rank folders
+            train_fn(config, _work_dir(run_dir, world), data_root=data_root, max_epochs=max_epochs)
+            barrier(world)
+    else:
+        train_fn(config, _work_dir(run_dir, world), data_root=data_root, max_epochs=max_epochs)
+        barrier(world)
     if world.active and world.main:
         for d in run_dir.glob("rank*"):
             shutil.rmtree(d, ignore_errors=True)

@@ -86,6 +86,25 @@ def test_fingerprint_in_info_is_the_source_key_and_prepared_datasets_chain(tmp_p
     assert second.data.shape == (10, 3, 50, 20, 2)
 
 
+def test_subset_of_a_prepared_dataset_is_not_served_the_whole_datasets_cache(tmp_path):
+    # a subset inherited the prepared dataset's fingerprint, so preparing it and then the
+    # whole dataset (or another subset) with the same pipeline returned the first one's arrays
+    first = prepare(tiny(), "none", cache_dir=tmp_path, progress=False)
+    sub = first.subset(first.labels == 0)
+    assert "cache_path" not in sub.info
+    assert sub.info["fingerprint"] != first.info["fingerprint"]
+    assert sub.info["fingerprint"] == first.subset(first.labels == 0).info["fingerprint"]
+    assert first.subset(first.labels == 1).info["fingerprint"] != sub.info["fingerprint"]
+    part = prepare(sub, "pgfa50", cache_dir=tmp_path, progress=False)
+    whole = prepare(first, "pgfa50", cache_dir=tmp_path, progress=False)
+    other = prepare(first.subset(first.labels == 1), "pgfa50", cache_dir=tmp_path, progress=False)
+    assert (len(part), len(whole), len(other)) == (4, 10, 3)
+    np.testing.assert_array_equal(whole.labels, tiny().labels)
+    np.testing.assert_array_equal(other.labels, [1, 1, 1])
+    with pytest.raises(DataError, match=r"subset mask has shape \(9,\), expected \(10,\)"):
+        first.subset(np.ones(9, bool))
+
+
 def test_prepare_with_map_layout_changes_the_dataset_layout(tmp_path):
     spec = [{"name": "map_layout", "target": "ntu25"}, {"name": "center", "joint": "spine_shoulder"}]
     ds = prepare(tiny(), spec, cache_dir=tmp_path, progress=False)

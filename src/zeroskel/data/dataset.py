@@ -13,6 +13,7 @@ A :class:`SkeletonDataset` holds
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,18 +78,31 @@ class SkeletonDataset:
     def subset(self, index) -> "SkeletonDataset":
         """A new dataset with the samples selected by a bool mask or an index array.
 
-        Data is gathered into memory (fancy indexing of a memmap copies).
+        Data is gathered into memory (fancy indexing of a memmap copies). A source
+        ``info['fingerprint']`` (the prepared-cache key) becomes a fingerprint of this
+        selection, so :func:`~zeroskel.data.cache.prepare` never mistakes the subset for the
+        whole dataset (or one subset for another); ``cache_path`` is dropped, since the subset
+        is not what that folder holds.
         """
         index = np.asarray(index)
         if index.dtype == bool:
+            if index.shape != (len(self),):
+                raise DataError(f"dataset {self.name!r}: subset mask has shape {index.shape}, "
+                                f"expected ({len(self)},)")
             index = np.flatnonzero(index)
+        info = dict(self.info)
+        info.pop("cache_path", None)
+        if info.get("fingerprint") is not None:
+            h = hashlib.sha256(f"{info['fingerprint']}|subset|".encode())
+            h.update(np.ascontiguousarray(index, dtype=np.int64).tobytes())
+            info["fingerprint"] = h.hexdigest()[:16]
         return SkeletonDataset(
             name=self.name, layout=self.layout, class_names=list(self.class_names),
             data=np.asarray(self.data[index]) if len(index) else self.data[:0],
             lengths=self.lengths[index], labels=self.labels[index],
             meta={k: v[index] for k, v in self.meta.items()},
             partitions={k: v[index] for k, v in self.partitions.items()},
-            info=dict(self.info),
+            info=info,
         )
 
     def partition(self, name: str, part: str) -> np.ndarray:

@@ -93,3 +93,22 @@ def test_ucla_bad_json(tmp_path):
     p.write_text(json.dumps({"skeletons": np.zeros((4, 20, 3)).tolist(), "label": 11}))
     with pytest.raises(DataError, match="'label'"):
         read_nw_ucla_file(p)
+
+
+@pytest.mark.parametrize("label", ["x", None, [1], 1.5, True])
+def test_ucla_label_that_is_not_an_integer_names_file_and_key(tmp_path, label):
+    # a non-integer label raised a bare ValueError/TypeError without the file, and 1.5 or
+    # true were silently read as class 1
+    p = tmp_path / "a01_s01_e00_v01.json"
+    p.write_text(json.dumps({"skeletons": np.zeros((4, 20, 3)).tolist(), "label": label}))
+    with pytest.raises(DataError, match=r"a01_s01_e00_v01\.json: key 'label' = .* is not an integer"):
+        read_nw_ucla_file(p)
+    p.write_text(json.dumps({"skeletons": np.zeros((4, 20, 3)).tolist(), "label": 2.0}))
+    assert read_nw_ucla_file(p)[1] == 1
+
+
+def test_mat_with_non_numeric_d_skel_names_file_and_key(tmp_path):
+    p = tmp_path / "a1_s1_t1_skeleton.mat"
+    savemat(p, {"d_skel": "abc"})
+    with pytest.raises(DataError, match=r"a1_s1_t1_skeleton\.mat: 'd_skel' is not a numeric"):
+        read_utd_mhad_file(p)

@@ -47,7 +47,10 @@ def read_utd_mhad_file(path: str | Path) -> np.ndarray:
         raise DataError(f"{path}: unreadable MATLAB file ({type(e).__name__}: {e})") from None
     if "d_skel" not in mat:
         raise DataError(f"{path}: missing key 'd_skel' (keys: {[k for k in mat if not k.startswith('__')]})")
-    skel = np.asarray(mat["d_skel"], dtype=np.float32)
+    try:
+        skel = np.asarray(mat["d_skel"], dtype=np.float32)
+    except (ValueError, TypeError) as e:
+        raise DataError(f"{path}: 'd_skel' is not a numeric (20, 3, T) array ({e})") from None
     if skel.ndim != 3 or skel.shape[:2] != (20, 3) or skel.shape[2] < 1:
         raise DataError(f"{path}: 'd_skel' must be (20, 3, T) with T >= 1, got {skel.shape}")
     check_finite(skel, f"{path}: 'd_skel'")
@@ -99,7 +102,12 @@ def read_nw_ucla_file(path: str | Path) -> tuple[np.ndarray, int, str]:
     if skel.ndim != 3 or skel.shape[1:] != (20, 3) or skel.shape[0] < 1:
         raise DataError(f"{path}: key 'skeletons' must be (T, 20, 3) with T >= 1, got {skel.shape}")
     check_finite(skel, f"{path}: 'skeletons'")
-    label = int(obj["label"])
+    label = obj["label"]
+    if isinstance(label, float) and label.is_integer():
+        label = int(label)
+    if isinstance(label, bool) or not isinstance(label, int):
+        raise DataError(f"{path}: key 'label' = {label!r} is not an integer class id "
+                        f"1..{len(NW_UCLA_CLASSES)}")
     if not 1 <= label <= len(NW_UCLA_CLASSES):
         raise DataError(f"{path}: key 'label' = {label} outside 1..{len(NW_UCLA_CLASSES)}")
     return skel, label - 1, str(obj.get("file_name", path.stem))

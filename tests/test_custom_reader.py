@@ -232,6 +232,21 @@ def test_non_finite_values_are_located(tmp_path):
     assert not (tmp_path / "w.npz").exists()
 
 
+def test_dense_padding_past_lengths_is_ignored_even_when_nan(tmp_path):
+    # the docs say frames past 'lengths' are ignored; NaN padding (a common convention) was
+    # rejected as a non-finite coordinate of the sample
+    j = np.full((2, 10, 25, 3), np.nan, np.float32)
+    j[0, :6] = 0.5
+    j[1, :] = 1.0
+    lengths = np.array([6, 10])
+    ds = read_custom(_npz(tmp_path, joints=j, lengths=lengths, labels=np.array([0, 1])))
+    np.testing.assert_array_equal(ds.lengths, [6, 10])
+    assert np.isfinite(ds.data).all() and (ds.data[0, :, 6:] == 0).all()
+    j[0, 5, 3, 1] = np.inf  # inside the valid frames: still an error, located
+    with pytest.raises(DataError, match=r"key 'joints': non-finite .* \(0, 0, 5, 3, 1\), within sample 0's 6"):
+        read_custom(_npz(tmp_path, joints=j, lengths=lengths, labels=np.array([0, 1])))
+
+
 def test_folder_errors_name_file_line_and_column(tmp_path):
     folder = write_custom(tmp_path / "f", _seqs(v=20), [0, 1, 2, 0], CLASSES, "kinect_v1",
                           partitions={"custom": ["train", "test", "train", "test"]})

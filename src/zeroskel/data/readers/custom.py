@@ -365,9 +365,15 @@ def _split_joints(joints, lengths, path) -> tuple[list[np.ndarray], np.ndarray]:
     if joints.shape[-1] != 3:
         raise DataError(f"{where}: last axis must be the 3 coordinates (x, y, z), got shape "
                         f"{joints.shape}")
-    check_finite(joints, where)
     lengths = (np.full(n, t, dtype=np.int64) if lengths is None
                else _lengths(lengths, n, path, np.full(n, t)))
+    # frames past a sample's length are ignored, so padding may be anything (NaN included)
+    bad = ~np.isfinite(joints)
+    bad &= (np.arange(t)[None, None, :, None, None] < lengths[:, None, None, None, None])
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise DataError(f"{where}: non-finite coordinate (NaN/inf) at index {idx}, within "
+                        f"sample {idx[0]}'s {int(lengths[idx[0]])} valid frames")
     return [joints[i, :, :lengths[i]].astype(np.float32) for i in range(n)], lengths
 
 

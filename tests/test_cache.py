@@ -185,6 +185,27 @@ def test_clear_prepared_by_name_and_key(tmp_path):
     assert list_prepared(tmp_path) == []
 
 
+def test_clear_by_the_custom_path_that_prepared_it(tmp_path, capsys):
+    # 'cache clear --dataset my.npz' (the argument prepare was given) matched nothing and
+    # printed nothing, so the user believed the cache was cleared
+    from zeroskel.cli import main
+    from zeroskel.data.readers.custom import write_custom
+    rng = np.random.default_rng(0)
+    seqs = [rng.normal(size=(int(L), 20, 3)).astype(np.float32) for L in (9, 12, 7)]
+    path = write_custom(tmp_path / "mine.npz", seqs, [0, 1, 0], ["x", "y"], "kinect_v1")
+    folder = write_custom(tmp_path / "mine_dir", seqs, [0, 1, 0], ["x", "y"], "kinect_v1")
+    cache = tmp_path / "cache"
+    a = prepare(str(path), "none", cache_dir=cache, progress=False)
+    b = prepare(str(folder), "none", cache_dir=cache, progress=False)
+    assert clear_prepared(cache, name=str(path), dry_run=True) == [Path(a.info["cache_path"])]
+    assert clear_prepared(cache, name=str(folder) + "/", dry_run=True) == [Path(b.info["cache_path"])]
+    assert main(["cache", "clear", "--dataset", "nosuch", "--cache-dir", str(cache)]) == 0
+    assert "nothing to remove: no prepared dataset with dataset 'nosuch'" in capsys.readouterr().out
+    assert main(["cache", "clear", "--dataset", str(path), "--cache-dir", str(cache)]) == 0
+    assert capsys.readouterr().out.startswith("removed ")
+    assert [e["path"] for e in list_prepared(cache)] == [b.info["cache_path"]]
+
+
 def _worker(cache_dir, barrier, queue):
     barrier.wait()  # start the three preparations of the same key together
     ds = prepare(tiny(n=300, t=40), "pgfa50", cache_dir=cache_dir, progress=False, chunk_size=32)

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from .errors import ZeroskelError
-from .paths import new_output
+from .paths import cache_root, new_output
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -112,6 +112,10 @@ def cmd_cache(a) -> int:
     removed = clear_prepared(a.cache_dir, name=a.dataset, key=a.key, dry_run=a.dry_run)
     for path in removed:
         print(("would remove " if a.dry_run else "removed ") + str(path))
+    if not removed:
+        what = " and ".join(f"{k} {v!r}" for k, v in (("dataset", a.dataset), ("key", a.key)) if v)
+        print(f"nothing to remove: no prepared dataset{' with ' + what if what else ''} in "
+              f"{cache_root(a.cache_dir) / 'prepared'} ('zeroskel cache list' shows them)")
     return 0
 
 

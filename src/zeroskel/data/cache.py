@@ -382,7 +382,9 @@ def clear_prepared(cache_dir: str | os.PathLike | None = None, name: str | None 
     """Delete prepared datasets; return the folders deleted (or that would be).
 
     Args:
-        name: only those prepared from this dataset name (as in :func:`list_prepared`).
+        name: only those prepared from this dataset: its name (as in :func:`list_prepared`)
+            or the argument given to :func:`prepare` (a registry name or a custom
+            ``.npz`` / folder path).
         key: only the one with this cache key (a prefix is enough).
         stale_seconds: temporary folders older than this (interrupted runs) are deleted
             too; younger ones may belong to a running prepare and are kept.
@@ -393,6 +395,7 @@ def clear_prepared(cache_dir: str | os.PathLike | None = None, name: str | None 
         return []
     gone = []
     now = time.time()
+    stems = {_safe_name(name), _source_name(name)} if name is not None else set()
     for folder in sorted(root.iterdir()):
         if not folder.is_dir():
             continue
@@ -405,7 +408,7 @@ def clear_prepared(cache_dir: str | os.PathLike | None = None, name: str | None 
         except (OSError, json.JSONDecodeError):
             marker = {}
         stem, _, fkey = folder.name.rpartition("-")
-        if name is not None and marker.get("name", stem) != name and stem != _safe_name(name):
+        if name is not None and marker.get("name", stem) != name and stem not in stems:
             continue
         if key is not None and not marker.get("key", fkey).startswith(key):
             continue

@@ -261,3 +261,16 @@ def test_text_embed_writes_npz_once(capsys, tmp_path):
     assert main(args) == 2
     assert "emb.npz exists" in capsys.readouterr().err
     assert main(args + ["--force"]) == 0
+
+
+def test_inspect_negative_frame_is_a_flag_error(tmp_path, capsys):
+    # --frame -5 ended in a ValueError traceback from the renderer
+    import numpy as np
+    from zeroskel.data.readers.custom import write_custom
+    rng = np.random.default_rng(0)
+    path = write_custom(tmp_path / "mine.npz", [rng.normal(size=(9, 25, 3))], [0], ["x"], "ntu25")
+    png = tmp_path / "f.png"
+    assert main(["inspect", str(path), "--png", str(png), "--frame", "-5"]) == 2
+    assert "--frame -5: a frame index is >= 0" in capsys.readouterr().err
+    assert not png.exists()
+    assert main(["inspect", str(path), "--png", str(png), "--frame", "3"]) == 0

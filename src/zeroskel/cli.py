@@ -125,6 +125,9 @@ def cmd_inspect(a) -> int:
 
     if a.png:
         new_output(a.png, "--png", a.force)
+    if a.frame is not None and a.frame < 0:
+        raise ZeroskelError(f"--frame {a.frame}: a frame index is >= 0 (frames past the recording's "
+                            "length show its last frame)")
     if a.pipeline:
         from .data.cache import prepare
         ds = prepare(a.dataset, _pipeline_arg(a.pipeline), data_root=a.data_root, progress=True)

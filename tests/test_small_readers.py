@@ -1,5 +1,6 @@
 """Real UTD-MHAD and NW-UCLA files: counts, partitions, layout order, bad files."""
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -112,3 +113,17 @@ def test_mat_with_non_numeric_d_skel_names_file_and_key(tmp_path):
     savemat(p, {"d_skel": "abc"})
     with pytest.raises(DataError, match=r"a1_s1_t1_skeleton\.mat: 'd_skel' is not a numeric"):
         read_utd_mhad_file(p)
+
+
+@pytest.mark.parametrize("content", [b"garbage", pickle.dumps([{"x": 1}]), pickle.dumps(5)])
+def test_ucla_damaged_val_label_pkl_names_the_file(tmp_path, content):
+    # a truncated or foreign val_label.pkl ended in UnpicklingError / KeyError / TypeError
+    (tmp_path / "all_sqe").mkdir()
+    p = tmp_path / "all_sqe" / "a01_s01_e00_v03.json"
+    p.write_text(json.dumps({"file_name": "a01_s01_e00_v03", "label": 1,
+                             "skeletons": np.ones((4, 20, 3)).tolist()}))
+    (tmp_path / "val_label.pkl").write_bytes(content)
+    with pytest.raises(DataError, match=r"val_label\.pkl: unreadable; expected a pickled list"):
+        read_nw_ucla(tmp_path, progress=False)
+    (tmp_path / "val_label.pkl").write_bytes(pickle.dumps([{"file_name": "a01_s01_e00_v03"}]))
+    assert len(read_nw_ucla(tmp_path, progress=False)) == 1

@@ -140,8 +140,12 @@ def read_nw_ucla(root: str | Path, progress: bool = True) -> SkeletonDataset:
     view = np.array(view)
     val = root / "val_label.pkl"
     if val.is_file():
-        with open(val, "rb") as f:
-            listed = {d["file_name"] for d in pickle.load(f)}
+        try:
+            with open(val, "rb") as f:
+                listed = {d["file_name"] for d in pickle.load(f)}
+        except Exception as e:  # unpickling raises many types for a damaged or foreign file
+            raise DataError(f"{val}: unreadable; expected a pickled list of dicts with key "
+                            f"'file_name' (the view-3 samples) ({type(e).__name__}: {e})") from None
         ours = {n for n, vv in zip(names, view) if vv == 3}
         if listed != ours:
             raise DataError(f"{val}: lists {len(listed)} view-3 samples, the json files have {len(ours)}")

@@ -206,6 +206,26 @@ def test_clear_by_the_custom_path_that_prepared_it(tmp_path, capsys):
     assert [e["path"] for e in list_prepared(cache)] == [b.info["cache_path"]]
 
 
+def test_custom_folder_samples_outside_the_folder_invalidate_the_cache(tmp_path):
+    # labels.csv may list '../pool/x.npy'; a change there kept serving the old arrays
+    rng = np.random.default_rng(0)
+    folder, pool = tmp_path / "mine", tmp_path / "pool"
+    folder.mkdir()
+    pool.mkdir()
+    (folder / "meta.json").write_text(json.dumps({"layout": "kinect_v1", "class_names": ["x", "y"]}))
+    (folder / "labels.csv").write_text("file,label\n../pool/a.npy,0\nb.npy,1\n")
+    np.save(pool / "a.npy", rng.normal(size=(9, 20, 3)).astype(np.float32))
+    np.save(folder / "b.npy", rng.normal(size=(12, 20, 3)).astype(np.float32))
+    cache = tmp_path / "cache"
+    first = prepare(str(folder), "none", cache_dir=cache, progress=False)
+    np.save(tmp_path / "pool" / "a.npy", np.full((9, 20, 3), 7.0, np.float32) + 0)
+    time.sleep(0.01)
+    os.utime(tmp_path / "pool" / "a.npy")
+    second = prepare(str(folder), "none", cache_dir=cache, progress=False)
+    assert second.info["cache_path"] != first.info["cache_path"]
+    assert (np.asarray(second.data[0, :, :9, :, 0]) == 7.0).all()
+
+
 def _worker(cache_dir, barrier, queue):
     barrier.wait()  # start the three preparations of the same key together
     ds = prepare(tiny(n=300, t=40), "pgfa50", cache_dir=cache_dir, progress=False, chunk_size=32)

@@ -70,6 +70,30 @@ def _walk_files(root: Path) -> list[list]:
     return out
 
 
+def _outside_files(folder: Path) -> list[list]:
+    """[path as listed, size, mtime_ns] of the samples a custom folder's ``labels.csv`` lists
+    outside the folder (``../pool/x.npy``), which :func:`_walk_files` does not see."""
+    csv_path = folder / "labels.csv"
+    if not folder.is_dir() or not csv_path.is_file():
+        return []
+    import csv
+    out = []
+    try:
+        with open(csv_path, newline="") as f:
+            rows = list(csv.DictReader(f, skipinitialspace=True))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []  # the reader reports a broken labels.csv when prepare reads it
+    for row in rows:
+        rel = next((v for k, v in row.items() if k is not None and k.strip() == "file"), None)
+        if not isinstance(rel, str) or not rel.strip():
+            continue
+        p = (folder / rel.strip()).resolve()
+        if not p.is_relative_to(folder) and p.is_file():
+            st = p.stat()
+            out.append(["outside:" + rel.strip(), st.st_size, st.st_mtime_ns])
+    return out
+
+
 def _reader_version(module_name: str) -> Any:
     import importlib
     return getattr(importlib.import_module(module_name), "READER_VERSION", 0)
@@ -109,7 +133,7 @@ def source_fingerprint(dataset: str | os.PathLike | SkeletonDataset,
         path = Path(name).expanduser().resolve()
         if not path.exists():
             raise DataError(f"custom dataset {name}: no such file or folder")
-        return {"kind": "custom", "path": str(path), "files": _walk_files(path),
+        return {"kind": "custom", "path": str(path), "files": _walk_files(path) + _outside_files(path),
                 "reader_version": _reader_version("zeroskel.data.readers.custom")}
     spec = registry.get_spec(name)
     from ..paths import data_root as resolve_root

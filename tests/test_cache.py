@@ -226,6 +226,18 @@ def test_custom_folder_samples_outside_the_folder_invalidate_the_cache(tmp_path)
     assert (np.asarray(second.data[0, :, :9, :, 0]) == 7.0).all()
 
 
+def test_cache_path_is_where_the_cache_is_now(tmp_path, monkeypatch):
+    # info['cache_path'] was the path stored at build time: relative to that run's working
+    # directory for a relative cache root, and the old place after the cache was moved
+    monkeypatch.chdir(tmp_path)
+    built = prepare(tiny(), "none", cache_dir="rel", progress=False)
+    folder = tmp_path / "rel" / "prepared" / Path(built.info["cache_path"]).name
+    assert built.info["cache_path"] == str(folder)
+    shutil.move(tmp_path / "rel", tmp_path / "moved")
+    again = prepare(tiny(), "none", cache_dir=tmp_path / "moved", progress=False)
+    assert again.info["cache_path"] == str(tmp_path / "moved" / "prepared" / folder.name)
+
+
 def _worker(cache_dir, barrier, queue):
     barrier.wait()  # start the three preparations of the same key together
     ds = prepare(tiny(n=300, t=40), "pgfa50", cache_dir=cache_dir, progress=False, chunk_size=32)

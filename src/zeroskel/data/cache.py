@@ -225,9 +225,13 @@ def _load_ready(folder: Path) -> SkeletonDataset | None:
     if not (folder / MARKER).is_file():
         return None
     try:
-        return SkeletonDataset.load(folder, mmap=True)
+        ds = SkeletonDataset.load(folder, mmap=True)
     except DataError:
         return None
+    # where it is now: the stored value is the build's path (relative to that run's working
+    # directory when the cache root was given relative, and stale once the cache is moved)
+    ds.info["cache_path"] = str(folder.resolve())
+    return ds
 
 
 def prepare(dataset: str | os.PathLike | SkeletonDataset, pipeline: Any = "pgfa50",

@@ -172,6 +172,25 @@ def test_damaged_cache_is_rebuilt_and_stale_temps_cleared(tmp_path):
     assert not stale.exists() and not folder.exists() and fresh.exists()  # running one kept
 
 
+def test_damaged_header_is_rebuilt_and_workers_are_checked(tmp_path):
+    """A prepared folder whose dataset.json lost a key is rebuilt (it used to end in a
+    KeyError from SkeletonDataset.load); a worker count below 1 is a ConfigError."""
+    src = tiny()
+    ds = prepare(src, "pgfa50", cache_dir=tmp_path, progress=False)
+    head = Path(ds.info["cache_path"]) / "dataset.json"
+    header = json.loads(head.read_text())
+    del header["layout"]
+    head.write_text(json.dumps(header))
+    with pytest.raises(DataError, match="damaged prepared dataset \\(missing layout\\)"):
+        SkeletonDataset.load(head.parent)
+    again = prepare(src, "pgfa50", cache_dir=tmp_path, progress=False)
+    np.testing.assert_array_equal(again.data, ds.data)
+    assert SkeletonDataset.load(head.parent).layout == src.layout
+    for bad in (0, -3, 1.5, True):
+        with pytest.raises(ConfigError, match="workers \\(--workers\\) must be a whole number >= 1"):
+            prepare(src, "pgfa50", cache_dir=tmp_path, progress=False, workers=bad)
+
+
 def test_clear_prepared_by_name_and_key(tmp_path):
     a = prepare(tiny(), "pgfa50", cache_dir=tmp_path, progress=False)
     b = prepare(tiny(), "flora50", cache_dir=tmp_path, progress=False)

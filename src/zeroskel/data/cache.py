@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import numbers
 import os
 import shutil
 import time
@@ -259,6 +260,8 @@ def prepare(dataset: str | os.PathLike | SkeletonDataset, pipeline: Any = "pgfa5
         ``info`` gains ``fingerprint`` (the cache key), ``pipeline`` (configs),
         ``prepared_from`` (source fingerprint summary) and ``cache_path``.
     """
+    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
+        raise ConfigError(f"workers (--workers) must be a whole number >= 1, got {workers!r}")
     final, fp, pipe, key = _plan(dataset, pipeline, data_root, cache_dir)
     if not rebuild:
         ready = _load_ready(final)

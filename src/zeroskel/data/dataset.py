@@ -154,6 +154,8 @@ class SkeletonDataset:
             raise DataError(f"{head_path}: not a prepared zeroskel dataset (no dataset.json)") from None
         except json.JSONDecodeError as e:
             raise DataError(f"{head_path}: corrupt dataset header ({e})") from None
+        if not isinstance(header, dict):
+            raise DataError(f"{head_path}: corrupt dataset header (not a JSON object)")
         if header.get("format_version") != FORMAT_VERSION:
             raise DataError(f"{head_path}: format_version {header.get('format_version')} "
                             f"is not {FORMAT_VERSION}; re-run 'zeroskel prepare'")
@@ -163,6 +165,11 @@ class SkeletonDataset:
         except (OSError, ValueError) as e:
             raise DataError(f"{folder}: unreadable prepared dataset ({e}); delete it and re-run "
                             "'zeroskel prepare'") from None
+        missing = [k for k in ("name", "layout", "class_names") if k not in header] + \
+                  [k for k in ("lengths", "labels") if k not in arrays.files]
+        if missing:
+            raise DataError(f"{folder}: damaged prepared dataset (missing {', '.join(missing)}); delete it "
+                            "and re-run 'zeroskel prepare'")
         meta = {k[6:]: arrays[k] for k in arrays.files if k.startswith("meta__")}
         parts = {k[6:]: arrays[k] for k in arrays.files if k.startswith("part__")}
         return cls(name=header["name"], layout=header["layout"], class_names=header["class_names"],

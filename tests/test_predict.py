@@ -188,6 +188,35 @@ def test_input_forms_agree(trained, test_files):
     assert len(rec.predict(files[0], LABELS, top_k=10)[0].labels) == len(LABELS)
 
 
+def test_unresized_pipeline_scores_do_not_depend_on_the_batch(caplog):
+    """With a pipeline that keeps the recording's length (data.pipeline=none), training
+    padded every sequence with zeros to the training data's frames; a recording must get
+    those features whether it is scored alone or next to a longer one (padding it to the
+    batch's longest recording changed them: pooling and input_frames see the zeros)."""
+    from zeroskel.methods.pgfa import PGFAClassifier, build_model
+
+    for input_frames in (16, None):
+        cfg = {"dataset": "utd_mhad", "data": {"pipeline": "none"},
+               "model": {"encoder": "stgcn", "preset": "slim", "input_frames": input_frames,
+                         "temperature": 0.07, "learn_temperature": False,
+                         "args": {"channels": [8], "strides": [2]}}}
+        torch.manual_seed(0)
+        model = build_model(cfg, "kinect_v1", 1, 384)
+        card = {"config": cfg, "layout": "kinect_v1", "num_persons": 1, "frames": 50,
+                "text_model": "all-MiniLM-L6-v2", "class_names": ["a", "b"], "seen": [0], "unseen": [1]}
+        rec = Recognizer.from_classifier(PGFAClassifier(model, np.zeros((2, 384), np.float32), card))
+        short, long_ = _walk(30, seed=1), _walk(120, seed=2)
+        padded = np.zeros((1, 3, 50, 20, 1), np.float32)  # as training fed it: zeros to 50 frames
+        padded[0, :, :30, :, 0] = short.transpose(2, 0, 1)
+        with torch.inference_mode():
+            want = torch.nn.functional.normalize(model(torch.from_numpy(padded)), dim=1).numpy()
+        together = rec.encode([short, long_], batch_size=1)
+        np.testing.assert_allclose(rec.encode([short]), want, atol=1e-6)
+        np.testing.assert_allclose(together[:1], want, atol=1e-6)
+        np.testing.assert_allclose(together[1:], rec.encode([long_]), atol=1e-6)
+        np.testing.assert_allclose(rec.encode([long_, short], batch_size=2), together[::-1], atol=1e-6)
+
+
 def test_label_embeddings_cached_on_disk(trained, tmp_path, text_encoder):
     cache = tmp_path / "emb"
     a = Recognizer.load(trained[1], cache_dir=cache, text_encoder=text_encoder)

@@ -494,21 +494,40 @@ class Recognizer:
         Returns:
             (N, D) float32, L2-normalised unless ``normalize=False``.
         """
-        x, _ = self.preprocess(sequences, lengths, layout)
-        return self._encode_array(x, batch_size, normalize)
+        x, lens = self.preprocess(sequences, lengths, layout)
+        return self._encode_array(x, batch_size, normalize, lens)
 
-    def _encode_array(self, x: np.ndarray, batch_size: int = 64, normalize: bool = True) -> np.ndarray:
-        """Preprocessed (N, 3, T, V, M) -> (N, D) features, ``batch_size`` at a time."""
+    def _encode_array(self, x: np.ndarray, batch_size: int = 64, normalize: bool = True,
+                      lengths: np.ndarray | None = None) -> np.ndarray:
+        """Preprocessed (N, 3, T, V, M) -> (N, D) features, ``batch_size`` at a time.
+
+        With ``lengths`` (what :meth:`preprocess` returns), each sequence is encoded padded
+        to ``max(frames, its length)`` frames, as in training (every sequence padded to the
+        training data's frames), whatever else is in the batch: with a pipeline that does
+        not resize, the zero padding changes the features (pooling over time, resampling
+        to ``input_frames``), so padding to the batch's longest sequence would make a
+        recording's scores depend on the other recordings.
+        """
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
             raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-        out = []
+        if lengths is None:
+            groups = [(x.shape[2], np.arange(len(x)))]
+        else:
+            t = np.minimum(np.maximum(np.asarray(lengths, dtype=np.int64), self.frames), x.shape[2])
+            groups = [(int(v), np.flatnonzero(t == v)) for v in np.unique(t)]
+        out: np.ndarray | None = None
         with torch.inference_mode():
-            for s in range(0, len(x), batch_size):
-                f = self._forward(np.ascontiguousarray(x[s:s + batch_size]))
-                if normalize:
-                    f = torch.nn.functional.normalize(f, dim=1)
-                out.append(f.cpu().numpy())
-        return np.concatenate(out)
+            for frames, idx in groups:
+                for s in range(0, len(idx), batch_size):
+                    rows = idx[s:s + batch_size]
+                    f = self._forward(np.ascontiguousarray(x[rows, :, :frames]))
+                    if normalize:
+                        f = torch.nn.functional.normalize(f, dim=1)
+                    f = f.cpu().numpy()
+                    if out is None:
+                        out = np.empty((len(x), f.shape[1]), dtype=f.dtype)
+                    out[rows] = f
+        return out
 
     def _forward(self, x: np.ndarray) -> torch.Tensor:
         """Model output of one chunk, skipping the encoder for absent persons when exact.
@@ -685,8 +704,8 @@ class Recognizer:
         if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
             raise ConfigError(f"top_k must be a positive integer, got {top_k!r} (--top-k)")
         recs = self.recordings(sequences, lengths, layout)
-        x, _ = self.preprocess(recs)
-        cos = self.score_features(self._encode_array(x, batch_size), labels, align, groups)
+        x, lens = self.preprocess(recs)
+        cos = self.score_features(self._encode_array(x, batch_size, lengths=lens), labels, align, groups)
         z = self.logit_scale * cos
         z = z - z.max(axis=1, keepdims=True)
         prob = np.exp(z)

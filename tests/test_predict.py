@@ -364,6 +364,23 @@ def test_load_ntu_skeleton_file(tmp_path):
 
 
 # ---------------------------------------------------------------- bad input
+def test_dropped_person_warning_only_when_someone_is_dropped(synthetic_bundle, tmp_path, caplog):
+    """NTU files are read with two person slots; a one-actor recording has an empty second
+    slot, and predicting it with a one-person model must not warn that a person is dropped."""
+    from ntu_fixtures import sample_name, single_person_frames, two_person_frames, write_skeleton
+
+    rec = Recognizer.load(synthetic_bundle)
+    one = write_skeleton(tmp_path / f"{sample_name(action=10)}.skeleton", single_person_frames(40))
+    two = write_skeleton(tmp_path / f"{sample_name(action=50)}.skeleton", two_person_frames(40))
+    assert load_recording(one).data.shape[3] == 2 and not load_recording(one).data[..., 1].any()
+    with caplog.at_level("WARNING", logger="zeroskel.recognizer"):
+        rec.preprocess([one])
+    assert "persons" not in caplog.text
+    with caplog.at_level("WARNING", logger="zeroskel.recognizer"):
+        rec.preprocess([two])
+    assert f"{two}: 2 persons, the model takes 1; using the first 1" in caplog.text
+
+
 def test_bad_recordings_name_the_file(synthetic_bundle, tmp_path):
     rec = Recognizer.load(synthetic_bundle)
     assert rec.encode(_walk()).shape == (1, 384)

@@ -453,7 +453,9 @@ class Recognizer:
                     raise ConfigError(f"{r.source}: joint layout {lay!r} does not fit this model "
                                       f"(trained on {self.input_layout!r}): {e}") from None
                 lay = self.input_layout
-            if data.shape[3] > self.num_persons:
+            if data.shape[3] > self.num_persons and np.any(data[..., self.num_persons:]):
+                # only when a dropped slot holds someone: NTU files are read with two slots,
+                # the second all zero for a single actor
                 log.warning("%s: %d persons, the model takes %d; using the first %d", r.source,
                             data.shape[3], self.num_persons, self.num_persons)
             groups.setdefault(lay, []).append((i, _fit_persons(np.asarray(data, np.float32), self.num_persons),

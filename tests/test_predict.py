@@ -517,8 +517,9 @@ def test_cli_predict_table_and_json(trained, test_files, tmp_path, capsys):
     lf = tmp_path / "labels.txt"
     lf.write_text("# candidates\nwave\n\njog\n")
     assert main(["predict", str(trained[0]), files[0], "--labels-file", str(lf), "--json", "-"]) == 0
-    printed = capsys.readouterr().out
-    assert json.loads(printed[printed.index("{"):])["labels"] == ["wave", "jog"]
+    printed = capsys.readouterr()
+    assert json.loads(printed.out)["labels"] == ["wave", "jog"]  # only JSON on stdout: pipeable
+    assert "rank  label" in printed.err
 
 
 def test_cli_errors_are_one_line(trained, test_files, tmp_path, capsys):

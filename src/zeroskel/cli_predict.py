@@ -66,10 +66,11 @@ def cmd_predict(a) -> int:
     for f in a.files:
         recs.extend(rec.recordings(f, layout=a.layout))
     preds = rec.predict(recs, labels, top_k=a.top_k, align=a.align)
+    table = sys.stderr if a.json == "-" else sys.stdout  # stdout stays valid JSON for a pipe
     for i, p in enumerate(preds):
         if i:
-            print()
-        print(format_prediction(p, f"{p.source}  [{recs[i].layout}, {recs[i].length} frames]"))
+            print(file=table)
+        print(format_prediction(p, f"{p.source}  [{recs[i].layout}, {recs[i].length} frames]"), file=table)
     if a.json:
         out = {"model": str(a.model), "labels": labels, "top_k": a.top_k, "align": bool(a.align),
                "predictions": [p.to_dict() for p in preds]}
@@ -138,7 +139,8 @@ def add_commands(subparsers, add) -> None:
                     help="recordings: .skeleton (NTU), .mat (UTD-MHAD), .json (NW-UCLA), .npy, .npz")
     label_args(sp, "")
     sp.add_argument("--top-k", type=int, default=5, help="labels shown per recording (default 5)")
-    sp.add_argument("--json", metavar="OUT", help="also write the predictions as JSON here ('-': stdout)")
+    sp.add_argument("--json", metavar="OUT", help="also write the predictions as JSON here ('-': stdout, which then holds "
+                         "only the JSON; the table goes to stderr)")
     sp.add_argument("--force", action="store_true", help="replace an existing --json file")
     sp.add_argument("--align", action="store_true",
                     help="prototype alignment over all given recordings (transductive; off by default). "

@@ -529,6 +529,12 @@ def test_cli_errors_are_one_line(trained, test_files, tmp_path, capsys):
     assert "--labels-file" in capsys.readouterr().err
     assert main(["predict", str(trained[1]), str(test_files[0])]) == 2
     assert "no candidate labels" in capsys.readouterr().err
+    dup = tmp_path / "dup.txt"
+    dup.write_text("wave\njog\nwave\n")
+    assert main(["predict", str(trained[1]), str(test_files[0]), "--labels-file", str(dup)]) == 2
+    assert f"--labels-file {dup}: duplicate labels ['wave']" in capsys.readouterr().err
+    assert main(["predict", str(trained[1]), str(test_files[0]), "--labels", "jog", " jog"]) == 2
+    assert "--labels: duplicate labels ['jog']" in capsys.readouterr().err
     np.save(tmp_path / "x.npy", np.ones((10, 18, 3), np.float32))  # an OpenPose-18 skeleton
     assert main(["predict", str(trained[1]), str(tmp_path / "x.npy"), "--labels", "wave"]) == 2
     err = capsys.readouterr().err

@@ -26,7 +26,14 @@ def read_labels_file(path: str | Path) -> list[str]:
     labels = [l.strip() for l in lines if l.strip() and not l.lstrip().startswith("#")]
     if not labels:
         raise ConfigError(f"--labels-file {path}: no labels (one label per line)")
+    _no_duplicates(labels, f"--labels-file {path}")
     return labels
+
+
+def _no_duplicates(labels: list[str], where: str) -> None:
+    dup = sorted({l for l in labels if labels.count(l) > 1})
+    if dup:
+        raise ConfigError(f"{where}: duplicate labels {dup[:5]}; each candidate must appear once")
 
 
 def _labels(a) -> list[str]:
@@ -39,6 +46,7 @@ def _labels(a) -> list[str]:
     labels = [l.strip() for l in a.labels]
     if not labels or not all(labels):
         raise ConfigError("--labels: give at least one non-empty label")
+    _no_duplicates(labels, "--labels")
     return labels
 
 

@@ -442,6 +442,29 @@ def test_bad_labels(synthetic_bundle):
         rec.encode([_walk()], batch_size=1.5)
 
 
+def test_text_model_folder_not_found_at_predict_time(bundle_copy, tmp_path, monkeypatch):
+    """A model trained with a local text-model folder records it as given (often a relative
+    path): predicting from another directory or machine found no such folder, and failed
+    with an error naming neither the bundle nor a remedy. The recorded weights checksum
+    identifies a known installed model; any other is an error naming the card key."""
+    from zeroskel.text.encoders import KNOWN_WEIGHTS_SHA256, MINILM
+
+    monkeypatch.chdir(tmp_path)  # 'minilm' relative to where training ran: not here
+    card_path = bundle_copy / "bundle.json"
+    card = json.loads(card_path.read_text())
+    card["text"].update(model="minilm", checksum=KNOWN_WEIGHTS_SHA256[MINILM])
+    card_path.write_text(json.dumps(card))
+    rec = Recognizer.load(bundle_copy, cache_dir=tmp_path / "emb")
+    assert rec.score(_walk(), ["wave", "kick"]).shape == (1, 2)
+    assert rec.text_encoder.name == MINILM
+    card["text"].update(checksum="0" * 64)
+    card_path.write_text(json.dumps(card))
+    rec = Recognizer.load(bundle_copy, cache_dir=tmp_path / "emb")
+    with pytest.raises(ConfigError, match=r"text model 'minilm' \(bundle\.json key 'text\.model'.*"
+                                          r"text_encoder=SentenceEncoder"):
+        rec.encode_labels(["wave"])
+
+
 def test_bad_bundles(bundle_copy, tmp_path):
     card_path = bundle_copy / "bundle.json"
     card = json.loads(card_path.read_text())

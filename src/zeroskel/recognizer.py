@@ -590,9 +590,25 @@ class Recognizer:
     def text_encoder(self):
         """The sentence model of the card (loaded lazily, offline, checksum-verified)."""
         if self._encoder is None:
-            from .text.encoders import SentenceEncoder
+            from .text.encoders import KNOWN_WEIGHTS_SHA256, SentenceEncoder
 
-            enc = SentenceEncoder(self.text_model, device=self.text_device)
+            want = self.card["text"].get("checksum")
+            try:
+                enc = SentenceEncoder(self.text_model, device=self.text_device)
+            except ConfigError as e:
+                # a local text-model folder recorded as trained (often a relative path) is not
+                # found from here or on another machine; the weights' checksum still names
+                # the model when it is one of the known ones
+                known = [n for n, h in KNOWN_WEIGHTS_SHA256.items() if want and h == want]
+                if not known:
+                    raise ConfigError(
+                        f"this model's text model {self.text_model!r} ({CARD_FILE} key 'text.model', "
+                        f"weights sha256 {str(want)[:12]}...) cannot be loaded from here: {e}. Put that "
+                        "folder there, or pass text_encoder=SentenceEncoder(FOLDER) to Recognizer.load"
+                    ) from None
+                log.info("text model %r not found; using the installed %r, which has the recorded "
+                         "weights checksum", self.text_model, known[0])
+                enc = SentenceEncoder(known[0], device=self.text_device)
             self._check_text_encoder(enc)
             self._encoder = enc
         return self._encoder

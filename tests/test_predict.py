@@ -552,6 +552,8 @@ def test_cli_errors_are_one_line(trained, test_files, tmp_path, capsys):
     assert "--labels-file" in capsys.readouterr().err
     assert main(["predict", str(trained[1]), str(test_files[0])]) == 2
     assert "no candidate labels" in capsys.readouterr().err
+    assert main(["predict", str(trained[1]), str(test_files[0]), "--labels", "jog", "--align"]) == 2
+    assert "--align" in capsys.readouterr().err  # (the alignment's message named alignment.center)
     dup = tmp_path / "dup.txt"
     dup.write_text("wave\njog\nwave\n")
     assert main(["predict", str(trained[1]), str(test_files[0]), "--labels-file", str(dup)]) == 2

@@ -73,6 +73,9 @@ def cmd_predict(a) -> int:
     recs = []
     for f in a.files:
         recs.extend(rec.recordings(f, layout=a.layout))
+    if a.align and len(recs) < 2:
+        raise ConfigError(f"--align adapts the label prototypes to a batch of recordings; {a.files[0]} "
+                          "holds one recording: give several recordings, or leave --align out")
     preds = rec.predict(recs, labels, top_k=a.top_k, align=a.align)
     table = sys.stderr if a.json == "-" else sys.stdout  # stdout stays valid JSON for a pipe
     for i, p in enumerate(preds):

@@ -6,6 +6,7 @@ training entry point), exported, reloaded and used on held-out subjects' recordi
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -314,6 +315,13 @@ def test_utd_file_order_arrays(trained, test_files, caplog):
     with caplog.at_level("WARNING", logger="zeroskel.recognizer"):
         rec.score([raw], LABELS)
     assert "array: the head is below the hips in most frames" in caplog.text and "'utd_mhad'" in caplog.text
+    # the same clip in millimetres scores differently; the warning names the unit
+    assert "units from the hips" not in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="zeroskel.recognizer"):
+        rec.score([raw * 1000], LABELS, layout="utd_mhad")
+    assert re.search(r"array: the head is \d{3} units from the hips; this model was trained on utd_mhad in "
+                     r"metres", caplog.text)
 
 
 # ---------------------------------------------------------------- reading any file

@@ -435,8 +435,12 @@ class Recognizer:
             x: float32 (N, 3, T', V, M) (T' = ``frames`` for resizing pipelines), in the
             model's layout and person count; lengths: (N,) valid frames after preprocessing.
         """
-        from .data.dataset import check_finite, head_below_hips
+        from .data.dataset import check_finite, head_below_hips, head_to_hips
         from .data.layouts import map_layout
+        from .data.registry import DATASETS
+
+        # every built-in dataset is Kinect data in metres; a custom one may be in any unit
+        metres = self.card.get("training", {}).get("dataset") in DATASETS
 
         recs = sequences if _all_recordings(sequences) else self.recordings(sequences, lengths, layout)
         groups: dict[str, list[tuple[int, np.ndarray, int]]] = {}
@@ -446,6 +450,11 @@ class Recognizer:
                 log.warning("%s: the head is below the hips in most frames, so the joint order or the "
                             "vertical axis does not match layout %r (y must point up; arrays in "
                             "UTD-MHAD's .mat joint order need layout 'utd_mhad')", r.source, lay)
+            torso = head_to_hips(data[:, :r.length], lay) if metres else None
+            if torso is not None and not 0.1 <= torso <= 3:
+                log.warning("%s: the head is %.3g units from the hips; this model was trained on %s in "
+                            "metres (about 0.6), so the scores are unreliable: give coordinates in metres",
+                            r.source, torso, self.card["training"]["dataset"])
             if lay != self.input_layout and self._pipeline(lay) is None:
                 try:
                     data = map_layout(data, lay, self.input_layout, joint_axis=2)

@@ -204,6 +204,23 @@ def check_finite(arr: np.ndarray, where: str) -> None:
         raise DataError(f"{where}: non-finite coordinate (NaN/inf) at index {tuple(int(i) for i in bad)}")
 
 
+def head_to_hips(data: np.ndarray, layout: str) -> float | None:
+    """Median distance from the head to the base of the spine over the present frames of one
+    (3, T, V, M) recording, in the data's units (None if the layout lacks either joint or
+    nobody is present). Kinect data in metres: 0.48-0.68 on every UTD-MHAD recording,
+    0.23-0.78 on every NW-UCLA one (medians per recording)."""
+    lay = get_layout(layout)
+    base = next((n for n in ("hip_center", "spine_base") if n in lay.joints), None)
+    if "head" not in lay.joints or base is None:
+        return None
+    x = np.asarray(data)
+    present = (x != 0).any(axis=(0, 2))  # (T, M)
+    if not present.any():
+        return None
+    d = np.linalg.norm(x[:, :, lay.index("head")] - x[:, :, lay.index(base)], axis=0)  # (T, M)
+    return float(np.median(d[present]))
+
+
 def head_below_hips(data: np.ndarray, layout: str) -> np.ndarray | float:
     """Share of the present (frame, person) pairs whose head is lower (smaller y) than the
     base of the spine, for one (3, T, V, M) recording (a float) or an (N, 3, T, V, M) batch

@@ -288,6 +288,26 @@ def test_alignment_changes_predictions_and_options():
                                prototype_alignment(FEATS, ANCHORS, alpha=0.5)[0], rtol=1e-6)
 
 
+def test_classifier_score_honours_alignment_enabled_false():
+    # a run's alignment section with enabled: false must score like no alignment (it was
+    # ignored: any non-empty dict aligned, and a center_by in it even demanded groups)
+    from zeroskel.methods.pgfa import PGFAClassifier
+
+    feats = np.array([[1.0, -0.2, 0, 0], [1.0, -0.3, 0, 0], [0.8, -0.5, 0, 0], [0.1, -1.0, 0, 0],
+                      [0.2, -1.0, 0, 0]], dtype=np.float32)
+    text = np.array([[1.0, 0.2, 0, 0], [0.6, -1.0, 0, 0]], dtype=np.float32)
+    clf = PGFAClassifier(PGFAModel(_Enc(), text_dim=4), text)
+    classes = np.array([0, 1])
+    plain = clf.score(feats, classes)
+    off = {"enabled": False, "alpha": 1.0, "center": True, "center_by": "subject"}
+    np.testing.assert_array_equal(clf.score(feats, classes, align=off), plain)
+    assert clf.predict(feats, classes, align=off).tolist() == [0, 0, 1, 1, 1]
+    on = {"enabled": True, "alpha": 1.0}
+    assert clf.predict(feats, classes, align=on).tolist() == [0, 0, 0, 1, 1]
+    with pytest.raises(ConfigError, match="alignment.enabled"):
+        clf.score(feats, classes, align={"enabled": "no"})
+
+
 def test_balanced_assignment_equalises_class_mass():
     rng = np.random.default_rng(0)
     # every sample prefers class 0; the plan must still give each class ~N/K of the mass

@@ -79,12 +79,15 @@ class PGFAClassifier:
         prototypes of :func:`prototype_alignment` computed on these same samples
         (transductive; meaningful when all samples come from ``classes``). ``groups`` (N,):
         the ``alignment.center_by`` value of each sample (e.g. its subject), needed when
-        ``align`` centres per group.
+        ``align`` centres per group. An ``align`` dict with ``enabled: false`` (a run's
+        ``alignment`` section switched off) scores without alignment, as the run's evaluation.
         """
         feats = self.features(x)
         classes = self._classes(classes)
         anchors = self.text[classes]
         if align:
+            align_kwargs(align)  # checks enabled (a boolean) and every value, also when it is off
+        if align and align.get("enabled", True):
             if align.get("center_by") and align.get("center") and groups is None:
                 raise ConfigError(f"alignment.center_by {align['center_by']!r} centres each group on its own "
                                   "mean: pass groups= (one per sample), or set center_by None for one mean")

@@ -677,6 +677,26 @@ def test_bad_names_and_inputs_give_clear_errors(utd, tmp_path):
         evaluate_run(tmp_path)
 
 
+def test_aligned_validation_metric_needs_aligned_pseudo_unseen_validation():
+    # validation.metric top1_aligned with the alignment off or heldout_seen validation was never
+    # recorded: stage 1 trained to the end, then failed (a TypeError in the log line with
+    # select: last, "no validation metric" with select: best); now the config check says why
+    from zeroskel.engine.config import build_config
+    from zeroskel.methods.pgfa.training import check_config
+
+    def cfg(*extra):
+        return build_config("pgfa", dataset="utd_mhad", split="purls-22/5",
+                            overrides=["validation.metric=top1_aligned", *extra])
+
+    check_config(cfg())                                   # pseudo_unseen with the alignment: fine
+    check_config(cfg("validation.mode=none", "alignment.enabled=false"))  # no validation: unused
+    for extra, why in ((["alignment.enabled=false"], "alignment.enabled is false"),
+                       (["validation.mode=heldout_seen"], "needs validation.mode pseudo_unseen"),
+                       (["validation.mode=heldout_seen", "validation.select=best"], "pseudo_unseen")):
+        with pytest.raises(ConfigError, match=f"validation.metric top1_aligned.*{why}"):
+            check_config(cfg(*extra))
+
+
 # ---------------------------------------------------------------- GZSL calibration
 def test_gzsl_calibration_is_chosen_on_training_data_and_reproduced(utd, tmp_path, monkeypatch):
     import warnings

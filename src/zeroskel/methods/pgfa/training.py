@@ -50,6 +50,16 @@ def check_config(cfg: dict) -> None:
     if v["metric"] not in ("top1", "top1_aligned"):
         raise unknown_name("validation.metric", str(v["metric"]), ["top1", "top1_aligned"])
     align_kwargs(cfg["alignment"])  # bad alignment options fail before training, not after
+    if v["metric"] == "top1_aligned" and v["mode"] != "none":
+        # the aligned validation accuracy exists only for pseudo-unseen validation with the
+        # alignment on; otherwise stage 1 trained to the end and then failed to select / log
+        if v["mode"] != "pseudo_unseen":
+            raise ConfigError(f"validation.metric top1_aligned needs validation.mode pseudo_unseen: "
+                              f"{v['mode']} validation scores seen classes, without alignment "
+                              "(use validation.metric top1)")
+        if not cfg["alignment"].get("enabled", True):
+            raise ConfigError("validation.metric top1_aligned needs the alignment: alignment.enabled is false "
+                              "(use validation.metric top1, or alignment.enabled true)")
     loss = cfg["model"].get("loss", "batch_kl")
     if loss not in LOSSES:
         raise unknown_name("model.loss", str(loss), LOSSES)

@@ -132,6 +132,22 @@ def test_model_projection_init_and_temperature_options():
         PGFAModel(_Enc(), 6, temperature=0)
 
 
+def test_input_frames_resampling_against_the_reference_interpolation():
+    # input_frames resamples with align_corners=True (end frames kept); the reference's
+    # trilinear scale_factor 1.28 uses half-frame centres: the docstring states the gap
+    class _Id(torch.nn.Module):
+        feature_dim = 4
+
+    m = PGFAModel(_Id(), text_dim=4, input_frames=64)
+    x = torch.arange(50.0).view(1, 1, 50, 1, 1).expand(1, 3, 50, 2, 2).contiguous()
+    got = m._input(x)[0, 0, :, 0, 0]
+    ref = F.interpolate(x, scale_factor=(1.28, 1, 1), mode="trilinear")[0, 0, :, 0, 0]
+    assert got.shape == ref.shape == (64,)
+    assert got[0] == 0 and got[-1] == 49
+    torch.testing.assert_close(got, torch.linspace(0, 49, 64))
+    assert 0.1 < (got - ref).abs().max() < 0.11
+
+
 def test_feature_norm_removes_the_shared_feature_mean():
     torch.manual_seed(0)
     m = PGFAModel(_Enc(), 6, feature_norm="batchnorm")

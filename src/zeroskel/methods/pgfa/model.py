@@ -34,7 +34,10 @@ class PGFAModel(nn.Module):
         temperature: initial temperature; logit scale = 1 / temperature.
         learn_temperature: learn ``log(1/temperature)`` (a registered parameter, saved).
         input_frames: if set, linearly resample T to this many frames first (Shift-GCN
-            needs T % 4 == 0; the reference turns 50 into 64).
+            needs T % 4 == 0; the reference turns 50 into 64). The first and last frames
+            map onto each other (``align_corners=True``); the reference's
+            ``F.interpolate(scale_factor=(1.28, 1, 1), mode='trilinear')`` (half-frame
+            centres) samples 50 -> 64 at times up to 0.11 frame away from these.
         feature_norm: ``"none"`` (reference) or ``"batchnorm"``: a non-affine BatchNorm1d on
             the pooled encoder features before the projection. Pooled post-ReLU features
             share a large positive mean, so early in training every projected feature

@@ -324,6 +324,16 @@ def test_classifier_score_honours_alignment_enabled_false():
         clf.score(feats, classes, align={"enabled": "no"})
 
 
+def test_alignment_options_reject_booleans_for_numbers():
+    # YAML reads on/off/yes/no as booleans: beta=false used to become 0.0 (prototypes off) and
+    # alpha=true 1.0, silently, although the checks meant to reject booleans
+    for key, v in (("beta", False), ("alpha", True), ("iterations", True), ("temperature", True),
+                   ("min_samples", True)):
+        with pytest.raises(ConfigError, match=f"alignment.{key} must be a"):
+            align_kwargs({key: v})
+    assert align_kwargs({"alpha": 1, "iterations": 2.0, "center": True})["iterations"] == 2
+
+
 def test_balanced_assignment_equalises_class_mass():
     rng = np.random.default_rng(0)
     # every sample prefers class 0; the plan must still give each class ~N/K of the mass

@@ -92,6 +92,8 @@ def align_kwargs(align: dict) -> dict:
                 raise ConfigError(f"alignment.{key} must be true or false, got {v!r}")
             out[key] = bool(v)
             continue
+        if isinstance(v, (bool, np.bool_)):  # float(True) / int(True) would pass as 1 silently
+            raise ConfigError(f"alignment.{key} must be a {type(default).__name__}, got {v!r}")
         if isinstance(default, int) and not (isinstance(v, (int, np.integer)) or
                                              (isinstance(v, float) and v.is_integer())):
             raise ConfigError(f"alignment.{key} must be an integer, got {v!r}")

@@ -396,3 +396,18 @@ def test_runs_that_fail_before_training_leave_no_folder(tmp_path):
     with pytest.raises(DataError):
         train(cfg, runs, data_root=empty_root)
     assert [d.name for d in runs.iterdir()] == [kept.name]
+
+
+def test_result_json_is_strict(tmp_path):
+    """Result files are strict JSON: a class without test samples has NaN accuracy, which
+    json.dumps wrote as a bare NaN that jq rejects; it is null now, numpy values plain."""
+    import json
+
+    from zeroskel._json import write_json
+
+    write_json({"per_class": {"3": float("nan"), "4": np.float32(50.0)}, "n": np.int64(7),
+                "cm": np.eye(2, dtype=np.int64), "inf": -math.inf, "ok": np.bool_(True)}, tmp_path / "m.json")
+    text = (tmp_path / "m.json").read_text()
+    assert json.loads(text, parse_constant=lambda t: pytest.fail(f"bare {t}")) == \
+        {"per_class": {"3": None, "4": 50.0}, "n": 7, "cm": [[1, 0], [0, 1]], "inf": None, "ok": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]

@@ -463,7 +463,9 @@ def utd(data_root):
 
 
 def _metrics(run_dir):
-    return json.loads((run_dir / "metrics.json").read_text())
+    def no_nan(token):  # metrics.json is strict JSON (jq refuses a bare NaN)
+        raise AssertionError(f"{run_dir}/metrics.json holds {token}")
+    return json.loads((run_dir / "metrics.json").read_text(), parse_constant=no_nan)
 
 
 def _core(m):

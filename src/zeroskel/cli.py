@@ -302,7 +302,8 @@ def cmd_eval_features(a) -> int:
                 "sets": a.set or [], "low_shot": a.low_shot, "torch_threads": threads})
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(json.dumps(res, indent=1, default=float))
+        from ._json import dumps
+        Path(a.out).write_text(dumps(res))
     g = res["gzsl"]
     print(f"{a.method} on {a.features} (seed {a.seed}): ZSL top-1 {res['zsl']:.2f}")
     for rule, m in g.items():

@@ -29,6 +29,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from .._json import dumps
 from ..errors import ConfigError, unknown_name
 
 #: suite name -> the (dataset, split) pairs it runs, in table order
@@ -305,7 +306,7 @@ def run_benchmark(suite: str, seeds: Sequence[int], out: str | Path, *, method: 
                 run_dir = features / f"{feature_file(job.dataset, job.split)}.npz"
                 rec = _feature_record(job, method, features, config, overrides, device)
             tmp = rec_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(rec, indent=1))
+            tmp.write_text(dumps(rec))
             os.replace(tmp, rec_path)
             written.append(rec_path)
             log(f"  ZSL {rec['zsl_top1']:.2f}"

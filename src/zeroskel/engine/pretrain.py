@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._json import write_json
 from ..errors import CheckpointError, ConfigError, DataError, unknown_name
 from ..models.registry import list_encoders
 from .data import check_augment, epoch_batches, load_prepared, take_rows, training_share
@@ -343,10 +344,6 @@ def train_pretrain(cfg: dict, run_dir: str | Path, data_root=None, logger=None,
             close_logger(log)
 
 
-def _write_json(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=float))
-    tmp.replace(path)
 
 
 class _Fit:
@@ -490,7 +487,7 @@ def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> 
                      "seconds": float(sum(e["seconds"] for e in tr.history))}
         log.info(f"selected epoch {best} of {tr.epoch} (hold-out top-1 {h['val_top1']:.2f}, "
                  f"loss {h['val_loss']:.4f})")
-        _write_json(selection, sel_path)
+        write_json(selection, sel_path)
     selection = json.loads(sel_path.read_text())
     best = int(selection["selected_epoch"])
 
@@ -532,7 +529,7 @@ def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> 
                                   **({"total_wall_covers": "the last process only (resumed run); stage1 and "
                                                            "refit count every process"} if resumed else {})},
                    device=str(device), torch_threads=torch.get_num_threads())
-    _write_json(metrics, run_dir / "metrics.json")
+    write_json(metrics, run_dir / "metrics.json")
     log.info(f"encoder.pt written: hold-out top-1 {record.val_seen_acc:.2f} at epoch {best}; "
              f"seen-class test top-1 (diagnostic) {metrics['test_seen_acc_diag']:.2f}")
     return metrics

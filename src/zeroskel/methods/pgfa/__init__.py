@@ -29,11 +29,10 @@ from .losses import LOSSES, block_mean_loss, class_ce_loss, contrastive_loss, mu
 from .model import PGFAModel, build_model
 from .scoring import cosine, embed, zsl_eval
 from .texts import anchor_bank, load_texts, num_blocks, num_segments, part_names
-from .training import (SELECT_RULES, check_config, chosen_epoch, select_epoch, select_rule, train_pgfa,
-                       write_json)
+from .training import SELECT_RULES, check_config, chosen_epoch, select_epoch, select_rule, train_pgfa
 
 __all__ = ["CHECKPOINT_KIND", "CHECKPOINT_VERSION", "LOSSES", "PGFAClassifier", "PGFAEnsemble", "PGFAModel",
            "SELECT_RULES", "anchor_bank", "block_mean_loss", "build_model", "check_config", "chosen_epoch",
            "class_ce_loss", "contrastive_loss", "cosine", "embed", "evaluate_classifier", "evaluate_pgfa",
            "load_texts", "multi_positive_kl_loss", "num_blocks", "num_segments", "part_names", "select_epoch",
-           "select_rule", "train_pgfa", "write_json", "zsl_eval"]
+           "select_rule", "train_pgfa", "zsl_eval"]

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..._json import write_json
 from ...errors import ConfigError, DataError, unknown_name
 from ...models.modality import check_modality
 from ...engine.config import check_int
@@ -548,9 +549,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
                           f"pseudo-unseen training samples (zeroskel.eval.protocol.calibrate); no test data"}
             log.info(f"selected epoch {best} ({'the last of the budget; ' if selection['rule'] == 'last' else ''}"
                      f"validation {vcfg['metric']} {selection['best_val']:.2f})")
-            tmp = sel_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(selection, indent=1))
-            tmp.replace(sel_path)
+            write_json(selection, sel_path)
         selection = json.loads(sel_path.read_text())
         final_epochs = int(vcfg["finetune_epochs"]) if warm else int(selection["best_epoch"])
     else:
@@ -661,7 +660,3 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
     return metrics
 
 
-def write_json(obj: dict, path: Path) -> None:
-    tmp = Path(path).with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=float))
-    tmp.replace(path)

@@ -411,3 +411,19 @@ def test_result_json_is_strict(tmp_path):
     assert json.loads(text, parse_constant=lambda t: pytest.fail(f"bare {t}")) == \
         {"per_class": {"3": None, "4": 50.0}, "n": 7, "cm": [[1, 0], [0, 1]], "inf": None, "ok": True}
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_relative_paths_in_a_run_config_become_absolute(tmp_path, monkeypatch):
+    """config.yaml is read again by evaluate / resume / export, often from another folder:
+    a relative data root or text-model folder is stored absolute; a known text model name
+    stays a name."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "minilm").mkdir()
+    (tmp_path / "minilm" / "modules.json").write_text("[]")
+    cfg = C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5", data_root="data",
+                         overrides=["text.model=minilm"])
+    assert cfg["data_root"] == str(tmp_path / "data") and cfg["text"]["model"] == str(tmp_path / "minilm")
+    cfg = C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5", overrides=["text.model=not-here"])
+    assert cfg["text"]["model"] == "not-here" and cfg["data_root"] is None
+    assert C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5")["text"]["model"] == \
+        C.load_base("pgfa")["text"]["model"]

@@ -260,7 +260,23 @@ def build_config(method: str = "pgfa", *, dataset: str | None = None, split: str
     if cfg.get("method", method) != method:
         raise ConfigError(f"config says method {cfg.get('method')!r} but {method!r} was requested")
     cfg["method"] = method
+    _absolute_paths(cfg)
     return cfg
+
+
+def _absolute_paths(cfg: dict) -> None:
+    """Relative local paths in ``cfg`` (the data root, a text-model folder) become absolute:
+    the run's config.yaml is read again by ``evaluate`` / ``resume`` / ``export``, often from
+    another working directory."""
+    if isinstance(cfg.get("data_root"), str) and cfg["data_root"]:
+        cfg["data_root"] = str(Path(cfg["data_root"]).expanduser().resolve())
+    text = cfg.get("text")
+    model = text.get("model") if isinstance(text, dict) else None
+    if isinstance(model, str) and model and not Path(model).is_absolute():
+        folder = Path(model).expanduser()
+        # a known name (all-MiniLM-L6-v2, ...) stays a name; only a model folder here is a path
+        if folder.is_dir() and ((folder / "modules.json").is_file() or (folder / "config.json").is_file()):
+            text["model"] = str(folder.resolve())
 
 
 def check_int(cfg: dict, key: str, low: int, allow_none: bool = False) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -173,3 +174,47 @@ def test_low_shot_rules():
         low_shot(fs, per_class=2.5)
     with pytest.raises(ConfigError, match="fraction must be a number"):
         low_shot(fs, fraction="0.1")
+
+
+@pytest.mark.parametrize("case, match", [
+    ("gzsl_no_unseen", r"bad\.npz: gzsl_label has no sample of the unseen classes \(zsl labels \[4, 5\]\)"),
+    ("gzsl_no_seen", r"bad\.npz: gzsl_label has no sample of the seen classes \(train labels \[0, 1, 2, 3\]\)"),
+])
+def test_gzsl_part_without_seen_or_unseen_samples(tmp_path, capsys, case, match):
+    # this used to pass `features check` and crash `eval-features` with a ValueError traceback after
+    # the whole fit; the file still loads (ZSL alone is possible), the check and the protocol refuse it
+    from zeroskel.cli import main
+    from zeroskel.eval.protocol import evaluate_method
+    from zeroskel.methods.base import ClassTexts
+
+    arr = _toy()
+    sl = slice(None, 4) if case == "gzsl_no_unseen" else slice(4, None)
+    arr["gzsl_data"] = arr["gzsl_data"][sl]; arr["gzsl_label"] = arr["gzsl_label"][sl]
+    np.savez(tmp_path / "bad.npz", **arr)
+    fs = load_features(tmp_path / "bad.npz")
+    assert main(["features", "check", str(tmp_path / "bad.npz")]) == 2
+    assert re.search(match, capsys.readouterr().err)
+
+    def factory(**kw):
+        raise AssertionError("no method may be built")
+    with pytest.raises(DataError, match=match):
+        evaluate_method(factory, fs, ClassTexts(sentence=np.eye(6, dtype=np.float32)))
+
+
+def test_evaluate_method_refuses_gzsl_without_unseen_before_fitting():
+    # an in-memory set whose GZSL part has only seen samples: refused before any (long) fit
+    from zeroskel.eval.protocol import evaluate_method
+    from zeroskel.methods.base import ClassTexts
+
+    fs = _fs()
+    fs = FeatureSet(fs.train_x, fs.train_y, fs.zsl_x, fs.zsl_y, fs.train_x[:5], fs.train_y[:5],
+                    fs.seen_classes, fs.unseen_classes, fs.num_classes)
+    fits = []
+
+    def factory(**kw):
+        fits.append(kw)
+        raise AssertionError("no method may be built")
+    texts = ClassTexts(sentence=np.eye(fs.num_classes, dtype=np.float32))
+    with pytest.raises(DataError, match=r"feature set: gzsl_y has no sample of the unseen classes"):
+        evaluate_method(factory, fs, texts)
+    assert fits == []

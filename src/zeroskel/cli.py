@@ -247,9 +247,11 @@ def cmd_text(a) -> int:
 
 
 def cmd_features(a) -> int:
-    from .data.features import load_features, save_features
+    from .data.features import check_gzsl_coverage, load_features, save_features
 
     fs = load_features(a.path, num_classes=a.num_classes)
+    if a.action == "check":
+        check_gzsl_coverage(fs)  # what eval-features needs of the file
     if a.action == "convert":
         if not a.dest:
             raise ZeroskelError("features convert needs a destination .npz")

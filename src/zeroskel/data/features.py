@@ -273,10 +273,29 @@ def load_features(path: str | os.PathLike, num_classes: int | None = None) -> Fe
         if masked.dtype.kind not in "fiu" or masked.shape != feats["train_data"].shape:
             raise DataError(f"feature file {path}: {MASKED_KEY} must be a numeric array shaped like "
                             f"train_data {feats['train_data'].shape}, got {masked.dtype} {masked.shape}")
-    return FeatureSet(feats["train_data"], feats["train_label"], feats["zsl_data"], feats["zsl_label"],
-                      feats["gzsl_data"], feats["gzsl_label"], seen, unseen, num_classes,
-                      source=str(path), meta={"format": "synse-dir" if path.is_dir() else "npz"},
-                      train_masked_x=masked)
+    fs = FeatureSet(feats["train_data"], feats["train_label"], feats["zsl_data"], feats["zsl_label"],
+                    feats["gzsl_data"], feats["gzsl_label"], seen, unseen, num_classes,
+                    source=str(path), meta={"format": "synse-dir" if path.is_dir() else "npz"},
+                    train_masked_x=masked)
+    return fs
+
+
+def check_gzsl_coverage(fs: FeatureSet) -> None:
+    """:class:`DataError` unless the GZSL test set has samples of seen *and* of unseen classes.
+
+    GZSL S is the accuracy over the seen-class test samples and U over the unseen-class ones;
+    without either the evaluation is undefined. Called by ``zeroskel features check`` and
+    before any fit by :func:`zeroskel.eval.protocol.evaluate_method`; not by
+    :func:`load_features` (a ZSL-only use of such a file stays possible) nor by
+    :func:`validate_featureset` (a held-out problem may have no held-out seen sample).
+    """
+    where = f"feature file {fs.source}" if fs.source else "feature set"
+    key = "gzsl_label" if fs.source else "gzsl_y"
+    for what, classes, src in (("seen", fs.seen_classes, "train"), ("unseen", fs.unseen_classes, "zsl")):
+        if not np.isin(fs.gzsl_y, classes).any():
+            raise DataError(f"{where}: {key} has no sample of the {what} classes ({src} labels "
+                            f"{classes.tolist()[:10]}{' ...' if len(classes) > 10 else ''}); GZSL needs test "
+                            "samples of both seen and unseen classes (gzsl_data is the whole test set)")
 
 
 def save_features(path: str | os.PathLike, fs: FeatureSet) -> Path:

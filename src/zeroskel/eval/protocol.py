@@ -30,7 +30,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..data.features import FeatureSet, holdout_seen
+from ..data.features import FeatureSet, check_gzsl_coverage, holdout_seen
 from ..errors import ConfigError
 from ..methods.base import ClassTexts, ZeroShotMethod
 from .gzsl import choose_threshold_pooled, gzsl_report, zsl_accuracy
@@ -219,6 +219,7 @@ def evaluate_method(method_factory: MethodFactory, fs: FeatureSet, texts: ClassT
                           f"{where} has class ids beyond them: "
                           + "; ".join(f"{k} {v[:10]}{' ...' if len(v) > 10 else ''}" for k, v in out.items())
                           + " (is the text bank for another dataset?)")
+    check_gzsl_coverage(fs)  # before any fit: the GZSL scores at the end would be undefined
     t_all = time.perf_counter()
     vals = [holdout_seen(fs, val_fraction, s, sample_fraction=val_sample_fraction)
             for s in heldout_seeds(seed, heldout_draws)]

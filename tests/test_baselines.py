@@ -189,3 +189,33 @@ def test_smoke_on_real_features(data_root, cls, kw):
     s = m.score(d["gzsl_data"], np.arange(texts.num_classes))
     assert s.shape == (len(d["gzsl_data"]), 27) and np.isfinite(s).all()
     assert m.predict(d["zsl_data"], unseen).shape == d["zsl_label"].shape
+
+
+@pytest.mark.parametrize("method, item, match", [
+    # each of these was a TypeError / ValueError / RuntimeError traceback, or silently accepted
+    ("devise", "hidden=32", r"devise: hidden must be a list of layer widths .* got 32"),
+    ("devise", "hidden=[-3]", r"devise: hidden must be a list of layer widths .* got \[-3\]"),
+    ("devise", "hidden=null", r"devise: hidden must be a list"),
+    ("smie", "hidden=[0]", r"smie: hidden must be a list of layer widths .* got \[0\]"),
+    ("smie", "hidden=[a]", r"smie: hidden must be a list"),
+    ("cada_vae", "feat_hidden=32", r"cada_vae: feat_hidden \(encoder, decoder\) must be 2 layer widths"),
+    ("cada_vae", "beta_warmup=0.5", r"cada_vae: beta_warmup must be \(start, end\)"),
+    ("cada_vae", "cross_warmup=[0, x]", r"cada_vae: cross_warmup must be \(start, end\)"),
+    ("devise", "center_text=maybe", r"devise: center_text must be true or false, got 'maybe'"),
+    ("smie", "center_text=1", r"smie: center_text must be true or false, got 1"),
+])
+def test_set_values_of_list_and_flag_options_are_checked(method, item, match):
+    from zeroskel.methods.factory import make_factory
+
+    factory, _ = make_factory(method, None, [item])
+    with pytest.raises(ConfigError, match=match):
+        factory()
+
+
+def test_list_and_flag_options_accept_good_values():
+    from zeroskel.methods.factory import make_factory
+
+    m = make_factory("devise", None, ["hidden=[16, 8]", "center_text=true"])[0]()
+    assert m.hidden == (16, 8) and m.center_text is True
+    assert DeViSE(hidden=np.array([4])).hidden == (4,) and DeViSE(hidden=()).hidden == ()
+    assert CADAVAE(feat_hidden=[32, 16], beta_warmup=[0, 0.5]).feat_hidden == (32, 16)

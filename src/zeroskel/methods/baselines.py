@@ -145,6 +145,30 @@ def as_number(name: str, value, kind: type = float):
     return out
 
 
+def as_widths(who: str, name: str, value, length: int | None = None) -> tuple[int, ...]:
+    """Layer widths (a list of integers >= 1, of ``length`` entries when given) as a tuple;
+    ConfigError naming ``who: name`` otherwise (a bare number, a string, a width 0 or -3)."""
+    shape = f"{length} layer widths" if length is not None else "a list of layer widths"
+    msg = f"{who}: {name} must be {shape} (integers >= 1, e.g. {[256] * (length or 2)}), got {value!r}"
+    if isinstance(value, (str, bytes, dict)) or not isinstance(value, (list, tuple, np.ndarray)):
+        raise ConfigError(msg)
+    try:
+        out = tuple(as_number(name, v, int) for v in value)
+    except ConfigError:
+        raise ConfigError(msg) from None
+    if any(v < 1 for v in out) or (length is not None and len(out) != length):
+        raise ConfigError(msg)
+    return out
+
+
+def as_flag(who: str, name: str, value) -> bool:
+    """A true/false option; ConfigError naming ``who: name`` for anything else (``bool('no')``
+    would be True)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ConfigError(f"{who}: {name} must be true or false, got {value!r}")
+
+
 def check_positive(who: str = "", **kw) -> None:
     """ConfigError naming the first of ``kw`` that is not > 0 (prefixed ``who: `` if given)."""
     for k, v in kw.items():
@@ -272,12 +296,12 @@ class DeViSE(TorchMethod):
         check_positive(temperature=temperature, margin=margin, epochs=epochs, batch_size=batch_size, lr=lr)
         if not 0 <= as_number("dropout", dropout) < 1:
             raise ConfigError(f"devise: dropout must be in [0, 1), got {dropout!r}")
-        self.hidden = tuple(int(h) for h in hidden)
+        self.hidden = as_widths("devise", "hidden", hidden)
         self.loss = loss
         self.temperature = as_number('temperature', temperature, float)
         self.margin = as_number('margin', margin, float)
         self.dropout = as_number('dropout', dropout, float)
-        self.center_text = bool(center_text)
+        self.center_text = as_flag("devise", "center_text", center_text)
         self._set_training(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                            warmup_epochs=warmup_epochs, seed=seed, device=device, num_threads=num_threads)
 
@@ -418,17 +442,20 @@ class CADAVAE(TorchMethod):
         check_positive(latent_dim=latent_dim, epochs=epochs, batch_size=batch_size, lr=lr,
                         n_seen_latent=n_seen_latent, n_unseen_latent=n_unseen_latent,
                         cls_epochs=cls_epochs, cls_lr=cls_lr, cls_batch_size=cls_batch_size)
-        for k, v in (("feat_hidden", feat_hidden), ("text_hidden", text_hidden)):
-            if len(tuple(v)) != 2:
-                raise ConfigError(f"cada_vae: {k} must be (encoder_width, decoder_width), got {v!r}")
         for k, v in (("beta_warmup", beta_warmup), ("cross_warmup", cross_warmup),
                      ("distance_warmup", distance_warmup)):
-            v = tuple(v)
+            msg = f"cada_vae: {k} must be (start, end) with 0 <= start < end <= 1, got {v!r}"
+            if isinstance(v, (str, bytes, dict)) or not isinstance(v, (list, tuple, np.ndarray)):
+                raise ConfigError(msg)
+            try:
+                v = tuple(as_number(k, x, float) for x in v)
+            except ConfigError:
+                raise ConfigError(msg) from None
             if len(v) != 2 or not 0 <= v[0] < v[1] <= 1:
-                raise ConfigError(f"cada_vae: {k} must be (start, end) with 0 <= start < end <= 1, got {v!r}")
+                raise ConfigError(msg)
         self.latent_dim = as_number('latent_dim', latent_dim, int)
-        self.feat_hidden = tuple(int(h) for h in feat_hidden)
-        self.text_hidden = tuple(int(h) for h in text_hidden)
+        self.feat_hidden = as_widths("cada_vae", "feat_hidden (encoder, decoder)", feat_hidden, 2)
+        self.text_hidden = as_widths("cada_vae", "text_hidden (encoder, decoder)", text_hidden, 2)
         self.epochs = as_number('epochs', epochs, int)
         self.batch_size = as_number('batch_size', batch_size, int)
         self.lr = as_number('lr', lr, float)
@@ -443,7 +470,7 @@ class CADAVAE(TorchMethod):
         self.cls_epochs = as_number('cls_epochs', cls_epochs, int)
         self.cls_lr = as_number('cls_lr', cls_lr, float)
         self.cls_batch_size = as_number('cls_batch_size', cls_batch_size, int)
-        self.center_text = bool(center_text)
+        self.center_text = as_flag("cada_vae", "center_text", center_text)
         self.seed = as_number('seed', seed, int)
         self.device = device
         self.num_threads = num_threads

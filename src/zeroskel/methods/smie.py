@@ -42,8 +42,8 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError, DataError
 from .base import ClassTexts, check_features
-from .baselines import (TorchMethod, as_number, batches, check_positive, mlp, normalized_text, resolve_device,
-                        seeded, warmup_cosine)
+from .baselines import (TorchMethod, as_flag, as_number, as_widths, batches, check_positive, mlp, normalized_text,
+                        resolve_device, seeded, warmup_cosine)
 
 
 def sample_other_classes(pos: torch.Tensor, num_classes: int, n: int, gen: torch.Generator) -> torch.Tensor:
@@ -90,12 +90,12 @@ class SMIE(TorchMethod):
         check_positive("smie", epochs=epochs, batch_size=batch_size, lr=lr, num_negatives=num_negatives)
         if as_number("temporal_weight", temporal_weight) < 0 or as_number("warmup_epochs", warmup_epochs) < 0:
             raise ConfigError("smie: temporal_weight and warmup_epochs must be >= 0")
-        self.hidden = tuple(int(h) for h in hidden)
+        self.hidden = as_widths("smie", "hidden", hidden)
         self.negatives = negatives
         self.num_negatives = as_number('num_negatives', num_negatives, int)
         self.temporal_weight = as_number('temporal_weight', temporal_weight, float)
         self.margin = as_number('margin', margin, float)
-        self.center_text = bool(center_text)
+        self.center_text = as_flag("smie", "center_text", center_text)
         self._set_training(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                            warmup_epochs=warmup_epochs, seed=seed, device=device, num_threads=num_threads)
 

@@ -11,6 +11,7 @@ from conftest import need
 from zeroskel.data.features import load_features, load_token_bank
 from zeroskel.errors import CheckpointError, ConfigError
 from zeroskel.eval.protocol import evaluate_method
+from zeroskel.methods.factory import make_factory
 from zeroskel.methods import build_method, method_class
 from zeroskel.methods.base import ClassTexts
 from zeroskel.methods.factory import method_config
@@ -109,6 +110,33 @@ def test_constructor_values_are_checked_before_fit():
         with pytest.raises(ConfigError, match=key):
             Flora(**kw)
     assert Flora(topk=0, dit_width=None).topk == 0
+
+
+@pytest.mark.parametrize("item, match", [
+    # each of these ended in a TypeError / ValueError / RuntimeError traceback at fit or scoring,
+    # or was accepted: 1.5 iterations ran 1, deterministic=maybe was true, mlp_ratio=0 no MLP
+    ("train.align_iters=abc", r"flora: align_iters must be an integer >= 0, got 'abc'"),
+    ("train.align_iters=1.5", r"flora: align_iters must be an integer >= 0, got 1.5"),
+    ("train.batch_size=2.5", r"flora: batch_size must be an integer >= 1, got 2.5"),
+    ("train.lambda_cfm=x", r"flora: lambda_cfm must be a number >= 0, got 'x'"),
+    ("train.lambda_align=null", r"flora: lambda_align must be a number >= 0, got None"),
+    ("train.weight_decay=x", r"flora: weight_decay must be a number >= 0, got 'x'"),
+    ("attune.attune_weight=abc", r"flora: attune_weight must be a number, got 'abc'"),
+    ("infer.t_eval=x", r"flora: t_eval must be a number >= 0 and <= 1, got 'x'"),
+    ("infer.gate_gamma=x", r"flora: gate_gamma must be a number >= 0, got 'x'"),
+    ("infer.deterministic=maybe", r"flora: deterministic must be true or false, got 'maybe'"),
+    ("model.mlp_ratio=-1", r"flora: mlp_ratio must be a number > 0, got -1"),
+    ("model.mlp_ratio=0.001", r"flora: mlp_ratio 0.001 leaves no hidden unit"),
+])
+def test_set_values_are_checked_by_name(item, match):
+    factory, _ = make_factory("flora", None, [item])
+    with pytest.raises(ConfigError, match=match):
+        factory()
+
+
+def test_whole_float_budgets_are_accepted():
+    m = make_factory("flora", None, ["train.align_iters=1e3", "train.lr=3e-4"])[0]()
+    assert m.align_iters == 1000 and isinstance(m.align_iters, int) and m.lr == 3e-4
 
 
 def test_flow_lr_sets_phase_two_rate_only():

@@ -351,28 +351,57 @@ class Flora(ZeroShotMethod):
             raise ConfigError(f"flora: tokens must be 'all' or 'pooled', got {tokens!r}")
         if feature_norm not in ("none", "standard", "l2"):
             raise ConfigError(f"flora: feature_norm must be 'none', 'standard' or 'l2', got {feature_norm!r}")
-        for key, val in (("align_iters", align_iters), ("flow_iters", flow_iters)):
-            if int(val) < 0:
-                raise ConfigError(f"flora: {key} must be >= 0, got {val}")
-        for key, val in (("lr", lr), ("flow_lr", flow_lr)):
-            if val is not None and not (isinstance(val, (int, float)) and not isinstance(val, bool) and val > 0):
-                raise ConfigError(f"flora: {key} must be a number > 0, got {val!r}")
-        for key, val, low in (("latent_dim", latent_dim, 1), ("depth", depth, 1), ("heads", heads, 1),
-                              ("topk", topk, 0), ("pair_batch", pair_batch, 1), ("dit_width", dit_width, 1),
-                              ("decoder_hidden", decoder_hidden, 1)):
-            if val is None and key in ("dit_width", "decoder_hidden"):
-                continue
-            if not isinstance(val, (int, np.integer)) or isinstance(val, bool) or val < low:
+        # every option is checked here, with its name: a wrong --set value must not end in a
+        # TypeError inside torch (or, like 1.5 iterations or deterministic=maybe, be accepted)
+        def whole(key, val, low, none_ok=False):
+            if val is None and none_ok:
+                return None
+            if (isinstance(val, (bool, np.bool_)) or not isinstance(val, (int, np.integer, float, np.floating))
+                    or not np.isfinite(val) or val != int(val) or val < low):
                 raise ConfigError(f"flora: {key} must be an integer >= {low}, got {val!r}")
+            return int(val)
+
+        def number(key, val, low=None, high=None, low_open=False, none_ok=False):
+            if val is None and none_ok:
+                return None
+            ok = (not isinstance(val, (bool, np.bool_)) and isinstance(val, (int, np.integer, float, np.floating))
+                  and np.isfinite(val))
+            if ok and low is not None:
+                ok = val > low if low_open else val >= low
+            if ok and high is not None:
+                ok = val <= high
+            if not ok:
+                rng = (f" {'>' if low_open else '>='} {low}" if low is not None else "") \
+                    + (f" and <= {high}" if high is not None else "")
+                raise ConfigError(f"flora: {key} must be a number{rng}, got {val!r}")
+            return float(val)
+
+        latent_dim, depth, heads = whole("latent_dim", latent_dim, 1), whole("depth", depth, 1), whole("heads", heads, 1)
+        dit_width = whole("dit_width", dit_width, 1, none_ok=True)
+        decoder_hidden = whole("decoder_hidden", decoder_hidden, 1, none_ok=True)
+        topk, pair_batch = whole("topk", topk, 0), whole("pair_batch", pair_batch, 1)
+        align_iters, flow_iters = whole("align_iters", align_iters, 0), whole("flow_iters", flow_iters, 0)
+        batch_size, eval_every = whole("batch_size", batch_size, 1), whole("eval_every", eval_every, 1)
+        seed = whole("seed", seed, 0)
+        mlp_ratio = number("mlp_ratio", mlp_ratio, 0, low_open=True)
+        if int((dit_width or latent_dim) * mlp_ratio) < 1:
+            raise ConfigError(f"flora: mlp_ratio {mlp_ratio} leaves no hidden unit in the velocity model's MLP")
+        attune_weight = number("attune_weight", attune_weight)
+        lr = number("lr", lr, 0, low_open=True)
+        flow_lr = number("flow_lr", flow_lr, 0, low_open=True, none_ok=True)
+        weight_decay = number("weight_decay", weight_decay, 0)
+        lambda_align, lambda_cfm = number("lambda_align", lambda_align, 0), number("lambda_cfm", lambda_cfm, 0)
+        sigma_min = number("sigma_min", sigma_min, 0, 1)
+        t_eval = number("t_eval", t_eval, 0, 1)
+        gate_gamma = number("gate_gamma", gate_gamma, 0)
+        if not isinstance(deterministic, (bool, np.bool_)):
+            raise ConfigError(f"flora: deterministic must be true or false, got {deterministic!r}")
+        deterministic = bool(deterministic)
         resolve_device(device)  # a bad or unavailable device fails here, not inside torch at fit
-        if batch_size < 1 or eval_every < 1:
-            raise ConfigError("flora: batch_size and eval_every must be >= 1")
-        if not 0.0 <= t_eval <= 1.0:
-            raise ConfigError(f"flora: t_eval must be in [0, 1], got {t_eval}")
         self.hparams = dict(latent_dim=latent_dim, dit_width=dit_width, decoder_hidden=decoder_hidden, depth=depth, heads=heads,
                             mlp_ratio=mlp_ratio, topk=topk, attune_weight=attune_weight,
-                            neighbors_from=neighbors_from, tokens=tokens, align_iters=int(align_iters),
-                            flow_iters=int(flow_iters), batch_size=batch_size, lr=lr, flow_lr=flow_lr,
+                            neighbors_from=neighbors_from, tokens=tokens, align_iters=align_iters,
+                            flow_iters=flow_iters, batch_size=batch_size, lr=lr, flow_lr=flow_lr,
                             weight_decay=weight_decay,
                             lambda_align=lambda_align, lambda_cfm=lambda_cfm, sigma_min=sigma_min,
                             t_eval=t_eval, deterministic=deterministic, gate_gamma=gate_gamma,

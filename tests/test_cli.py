@@ -147,10 +147,25 @@ def test_features_check_names_missing_key(tmp_path, capsys):
     assert "bad.npz" in err and "zsl_data" in err
 
 
-def test_eval_features_bank_must_be_npy(data_root, capsys):
+def test_eval_features_bank_must_be_a_text_bank(data_root, capsys):
+    # a feature file given as the text bank: named, with the keys it has
     feats = need(data_root, "features/utd_mhad_ru5.npz")
     assert main(["eval-features", "--method", "devise", "--features", str(feats), "--text-bank", str(feats)]) == 2
-    assert "expected a .npy array" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "utd_mhad_ru5.npz: an .npz bank needs a 'sentence' (C, D) array" in err
+    assert "keys present: gzsl_data, gzsl_label, train_data" in err
+
+
+def test_eval_features_reads_a_text_embed_npz(data_root, capsys, tmp_path):
+    """`zeroskel text embed --out` output is a valid --text-bank (it was refused as an archive)."""
+    import numpy as np
+
+    feats = need(data_root, "features/nw_ucla_ru5.npz")
+    bank = np.load(need(data_root, "features/nw_ucla_text_mpnet_L5.npy"))
+    np.savez(tmp_path / "emb.npz", sentence=bank[:, -1], tokens=bank)  # the layout text embed writes
+    assert main(["eval-features", "--method", "devise", "--features", str(feats), "--text-bank",
+                 str(tmp_path / "emb.npz"), "--set", "epochs=1", "--out", str(tmp_path / "r.json")]) == 0
+    assert "ZSL top-1" in capsys.readouterr().out
 
 
 @pytest.mark.slow

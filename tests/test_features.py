@@ -218,3 +218,41 @@ def test_evaluate_method_refuses_gzsl_without_unseen_before_fitting():
     with pytest.raises(DataError, match=r"feature set: gzsl_y has no sample of the unseen classes"):
         evaluate_method(factory, fs, texts)
     assert fits == []
+
+
+def test_text_bank_files_of_every_kind(tmp_path):
+    rng = np.random.default_rng(0)
+    tok = rng.random((6, 3, 4)).astype(np.float32)
+    np.save(tmp_path / "tok.npy", tok)
+    t = load_token_bank(tmp_path / "tok.npy")
+    np.testing.assert_array_equal(t.sentence, tok[:, -1]); np.testing.assert_array_equal(t.tokens, tok)
+    # what `zeroskel text embed --out` writes (sentence + tokens, or sentence only) used to be refused
+    # by `eval-features --text-bank` ("expected a .npy array ... got an archive")
+    sent = rng.random((6, 5)).astype(np.float32)
+    np.savez(tmp_path / "emb.npz", sentence=sent, tokens=tok)
+    t = load_token_bank(tmp_path / "emb.npz")
+    np.testing.assert_array_equal(t.sentence, sent); np.testing.assert_array_equal(t.tokens, tok)
+    np.savez(tmp_path / "sent.npz", sentence=sent)
+    t = load_token_bank(tmp_path / "sent.npz")
+    assert t.tokens is None and t.num_classes == 6
+    np.save(tmp_path / "sent.npy", sent)                  # (C, D) class embeddings
+    t = load_token_bank(tmp_path / "sent.npy")
+    assert t.tokens is None and t.sentence.shape == (6, 5)
+    # bad banks name the file and the array
+    np.savez(tmp_path / "other.npz", emb=sent)
+    with pytest.raises(DataError, match=r"other\.npz: an \.npz bank needs a 'sentence' \(C, D\) array .*keys "
+                                        r"present: emb"):
+        load_token_bank(tmp_path / "other.npz")
+    np.savez(tmp_path / "short.npz", sentence=sent, tokens=tok[:4])
+    with pytest.raises(DataError, match=r"short\.npz: 'tokens' must be \(C=6, L, D\), got shape \(4, 3, 4\)"):
+        load_token_bank(tmp_path / "short.npz")
+    bad = sent.copy(); bad[1, 2] = np.nan
+    np.savez(tmp_path / "nan.npz", sentence=bad)
+    with pytest.raises(DataError, match=r"nan\.npz: sentence contains NaN or inf"):
+        load_token_bank(tmp_path / "nan.npz")
+    np.save(tmp_path / "flat.npy", np.zeros(6, np.float32))
+    with pytest.raises(DataError, match=r"flat\.npy: expected \(C, L, D\) token or \(C, D\) sentence"):
+        load_token_bank(tmp_path / "flat.npy")
+    (tmp_path / "empty.npy").write_bytes(b"")
+    with pytest.raises(DataError, match=r"empty\.npy: cannot read"):
+        load_token_bank(tmp_path / "empty.npy")

@@ -453,7 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("eval-features", cmd_eval_features,
              "fit a feature-based method (flora, smie, devise, cada_vae) and report ZSL and GZSL")
     sp.add_argument("--method", required=True); sp.add_argument("--features", required=True)
-    sp.add_argument("--text-bank", help="(C, L, D) token bank .npy (e.g. features/<ds>_text_mpnet_L5.npy)")
+    sp.add_argument("--text-bank", help="class texts: a (C, L, D) token bank .npy (e.g. "
+                    "features/<ds>_text_mpnet_L5.npy), a (C, D) sentence .npy, or the .npz of "
+                    "'zeroskel text embed --out'")
     sp.add_argument("--dataset", help="the dataset the features come from: picks the preset's per-dataset "
                     "settings (flora --preset cpu has some for utd_mhad) and, with --text-source, "
                     "whose class texts to embed")

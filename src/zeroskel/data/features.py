@@ -396,11 +396,21 @@ def low_shot(fs: FeatureSet, fraction: float | None = None, per_class: int | Non
 
 # ---------------------------------------------------------------------------- text banks
 def load_token_bank(path: str | os.PathLike, names_json: str | os.PathLike | None = None):
-    """Token-level class-text bank saved as ``(C, L, D)`` ``.npy`` -> :class:`ClassTexts`.
+    """Class-text bank file -> :class:`ClassTexts`.
 
-    The sentence-level embedding is the last token (the pooled token in Flora's and the
-    shared ``*_text_mpnet_L5.npy`` banks). ``names_json`` optionally gives class names
-    (a JSON file with ``class_names_packed`` or ``class_names``).
+    Accepted files:
+
+    * ``(C, L, D)`` token embeddings saved as ``.npy`` (Flora's banks and the shared
+      ``*_text_mpnet_L5.npy``): the sentence-level embedding is the last token (the pooled
+      token in those banks);
+    * the ``.npz`` that ``zeroskel text embed --out`` writes: ``sentence`` (C, D) and,
+      with ``--max-length``, ``tokens`` (C, L, D'), the same texts ``eval-features
+      --text-source`` embeds;
+    * ``(C, D)`` sentence embeddings as ``.npy`` (one vector per class; token-level
+      methods then see one token per class).
+
+    ``names_json`` optionally gives class names (a JSON file with ``class_names_packed``
+    or ``class_names``).
     """
     from ..methods.base import ClassTexts
 
@@ -409,15 +419,39 @@ def load_token_bank(path: str | os.PathLike, names_json: str | os.PathLike | Non
         raise DataError(f"text bank {path} does not exist")
     try:
         tok = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise DataError(f"text bank {path}: cannot read ({e})") from None
-    if not isinstance(tok, np.ndarray):  # an .npz archive, not one array
-        raise DataError(f"text bank {path}: expected a .npy array of (C, L, D) token embeddings, "
-                        f"got an archive with keys {list(tok.files)}")
-    if tok.ndim != 3:
-        raise DataError(f"text bank {path}: expected (C, L, D) token embeddings, got shape {tok.shape}")
-    if not np.isfinite(tok).all():
-        raise DataError(f"text bank {path}: contains NaN or inf")
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"text bank {path}: cannot read ({load_failure(path, e)})") from None
+    sentence = None
+    if isinstance(tok, np.lib.npyio.NpzFile):  # `zeroskel text embed --out` writes sentence (+ tokens)
+        keys = sorted(tok.files)
+        if "sentence" not in keys:
+            raise DataError(f"text bank {path}: an .npz bank needs a 'sentence' (C, D) array (as written by "
+                            f"`zeroskel text embed --out`), keys present: {', '.join(keys) or 'none'}; or give "
+                            "a .npy of (C, L, D) token embeddings")
+        try:
+            sentence = tok["sentence"]
+            tok = tok["tokens"] if "tokens" in keys else None
+        except (OSError, ValueError) as e:
+            raise DataError(f"text bank {path}: cannot read ({e})") from None
+        if sentence.ndim != 2:
+            raise DataError(f"text bank {path}: 'sentence' must be (C, D), got shape {sentence.shape}")
+        if tok is not None and (tok.ndim != 3 or len(tok) != len(sentence)):
+            raise DataError(f"text bank {path}: 'tokens' must be (C={len(sentence)}, L, D), got shape {tok.shape}")
+    elif tok.ndim == 2:  # one sentence embedding per class
+        sentence, tok = tok, None
+    elif tok.ndim != 3:
+        raise DataError(f"text bank {path}: expected (C, L, D) token or (C, D) sentence embeddings, got shape "
+                        f"{tok.shape}")
+    for name, arr in (("sentence", sentence), ("tokens", tok)):
+        if arr is None:
+            continue
+        if arr.dtype.kind not in "fiu":
+            raise DataError(f"text bank {path}: {name} has non-numeric dtype {arr.dtype}")
+        if not np.isfinite(arr).all():
+            raise DataError(f"text bank {path}: {name} contains NaN or inf")
+    if sentence is None:
+        sentence = tok[:, -1]
+    n_cls = len(sentence)
     names = None
     if names_json is not None:
         try:
@@ -425,7 +459,7 @@ def load_token_bank(path: str | os.PathLike, names_json: str | os.PathLike | Non
         except (OSError, ValueError) as e:
             raise DataError(f"class names {names_json}: cannot read ({e})") from None
         names = info.get("class_names_packed") or info.get("class_names")
-        if names is None or len(names) != len(tok):
+        if names is None or len(names) != n_cls:
             raise DataError(f"class names {names_json}: need 'class_names_packed' or 'class_names' with "
-                            f"{len(tok)} entries")
-    return ClassTexts(sentence=tok[:, -1], tokens=tok, names=names, model=path.stem)
+                            f"{n_cls} entries")
+    return ClassTexts(sentence=sentence, tokens=tok, names=names, model=path.stem)

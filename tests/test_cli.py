@@ -119,6 +119,18 @@ def test_eval_features_devise_on_real_file(data_root, capsys, tmp_path):
     assert "--set train.threads=1: devise has no option 'train'; valid: hidden" in capsys.readouterr().err
 
 
+def test_eval_features_says_why_calibration_is_missing(data_root, capsys):
+    # --low-shot 0.1 keeps one sample per UTD-MHAD class: nothing is left to hold out, so only the
+    # uncalibrated GZSL row exists; the output used to drop the calibrated rows without a word
+    feats = need(data_root, "features/utd_mhad_ru5.npz")
+    bank = need(data_root, "features/utd_mhad_text_mpnet_L5.npy")
+    assert main(["eval-features", "--method", "devise", "--features", str(feats), "--text-bank", str(bank),
+                 "--set", "epochs=1", "--low-shot", "0.1"]) == 0
+    out = capsys.readouterr().out
+    assert "GZSL uncalibrated" in out and "GZSL stacking" not in out
+    assert "GZSL calibrated: not available (held-out data has no samples of seen" in out
+
+
 def test_eval_features_unknown_method_lists_valid(data_root, capsys):
     feats = need(data_root, "features/utd_mhad_ru5.npz")
     assert main(["eval-features", "--method", "flor", "--features", str(feats), "--text-bank", str(feats)]) == 2

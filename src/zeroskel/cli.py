@@ -311,6 +311,9 @@ def cmd_eval_features(a) -> int:
     for rule, m in g.items():
         if isinstance(m, dict) and "H" in m:
             print(f"  GZSL {rule:<9} S {m['S']:.2f}  U {m['U']:.2f}  H {m['H']:.2f}")
+    why = res["selection"].get("calibration_unavailable")
+    if why:  # say why the calibrated rows are missing, instead of leaving them out silently
+        print(f"  GZSL calibrated: not available ({why})")
     return 0
 
 

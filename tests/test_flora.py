@@ -134,6 +134,20 @@ def test_set_values_are_checked_by_name(item, match):
         factory()
 
 
+def test_dataset_spelled_like_a_tuned_one_is_refused():
+    # flora --preset cpu runs phase 1 for 800 iterations on utd_mhad; "--dataset utd-mhad" used to get
+    # the generic 400 without a word
+    from zeroskel.methods.factory import method_config
+
+    for typo in ("utd-mhad", "UTD_MHAD", "utdmhad"):
+        with pytest.raises(ConfigError, match=rf"--dataset '{typo}': did you mean 'utd_mhad'\? preset flora/cpu"):
+            make_factory("flora", "cpu", [], dataset=typo)
+    assert method_config("flora", "cpu", [], "utd_mhad")["train"]["align_iters"] == 800
+    # other names (registered datasets without a block, the user's own) keep the generic settings
+    for other in ("nw_ucla", "ntu60", "my_skeletons"):
+        assert method_config("flora", "cpu", [], other)["train"]["align_iters"] == 400
+
+
 def test_whole_float_budgets_are_accepted():
     m = make_factory("flora", None, ["train.align_iters=1e3", "train.lr=3e-4"])[0]()
     assert m.align_iters == 1000 and isinstance(m.align_iters, int) and m.lr == 3e-4

@@ -40,10 +40,31 @@ def method_config(name: str, preset: str | None = None, overrides: Iterable[str]
             raise ConfigError(f"preset {name}/{preset}.yaml has settings for the datasets {', '.join(blocks)}: "
                               "name the dataset the features come from (--dataset; any other name uses "
                               "the preset as it is)")
+        if blocks and str(dataset) not in blocks:
+            _refuse_near_miss(str(dataset), blocks, f"preset {name}/{preset}.yaml")
         cfg = merge_layer(cfg, layer, f"preset {name}/{preset}.yaml", dataset, opened)
     for item in overrides:
         cfg = merge(cfg, parse_override(item), f"--set {item}", open_paths=opened)
     return cfg
+
+
+def _squash(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def _refuse_near_miss(dataset: str, blocks, where: str) -> None:
+    """A ``--dataset`` spelled like a dataset the preset tunes (``utd-mhad``, ``UTD_MHAD``) but
+    not equal to it would silently get the generic settings: :class:`ConfigError` instead.
+    Other names (a registered dataset without a block, a custom dataset) pass."""
+    from ..data.registry import DATASETS
+
+    if dataset in DATASETS:
+        return
+    for b in blocks:
+        if _squash(dataset) == _squash(str(b)):
+            raise ConfigError(f"--dataset {dataset!r}: did you mean {b!r}? {where} has settings for "
+                              f"{', '.join(sorted(map(str, blocks)))}, and a name that differs from them gets the "
+                              "preset's generic settings")
 
 
 def make_factory(name: str, preset: str | None = None, overrides: Iterable[str] = (), seed: int = 1,

@@ -290,3 +290,29 @@ def test_protocol_names_labels_the_text_bank_cannot_cover(data_root):
     with pytest.raises(ConfigError, match=r"class texts cover 10 classes \(ids 0-9\) but .*utd_mhad_ru5\.npz "
                                           r"has class ids beyond them: train labels \[10, .*zsl labels \[14, 17, 23, 24\]"):
         evaluate_method(tiny_flora, fs, texts, seed=1)
+
+
+@pytest.mark.parametrize("ev, match", [
+    # these reached numpy comparisons (TypeError tracebacks) or bool() ('maybe' counted as true)
+    ({"val_fraction": "abc"}, r"eval\.val_fraction must be a number in \(0, 1\) or null, got 'abc'"),
+    ({"val_sample_fraction": None}, r"eval\.val_sample_fraction must be a number in \(0, 1\), got None"),
+    ({"val_sample_fraction": 1.0}, r"eval\.val_sample_fraction must be a number in \(0, 1\), got 1\.0"),
+    ({"select_budget": "maybe"}, r"eval\.select_budget must be true or false, got 'maybe'"),
+    ({"ref_style": "maybe"}, r"eval\.ref_style must be true or false, got 'maybe'"),
+])
+def test_eval_section_values_are_checked(ev, match):
+    from zeroskel.eval.protocol import protocol_kwargs
+
+    with pytest.raises(ConfigError, match=match):
+        protocol_kwargs(ev)
+    assert protocol_kwargs({"val_fraction": None, "val_sample_fraction": 0.3, "select_budget": False})[
+        "val_sample_fraction"] == 0.3
+
+
+def test_eval_features_checks_eval_section_before_reading_files(capsys, tmp_path):
+    from zeroskel.cli import main
+
+    # the feature file does not exist: the bad option is reported first, without a traceback
+    assert main(["eval-features", "--method", "flora", "--features", str(tmp_path / "none.npz"),
+                 "--text-bank", str(tmp_path / "none.npy"), "--set", "eval.val_fraction=abc"]) == 2
+    assert "eval.val_fraction must be a number in (0, 1) or null, got 'abc'" in capsys.readouterr().err

@@ -280,7 +280,10 @@ def cmd_eval_features(a) -> int:
 
     if a.out:
         new_output(a.out, "--out", force_flag=None)  # results are never overwritten
-    make_factory(a.method, a.preset, a.set or [], seed=a.seed, device=a.device, dataset=a.dataset)  # fail fast
+    from .eval.protocol import protocol_kwargs
+    _, cfg = make_factory(a.method, a.preset, a.set or [], seed=a.seed, device=a.device,
+                          dataset=a.dataset)  # fail fast: bad options before any file is read
+    protocol_kwargs((cfg or {}).get("eval"))
     threads = _set_threads(a.threads)
     fs = load_features(a.features)
     if a.low_shot is not None:

@@ -163,8 +163,23 @@ def protocol_kwargs(ev: dict | None) -> dict:
     if unknown:
         raise ConfigError(f"unknown eval key(s) {unknown}; valid: heldout_draws, ref_style, "
                           "select_budget, val_fraction, val_sample_fraction")
-    return {"val_fraction": ev.get("val_fraction"), "val_sample_fraction": ev.get("val_sample_fraction", 0.2),
-            "select_budget": ev.get("select_budget", True), "heldout_draws": ev.get("heldout_draws", 1)}
+    out = {"val_fraction": ev.get("val_fraction"), "val_sample_fraction": ev.get("val_sample_fraction", 0.2),
+           "select_budget": ev.get("select_budget", True), "heldout_draws": ev.get("heldout_draws", 1)}
+    # checked here, by key: these reach numpy comparisons (a TypeError) or bool() ('maybe' is true)
+    for key in ("val_fraction", "val_sample_fraction"):
+        v = out[key]
+        if v is None and key == "val_fraction":
+            continue
+        if (isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating))
+                or not 0.0 < v < 1.0):
+            raise ConfigError(f"eval.{key} must be a number in (0, 1)"
+                              f"{' or null' if key == 'val_fraction' else ''}, got {v!r}")
+    for key in ("select_budget", "ref_style"):
+        v = out.get(key, ev.get(key, False))
+        if not isinstance(v, (bool, np.bool_)):
+            raise ConfigError(f"eval.{key} must be true or false, got {v!r}")
+    heldout_seeds(0, out["heldout_draws"])  # the same check as --heldout-draws
+    return out
 
 
 def evaluate_named(name: str, fs: FeatureSet, texts: ClassTexts, seed: int = 1, *, preset: str | None = None,

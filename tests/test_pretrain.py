@@ -266,6 +266,22 @@ def test_leaky_split_and_bad_config_are_refused(synth, trained, tmp_path):
         extract_features(trained / "stage1_best.pt", out_path=tmp_path / "z.npz")
 
 
+@pytest.mark.parametrize("item, match", [
+    # 'x' was a ValueError traceback, 0 was ignored, 1.5 ran with one thread, 'maybe' counted as true
+    ("train.threads=x", r"train\.threads must be an integer >= 1 or null, got 'x'"),
+    ("train.threads=0", r"train\.threads must be an integer >= 1 or null, got 0"),
+    ("train.threads=1.5", r"train\.threads must be an integer >= 1 or null, got 1\.5"),
+    ("validation.refit=maybe", r"validation\.refit must be true or false, got 'maybe'"),
+    ("train.deterministic=1", r"train\.deterministic must be true or false, got 1"),
+    ("train.nesterov=no way", r"train\.nesterov must be true or false, got 'no way'"),
+])
+def test_bad_values_are_refused_before_a_run_folder_is_made(synth, tmp_path, item, match):
+    ds, sp = synth
+    with pytest.raises(ConfigError, match=match):
+        pretrain_encoder(_cfg(ds, sp, extra=[item]), tmp_path / "runs")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
 def test_presets_resolve():
     small = build_config("pretrain", dataset="utd_mhad", split="purls-22/5")
     assert small["preset"] == "small" and small["data"]["pipeline"] == "flora50"

@@ -265,6 +265,11 @@ def check_config(cfg: dict) -> None:
     check_int(cfg, "validation.min_epoch", 1)
     check_int(cfg, "extract.batch_size", 1)
     check_int(cfg, "data.limit_per_class", 1, allow_none=True)
+    check_int(cfg, "train.threads", 1, allow_none=True)  # 'x' was a ValueError, 0 ignored, 1.5 ran 1
+    for sec, key in (("train", "nesterov"), ("train", "deterministic"), ("train", "drop_last"),
+                     ("validation", "refit")):
+        if not isinstance(cfg[sec][key], bool):  # bool('maybe') is True: refuse, do not guess
+            raise ConfigError(f"{sec}.{key} must be true or false, got {cfg[sec][key]!r}")
     fr = cfg["validation"]["fraction"]
     if not isinstance(fr, (int, float)) or isinstance(fr, bool) or not 0.0 < fr < 1.0:
         raise ConfigError(f"validation.fraction must be in (0, 1), got {fr!r}")

@@ -131,6 +131,26 @@ def test_eval_features_says_why_calibration_is_missing(data_root, capsys):
     assert "GZSL calibrated: not available (held-out data has no samples of seen" in out
 
 
+def test_eval_features_checks_files_against_a_registered_dataset(tmp_path, capsys):
+    # NW-UCLA features with UTD-MHAD's 27-class bank used to run silently (labels 0-9 index the wrong texts)
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    tr = np.repeat(np.arange(7), 3); z = np.repeat([7, 8, 9], 2)
+    np.savez(tmp_path / "f.npz", train_data=rng.random((21, 4)), train_label=tr, zsl_data=rng.random((6, 4)),
+             zsl_label=z, gzsl_data=rng.random((13, 4)), gzsl_label=np.concatenate([np.arange(7), z]))
+    np.save(tmp_path / "bank27.npy", rng.random((27, 2, 5)).astype(np.float32))
+    base = ["eval-features", "--method", "devise", "--features", str(tmp_path / "f.npz"), "--set", "epochs=1"]
+    assert main(base + ["--text-bank", str(tmp_path / "bank27.npy"), "--dataset", "nw_ucla"]) == 2
+    assert "bank27.npy: texts for 27 classes, but --dataset nw_ucla has 10; is it another dataset's" \
+        in capsys.readouterr().err
+    np.savez(tmp_path / "g.npz", **{**dict(np.load(tmp_path / "f.npz")), "zsl_label": z + 10,
+                                    "gzsl_label": np.concatenate([np.arange(7), z + 10])})
+    assert main(["eval-features", "--method", "devise", "--features", str(tmp_path / "g.npz"), "--text-bank",
+                 str(tmp_path / "bank27.npy"), "--dataset", "nw_ucla"]) == 2
+    assert "g.npz: class ids up to 19, but --dataset nw_ucla has 10 classes" in capsys.readouterr().err
+
+
 def test_eval_features_unknown_method_lists_valid(data_root, capsys):
     feats = need(data_root, "features/utd_mhad_ru5.npz")
     assert main(["eval-features", "--method", "flor", "--features", str(feats), "--text-bank", str(feats)]) == 2

@@ -273,6 +273,23 @@ def _set_threads(threads: int | None) -> int:
     return torch.get_num_threads()
 
 
+def _check_dataset_matches(a, fs, texts) -> None:
+    """With a registered --dataset, the feature file's labels and a --text-bank must fit its class
+    count: another dataset's bank with more classes would otherwise run silently, scoring every
+    class against the wrong texts."""
+    from .data.registry import DATASETS
+
+    if a.dataset not in DATASETS:
+        return
+    n = DATASETS[a.dataset].num_classes
+    if fs.num_classes > n:
+        raise ZeroskelError(f"feature file {a.features}: class ids up to {fs.num_classes - 1}, but --dataset "
+                            f"{a.dataset} has {n} classes; are the features from another dataset?")
+    if a.text_bank and texts.num_classes != n:
+        raise ZeroskelError(f"--text-bank {a.text_bank}: texts for {texts.num_classes} classes, but --dataset "
+                            f"{a.dataset} has {n}; is it another dataset's text bank?")
+
+
 def cmd_eval_features(a) -> int:
     from .data.features import load_features, load_token_bank
     from .eval.protocol import evaluate_named
@@ -300,6 +317,7 @@ def cmd_eval_features(a) -> int:
                                   tokens_max_length=a.max_length)
     else:
         raise ZeroskelError("give --text-bank NPY, or --dataset and --text-source")
+    _check_dataset_matches(a, fs, texts)
     res = evaluate_named(a.method, fs, texts, a.seed, preset=a.preset, overrides=a.set or [], device=a.device,
                          dataset=a.dataset, heldout_draws=a.heldout_draws, ref_style=a.ref_style,
                          log=(lambda m: print(m, file=sys.stderr, flush=True)) if a.verbose else None)

@@ -151,6 +151,35 @@ def test_eval_features_checks_files_against_a_registered_dataset(tmp_path, capsy
     assert "g.npz: class ids up to 19, but --dataset nw_ucla has 10 classes" in capsys.readouterr().err
 
 
+def _toy_feature_files(tmp_path, n_seen=6, n_unseen=3, per=6, d=8, seed=0):
+    """A Flora-layout feature file (original class ids) and a (C, L, D) token bank."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    c = n_seen + n_unseen
+    tr = np.repeat(np.arange(n_seen), per); z = np.repeat(np.arange(n_seen, c), 3)
+    g = np.concatenate([np.repeat(np.arange(n_seen), 2), z])
+    np.savez(tmp_path / "toy.npz", train_data=rng.random((len(tr), d)), train_label=tr,
+             zsl_data=rng.random((len(z), d)), zsl_label=z, gzsl_data=rng.random((len(g), d)), gzsl_label=g)
+    np.save(tmp_path / "toy_bank.npy", rng.random((c, 3, 6)).astype(np.float32))
+    return tmp_path / "toy.npz", tmp_path / "toy_bank.npy"
+
+
+def test_eval_features_prints_ref_style(tmp_path, capsys):
+    # --ref-style numbers were only written to --out: without it the flag's result was lost, and a
+    # method without a budget ignored the flag without a word
+    feats, bank = _toy_feature_files(tmp_path)
+    tiny = ["--set", "train.align_iters=2", "--set", "train.flow_iters=4", "--set", "train.eval_every=2",
+            "--set", "model.latent_dim=8", "--set", "model.heads=2", "--set", "train.batch_size=8"]
+    assert main(["eval-features", "--method", "flora", "--features", str(feats), "--text-bank", str(bank),
+                 "--ref-style", *tiny]) == 0
+    out = capsys.readouterr().out
+    assert "reference-style best of 3 test evaluations (NOT a valid estimate): ZSL " in out
+    assert main(["eval-features", "--method", "devise", "--features", str(feats), "--text-bank", str(bank),
+                 "--ref-style", "--set", "epochs=1"]) == 0
+    assert "--ref-style: devise has no training budget" in capsys.readouterr().out
+
+
 def test_eval_features_unknown_method_lists_valid(data_root, capsys):
     feats = need(data_root, "features/utd_mhad_ru5.npz")
     assert main(["eval-features", "--method", "flor", "--features", str(feats), "--text-bank", str(feats)]) == 2

@@ -332,6 +332,15 @@ def cmd_eval_features(a) -> int:
     for rule, m in g.items():
         if isinstance(m, dict) and "H" in m:
             print(f"  GZSL {rule:<9} S {m['S']:.2f}  U {m['U']:.2f}  H {m['H']:.2f}")
+    ref = res.get("ref_style_best_of_test")
+    if ref:  # --ref-style was only in the --out JSON: without --out it was lost
+        rg = ref["gzsl"]
+        print(f"  reference-style best of {ref['evals']} test evaluations (NOT a valid estimate): "
+              f"ZSL {ref['zsl']:.2f} (step {ref['zsl_step']}); GZSL {ref['gzsl_rule']} S {rg['S']:.2f}  "
+              f"U {rg['U']:.2f}  H {rg['H']:.2f} (step {ref['gzsl_step']})")
+    elif a.ref_style:
+        print(f"  --ref-style: {a.method} has no training budget to evaluate along, so there is no "
+              "best-of-test number; the result above is its only evaluation")
     why = res["selection"].get("calibration_unavailable")
     if why:  # say why the calibrated rows are missing, instead of leaving them out silently
         print(f"  GZSL calibrated: not available ({why})")

@@ -500,7 +500,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--threads", type=int, help="torch threads (default: torch's choice). Flora follows it; "
                     "the baselines use their num_threads option (default 1). RESULTS.md's runs used 1, and "
                     "another count can move a single run")
-    sp.add_argument("--low-shot", type=float, help="keep this fraction of the seen training samples")
+    sp.add_argument("--low-shot", type=float, metavar="FRACTION",
+                    help="keep max(1, int(FRACTION * n_c)) of the n_c training samples of each seen class "
+                         "(Flora's rule; drawn with --seed)")
     sp.add_argument("--ref-style", action="store_true", help="also report the reference's best-of-test (labelled)")
     sp.add_argument("--heldout-draws", type=int, default=None, metavar="K",
                     help="pseudo-unseen problems cut from the seen training data for budget selection and "

@@ -180,6 +180,14 @@ def test_eval_features_prints_ref_style(tmp_path, capsys):
     assert "--ref-style: devise has no training budget" in capsys.readouterr().out
 
 
+def test_eval_features_text_bank_and_text_source_exclude_each_other(tmp_path, capsys):
+    # both were accepted and --text-source silently ignored
+    feats, bank = _toy_feature_files(tmp_path)
+    assert main(["eval-features", "--method", "devise", "--features", str(feats), "--text-bank", str(bank),
+                 "--dataset", "nw_ucla", "--text-source", "name"]) == 2
+    assert "give --text-bank or --text-source, not both" in capsys.readouterr().err
+
+
 def test_eval_features_unknown_method_lists_valid(data_root, capsys):
     feats = need(data_root, "features/utd_mhad_ru5.npz")
     assert main(["eval-features", "--method", "flor", "--features", str(feats), "--text-bank", str(feats)]) == 2

@@ -297,6 +297,9 @@ def cmd_eval_features(a) -> int:
 
     if a.out:
         new_output(a.out, "--out", force_flag=None)  # results are never overwritten
+    if a.text_bank and a.text_source:  # one of them would be ignored without a word
+        raise ZeroskelError("give --text-bank or --text-source, not both (--text-bank holds the class texts "
+                            "already embedded)")
     from .eval.protocol import protocol_kwargs
     _, cfg = make_factory(a.method, a.preset, a.set or [], seed=a.seed, device=a.device,
                           dataset=a.dataset)  # fail fast: bad options before any file is read

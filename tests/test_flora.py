@@ -209,6 +209,13 @@ def test_configs_build_and_reject_unknown_keys():
     assert method_class("flora") is Flora
     with pytest.raises(ConfigError, match="unknown keys \\['latnt_dim'\\]"):
         Flora.from_config({"model": {"latnt_dim": 3}})
+    # keys that eval-features never read are not in the schema (they were silently ignored),
+    # and seed / device come from their flags, for every method alike
+    with pytest.raises(ConfigError, match="text"):
+        method_config("flora", None, ["text.bank=x.npy"])
+    for method in ("flora", "devise"):
+        with pytest.raises(ConfigError, match="--set seed=5: the seed is set by --seed, not by --set"):
+            make_factory(method, None, ["seed=5"])
     with pytest.raises(ConfigError, match="unknown method 'nope'"):
         build_method("nope")
 

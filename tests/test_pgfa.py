@@ -696,7 +696,8 @@ def test_bad_names_and_inputs_give_clear_errors(utd, tmp_path):
                            overrides=TINY + ["validation.mode=test"]), tmp_path, data_root=utd)
     # a mistyped number fails before any run folder, with its key named (not a ValueError from int())
     for bad, key in (("train.epochs=abc", "train.epochs"), ("train.epochs=2.5", "train.epochs"),
-                     ("model.input_frames=abc", "model.input_frames"), ("validation.smooth=x", "validation.smooth")):
+                     ("model.input_frames=abc", "model.input_frames"), ("validation.smooth=x", "validation.smooth"),
+                     ("train.threads=0", "train.threads"), ("train.threads=1.5", "train.threads")):
         with pytest.raises(ConfigError, match=f"{key} must be an integer"):
             train(build_config("pgfa", dataset="utd_mhad", split="purls-22/5", overrides=TINY + [bad]),
                   tmp_path / "typo", data_root=utd)

@@ -75,6 +75,10 @@ def make_factory(name: str, preset: str | None = None, overrides: Iterable[str] 
     if name not in METHODS:
         build_method(name)  # raises ConfigError listing the valid names
     overrides = list(overrides)
+    for item in overrides:
+        for key in parse_override(item):
+            if key in ("seed", "device"):  # the argument wins for some methods, --set for others
+                raise ConfigError(f"--set {item}: the {key} is set by --{key}, not by --set")
     cfg = method_config(name, preset, overrides, dataset)
     cls = method_class(name)
     if cfg is not None and hasattr(cls, "from_config"):

@@ -24,7 +24,9 @@ neighbour search excludes the class itself explicitly (the reference drops the f
 top-(k+1)), neighbours can be restricted to seen classes (``neighbors_from='seen'``),
 different-class partners are drawn from precomputed class indices, and a ``callback``
 hook lets the caller select the number of flow iterations on held-out data instead of the
-reference's best-of-test-evaluations.
+reference's best-of-test-evaluations. One attunement weight (``attune_weight``) serves ZSL
+and GZSL: the reference's ``mixed_weights`` has a ZSL and a GZSL entry, equal in every
+published configuration (spec appendix A), so one fitted model answers both.
 """
 from __future__ import annotations
 

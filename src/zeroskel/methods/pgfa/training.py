@@ -94,6 +94,7 @@ def check_config(cfg: dict) -> None:
                               f"integer, got {ft!r}")
     t = cfg["train"]
     check_int(cfg, "train.epochs", 0)
+    check_int(cfg, "train.threads", 1, allow_none=True)  # 0 was ignored, 1.5 ran one thread
     check_int(cfg, "model.input_frames", 1, allow_none=True)
     if v["mode"] != "none" and select_rule(v) == "best" and int(v["min_epoch"]) > int(t["epochs"]):
         raise ConfigError(f"validation.min_epoch={v['min_epoch']} is after the last epoch "
@@ -355,8 +356,8 @@ def _ce_initialise(cfg: dict, stage: "_Stage", model: PGFAModel, checkpoint: Pat
 
 def _set_threads(cfg):
     th = cfg["train"].get("threads")
-    if th:
-        torch.set_num_threads(int(th))
+    if th is not None:
+        torch.set_num_threads(th)
 
 
 def train_pgfa(cfg: dict, run_dir: str | Path, data_root=None, logger=None,

@@ -64,7 +64,7 @@ VARIANTS: dict[str, list[str]] = {
 }
 
 
-def run(variant: str, file: str, seed: int, root: Path, out: Path) -> dict | None:
+def run(variant: str, file: str, seed: int, root: Path, out: Path, base_sets=()) -> dict | None:
     """Held-out fit of one (variant, file, seed); writes ``out/<variant>/<file>_s<seed>.json``."""
     from zeroskel.data.features import holdout_seen, load_features, load_token_bank
     from zeroskel.eval.protocol import calibrate, track_heldout
@@ -73,7 +73,7 @@ def run(variant: str, file: str, seed: int, root: Path, out: Path) -> dict | Non
     dst = out / variant / f"{file}_s{seed}.json"
     if dst.exists():
         return None
-    sets = VARIANTS[variant]
+    sets = list(base_sets) + VARIANTS[variant]  # the variant's own change wins over --set
     fs = load_features(root / f"{file}.npz")
     ds = dataset_of(file)
     texts = load_token_bank(root / f"{ds}_text_mpnet_L5.npy")
@@ -211,6 +211,9 @@ def main(argv=None) -> int:
     p.add_argument("--features", default=None, help="folder of feature files (default: $ZEROSKEL_DATA/features)")
     p.add_argument("--out", default="benchmarks/out/flora_select")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override under every variant (e.g. train.align_iters=400, the cpu preset's UTD-MHAD "
+                        "phase 1 before its per-dataset block); a variant's own change wins")
     p.add_argument("--aggregate", action="store_true", help="only print the selection table")
     p.add_argument("--only-seeds", nargs="+", type=int, default=None,
                    help="with --aggregate or --paired: use only these seeds' runs (default: all found)")
@@ -241,7 +244,7 @@ def main(argv=None) -> int:
     for seed in a.seeds:
         for file in a.files:
             for v in a.variants:
-                run(v, file, seed, Path(a.features), out)
+                run(v, file, seed, Path(a.features), out, a.set)
     return 0
 
 

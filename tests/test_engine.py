@@ -423,6 +423,14 @@ def test_relative_paths_in_a_run_config_become_absolute(tmp_path, monkeypatch):
     cfg = C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5", data_root="data",
                          overrides=["text.model=minilm"])
     assert cfg["data_root"] == str(tmp_path / "data") and cfg["text"]["model"] == str(tmp_path / "minilm")
+    # a custom dataset, a split file and a class-text file too; names stay names
+    for f in ("my.npz", "split.yaml", "texts.txt"):
+        (tmp_path / f).write_text("")
+    cfg = C.build_config("pgfa", dataset="my.npz", split="split.yaml", overrides=["text.source=texts.txt"])
+    assert (cfg["dataset"], cfg["split"], cfg["text"]["source"]) == \
+        tuple(str(tmp_path / f) for f in ("my.npz", "split.yaml", "texts.txt"))
+    cfg = C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5", overrides=["text.source=name+purls-global"])
+    assert (cfg["dataset"], cfg["split"], cfg["text"]["source"]) == ("utd_mhad", "purls-22/5", "name+purls-global")
     cfg = C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5", overrides=["text.model=not-here"])
     assert cfg["text"]["model"] == "not-here" and cfg["data_root"] is None
     assert C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5")["text"]["model"] == \

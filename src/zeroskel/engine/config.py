@@ -265,12 +265,28 @@ def build_config(method: str = "pgfa", *, dataset: str | None = None, split: str
 
 
 def _absolute_paths(cfg: dict) -> None:
-    """Relative local paths in ``cfg`` (the data root, a text-model folder) become absolute:
-    the run's config.yaml is read again by ``evaluate`` / ``resume`` / ``export``, often from
-    another working directory."""
+    """Relative local paths in ``cfg`` (the data root, a custom dataset, a split file, a class-text
+    file, a text-model folder) become absolute: the run's config.yaml is read again by
+    ``evaluate`` / ``resume`` / ``export``, often from another working directory. Names (a
+    registered dataset, a split or text-source name, a known text model) are left as they are;
+    run folder names use a path's stem either way."""
     if isinstance(cfg.get("data_root"), str) and cfg["data_root"]:
         cfg["data_root"] = str(Path(cfg["data_root"]).expanduser().resolve())
+
+    def file(value):
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            p = Path(value).expanduser()
+            if ("/" in value or p.suffix) and p.exists():
+                return str(p.resolve())
+        return value
+
+    for key in ("dataset", "split"):
+        if key in cfg:
+            cfg[key] = file(cfg[key])
     text = cfg.get("text")
+    if isinstance(text, dict) and "source" in text:
+        src = text["source"]
+        text["source"] = [file(s) for s in src] if isinstance(src, list) else file(src)
     model = text.get("model") if isinstance(text, dict) else None
     if isinstance(model, str) and model and not Path(model).is_absolute():
         folder = Path(model).expanduser()

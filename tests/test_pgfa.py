@@ -812,6 +812,11 @@ def test_sparse_validation_changes_no_number(utd, tmp_path):
     b = train(_cfg(extra=last + ["validation.every=2"]), tmp_path / "b", data_root=utd)
     ma, mb = _metrics(a), _metrics(b)
     assert [("val_top1" in h) for h in mb["selection"]["val_curve"]] == [False, True, True]
+    # the curve counts epochs as best_epoch and train.log do (1-based): the last entry is epoch 3
+    assert [h["epoch"] for h in mb["selection"]["val_curve"]] == [1, 2, 3] == [h["epoch"] for h in
+                                                                              ma["selection"]["val_curve"]]
+    assert mb["selection"]["best_epoch"] == 3 and mb["selection"]["calibration"]["epoch"] == 3
+    assert "epoch 3/3" in (b / "train.log").read_text()
     assert mb["selection"]["val_curve"][1:] == ma["selection"]["val_curve"][1:]
     assert mb["selection"]["calibration"] == ma["selection"]["calibration"]
     for k in ("zsl_top1", "zsl_top1_aligned", "zsl_confusion", "gzsl_uncalibrated", "gzsl_calibrated"):

@@ -537,7 +537,9 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
                 return None
             best = chosen_epoch(tr.history, vcfg)
             selection.update(best_epoch=best, metric=vcfg["metric"], rule=select_rule(vcfg),
-                             val_curve=[{k: h[k] for k in h if k.startswith("val_") or k in ("epoch", "loss")}
+                             # 1-based epochs, like best_epoch and train.log (the trainer's history is 0-based)
+                             val_curve=[{"epoch": int(h["epoch"]) + 1,
+                                         **{k: h[k] for k in h if k.startswith("val_") or k == "loss"}}
                                         for h in tr.history],
                              best_val=tr.history[best - 1].get(f"val_{vcfg['metric']}"),
                              seconds=float(sum(h["seconds"] for h in tr.history)))

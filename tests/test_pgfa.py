@@ -649,6 +649,13 @@ def test_final_model_scores_any_classes(utd, tmp_path):
     run = train(_cfg(extra=["validation.mode=none", "train.epochs=1", "eval.reference_protocol=true"]),
                 tmp_path, data_root=utd)
     ref = _metrics(run)["reference_protocol_best_epoch_on_test"]  # an extra, labelled as such
+    # with no refit the final model is a stage-1 model, which has no test curve: refused before any work,
+    # where it used to train and leave the extra out of metrics.json without a word
+    with pytest.raises(ConfigError, match="eval.reference_protocol needs a final model trained on all seen "
+                                          "classes .*validation.refit false"):
+        train(_cfg(extra=["validation.refit=false", "eval.reference_protocol=true"]), tmp_path / "norefit",
+              data_root=utd)
+    assert not (tmp_path / "norefit").exists()
     assert "NOT a valid zero-shot estimate" in ref["note"] and ref["top1_epoch"] == 1
     assert ref["top1"] == _metrics(run)["zsl_top1"]  # one epoch: the same model
     clf = PGFAClassifier.load(run)

@@ -72,6 +72,12 @@ def check_config(cfg: dict) -> None:
                               "text.train_sources")
     _check_segment_sources(cfg["text"])
     _check_part_sources(cfg["text"])
+    if cfg["eval"].get("reference_protocol") and v["mode"] != "none" and not v["refit"]:
+        # the extra is the test curve of the final model's training; without a refit the final
+        # model is a stage-1 model, whose epochs are not evaluated on test: metrics.json lacked it
+        raise ConfigError("eval.reference_protocol needs a final model trained on all seen classes "
+                          "(validation.refit true, or validation.mode none): with validation.refit false "
+                          "the final model is the stage-1 model and no test curve is recorded")
     if v.get("heldout_group") and v["mode"] == "none":
         raise ConfigError("validation.heldout_group needs validation.mode pseudo_unseen or heldout_seen, got 'none'")
     cf = v.get("calibration_fraction")

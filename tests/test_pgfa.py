@@ -473,7 +473,7 @@ def _core(m):
         {"best": m["selection"]["best_epoch"], "curve": m["selection"]["val_curve"]}
 
 
-def test_train_is_deterministic_and_evaluate_reproduces(utd, tmp_path):
+def test_train_is_deterministic_and_evaluate_reproduces(utd, tmp_path, capsys):
     from zeroskel.engine.runs import evaluate_run, train
 
     a = train(_cfg(), tmp_path, data_root=utd)
@@ -497,8 +497,15 @@ def test_train_is_deterministic_and_evaluate_reproduces(utd, tmp_path):
     with pytest.raises(ConfigError, match="unknown config key 'alignment.pseudo_label'"):
         evaluate_run(a, data_root=utd, alignment={"pseudo_label": "balanced"})
     from zeroskel.cli import main
+    capsys.readouterr()
     assert main(["evaluate", str(a), "--data-root", str(utd), "--align", "pseudo_labels=balanced",
                  "--align", "iterations=2"]) == 0
+    flat = json.loads(capsys.readouterr().out)
+    assert flat["zsl_top1_aligned"] == bal["zsl_top1_aligned"] and flat["alignment"] == bal["alignment"]
+    # the --set spelling of a key (as the unknown-key error lists them) means the same key
+    assert main(["evaluate", str(a), "--data-root", str(utd), "--align", "alignment.pseudo_labels=balanced",
+                 "--align", "alignment.iterations=2"]) == 0
+    assert json.loads(capsys.readouterr().out) == flat
     # centring per test subject: the four test subjects of UTD-MHAD, each centred on its own mean
     from zeroskel.data.cache import prepare
     from zeroskel.methods.pgfa import PGFAClassifier

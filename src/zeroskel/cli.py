@@ -400,7 +400,12 @@ def cmd_evaluate(a) -> int:
 
     align: dict = {}
     for item in a.align:
-        align.update(parse_override(item, "--align"))  # flat keys; unknown ones are rejected by the method
+        # flat keys; unknown ones are rejected by the method. 'alignment.alpha=0.5' (the --set spelling,
+        # and how the error lists the keys) means alpha=0.5: it used to be the unknown key alignment.alignment
+        key = item.split("=", 1)[0].strip()
+        if key.startswith("alignment.") and "=" in item:
+            item = item.strip()[len("alignment."):]
+        align.update(parse_override(item, "--align"))
     runs = a.run_dir if len(a.run_dir) > 1 else a.run_dir[0]
     _print_json(evaluate_run(runs, data_root=a.data_root, device=a.device, alignment=align or None))
     return 0

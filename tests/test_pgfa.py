@@ -1253,3 +1253,70 @@ def test_training_on_a_custom_format_dataset_with_its_own_texts(tmp_path):
     # a preset's PURLS segment texts do not exist for a custom dataset: the error names the key
     with pytest.raises(ConfigError, match=r"^text.segment_sources: class text template 'name\+purls-start'"):
         train(cfg("text.source=name", "text.segment_sources=[name+purls-start, name]"), tmp_path / "runs")
+
+
+def test_metrics_recomputed_by_hand_and_gamma_blind_to_test_labels(tmp_path):
+    """metrics.json against plain numpy over the final model's test features: ZSL top-1 is
+    sample-level over the unseen test samples with the argmax over the unseen classes only;
+    GZSL S / U are over the seen / unseen test samples with the argmax over all classes (less
+    gamma on the seen ones) and H is their harmonic mean. The calibration gamma (and the whole
+    selection record) is the same when the test labels are shuffled: it never reads them."""
+    import yaml
+    from zeroskel.data.readers.custom import write_custom
+    from zeroskel.engine.config import build_config
+    from zeroskel.engine.runs import evaluate_run, train
+    from zeroskel.methods.pgfa import PGFAClassifier
+
+    rng = np.random.default_rng(3)
+    n_cls, n_train, n_test = 8, 8, 4
+    labels = np.array([c for c in range(n_cls) for _ in range(n_train + n_test)])
+    part = np.array(["train"] * n_train + ["test"] * n_test)[np.arange(len(labels)) % (n_train + n_test)]
+    seqs = [(np.sin(np.linspace(0, 3, 16))[:, None, None] * (1 + c) + 0.2 * rng.standard_normal((16, 25, 3)))
+            .astype(np.float32) for c in labels]
+    names = ["wave hand", "clap", "jump up", "sit down", "stand up", "kick", "throw", "bow"]
+    split = tmp_path / "split.yaml"
+    split.write_text(yaml.safe_dump({"name": "mine-6/2", "unseen": [2, 5]}))
+    tiny = [o for o in TINY if not o.startswith(("text.source", "data.limit"))] + \
+        ["data.pipeline=none", "train.batch_size=8", "text.source=a person doing {name}", "eval.gzsl=true", "train.epochs=4", "validation.select=last"]
+    shuffled = labels.copy()
+    test = np.flatnonzero(part == "test")
+    shuffled[test] = rng.permutation(labels[test])  # every class keeps its test count, samples move
+    assert (shuffled[test] != labels[test]).any()
+    runs = {}
+    for tag, lab in (("real", labels), ("shuffled", shuffled)):
+        write_custom(tmp_path / f"{tag}.npz", seqs, lab, names, "ntu25", name="mine", partitions={"custom": part})
+        cfg = build_config("pgfa", dataset=str(tmp_path / f"{tag}.npz"), split=str(split), seed=1, overrides=tiny)
+        runs[tag] = train(cfg, tmp_path / tag)
+    sel = {t: {k: v for k, v in json.loads((r / "selection.json").read_text()).items() if k != "seconds"}
+           for t, r in runs.items()}
+    assert sel["real"]["calibration"]["available"] and sel["real"] == sel["shuffled"]
+
+    run = runs["real"]
+    m = _metrics(run)
+    ev = evaluate_run(run)  # re-scores exactly what training wrote
+    assert {k: v for k, v in ev.items() if k != "alignment"} == {k: m[k] for k in ev if k != "alignment"}
+    clf = PGFAClassifier.load(run)
+    seen, unseen = np.array(clf.card["seen"]), np.array(clf.card["unseen"])
+    feats = clf.features(np.stack([seqs[i].transpose(2, 0, 1)[..., None] for i in test]).astype(np.float32))
+    y = labels[test]
+
+    def cos(a, b):
+        return (a / np.linalg.norm(a, axis=1, keepdims=True)) @ (b / np.linalg.norm(b, axis=1, keepdims=True)).T
+
+    u = np.isin(y, unseen)
+    pred_u = unseen[cos(feats[u], clf.text[unseen]).argmax(1)]
+    assert m["test_samples"] == u.sum() == 8
+    assert m["zsl_top1"] == pytest.approx(100 * np.mean(pred_u == y[u]))
+    for c in unseen:
+        assert m["zsl_per_class"][str(c)] == pytest.approx(100 * np.mean(pred_u[y[u] == c] == c))
+    np.testing.assert_array_equal(m["zsl_confusion"], [[np.sum((y[u] == a) & (pred_u == b)) for b in unseen]
+                                                       for a in unseen])
+    classes = np.concatenate([seen, unseen])
+    sc = cos(feats, clf.text[classes])
+    # gamma moves test samples here, so a wrong gamma (or rule) would show
+    assert m["gzsl_calibrated"]["S"] != m["gzsl_uncalibrated"]["S"]
+    for key, gamma in (("gzsl_uncalibrated", 0.0), ("gzsl_calibrated", sel["real"]["calibration"]["gamma"])):
+        pred = classes[(sc - gamma * np.isin(classes, seen)).argmax(1)]
+        s_acc, u_acc = 100 * np.mean(pred[~u] == y[~u]), 100 * np.mean(pred[u] == y[u])
+        h = 0.0 if s_acc + u_acc == 0 else 2 * s_acc * u_acc / (s_acc + u_acc)
+        assert (m[key]["S"], m[key]["U"], m[key]["H"]) == pytest.approx((s_acc, u_acc, h)), key

@@ -358,3 +358,18 @@ def test_inspect_negative_frame_is_a_flag_error(tmp_path, capsys):
     assert "--frame -5: a frame index is >= 0" in capsys.readouterr().err
     assert not png.exists()
     assert main(["inspect", str(path), "--png", str(png), "--frame", "3"]) == 0
+
+
+def test_train_report_shows_gzsl(tmp_path, capsys):
+    """The end-of-run printout of train / resume showed scalar metrics only, so S / U / H never
+    reached the screen; it now shows each available GZSL block's S, U, H and gamma."""
+    from zeroskel.cli import _report_run
+
+    (tmp_path / "metrics.json").write_text(json.dumps({
+        "zsl_top1": 40.0, "zsl_confusion": [[1]], "gzsl_uncalibrated": {"S": 50.0, "U": 10.0, "H": 16.7, "gamma": 0.0},
+        "gzsl_calibrated": {"available": False, "reason": "no validation"}}))
+    assert _report_run(tmp_path) == 0
+    out = capsys.readouterr().out
+    shown = json.loads(out.split("\n", 1)[1])
+    assert out.startswith(f"run directory: {tmp_path}")
+    assert shown == {"zsl_top1": 40.0, "gzsl_uncalibrated": {"S": 50.0, "U": 10.0, "H": 16.7, "gamma": 0.0}}

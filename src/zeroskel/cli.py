@@ -30,7 +30,12 @@ def _report_run(run_dir) -> int:
         return 0
     print(f"run directory: {run_dir}")
     metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
-    _print_json({k: v for k, v in metrics.items() if not isinstance(v, (list, dict))})
+    shown = {k: v for k, v in metrics.items() if not isinstance(v, (list, dict))}
+    for key in ("gzsl_uncalibrated", "gzsl_calibrated"):  # S / U / H sit one level down
+        g = metrics.get(key)
+        if isinstance(g, dict) and g.get("available", True) and "H" in g:
+            shown[key] = {k: g[k] for k in ("S", "U", "H", "gamma") if k in g}
+    _print_json(shown)
     return 0
 
 

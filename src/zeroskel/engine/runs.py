@@ -6,7 +6,8 @@ a second run with the same name gets the suffix ``-1``, ``-2``... It holds
 
 * ``config.yaml``: the resolved configuration;
 * ``train.log``: one line per epoch and stage;
-* checkpoints (``stage1_last.pt``, ``stage2_last.pt``, ``final.pt``) and ``selection.json``;
+* checkpoints (``stage1_last.pt``, ``stage2_last.pt``, ``final.pt``) and, when a validation
+  stage runs (``validation.mode`` not ``none``), ``selection.json``;
 * ``metrics.json``: test metrics of the final model (and the selection record);
 * ``.lock``: held by the process that trains in the folder, so that a second ``resume``
   of the same run refuses to start instead of writing the same checkpoints at once.

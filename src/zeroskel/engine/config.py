@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import re
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
@@ -276,7 +277,7 @@ def _absolute_paths(cfg: dict) -> None:
     def file(value):
         if isinstance(value, str) and value and not Path(value).is_absolute():
             p = Path(value).expanduser()
-            if ("/" in value or p.suffix) and p.exists():
+            if ("/" in value or os.sep in value or p.suffix) and p.exists():
                 return str(p.resolve())
         return value
 

@@ -13,8 +13,8 @@ Typical use (what ``zeroskel train`` does)::
 from __future__ import annotations
 
 import copy
-import re
 import os
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable

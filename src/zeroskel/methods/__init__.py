@@ -6,10 +6,11 @@ Add a method with one line: ``METHODS["name"] = _lazy("zeroskel.methods.module",
 """
 from __future__ import annotations
 
+import inspect
 from importlib import import_module
 from typing import Callable
 
-from ..errors import unknown_name
+from ..errors import ConfigError, unknown_name
 from .base import ClassTexts, ZeroShotMethod
 
 
@@ -31,9 +32,20 @@ METHODS: dict[str, Callable[..., ZeroShotMethod]] = {
 
 
 def build_method(name: str, **kwargs) -> ZeroShotMethod:
-    """Instantiate a registered method; :class:`ConfigError` listing the valid names if unknown."""
-    if name not in METHODS:
-        raise unknown_name("method", name, METHODS)
+    """Instantiate registered method ``name`` with constructor keyword arguments ``kwargs``.
+
+    Raises :class:`ConfigError` for an unknown name (listing the valid ones) or an argument the
+    method does not take (listing its arguments); a bad value is the constructor's ConfigError.
+    """
+    cls = method_class(name)  # raises the unknown-name error
+    if cls is not None:
+        params = inspect.signature(cls.__init__).parameters
+        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            valid = [k for k, p in params.items() if k != "self" and p.kind != p.VAR_POSITIONAL]
+            bad = [k for k in kwargs if k not in valid]
+            if bad:
+                raise ConfigError(f"method {name!r} has no argument(s) {', '.join(map(repr, bad))}; "
+                                  f"valid arguments: {', '.join(valid)}")
     return METHODS[name](**kwargs)
 
 

@@ -57,7 +57,20 @@ class ClassTexts:
         return len(self.sentence)
 
 
+def _listed(values):
+    """``list(values)`` for any iterable (a set, a range, a generator); arrays and scalars as they
+    are, so that a scalar reaches the shape check instead of a TypeError from ``list``."""
+    if isinstance(values, np.ndarray):
+        return values
+    try:
+        return list(values)
+    except TypeError:
+        return values
+
+
 def check_features(feats: np.ndarray, where: str, dim: int | None = None) -> np.ndarray:
+    """``feats`` as finite float32 (N, D) (``D == dim`` when given); :class:`DataError` naming
+    ``where`` otherwise."""
     feats = np.asarray(feats, dtype=np.float32)
     if feats.ndim != 2:
         raise DataError(f"{where}: features must be (N, D), got shape {feats.shape}")
@@ -89,7 +102,10 @@ def as_ids(values, where: str) -> np.ndarray:
 
 
 def check_classes(classes, num_classes: int, where: str) -> np.ndarray:
-    classes = as_ids(list(classes) if not isinstance(classes, np.ndarray) else classes, where)
+    """``classes`` (K,) as distinct int64 ids in ``[0, num_classes)``; :class:`DataError` (not
+    whole numbers, not 1-D: a single id must be a list ``[c]``) or :class:`ConfigError`
+    (empty, out of range, duplicated) naming ``where``."""
+    classes = as_ids(_listed(classes), where)
     if classes.size == 0:
         raise ConfigError(f"{where}: empty class list")
     bad = classes[(classes < 0) | (classes >= num_classes)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zeroskel.errors import ConfigError, DataError
+from zeroskel.errors import ConfigError, DataError, ZeroskelError
 
 
 def _tiny_problem():
@@ -38,3 +38,49 @@ def test_score_with_a_single_class_id_is_a_data_error():
             call()                                         # was TypeError: 'int' object is not iterable
     with pytest.raises(DataError, match="seen_classes: must be a 1-D list"):
         build_method("devise", epochs=1).fit(x, y, texts, 0)
+
+
+SCORES = np.array([[0.9, 0.1, 0.3], [0.2, 0.8, 0.1], [0.1, 0.2, 0.7], [0.5, 0.1, 0.6]])
+
+
+def test_gzsl_helpers_refuse_ids_they_would_truncate():
+    from zeroskel.eval.gzsl import choose_threshold, gzsl_eval, zsl_accuracy
+
+    classes, labels = [10, 11, 12], [10, 11, 12, 12]
+    assert zsl_accuracy(SCORES, labels, classes) == 100.0
+    assert zsl_accuracy(SCORES, np.array(labels, float), np.array(classes, float)) == 100.0  # 10.0 is an id
+    # column ids 10.5 and labels 10.5 were truncated to class 10 and scored 100 % for classes nobody named
+    with pytest.raises(DataError, match="zsl_accuracy: classes must hold integer class ids"):
+        zsl_accuracy(SCORES, labels, [10.5, 11, 12])
+    with pytest.raises(DataError, match="choose_threshold: labels must hold integer class ids"):
+        choose_threshold(SCORES, [10.5, 11, 12, 12], classes, [10, 11], [12])
+    with pytest.raises(DataError, match="calibrated_stacking: seen must hold integer class ids"):
+        gzsl_eval(SCORES, labels, classes, [10.5, 11], [12])
+    # a label count that differs from the score rows: was numpy's broadcast ValueError / 'pred differ'
+    with pytest.raises(DataError, match="choose_threshold: 2 labels for 4 score rows"):
+        choose_threshold(SCORES, [10, 12], classes, [10, 11], [12])
+    with pytest.raises(DataError, match="gzsl_eval: 2 labels for 4 score rows"):
+        gzsl_eval(SCORES, [10, 12], classes, [10, 11], [12])
+    with pytest.raises(DataError, match="zsl_accuracy: 2 labels for 4 score rows"):
+        zsl_accuracy(SCORES, [10, 12], classes)
+    # one id instead of a list: was TypeError 'int' object is not iterable / len() of unsized object
+    with pytest.raises(DataError, match=r"seen must be a 1-D array of class ids, got shape \(\)"):
+        gzsl_eval(SCORES, labels, classes, 10, [11, 12])
+    with pytest.raises(DataError, match="scores must be a numeric"):
+        zsl_accuracy([["a", "b", "c"]], [10], classes)
+
+
+def test_metric_errors_are_zeroskel_errors():
+    from zeroskel.eval.gzsl import gzsl_eval
+    from zeroskel.eval.metrics import confusion_matrix, gzsl_scores, top1
+
+    # were bare ValueErrors, which the CLI does not turn into a one-line message
+    with pytest.raises(ZeroskelError, match="GZSL needs test samples of both seen and unseen classes"):
+        gzsl_eval(SCORES, [10, 10, 11, 11], [10, 11, 12], [10, 11], [12])
+    with pytest.raises(DataError, match="targets \\[13\\] are neither seen nor unseen"):
+        gzsl_scores([10, 13], [10, 13], [10], [12])
+    with pytest.raises(DataError, match="differ in shape"):
+        top1([1], [1, 2])
+    with pytest.raises(DataError, match=r"classes must be a 1-D array of class ids, got shape \(\)"):
+        confusion_matrix([1], [1], 1)
+    assert confusion_matrix([1, 2], [1, 2], {1, 2}).trace() == 2   # a set of ids works

@@ -23,12 +23,17 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .metrics import gzsl_scores, harmonic_mean, top1
+from .metrics import _ids, gzsl_scores, harmonic_mean, top1
 
 
 def _check(scores: np.ndarray, classes, where: str) -> tuple[np.ndarray, np.ndarray]:
-    scores = np.asarray(scores, dtype=np.float64)
-    classes = np.asarray(classes, dtype=np.int64)
+    try:
+        scores = np.asarray(scores, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise DataError(f"{where}: scores must be a numeric (N, K) array ({e})") from None
+    # whole-number ids: np.asarray(classes, int64) truncated 10.5 to 10 and scored a column as
+    # a class the caller did not name
+    classes = _ids(classes, f"{where}: classes")
     if scores.ndim != 2 or scores.shape[1] != len(classes):
         raise DataError(f"{where}: scores must be (N, K={len(classes)}) for the given classes, "
                         f"got {scores.shape}")
@@ -40,7 +45,7 @@ def _check(scores: np.ndarray, classes, where: str) -> tuple[np.ndarray, np.ndar
 
 
 def _masks(classes: np.ndarray, seen, unseen, where: str) -> tuple[np.ndarray, np.ndarray]:
-    seen = np.asarray(list(seen), dtype=np.int64); unseen = np.asarray(list(unseen), dtype=np.int64)
+    seen = _ids(seen, f"{where}: seen"); unseen = _ids(unseen, f"{where}: unseen")
     if np.intersect1d(seen, unseen).size:
         raise ConfigError(f"{where}: classes {np.intersect1d(seen, unseen).tolist()} are both seen and unseen")
     s = np.isin(classes, seen); u = np.isin(classes, unseen)
@@ -51,10 +56,22 @@ def _masks(classes: np.ndarray, seen, unseen, where: str) -> tuple[np.ndarray, n
     return s, u
 
 
+def _labels(labels, n: int, where: str) -> np.ndarray:
+    """(N,) int64 labels of the N score rows; DataError naming ``where`` otherwise."""
+    labels = _ids(labels, f"{where}: labels")
+    if len(labels) != n:
+        raise DataError(f"{where}: {len(labels)} labels for {n} score rows")
+    return labels
+
+
 def zsl_accuracy(scores: np.ndarray, labels: np.ndarray, classes) -> float:
-    """Top-1 (%) of ``argmax`` over ``classes`` (normally the unseen classes only)."""
+    """Top-1 (%) of ``argmax`` over ``classes`` (normally the unseen classes only).
+
+    ``scores``: (N, K) with columns ``classes`` (K,); ``labels``: (N,) class ids, each in
+    ``classes``. Raises :class:`DataError` for mismatched shapes, non-integer ids or NaN.
+    """
     scores, classes = _check(scores, classes, "zsl_accuracy")
-    labels = np.asarray(labels)
+    labels = _labels(labels, len(scores), "zsl_accuracy")
     outside = np.setdiff1d(labels, classes)
     if outside.size:  # such a sample can never be right: it would lower the accuracy silently
         raise DataError(f"zsl_accuracy: labels {outside.tolist()[:10]} are not among the scored classes")
@@ -107,14 +124,21 @@ def gate_predict(scores, classes, seen, unseen, gamma: float) -> np.ndarray:
 
 def gzsl_eval(scores, labels, classes, seen, unseen, *, gamma: float = 0.0,
               rule: str = "stacking") -> dict[str, float]:
-    """GZSL S/U/H (%) over all ``classes`` with ``rule`` in {'stacking', 'gate'}."""
+    """GZSL S/U/H (%) over all ``classes`` with ``rule`` in {'stacking', 'gate'}.
+
+    ``scores``: (N, K) with columns ``classes`` (K,), which are ``seen`` plus ``unseen``;
+    ``labels``: (N,) class ids, with samples of both seen and unseen classes. Returns
+    ``{"S", "U", "H", "gamma"}``. Raises :class:`DataError` (shapes, ids) or
+    :class:`ConfigError` (overlapping seen/unseen, unknown ``rule``).
+    """
+    labels = _labels(labels, len(_check(scores, classes, "gzsl_eval")[0]), "gzsl_eval")
     if rule == "stacking":
         pred = calibrated_stacking_predict(scores, classes, seen, unseen, gamma)
     elif rule == "gate":
         pred = gate_predict(scores, classes, seen, unseen, gamma)
     else:
         raise ConfigError(f"unknown GZSL rule {rule!r}; valid rules: gate, stacking")
-    out = gzsl_scores(pred, np.asarray(labels), seen, unseen)
+    out = gzsl_scores(pred, labels, seen, unseen)
     out["gamma"] = float(gamma)
     return out
 
@@ -122,7 +146,7 @@ def gzsl_eval(scores, labels, classes, seen, unseen, *, gamma: float = 0.0,
 def _routing(scores, labels, classes, seen, unseen, rule: str, where: str):
     """Per-sample routing statistic (``stat > thr`` <=> routed to seen) and correctness."""
     scores, classes = _check(scores, classes, where)
-    labels = np.asarray(labels, dtype=np.int64)
+    labels = _labels(labels, len(scores), where)  # astype(int64) truncated 10.5 to class 10
     s, u = _masks(classes, seen, unseen, where)
     s_cls, u_cls, _, _ = _branch_predictions(scores, classes, s, u)
     is_seen = np.isin(labels, classes[s]); is_unseen = np.isin(labels, classes[u])

@@ -1,36 +1,44 @@
 """Classification metrics over integer class ids.
 
-All accuracies are sample-level (not means of per-batch accuracies) and in percent.
+All accuracies are sample-level (not means of per-batch accuracies) and in percent. Class ids
+are whole numbers (any int dtype, or floats like 3.0); bad input raises
+:class:`~zeroskel.errors.DataError` naming the argument.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .._checks import whole_numbers
+from ..errors import DataError
 
 
 def _ids(x, name: str) -> np.ndarray:
-    """``x`` as a 1-D int64 array; ValueError naming ``name`` unless it holds whole numbers
+    """``x`` as a 1-D int64 array; DataError naming ``name`` unless it holds whole numbers
     (a float or 2-D array would otherwise compare element-wise into a wrong accuracy)."""
-    arr = np.asarray(x)
+    if isinstance(x, (set, frozenset)) or (hasattr(x, "__iter__") and not hasattr(x, "__len__")):
+        x = list(x)  # sets, generators (np.asarray would make a 0-d object array of them)
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError) as e:
+        raise DataError(f"{name}: not an array of class ids ({e})") from None
     if arr.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array of class ids, got shape {arr.shape}")
+        raise DataError(f"{name} must be a 1-D array of class ids, got shape {arr.shape}")
     if arr.size and not whole_numbers(arr):
-        raise ValueError(f"{name} must hold integer class ids, got dtype {arr.dtype}")
+        raise DataError(f"{name} must hold integer class ids, got dtype {arr.dtype}")
     return arr.astype(np.int64)
 
 
 def _pair(pred, target) -> tuple[np.ndarray, np.ndarray]:
     pred, target = _ids(pred, "pred"), _ids(target, "target")
     if pred.shape != target.shape:
-        raise ValueError(f"pred {pred.shape} and target {target.shape} differ in shape")
+        raise DataError(f"pred {pred.shape} and target {target.shape} differ in shape")
     return pred, target
 
 
 def _class_list(classes, name: str = "classes") -> np.ndarray:
-    classes = _ids(list(classes) if not isinstance(classes, np.ndarray) else classes, name)
+    classes = _ids(classes, name)
     if len(np.unique(classes)) != len(classes):
-        raise ValueError(f"{name}: duplicate class ids in {classes.tolist()}")
+        raise DataError(f"{name}: duplicate class ids in {classes.tolist()}")
     return classes
 
 
@@ -38,7 +46,7 @@ def top1(pred: np.ndarray, target: np.ndarray) -> float:
     """Sample-level top-1 accuracy in %. ``pred``, ``target``: (N,) class ids."""
     pred, target = _pair(pred, target)
     if target.size == 0:
-        raise ValueError("accuracy of an empty set is undefined")
+        raise DataError("accuracy of an empty set is undefined")
     return float((pred == target).mean() * 100.0)
 
 
@@ -55,10 +63,10 @@ def per_class_accuracy(pred: np.ndarray, target: np.ndarray, classes) -> dict[in
 
 def mean_class_accuracy(pred, target, classes) -> float:
     """Mean of :func:`per_class_accuracy` (%) over the classes of ``classes`` that have samples
-    in ``target``; ValueError if none has (a mean over nothing is undefined)."""
+    in ``target``; DataError if none has (a mean over nothing is undefined)."""
     vals = [v for v in per_class_accuracy(pred, target, classes).values() if v == v]
     if not vals:
-        raise ValueError("mean_class_accuracy: no class of 'classes' has a sample in 'target'")
+        raise DataError("mean_class_accuracy: no class of 'classes' has a sample in 'target'")
     return float(np.mean(vals))
 
 
@@ -81,7 +89,7 @@ def confusion_matrix(pred: np.ndarray, target: np.ndarray, classes) -> np.ndarra
 def harmonic_mean(seen: float, unseen: float) -> float:
     """Harmonic mean of two accuracies in % (0 when both are 0)."""
     if not (0 <= seen <= 100 and 0 <= unseen <= 100):
-        raise ValueError(f"harmonic_mean takes accuracies in [0, 100], got {seen!r} and {unseen!r}")
+        raise DataError(f"harmonic_mean takes accuracies in [0, 100], got {seen!r} and {unseen!r}")
     return 0.0 if seen + unseen == 0 else 2 * seen * unseen / (seen + unseen)
 
 
@@ -96,11 +104,11 @@ def gzsl_scores(pred: np.ndarray, target: np.ndarray, seen, unseen) -> dict[str,
     seen, unseen = _class_list(seen, "seen"), _class_list(unseen, "unseen")
     both = np.intersect1d(seen, unseen)
     if both.size:
-        raise ValueError(f"classes {both.tolist()} are both seen and unseen")
+        raise DataError(f"classes {both.tolist()} are both seen and unseen")
     s_mask = np.isin(target, seen); u_mask = np.isin(target, unseen)
     if not (s_mask | u_mask).all():
-        raise ValueError(f"targets {np.unique(target[~(s_mask | u_mask)]).tolist()} are neither seen nor unseen")
+        raise DataError(f"targets {np.unique(target[~(s_mask | u_mask)]).tolist()} are neither seen nor unseen")
     if not s_mask.any() or not u_mask.any():
-        raise ValueError("GZSL needs test samples of both seen and unseen classes")
+        raise DataError("GZSL needs test samples of both seen and unseen classes")
     s = top1(pred[s_mask], target[s_mask]); u = top1(pred[u_mask], target[u_mask])
     return {"S": s, "U": u, "H": harmonic_mean(s, u)}

@@ -84,3 +84,14 @@ def test_metric_errors_are_zeroskel_errors():
     with pytest.raises(DataError, match=r"classes must be a 1-D array of class ids, got shape \(\)"):
         confusion_matrix([1], [1], 1)
     assert confusion_matrix([1, 2], [1, 2], {1, 2}).trace() == 2   # a set of ids works
+
+
+def test_list_splits_refuses_an_unknown_kind():
+    from zeroskel.data.splits import KINDS, list_splits
+
+    assert {s.kind for s in list_splits("utd_mhad", kind="benchmark")} == {"benchmark"}
+    assert list_splits("pku_mmd2") == []                   # registered, no published split
+    # 'benchmarks' returned [] as if no split of that kind existed
+    with pytest.raises(ConfigError, match="unknown split kind 'benchmarks'; valid: benchmark, user, validation"):
+        list_splits(kind="benchmarks")
+    assert set(KINDS) == {"benchmark", "validation", "user"}

@@ -295,7 +295,13 @@ def _registry() -> tuple[dict[str, dict[str, ZeroShotSplit]], dict[str, dict[str
 
 
 def list_splits(dataset: str | None = None, kind: str | None = None) -> list[ZeroShotSplit]:
-    """Every registered split (of one dataset / of one kind), in registry order."""
+    """Every registered split (of one dataset / of one kind in :data:`KINDS`), in registry order.
+
+    A registered dataset without published splits gives ``[]``; an unknown dataset or kind is a
+    :class:`ConfigError` listing the valid ones.
+    """
+    if kind is not None and kind not in KINDS:  # a typo gave [] as if no split of that kind existed
+        raise unknown_name("split kind", kind, KINDS)
     table, _ = _registry()
     if dataset is not None and dataset not in table:
         from .registry import DATASETS

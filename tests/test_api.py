@@ -95,3 +95,21 @@ def test_list_splits_refuses_an_unknown_kind():
     with pytest.raises(ConfigError, match="unknown split kind 'benchmarks'; valid: benchmark, user, validation"):
         list_splits(kind="benchmarks")
     assert set(KINDS) == {"benchmark", "validation", "user"}
+
+
+def test_encoder_arguments_are_checked_by_name():
+    from zeroskel.models import build_encoder
+
+    # channels=[a, b] from '--set model.args.channels=[a,b]' was a ValueError traceback (and left
+    # the run folder behind); in_channels=0 built a model that failed at its first batch
+    cases = [("stgcn", dict(channels=["a", "b"], strides=[1, 1]), "channels must be an integer >= 1, got 'a'"),
+             ("stgcn", dict(channels=[1.5] * 10), "channels must be an integer >= 1, got 1.5"),
+             ("shiftgcn", dict(channels=64), "channels must be a list of integers, got 64"),
+             ("shiftgcn", dict(channels=[8, 8], strides="12"), "strides must be a list of integers"),
+             ("stgcn", dict(in_channels=0), "in_channels must be an integer >= 1, got 0"),
+             ("shiftgcn", dict(num_persons=0), "num_persons must be an integer >= 1, got 0"),
+             ("stgcn", dict(dropout="0.5"), r"dropout must be a number in \[0, 1\), got '0.5'")]
+    for name, kw, msg in cases:
+        with pytest.raises(ConfigError, match=msg):
+            build_encoder(name, **kw)
+    assert build_encoder("stgcn", dropout=np.float32(0.25), channels=[4.0, 8], strides=[1, 2]).channels == (4, 8)

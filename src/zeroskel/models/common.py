@@ -3,7 +3,18 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
 from ..errors import ConfigError, unknown_name
+
+
+def whole(name: str, value, low: int = 1) -> int:
+    """``value`` as an int >= ``low``; :class:`ConfigError` naming ``name`` otherwise (a string
+    from ``--set model.args...`` or 1.5 must not end in a ValueError or a truncated width)."""
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float, np.floating))
+            or not np.isfinite(value) or value != int(value) or value < low):
+        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
 
 
 def resolve_widths(kind: str, unit: str, presets: dict, preset: str,
@@ -16,13 +27,16 @@ def resolve_widths(kind: str, unit: str, presets: dict, preset: str,
     if preset not in presets:
         raise unknown_name(f"{kind} preset", preset, presets)
     base = presets[preset]
-    widths = [int(c) for c in channels] if channels is not None else [c for c, _ in base]
+    for key, seq in (("channels", channels), ("strides", strides)):
+        if seq is not None and (isinstance(seq, (str, bytes)) or not hasattr(seq, "__iter__")):
+            raise ConfigError(f"{key} must be a list of integers, got {seq!r}")
+    widths = [whole("channels", c) for c in channels] if channels is not None else [c for c, _ in base]
     if strides is None:
         if len(widths) != len(base):
             raise ConfigError(f"channels has {len(widths)} {unit}s but preset {preset!r} has "
                               f"{len(base)}: pass strides too")
         strides = [s for _, s in base]
-    strides = [int(s) for s in strides]
+    strides = [whole("strides", s) for s in strides]
     if len(strides) != len(widths) or not widths:
         raise ConfigError(f"channels ({len(widths)}) and strides ({len(strides)}) must have "
                           "the same non-zero length")

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from ..data.layouts import get_layout
 from ..errors import ConfigError, DataError
 from .temporal_shift import AdaptiveTemporalShift, OFFSET_GRAD_MODES, shifted_length
-from .common import resolve_widths
+from .common import resolve_widths, whole
 
 # (out_channels, temporal stride) per unit; unit 1 has no residual.
 SHIFTGCN_UNITS: tuple[tuple[int, int], ...] = (
@@ -205,6 +205,7 @@ class ShiftGCN(nn.Module):
         if offset_grad not in OFFSET_GRAD_MODES:
             raise ConfigError(f"offset_grad must be one of {OFFSET_GRAD_MODES}, got {offset_grad!r}")
         preset = "default" if preset is None else preset
+        in_channels, num_persons = whole("in_channels", in_channels), whole("num_persons", num_persons)
         widths, strides = resolve_widths("Shift-GCN", "unit", SHIFTGCN_PRESETS, preset, channels, strides)
         joint_layout = get_layout(layout)
         self.layout, self.in_channels, self.num_persons = layout, int(in_channels), int(num_persons)

@@ -19,6 +19,7 @@ aggregation and the layout permute touch ``C_in`` instead of ``K * C_out`` chann
 """
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -27,7 +28,7 @@ from torch import Tensor, nn
 
 from ..data.layouts import get_layout
 from ..errors import ConfigError, DataError
-from .common import resolve_widths
+from .common import resolve_widths, whole
 
 # (out_channels, temporal stride) per block; block 1 has no residual and no dropout.
 STGCN_PRESETS: dict[str, tuple[tuple[int, int], ...]] = {
@@ -153,8 +154,10 @@ class STGCN(nn.Module):
                  temporal_kernel: int = 9) -> None:
         super().__init__()
         widths, strides = resolve_widths("ST-GCN", "block", STGCN_PRESETS, preset, channels, strides)
-        if not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0.0 <= dropout < 1.0:
+            raise ConfigError(f"dropout must be a number in [0, 1), got {dropout!r}")
+        in_channels, num_persons = whole("in_channels", in_channels), whole("num_persons", num_persons)
+        temporal_kernel = whole("temporal_kernel", temporal_kernel)
         joint_layout = get_layout(layout)
         self.layout, self.in_channels, self.num_persons = layout, int(in_channels), int(num_persons)
         self.preset, self.strategy = preset, strategy

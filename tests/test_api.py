@@ -113,3 +113,17 @@ def test_encoder_arguments_are_checked_by_name():
         with pytest.raises(ConfigError, match=msg):
             build_encoder(name, **kw)
     assert build_encoder("stgcn", dropout=np.float32(0.25), channels=[4.0, 8], strides=[1, 2]).channels == (4, 8)
+
+
+def test_featureset_refuses_fractional_labels():
+    from zeroskel.data.features import FeatureSet
+
+    rng = np.random.default_rng(0)
+    x = lambda n: rng.normal(size=(n, 3))  # noqa: E731
+    ok = FeatureSet(x(4), np.array([0.0, 0, 1, 1]), x(2), [2, 2], x(2), [0, 2], [0, 1], [2], 3)
+    assert ok.train_y.dtype == np.int64 and ok.train_y.tolist() == [0, 0, 1, 1]
+    # labels 0.5 and 1.9 were truncated to classes 0 and 1 without a word
+    with pytest.raises(DataError, match="feature set: train_y must hold whole-number class ids"):
+        FeatureSet(x(4), [0, 0.5, 1, 1.9], x(2), [2, 2], x(2), [0, 2], [0, 1], [2], 3)
+    with pytest.raises(DataError, match="seen_classes must hold whole-number class ids"):
+        FeatureSet(x(4), [0, 0, 1, 1], x(2), [2, 2], x(2), [0, 2], [0, 1.5], [2], 3)

@@ -95,7 +95,11 @@ class FeatureSet:
         if self.train_masked_x is not None:
             self.train_masked_x = np.asarray(self.train_masked_x, dtype=np.float32)
         for k in ("train_y", "zsl_y", "gzsl_y", "seen_classes", "unseen_classes"):
-            setattr(self, k, np.asarray(getattr(self, k), dtype=np.int64))
+            ids = np.asarray(getattr(self, k))
+            if ids.size and not whole_numbers(ids):  # astype(int64) turned label 1.9 into class 1
+                where = f"feature file {self.source}" if self.source else "feature set"
+                raise DataError(f"{where}: {k} must hold whole-number class ids, got dtype {ids.dtype}")
+            setattr(self, k, ids.astype(np.int64))
         self.num_classes = int(self.num_classes)
         validate_featureset(self)
 

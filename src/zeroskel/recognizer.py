@@ -234,6 +234,7 @@ class Recognizer:
 
     @property
     def num_persons(self) -> int:
+        """Persons M per sequence the encoder takes (extra ones are dropped, missing ones zero)."""
         return int(self.card["num_persons"])
 
     @property
@@ -243,10 +244,12 @@ class Recognizer:
 
     @property
     def text_model(self) -> str:
+        """Name of the sentence model that embeds the labels (e.g. ``all-MiniLM-L6-v2``)."""
         return self.card["text"]["model"]
 
     @property
     def feature_dim(self) -> int:
+        """D: width of :meth:`encode`'s features and of the label embeddings (the text model's)."""
         return int(self.card["model"]["text_dim"])
 
     @property

@@ -105,6 +105,7 @@ class FeatureSet:
 
     @property
     def feature_dim(self) -> int:
+        """D: width of every feature array."""
         return int(self.train_x.shape[1])
 
     @property

@@ -245,6 +245,8 @@ def body_part_joints(layout: "str | JointLayout", part: str) -> tuple[int, ...]:
 
 
 def get_layout(name: str) -> JointLayout:
+    """The registered joint layout ``name`` (``ntu25``, ``kinect_v1``, ``utd_mhad``);
+    :class:`ConfigError` listing the valid names if unknown."""
     if name not in LAYOUTS:
         raise unknown_name("joint layout", name, LAYOUTS)
     return LAYOUTS[name]

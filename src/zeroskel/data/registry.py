@@ -78,6 +78,8 @@ DATASETS: dict[str, DatasetSpec] = {s.name: s for s in [
 
 
 def get_spec(name: str) -> DatasetSpec:
+    """The :class:`DatasetSpec` of built-in dataset ``name``; :class:`ConfigError` listing the
+    valid names if unknown (a custom dataset path has no spec: see :func:`is_custom`)."""
     if name not in DATASETS:
         raise unknown_name("dataset", name, list(DATASETS) + ["<path to a custom .npz or folder>"])
     return DATASETS[name]

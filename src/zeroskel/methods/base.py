@@ -54,6 +54,7 @@ class ClassTexts:
 
     @property
     def num_classes(self) -> int:
+        """C: rows of ``sentence`` (class ids are ``0 .. C-1``)."""
         return len(self.sentence)
 
 
@@ -161,7 +162,12 @@ class ZeroShotMethod(ABC):
 
     @abstractmethod
     def score(self, feats: np.ndarray, classes) -> np.ndarray:
-        """(N, K) scores of ``feats`` against ``classes`` (higher = more likely)."""
+        """(N, K) float scores of ``feats`` (N, D) against class ids ``classes`` (K,), column k =
+        ``classes[k]`` (higher = more likely; float32, or float64 for Flora's negated errors).
+
+        Raises :class:`ConfigError` before :meth:`fit` or for empty, duplicate or unknown class
+        ids, :class:`DataError` for features of another width, NaN, or non-integer ids.
+        """
 
     def predict(self, feats: np.ndarray, classes) -> np.ndarray:
         """(N,) class ids: the best-scoring of ``classes`` (K,) for each row of ``feats`` (N, D)."""

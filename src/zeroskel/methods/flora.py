@@ -450,6 +450,7 @@ class Flora(ZeroShotMethod):
         return [dev.index or 0] if dev.type == "cuda" else []
 
     def num_parameters(self) -> int:
+        """Parameter count of the fitted networks (:class:`ConfigError` before :meth:`fit`)."""
         if self.net_ is None:
             raise ConfigError("flora: not fitted")
         return sum(p.numel() for p in self.net_.parameters())
@@ -560,6 +561,7 @@ class Flora(ZeroShotMethod):
 
     # --- persistence (plain dicts/tensors: loads with torch.load(weights_only=True))
     def state(self) -> dict:
+        """The fitted model as plain tensors and numbers (what :meth:`save` writes)."""
         if self.net_ is None:
             raise ConfigError("flora: not fitted")
         st = {"method": "flora", "hparams": self.hparams, "feature_dim": self.feature_dim,
@@ -571,10 +573,13 @@ class Flora(ZeroShotMethod):
         return st
 
     def save(self, path) -> None:
+        """Write :meth:`state` to ``path`` (``torch.save``); :meth:`load` reads it back."""
         torch.save(self.state(), path)
 
     @classmethod
     def load(cls, path, device: str = "cpu") -> "Flora":
+        """A fitted Flora from a :meth:`save` file, on ``device``; :class:`CheckpointError`
+        naming the file if it is unreadable or not a Flora model."""
         from ..engine.trainer import load_checkpoint
 
         st = load_checkpoint(path)  # a CheckpointError with a one-line reason if unreadable

@@ -33,9 +33,11 @@ def list_encoders() -> list[str]:
 
 
 def build_encoder(name: str, **kwargs: Any) -> nn.Module:
-    """Build encoder ``name`` with constructor keyword arguments ``kwargs``.
+    """Build encoder ``name`` (:func:`list_encoders`) with constructor keyword arguments ``kwargs``.
 
-    Raises :class:`ConfigError` for an unknown name or an unknown/invalid argument.
+    The module maps (N, C, T, V, M) float32 skeletons (coordinates C, frames T, joints V of
+    ``layout``, persons M) to (N, ``feature_dim``) features. Raises :class:`ConfigError` for an
+    unknown name or an unknown/invalid argument.
     """
     if name not in _ENCODERS:
         raise unknown_name("encoder", name, _ENCODERS)
@@ -82,6 +84,7 @@ class EncoderCard:
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        """The card as a JSON-able dict (:meth:`from_dict` reads it back)."""
         return asdict(self)
 
     @classmethod

@@ -178,7 +178,7 @@ class ShiftGCNBlock(nn.Module):
 
 
 class ShiftGCN(nn.Module):
-    """Shift-GCN encoder: (N, C, T, V, M) skeletons -> (N, 256) features.
+    """Shift-GCN encoder: (N, C, T, V, M) float32 skeletons -> (N, feature_dim) features.
 
     Args:
         layout: joint layout name; only ``V`` is used (the spatial shift is non-local, the
@@ -194,7 +194,7 @@ class ShiftGCN(nn.Module):
             or ``"true"`` (exact gradient).
 
     Attributes:
-        feature_dim: output width (256).
+        feature_dim: output width (the last unit's channels; 256 for the preset).
     """
 
     def __init__(self, layout: str = "ntu25", in_channels: int = 3, num_persons: int = 2, *,

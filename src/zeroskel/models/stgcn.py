@@ -125,7 +125,7 @@ class STGCNBlock(nn.Module):
 
 
 class STGCN(nn.Module):
-    """ST-GCN encoder: (N, C, T, V, M) skeletons -> (N, feature_dim) features.
+    """ST-GCN encoder: (N, C, T, V, M) float32 skeletons -> (N, feature_dim) features.
 
     Args:
         layout: joint layout name (``"ntu25"``, ``"kinect_v1"``); the graph is

@@ -213,7 +213,9 @@ def _record(job: Job, run_dir: Path, wall: float, threads: int | None) -> dict:
             "zsl_top1": m["zsl_top1"], "zsl_top1_aligned": m.get("zsl_top1_aligned"),
             "gzsl_calibrated": {k: cal[k] for k in ("S", "U", "H") if k in cal} or None,
             "test_samples": m.get("test_samples"), "final_epochs": m.get("final_epochs"),
-            "train_seconds": m.get("train_seconds"), "wall_seconds": wall, "torch_threads": threads,
+            "train_seconds": m.get("train_seconds"), "wall_seconds": wall,
+            # the run's own count (train.threads), which training records; the process's is restored after it
+            "torch_threads": m.get("torch_threads", threads),
             "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpu",
             "date": time.strftime("%Y-%m-%d %H:%M:%S")}
 

@@ -153,20 +153,30 @@ def _work_dir(run_dir: Path, world) -> Path:
 
 
 def _train_in(train_fn, config: dict, run_dir: Path, world, data_root, max_epochs) -> None:
-    """``train_fn`` in this process's work folder; afterwards process 0 removes the others'."""
+    """``train_fn`` in this process's work folder; afterwards process 0 removes the others'.
+
+    The caller's torch thread count is restored afterwards: ``train.threads`` applies to this
+    run only (a later run with ``train.threads: null`` in the same process must get torch's
+    own choice, not the previous run's setting)."""
     import os
+
+    import torch
 
     from .distributed import barrier
 
     if world.active and not world.main:
         os.environ["ZEROSKEL_QUIET"] = "1"  # one process prints
-    if world.main:
-        with run_lock(run_dir):  # the other processes write in their own rank folders
+    threads = torch.get_num_threads()
+    try:
+        if world.main:
+            with run_lock(run_dir):  # the other processes write in their own rank folders
+                train_fn(config, _work_dir(run_dir, world), data_root=data_root, max_epochs=max_epochs)
+                barrier(world)
+        else:
             train_fn(config, _work_dir(run_dir, world), data_root=data_root, max_epochs=max_epochs)
             barrier(world)
-    else:
-        train_fn(config, _work_dir(run_dir, world), data_root=data_root, max_epochs=max_epochs)
-        barrier(world)
+    finally:
+        torch.set_num_threads(threads)
     if world.active and world.main:
         for d in run_dir.glob("rank*"):
             shutil.rmtree(d, ignore_errors=True)

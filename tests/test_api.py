@@ -158,3 +158,29 @@ def test_train_leaves_the_callers_torch_threads_alone(tmp_path):
     assert torch.get_num_threads() == before
     import json
     assert json.loads((run / "metrics.json").read_text())["torch_threads"] == 2  # the run itself used 2
+
+
+def test_negative_seeds_are_config_errors(tmp_path):
+    """numpy's generators refuse negative seeds: '--seed -1' was a ValueError traceback
+    ('expected non-negative integer'), for train and pretrain after the run folder was made."""
+    from zeroskel.data.features import FeatureSet, low_shot
+    from zeroskel.engine.benchmark import plan
+    from zeroskel.engine.config import build_config
+    from zeroskel.engine.runs import train
+    from zeroskel.eval.protocol import evaluate_named
+
+    x, y, texts = _tiny_problem()
+    fs = FeatureSet(x, y, x[:4], [4, 4, 5, 5], x[:6], [0, 1, 4, 5, 4, 5], [0, 1, 2, 3], [4, 5], 6)
+    with pytest.raises(ConfigError, match=r"seed \(--seed\) must be an integer >= 0, got -1"):
+        evaluate_named("devise", fs, texts, seed=-1, overrides=["epochs=1"])
+    with pytest.raises(ConfigError, match=r"low_shot: seed \(--seed\) must be an integer >= 0, got -1"):
+        low_shot(fs, 0.5, seed=-1)
+    with pytest.raises(ConfigError, match=r"seeds must be integers >= 0, got \[1, -2\]"):
+        plan("purls-small", [1, -2])
+    for method, kw, msg in (("pgfa", dict(seed=-1), "seed must be an integer >= 0, got -1"),
+                            ("pretrain", dict(overrides=["validation.seed=-2"]),
+                             "validation.seed must be an integer >= 0 or null, got -2")):
+        cfg = build_config(method, dataset="utd_mhad", split="purls-22/5", **kw)
+        with pytest.raises(ConfigError, match=msg):
+            train(cfg, tmp_path / "runs")
+        assert not (tmp_path / "runs").exists()   # refused before the run folder is made

@@ -11,3 +11,13 @@ def whole_numbers(arr: np.ndarray) -> bool:
     if np.issubdtype(arr.dtype, np.integer):
         return True
     return bool(np.issubdtype(arr.dtype, np.floating) and np.isfinite(arr).all() and (arr == np.round(arr)).all())
+
+
+def check_seed(seed, where: str) -> int:
+    """``seed`` as an int >= 0 (what numpy's generators accept); :class:`ConfigError` naming
+    ``where`` (e.g. ``--seed``) otherwise, instead of numpy's 'expected non-negative integer'."""
+    from .errors import ConfigError
+
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"{where} must be an integer >= 0, got {seed!r}")
+    return int(seed)

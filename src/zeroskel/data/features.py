@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._checks import whole_numbers
+from .._checks import check_seed, whole_numbers
 from ..errors import ConfigError, DataError
 from .npio import load_failure
 
@@ -349,7 +349,7 @@ def holdout_seen(fs: FeatureSet, fraction: float | None = None, seed: int = 0, *
             raise ConfigError(f"holdout_seen: fraction must be in (0, 1), got {fraction}")
         num_pseudo_unseen = int(round(fraction * len(seen)))
     k = int(min(max(1, num_pseudo_unseen), len(seen) - 2))
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed, "holdout_seen: seed"))
     pseudo = np.sort(rng.choice(seen, size=k, replace=False))
     keep = np.setdiff1d(seen, pseudo)
     tr_idx, ho_idx = [], []
@@ -386,7 +386,7 @@ def low_shot(fs: FeatureSet, fraction: float | None = None, per_class: int | Non
     if per_class is not None and (not isinstance(per_class, (int, np.integer)) or isinstance(per_class, bool)
                                   or per_class < 1):
         raise ConfigError(f"low_shot: per_class must be an integer >= 1, got {per_class!r}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed, "low_shot: seed (--seed)"))
     keep = []
     for c in fs.seen_classes:
         idx = np.flatnonzero(fs.train_y == c)

@@ -95,6 +95,8 @@ def plan(suite: str, seeds: Sequence[int], only: Iterable[str] | None = None) ->
         raise ConfigError(f"seeds must be a non-empty list of integers, got {list(seeds)!r}")
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds must not repeat, got {list(seeds)!r}")
+    if any(s < 0 for s in seeds):
+        raise ConfigError(f"seeds must be integers >= 0, got {list(seeds)!r}")
     pairs = SUITES[suite]
     if only:
         names = {f"{d}:{s}" for d, s in pairs}

@@ -92,9 +92,15 @@ def _method(name: str) -> tuple[Callable, Callable]:
 def check_run_config(config: dict) -> None:
     """Schema and value checks of a run config (the method's own check also requires
     ``dataset`` and ``split``); raises :class:`ConfigError` naming the key."""
+    from .config import check_int
+
     method = config.get("method")
     check = _load(_entry(method)[2])
     validate_config(config, method)
+    # numpy's generators refuse negative seeds: a traceback after the run folder was made
+    check_int(config, "seed", 0)
+    if isinstance(config.get("validation"), dict) and "seed" in config["validation"]:
+        check_int(config, "validation.seed", 0, allow_none=True)
     check(config)
 
 

@@ -31,6 +31,7 @@ from typing import Callable
 import numpy as np
 
 from ..data.features import FeatureSet, check_gzsl_coverage, holdout_seen
+from .._checks import check_seed
 from ..errors import ConfigError
 from ..methods.base import ClassTexts, ZeroShotMethod
 from .gzsl import choose_threshold_pooled, gzsl_report, zsl_accuracy
@@ -151,6 +152,7 @@ def heldout_seeds(seed: int, draws: int) -> list[int]:
     if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 1:
         raise ConfigError(f"heldout_draws (eval.heldout_draws / --heldout-draws) must be an integer >= 1, "
                           f"got {draws!r}")
+    seed = check_seed(seed, "seed (--seed)")
     return [int(seed)] + [int(s) for s in
                           np.random.SeedSequence([int(seed), 7919]).generate_state(int(draws) - 1)]
 

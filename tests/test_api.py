@@ -184,3 +184,16 @@ def test_negative_seeds_are_config_errors(tmp_path):
         with pytest.raises(ConfigError, match=msg):
             train(cfg, tmp_path / "runs")
         assert not (tmp_path / "runs").exists()   # refused before the run folder is made
+
+
+def test_class_texts_check_what_they_are_given():
+    from zeroskel.methods import ClassTexts
+
+    ok = ClassTexts(sentence=[[1, 0], [0, 1]], names=["wave", "kick"])
+    assert ok.sentence.dtype == np.float32 and ok.num_classes == 2
+    # two names for three classes were accepted: reports would put names on the wrong classes
+    with pytest.raises(DataError, match="class texts: 2 names for 3 classes"):
+        ClassTexts(sentence=np.eye(3), names=["wave", "kick"])
+    # ragged rows were numpy's bare ValueError
+    with pytest.raises(DataError, match="class texts: 'sentence' is not a numeric"):
+        ClassTexts(sentence=[[1.0, 2.0], [3.0]])

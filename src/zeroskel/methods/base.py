@@ -39,13 +39,22 @@ class ClassTexts:
     model: str = ""
 
     def __post_init__(self) -> None:
-        self.sentence = np.asarray(self.sentence, dtype=np.float32)
+        try:
+            self.sentence = np.asarray(self.sentence, dtype=np.float32)
+        except (TypeError, ValueError) as e:  # ragged rows, strings
+            raise DataError(f"class texts: 'sentence' is not a numeric (C, D) array ({e})") from None
         if self.sentence.ndim != 2:
             raise DataError(f"class texts: 'sentence' must be (C, D), got {self.sentence.shape}")
         if not np.isfinite(self.sentence).all():
             raise DataError("class texts: 'sentence' contains NaN or inf")
+        if self.names is not None and len(self.names) != len(self.sentence):
+            # reports would name class i after another class's text
+            raise DataError(f"class texts: {len(self.names)} names for {len(self.sentence)} classes")
         if self.tokens is not None:
-            self.tokens = np.asarray(self.tokens, dtype=np.float32)
+            try:
+                self.tokens = np.asarray(self.tokens, dtype=np.float32)
+            except (TypeError, ValueError) as e:
+                raise DataError(f"class texts: 'tokens' is not a numeric (C, L, D) array ({e})") from None
             if self.tokens.ndim != 3 or len(self.tokens) != len(self.sentence):
                 raise DataError(f"class texts: 'tokens' must be (C={len(self.sentence)}, L, D), "
                                 f"got {self.tokens.shape}")

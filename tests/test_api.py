@@ -197,3 +197,39 @@ def test_class_texts_check_what_they_are_given():
     # ragged rows were numpy's bare ValueError
     with pytest.raises(DataError, match="class texts: 'sentence' is not a numeric"):
         ClassTexts(sentence=[[1.0, 2.0], [3.0]])
+
+
+def test_every_registered_encoder_gives_the_documented_shapes():
+    import torch
+
+    from zeroskel.models import build_encoder, list_encoders
+
+    x = torch.randn(2, 3, 12, 20, 1)
+    for name in list_encoders():
+        m = build_encoder(name, layout="kinect_v1", num_persons=1, channels=[8, 16], strides=[1, 2]).eval()
+        with torch.no_grad():
+            t = m.output_frames(12)
+            assert m(x).shape == (2, m.feature_dim) == (2, 16)          # (N, feature_dim)
+            assert m.forward_temporal(x).shape == (2, t, 16)              # (N, T', feature_dim)
+            assert m.forward_local(x).shape == (2, t, 20, 16)             # (N, T', V, feature_dim)
+
+
+def test_every_registered_method_fits_scores_and_rebuilds_from_its_params():
+    from zeroskel.methods import METHODS, build_method
+
+    x, y, texts = _tiny_problem()
+    small = {"flora": dict(latent_dim=8, heads=2, align_iters=2, flow_iters=2, batch_size=8),
+             "smie": dict(epochs=1), "devise": dict(epochs=1), "cada_vae": dict(epochs=1, cls_epochs=1)}
+    assert sorted(METHODS) == sorted(small)
+    for name, kw in small.items():
+        m = build_method(name, **kw)
+        params = m.get_params() if hasattr(m, "get_params") else m.hparams
+        assert {k: params[k] for k in kw} == kw
+        m.fit(x, y, texts, [0, 1, 2, 3])
+        s = m.score(x[:3], [5, 4])
+        assert s.shape == (3, 2) and s.dtype in (np.float32, np.float64) and np.isfinite(s).all()
+        np.testing.assert_allclose(s, m.score(x[:3], [4, 5])[:, ::-1], rtol=1e-5, atol=1e-6)  # column k = classes[k]
+        pred = m.predict(x[:3], [5, 4])
+        assert pred.dtype == np.int64 and set(pred.tolist()) <= {4, 5}
+        again = build_method(name, **params)                          # scikit-learn style clone
+        assert (again.get_params() if hasattr(again, "get_params") else again.hparams) == params

@@ -36,5 +36,5 @@ def write_json(obj: Any, path: str | Path) -> None:
     """Write ``obj`` as strict JSON to ``path`` through a temporary file (never half written)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(dumps(obj))
+    tmp.write_text(dumps(obj), encoding="utf-8")
     tmp.replace(path)

@@ -29,7 +29,7 @@ def _report_run(run_dir) -> int:
     if not current_world().main:
         return 0
     print(f"run directory: {run_dir}")
-    metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+    metrics = json.loads((Path(run_dir) / "metrics.json").read_text(encoding="utf-8"))
     shown = {k: v for k, v in metrics.items() if not isinstance(v, (list, dict))}
     for key in ("gzsl_uncalibrated", "gzsl_calibrated"):  # S / U / H sit one level down
         g = metrics.get(key)
@@ -334,7 +334,7 @@ def cmd_eval_features(a) -> int:
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         from ._json import dumps
-        Path(a.out).write_text(dumps(res))
+        Path(a.out).write_text(dumps(res), encoding="utf-8")
     g = res["gzsl"]
     print(f"{a.method} on {a.features} (seed {a.seed}): ZSL top-1 {res['zsl']:.2f}")
     for rule, m in g.items():
@@ -431,7 +431,7 @@ def cmd_benchmark(a) -> int:
     table = summarize(a.out)
     print(table)
     if summary_file:
-        summary_file.write_text(table + "\n")
+        summary_file.write_text(table + "\n", encoding="utf-8")
     return 0
 
 

@@ -91,7 +91,7 @@ def cmd_predict(a) -> int:
         else:
             out = Path(a.json).expanduser()
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(text)
+            out.write_text(text, encoding="utf-8")
             print(f"\nwrote {a.json}", file=sys.stderr)
     return 0
 

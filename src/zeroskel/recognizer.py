@@ -362,8 +362,8 @@ class Recognizer:
             card["format"], card["format_version"] = BUNDLE_FORMAT, BUNDLE_VERSION
             card["versions"] = _versions()
             card["created"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-            (tmp / CARD_FILE).write_text(json.dumps(_jsonable(card), indent=1))
-            (tmp / README_FILE).write_text(_readme(card))
+            (tmp / CARD_FILE).write_text(json.dumps(_jsonable(card), indent=1), encoding="utf-8")
+            (tmp / README_FILE).write_text(_readme(card), encoding="utf-8")
             if path.exists():
                 old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
                 path.rename(old)
@@ -374,7 +374,7 @@ class Recognizer:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
-        self.card = json.loads((path / CARD_FILE).read_text())
+        self.card = json.loads((path / CARD_FILE).read_text(encoding="utf-8"))
         return path
 
     # ------------------------------------------------------------------ inputs
@@ -833,7 +833,7 @@ def read_bundle_card(path: str | os.PathLike) -> dict:
             if (path / "config.yaml").is_file() else ""
         raise CheckpointError(f"{path}: not a zeroskel model bundle, missing {CARD_FILE}{hint}")
     try:
-        card = json.loads(f.read_text())
+        card = json.loads(f.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{f}: unreadable card ({e})") from None
     if not isinstance(card, dict) or card.get("format") != BUNDLE_FORMAT:

@@ -80,7 +80,7 @@ def _outside_files(folder: Path) -> list[list]:
     import csv
     out = []
     try:
-        with open(csv_path, newline="") as f:
+        with open(csv_path, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.DictReader(f, skipinitialspace=True))
     except (OSError, UnicodeDecodeError, csv.Error):
         return []  # the reader reports a broken labels.csv when prepare reads it
@@ -184,7 +184,7 @@ def _layout_of(dataset) -> str | None:
     path = Path(name).expanduser()
     try:  # custom format: 'layout' key of the .npz, or of the folder's meta.json
         if path.is_dir():
-            return str(json.loads((path / "meta.json").read_text())["layout"])
+            return str(json.loads((path / "meta.json").read_text(encoding="utf-8-sig"))["layout"])
         with np.load(path, allow_pickle=False) as npz:
             return str(npz["layout"])
     except Exception:  # malformed: the reader reports it properly when prepare reads it
@@ -297,7 +297,7 @@ def prepare(dataset: str | os.PathLike | SkeletonDataset, pipeline: Any = "pgfa5
         del result, out, src  # close the memmaps before deleting their files
         (tmp / "stage.npy").unlink()
         shutil.rmtree(tmp / "raw", ignore_errors=True)
-        (tmp / MARKER).write_text(json.dumps(marker, indent=1, default=str))
+        (tmp / MARKER).write_text(json.dumps(marker, indent=1, default=str), encoding="utf-8")
         _publish(tmp, final, rebuild)
     finally:
         if tmp.exists():
@@ -398,7 +398,7 @@ def list_prepared(cache_dir: str | os.PathLike | None = None) -> list[dict[str, 
         if folder.name.startswith(_TMP_PREFIX) or not folder.is_dir():
             continue
         try:
-            marker = json.loads((folder / MARKER).read_text())
+            marker = json.loads((folder / MARKER).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             continue
         size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
@@ -435,7 +435,7 @@ def clear_prepared(cache_dir: str | os.PathLike | None = None, name: str | None 
                 gone.append(folder)
             continue
         try:
-            marker = json.loads((folder / MARKER).read_text())
+            marker = json.loads((folder / MARKER).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             marker = {}
         stem, _, fkey = folder.name.rpartition("-")

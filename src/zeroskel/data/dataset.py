@@ -141,7 +141,7 @@ class SkeletonDataset:
                  **{f"part__{k}": v for k, v in self.partitions.items()})
         header = {"format_version": FORMAT_VERSION, "name": self.name, "layout": self.layout,
                   "class_names": list(self.class_names), "info": self.info}
-        (folder / "dataset.json").write_text(json.dumps(header, indent=1))
+        (folder / "dataset.json").write_text(json.dumps(header, indent=1), encoding="utf-8")
         return folder
 
     @classmethod
@@ -149,7 +149,7 @@ class SkeletonDataset:
         folder = Path(folder)
         head_path = folder / "dataset.json"
         try:
-            header = json.loads(head_path.read_text())
+            header = json.loads(head_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise DataError(f"{head_path}: not a prepared zeroskel dataset (no dataset.json)") from None
         except json.JSONDecodeError as e:

@@ -460,7 +460,7 @@ def load_token_bank(path: str | os.PathLike, names_json: str | os.PathLike | Non
     names = None
     if names_json is not None:
         try:
-            info = json.loads(Path(names_json).read_text())
+            info = json.loads(Path(names_json).read_text(encoding="utf-8-sig"))
         except (OSError, ValueError) as e:
             raise DataError(f"class names {names_json}: cannot read ({e})") from None
         names = info.get("class_names_packed") or info.get("class_names")

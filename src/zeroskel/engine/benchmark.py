@@ -110,7 +110,7 @@ def plan(suite: str, seeds: Sequence[int], only: Iterable[str] | None = None) ->
 def _read_settings(path: Path) -> dict:
     """A folder's ``benchmark.json``; a damaged one is a :class:`ConfigError` naming it."""
     try:
-        settings = json.loads(path.read_text())
+        settings = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ConfigError(f"{path}: unreadable benchmark settings ({e}); use another --out") from None
     if not isinstance(settings, dict) or not {"method", "suite", "config", "overrides"} <= set(settings):
@@ -135,7 +135,7 @@ def _check_settings(out: Path, settings: dict) -> None:
     # Shards started together must agree on one file: each writes its own temporary file and
     # links it into place, which fails for all but the first; the others then compare with it.
     tmp = out / f".{SETTINGS_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
-    tmp.write_text(json.dumps(settings, indent=1))
+    tmp.write_text(json.dumps(settings, indent=1), encoding="utf-8")
     try:
         os.link(tmp, path)
     except FileExistsError:
@@ -209,7 +209,7 @@ def _feature_record(job: Job, method: str, features: Path, config: str | None, o
 
 
 def _record(job: Job, run_dir: Path, wall: float, threads: int | None) -> dict:
-    m = json.loads((run_dir / "metrics.json").read_text())
+    m = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     cal = m.get("gzsl_calibrated") or {}
     return {"dataset": job.dataset, "split": job.split, "seed": job.seed, "run_dir": str(run_dir),
             "zsl_top1": m["zsl_top1"], "zsl_top1_aligned": m.get("zsl_top1_aligned"),
@@ -289,7 +289,7 @@ def run_benchmark(suite: str, seeds: Sequence[int], out: str | Path, *, method: 
             continue
         lock = rec_path.with_suffix(".lock")
         try:
-            with lock.open("x") as f:  # claim the job: any number of workers can share OUT
+            with lock.open("x", encoding="utf-8") as f:  # claim the job: any number of workers can share OUT
                 f.write(f"{os.getpid()}\n")
         except FileExistsError:
             log(f"skip {job.dataset} {job.split} seed {job.seed}: {lock.name} exists (another worker, or a "
@@ -310,7 +310,7 @@ def run_benchmark(suite: str, seeds: Sequence[int], out: str | Path, *, method: 
                 run_dir = features / f"{feature_file(job.dataset, job.split)}.npz"
                 rec = _feature_record(job, method, features, config, overrides, device)
             tmp = rec_path.with_suffix(".tmp")
-            tmp.write_text(dumps(rec))
+            tmp.write_text(dumps(rec), encoding="utf-8")
             os.replace(tmp, rec_path)
             written.append(rec_path)
             log(f"  ZSL {rec['zsl_top1']:.2f}"
@@ -323,7 +323,7 @@ def run_benchmark(suite: str, seeds: Sequence[int], out: str | Path, *, method: 
 
 def _records(out: Path, dataset: str, split: str) -> list[dict]:
     """The finished jobs' records of one (dataset, split) in ``out``, by seed."""
-    recs = [json.loads(p.read_text()) for p in out.glob(f"{dataset}-{split.replace('/', '_')}-seed*.json")]
+    recs = [json.loads(p.read_text(encoding="utf-8")) for p in out.glob(f"{dataset}-{split.replace('/', '_')}-seed*.json")]
     return sorted(recs, key=lambda r: r["seed"])
 
 

@@ -79,7 +79,7 @@ def load_yaml(path: str | Path) -> dict:
     """Read a YAML mapping from a file; :class:`ConfigError` naming the file if it is bad."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")
     except OSError as e:
         raise ConfigError(f"config file {path}: cannot read ({e.strerror or e})") from None
     return _read_yaml(text, f"config file {path}")
@@ -90,14 +90,14 @@ def load_base(method: str) -> dict:
     f = _config_dir(method) / f"{BASE_NAME}.yaml"
     if not f.is_file():
         raise unknown_name("method", method, available_methods())
-    return _read_yaml(f.read_text(), f"built-in config {method}/{BASE_NAME}.yaml")
+    return _read_yaml(f.read_text(encoding="utf-8"), f"built-in config {method}/{BASE_NAME}.yaml")
 
 
 def load_preset(method: str, preset: str) -> dict:
     f = _config_dir(method) / f"{preset}.yaml"
     if preset == BASE_NAME or not f.is_file():
         raise unknown_name(f"{method} preset", preset, available_presets(method))
-    return _read_yaml(f.read_text(), f"preset {method}/{preset}.yaml")
+    return _read_yaml(f.read_text(encoding="utf-8"), f"preset {method}/{preset}.yaml")
 
 
 def open_sections(schema: dict, prefix: str = "") -> frozenset[str]:
@@ -316,4 +316,4 @@ def validate_config(cfg: dict, method: str, where: str = "config") -> dict:
 
 
 def dump_config(cfg: dict, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(cfg, sort_keys=False))
+    Path(path).write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")

@@ -174,7 +174,7 @@ def extract_features(run_dir_or_checkpoint: str | os.PathLike, dataset: str | No
     run_dir = ck.parent
     sel = {}
     if (run_dir / "selection.json").is_file():
-        sel = json.loads((run_dir / "selection.json").read_text())
+        sel = json.loads((run_dir / "selection.json").read_text(encoding="utf-8"))
     sidecar = {
         "ds": ds.name, "split": sp.name, "unseen": unseen.tolist(), "seen": seen.tolist(),
         "n_train": int(len(tr_idx)), "n_fit": rec.n_fit, "n_val": rec.n_val,
@@ -204,6 +204,6 @@ def extract_features(run_dir_or_checkpoint: str | os.PathLike, dataset: str | No
         if tmp.exists():
             tmp.unlink()
     tmp_side = side.with_name(f".{side.name}.tmp{os.getpid()}")
-    tmp_side.write_text(json.dumps(sidecar, indent=1, default=float))
+    tmp_side.write_text(json.dumps(sidecar, indent=1, default=float), encoding="utf-8")
     os.replace(tmp_side, side)
     return out

@@ -386,7 +386,7 @@ def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> 
 
     if (run_dir / "metrics.json").is_file() and (run_dir / "encoder.pt").is_file():
         log.info("run already finished; nothing to do")
-        return json.loads((run_dir / "metrics.json").read_text())
+        return json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     check_config(cfg)
     _set_threads(cfg)
     device = current_world().device(resolve_device(cfg.get("device") or "auto"))
@@ -493,7 +493,7 @@ def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> 
         log.info(f"selected epoch {best} of {tr.epoch} (hold-out top-1 {h['val_top1']:.2f}, "
                  f"loss {h['val_loss']:.4f})")
         write_json(selection, sel_path)
-    selection = json.loads(sel_path.read_text())
+    selection = json.loads(sel_path.read_text(encoding="utf-8"))
     best = int(selection["selected_epoch"])
 
     if vcfg["refit"]:

@@ -57,7 +57,7 @@ def run_lock(run_dir: Path):
         import fcntl
     except ImportError:  # Windows
         fcntl = None
-    f = open(run_dir / LOCK_FILE, "a+")
+    f = open(run_dir / LOCK_FILE, "a+", encoding="utf-8")
     try:
         try:
             if fcntl is not None:
@@ -240,7 +240,7 @@ def read_run_config(run_dir: str | Path) -> dict:
     if not f.is_file():
         raise ConfigError(f"{run_dir}: not a zeroskel run directory (no config.yaml)")
     try:
-        cfg = safe_load(f.read_text())
+        cfg = safe_load(f.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise ConfigError(f"{f}: invalid YAML ({yaml_problem(e)})") from None
     if not isinstance(cfg, dict) or "method" not in cfg:

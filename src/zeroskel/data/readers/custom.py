@@ -215,7 +215,7 @@ def _read_folder(folder: Path, progress: bool) -> SkeletonDataset:
 def _read_meta(meta_path: Path, required) -> dict:
     """meta.json as a dict holding the ``required`` keys, its ``class_names`` a list."""
     try:
-        header = json.loads(meta_path.read_text())
+        header = json.loads(meta_path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DataError(f"{meta_path}: unreadable JSON ({e})") from None
     if not isinstance(header, dict):
@@ -230,7 +230,7 @@ def _read_meta(meta_path: Path, required) -> dict:
 
 def _read_csv(path: Path):
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             columns = [c.strip() for c in (reader.fieldnames or [])]
             reader.fieldnames = columns
@@ -543,7 +543,7 @@ def _write_folder(folder, seqs, labels, class_names, layout, name, meta, part_co
         p.parent.mkdir(parents=True, exist_ok=True)
         np.save(p, s[0] if s.shape[0] == 1 else s)
     cols = ["file", "label"] + [c for c in ("subject", "view") if c in meta] + list(part_cols)
-    with open(folder / "labels.csv", "w", newline="") as f:
+    with open(folder / "labels.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(cols)
         for i in range(len(seqs)):
@@ -552,7 +552,7 @@ def _write_folder(folder, seqs, labels, class_names, layout, name, meta, part_co
             row += [part_cols[c][i] for c in part_cols]
             w.writerow(row)
     (folder / "meta.json").write_text(json.dumps(
-        {"name": name, "layout": layout, "class_names": class_names}, indent=1))
+        {"name": name, "layout": layout, "class_names": class_names}, indent=1), encoding="utf-8")
 
 
 def write_custom_dataset(path: str | Path, ds: SkeletonDataset) -> Path:

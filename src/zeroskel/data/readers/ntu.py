@@ -599,7 +599,7 @@ def read_missing_lists(folder: str | os.PathLike) -> dict[str, str]:
             continue
         for p in sorted(d.glob(MISSING_LIST_GLOB)):
             try:
-                text = p.read_text(errors="replace")
+                text = p.read_text(encoding="utf-8", errors="replace")
             except OSError as e:
                 raise DataError(f"{p}: cannot read missing-skeleton list ({e})") from None
             names = NTU_NAME.findall(text)

@@ -92,7 +92,7 @@ def read_pku_skeleton_file(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: unreadable PKU-MMD skeleton file ({e})") from None
     text = text.rstrip()
@@ -143,7 +143,7 @@ def read_pku_labels(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: unreadable PKU-MMD label file ({e})") from None
     rows = []
@@ -171,7 +171,7 @@ def read_pku_split(path: str | Path) -> tuple[list[str], list[str]]:
     """Parse an official split file -> (training video ids, validation/test video ids)."""
     path = Path(path)
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: unreadable split file ({e})") from None
     lists: dict[str, list[str]] = {}
@@ -400,7 +400,7 @@ def _cut_video(job) -> list[np.ndarray | None]:
 
 def _label_line_numbers(path: Path) -> list[int]:
     """1-based line number of each non-blank line, to name lines in errors."""
-    return [i for i, l in enumerate(path.read_text().splitlines(), 1) if l.strip()]
+    return [i for i, l in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if l.strip()]
 
 
 def _subject(video: str, part: int) -> int:

@@ -89,7 +89,7 @@ def read_nw_ucla_file(path: str | Path) -> tuple[np.ndarray, int, str]:
     """One NW-UCLA ``.json`` -> ((T, 20, 3) float32, 0-based label, file name)."""
     path = Path(path)
     try:
-        obj = json.loads(path.read_text())
+        obj = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DataError(f"{path}: unreadable NW-UCLA json ({e})") from None
     for key in ("skeletons", "label"):

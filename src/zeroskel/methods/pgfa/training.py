@@ -559,7 +559,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
             log.info(f"selected epoch {best} ({'the last of the budget; ' if selection['rule'] == 'last' else ''}"
                      f"validation {vcfg['metric']} {selection['best_val']:.2f})")
             write_json(selection, sel_path)
-        selection = json.loads(sel_path.read_text())
+        selection = json.loads(sel_path.read_text(encoding="utf-8"))
         final_epochs = int(vcfg["finetune_epochs"]) if warm else int(selection["best_epoch"])
     else:
         final_epochs = epochs

@@ -1,0 +1,122 @@
+"""Portability: what differs on a user's Windows or macOS laptop, checked on Linux.
+
+* Text files: ``open()`` / ``Path.read_text`` without ``encoding=`` use the locale's encoding,
+  cp1252 on most Windows machines, so UTF-8 class names, file names and config comments were
+  read as mojibake (or failed), and a bundle README with a class name outside cp1252 could not
+  be written. A subprocess with an ASCII locale (``LC_ALL=C``, UTF-8 mode off) fails the same
+  way wherever an encoding is missing.
+"""
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "zeroskel"
+
+
+def _text_io_without_encoding(tree: ast.AST) -> list[int]:
+    """Line numbers of text-mode open()/read_text()/write_text() calls that pass no encoding."""
+    bad = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        f = node.func
+        kws = {k.arg for k in node.keywords}
+        if "encoding" in kws:
+            continue
+        if isinstance(f, ast.Attribute) and f.attr in ("read_text", "write_text"):
+            bad.append(node.lineno)
+            continue
+        is_open = (isinstance(f, ast.Name) and f.id == "open") or (
+            isinstance(f, ast.Attribute) and f.attr == "open"
+            and not (isinstance(f.value, ast.Name) and f.value.id == "os"))
+        if not is_open:
+            continue
+        args = node.args[1:] if isinstance(f, ast.Name) else node.args
+        mode = next((k.value for k in node.keywords if k.arg == "mode"), args[0] if args else None)
+        if isinstance(f, ast.Attribute) and mode is not None and not isinstance(mode, ast.Constant):
+            continue  # zipfile.open(member), not a path's open(mode)
+        text = mode is None or (isinstance(mode, ast.Constant) and "b" not in str(mode.value))
+        if text:
+            bad.append(node.lineno)
+    return bad
+
+
+def test_every_text_file_is_read_and_written_as_utf8():
+    missing = []
+    for path in sorted(SRC.rglob("*.py")):
+        for line in _text_io_without_encoding(ast.parse(path.read_text(encoding="utf-8"))):
+            missing.append(f"{path.relative_to(SRC.parent)}:{line}")
+    assert not missing, "text file I/O without encoding= (the locale's, cp1252 on Windows): " + \
+        ", ".join(missing)
+
+
+def test_the_lint_sees_a_missing_encoding():
+    tree = ast.parse("open(p)\nopen(p, 'rb')\nP.read_text()\nP.write_text(s, encoding='utf-8')\n"
+                     "q.open('x')\nzf.open(member)\nos.open(p, 1)\nopen(p, 'w', newline='')\n")
+    assert _text_io_without_encoding(tree) == [1, 3, 5, 8]
+
+
+def _run_ascii_locale(code: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "PYTHONUTF8"))}
+    env.update(LC_ALL="C", PYTHONUTF8="0", PYTHONPATH=str(SRC.parent), PYTHONIOENCODING="utf-8")
+    script = tmp_path / "check.py"  # a file: a non-ASCII command line does not survive LC_ALL=C
+    script.write_text(code, encoding="utf-8")
+    return subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, encoding="utf-8", timeout=120)
+
+
+def test_custom_dataset_and_config_with_non_ascii_text_under_a_non_utf8_locale(tmp_path):
+    # (file names stay ASCII: under LC_ALL=C Python cannot name such a file at all, unlike Windows)
+    # a dataset whose class names are not ASCII, written by write_custom and read back,
+    # a meta.json written by hand as UTF-8 (with the BOM that Windows editors add) and a
+    # config with an accented comment, all in a process whose locale encoding is ASCII
+    code = r'''
+import json, numpy as np
+from pathlib import Path
+from zeroskel.data.readers.custom import write_custom, read_custom
+from zeroskel.engine.config import load_yaml
+rng = np.random.default_rng(0)
+seqs = [rng.normal(size=(8, 20, 3)).astype(np.float32) for _ in range(4)]
+names = ["café au lait", "挥手"]
+write_custom("ds", seqs, [0, 1, 0, 1], names, "kinect_v1")
+assert json.loads(Path("ds/meta.json").read_bytes().decode("utf-8"))["class_names"] == names
+ds = read_custom("ds")
+assert list(ds.class_names) == names, ds.class_names
+meta = json.loads(Path("ds/meta.json").read_bytes())
+Path("ds/meta.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(meta, ensure_ascii=False).encode("utf-8"))
+Path("ds/labels.csv").write_bytes(b"\xef\xbb\xbf" + Path("ds/labels.csv").read_bytes())
+assert list(read_custom("ds").class_names) == names
+Path("c.yaml").write_bytes("# réglages du modèle\ntrain:\n  epochs: 2\n".encode("utf-8"))
+assert load_yaml("c.yaml") == {"train": {"epochs": 2}}
+print("ok")
+'''
+    r = _run_ascii_locale(code, tmp_path)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-3000:]
+
+
+def test_bundle_with_a_class_name_outside_the_locale_encoding_saves_and_loads(tmp_path):
+    # README.md lists the seen class names: written in the locale's encoding, a name outside
+    # cp1252 ended 'zeroskel export' / Recognizer.save in a UnicodeEncodeError on Windows
+    code = r'''
+import numpy as np, torch
+from zeroskel.methods.pgfa import PGFAClassifier, build_model
+from zeroskel.recognizer import Recognizer
+cfg = {"dataset": "utd_mhad", "data": {"pipeline": "pgfa50"},
+       "model": {"encoder": "stgcn", "preset": "slim", "input_frames": None, "temperature": 0.07,
+                 "learn_temperature": False, "args": {"channels": [8], "strides": [2]}}}
+torch.manual_seed(0)
+model = build_model(cfg, "kinect_v1", 1, 384)
+card = {"config": cfg, "layout": "kinect_v1", "num_persons": 1, "frames": 50,
+        "text_model": "all-MiniLM-L6-v2", "class_names": ["挥手", "café"], "seen": [0], "unseen": [1]}
+rec = Recognizer.from_classifier(PGFAClassifier(model, np.zeros((2, 384), np.float32), card))
+out = rec.save("bundle")
+assert "挥手" in (out / "README.md").read_bytes().decode("utf-8")
+assert Recognizer.load(out).card["training"]["seen_classes"] == ["挥手"]
+print("ok")
+'''
+    r = _run_ascii_locale(code, tmp_path)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-3000:]

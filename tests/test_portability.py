@@ -5,14 +5,25 @@
   read as mojibake (or failed), and a bundle README with a class name outside cp1252 could not
   be written. A subprocess with an ASCII locale (``LC_ALL=C``, UTF-8 mode off) fails the same
   way wherever an encoding is missing.
+* Windows cannot rename or delete a file, or a folder holding one, while a process has it open
+  or memory-mapped (prepared datasets are memory-mapped). The ``windows_files`` fixture makes
+  this process's own open and mapped files behave that way on Linux (from /proc/self).
 """
 from __future__ import annotations
 
 import ast
+import gc
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
+import pytest
+
+from zeroskel.data.cache import clear_prepared, list_prepared, prepare
+from zeroskel.data.dataset import SkeletonDataset
+from zeroskel.errors import DataError
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "zeroskel"
 
@@ -120,3 +131,78 @@ print("ok")
 '''
     r = _run_ascii_locale(code, tmp_path)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-3000:]
+
+
+def _in_use() -> set[str]:
+    """Files this process has open or memory-mapped (Linux /proc)."""
+    paths = set()
+    with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            parts = line.split(maxsplit=5)
+            if len(parts) == 6 and parts[5].startswith("/") and not parts[5].startswith("/dev/"):
+                paths.add(parts[5].strip().removesuffix(" (deleted)"))
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("/") and not target.startswith("/dev/"):
+            paths.add(target)
+    return paths
+
+
+@pytest.fixture()
+def windows_files(monkeypatch):
+    """os.rename / os.replace / os.unlink refuse, as Windows does, a path that is (or holds) a
+    file this process has open or memory-mapped."""
+    if not os.path.exists("/proc/self/maps"):
+        pytest.skip("needs Linux /proc")
+
+    def guard(fn):
+        def call(src, *args, **kw):
+            real = os.path.realpath(src)
+            if any(b == real or b.startswith(real + os.sep) for b in _in_use()):
+                raise PermissionError(13, "The process cannot access the file because it is being "
+                                          "used by another process", str(src))
+            return fn(src, *args, **kw)
+        return call
+    for name in ("rename", "replace", "unlink"):
+        monkeypatch.setattr(os, name, guard(getattr(os, name)))
+
+
+def _tiny() -> SkeletonDataset:
+    rng = np.random.default_rng(0)
+    return SkeletonDataset(name="tiny", layout="kinect_v1", class_names=["a", "b"],
+                           data=rng.normal(size=(6, 3, 8, 20, 1)).astype(np.float32),
+                           lengths=np.full(6, 8), labels=np.arange(6) % 2, info={"fingerprint": "t1"})
+
+
+def test_the_windows_fixture_refuses_a_mapped_file(tmp_path, windows_files):
+    np.save(tmp_path / "a.npy", np.zeros(4, np.float32))
+    a = np.load(tmp_path / "a.npy", mmap_mode="r")
+    with pytest.raises(PermissionError):
+        (tmp_path / "a.npy").unlink()
+    with pytest.raises(PermissionError):
+        tmp_path.rename(tmp_path.with_name("moved"))
+    del a
+    (tmp_path / "a.npy").unlink()
+
+
+def test_prepared_dataset_in_use_is_neither_cleared_nor_rebuilt_with_a_traceback(tmp_path, windows_files):
+    # on Windows 'zeroskel cache clear' (or prepare(rebuild=True)) while a notebook or training
+    # still had the dataset memory-mapped ended in a PermissionError traceback from a rename
+    ds = prepare(_tiny(), "none", cache_dir=tmp_path, progress=False)
+    folder = Path(ds.info["cache_path"])
+    with pytest.raises(DataError, match=f"cache clear: {folder} not removed, a file in it is open"):
+        clear_prepared(tmp_path)
+    with pytest.raises(DataError, match=f"{folder}: cannot rebuild the prepared dataset, a file in it is open"):
+        prepare(_tiny(), "none", cache_dir=tmp_path, progress=False, rebuild=True)
+    assert [d["path"] for d in list_prepared(tmp_path)] == [str(folder)]  # intact and still served
+    assert prepare(_tiny(), "none", cache_dir=tmp_path, progress=False).info["cache_path"] == str(folder)
+    assert not [p for p in (tmp_path / "prepared").iterdir() if p != folder]  # no temporary left
+    del ds
+    gc.collect()
+    assert prepare(_tiny(), "none", cache_dir=tmp_path, progress=False, rebuild=True).info["cache_path"] \
+        == str(folder)
+    gc.collect()
+    assert clear_prepared(tmp_path) == [folder] and not folder.exists()

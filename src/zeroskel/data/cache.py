@@ -362,6 +362,12 @@ def _transform_to_memmap(src: SkeletonDataset, pipe: Compose, path: Path, chunk_
     return data, lengths
 
 
+# Windows refuses to rename or delete a folder while a file in it is open or memory-mapped
+_IN_USE = ("a file in it is open in a process (on Windows a memory-mapped prepared dataset cannot be "
+           "moved or deleted while a program, or this one, still uses it); close or delete what uses it "
+           "and retry")
+
+
 def _publish(tmp: Path, final: Path, replace: bool) -> None:
     """Rename ``tmp`` to ``final``; if another run got there first, keep theirs."""
     if replace and final.exists():
@@ -370,6 +376,8 @@ def _publish(tmp: Path, final: Path, replace: bool) -> None:
             final.rename(trash)
         except FileNotFoundError:
             pass
+        except PermissionError:
+            raise DataError(f"{final}: cannot rebuild the prepared dataset, {_IN_USE}") from None
         else:
             shutil.rmtree(trash, ignore_errors=True)
     elif final.exists() and _load_ready(final) is None:
@@ -380,6 +388,8 @@ def _publish(tmp: Path, final: Path, replace: bool) -> None:
             shutil.rmtree(trash, ignore_errors=True)
         except FileNotFoundError:
             pass
+        except PermissionError:
+            raise DataError(f"{final}: cannot replace the damaged prepared dataset, {_IN_USE}") from None
     try:
         tmp.rename(final)
     except OSError as e:
@@ -445,6 +455,7 @@ def clear_prepared(cache_dir: str | os.PathLike | None = None, name: str | None 
             continue
         gone.append(folder)
     if not dry_run:
+        busy = []
         for folder in gone:
             # rename first so a reader never sees a half-deleted folder as a cache
             trash = root / f"{_TMP_PREFIX}del-{folder.name}-{uuid.uuid4().hex[:8]}"
@@ -452,5 +463,12 @@ def clear_prepared(cache_dir: str | os.PathLike | None = None, name: str | None 
                 folder.rename(trash)
             except FileNotFoundError:
                 continue
+            except PermissionError:
+                busy.append(folder)
+                continue
             shutil.rmtree(trash, ignore_errors=True)
+        if busy:
+            done = [str(f) for f in gone if f not in busy]
+            raise DataError(f"cache clear: {', '.join(map(str, busy))} not removed, {_IN_USE}"
+                            + (f"; removed {', '.join(done)}" if done else ""))
     return gone

@@ -206,3 +206,26 @@ def test_prepared_dataset_in_use_is_neither_cleared_nor_rebuilt_with_a_traceback
         == str(folder)
     gc.collect()
     assert clear_prepared(tmp_path) == [folder] and not folder.exists()
+
+
+def test_windows_style_paths_are_paths():
+    # 'zeroskel train --dataset C:\Users\me\data\mine_set' (a folder) named its runs
+    # 'pgfa-C_Users_me_data_mine_set-...' because only '/' marked a path, and a missing
+    # 'data\mine_set' or '--config configs\my_run' was reported as an unknown dataset/preset name
+    from zeroskel.data.registry import is_custom, read_dataset
+    from zeroskel.engine.config import build_config
+    from zeroskel.engine.runs import run_name
+    from zeroskel.errors import ConfigError
+    from zeroskel.paths import looks_like_path, path_name
+
+    assert run_name("pgfa", r"C:\Users\me\data\mine_set", "purls-22/5", 1) == "pgfa-mine_set-purls-22_5-seed1"
+    assert run_name("pgfa", r"..\pool\mine.npz", r"D:\splits\my split.yaml", 0) == "pgfa-mine-my_split-seed0"
+    assert run_name("pgfa", "data/mine_set", "purls-22/5", 2) == "pgfa-mine_set-purls-22_5-seed2"
+    assert run_name("pgfa", "utd_mhad", "purls-22/5", 0) == "pgfa-utd_mhad-purls-22_5-seed0"
+    assert path_name("C:\\data\\mine.npz") == "mine.npz" and path_name("a/b/") == "b"
+    assert looks_like_path("data\\mine") and not looks_like_path("utd_mhad")
+    assert is_custom("data\\mine_set") and not is_custom("ntu60")
+    with pytest.raises(DataError, match=r"data\\mine_set: custom dataset not found"):
+        read_dataset("data\\mine_set")
+    with pytest.raises(ConfigError, match=r"config file configs\\my_run: cannot read"):
+        build_config("pgfa", config="configs\\my_run")

@@ -10,6 +10,18 @@ DATA_ENV = "ZEROSKEL_DATA"
 CACHE_ENV = "ZEROSKEL_CACHE"
 
 
+def looks_like_path(value: str) -> bool:
+    """Whether a dataset / split / config / text-source argument is written as a path: it holds
+    a ``/`` or a ``\\`` (Windows' separator; no registered name holds either), on any system."""
+    return "/" in value or "\\" in value
+
+
+def path_name(value: str) -> str:
+    """The last component of a path written with ``/`` or ``\\`` (``C:\\data\\mine.npz`` gives
+    ``mine.npz`` on Linux as on Windows), for naming run folders and caches after it."""
+    return value.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or value
+
+
 def data_root(explicit: str | os.PathLike | None = None, *, must_exist: bool = True) -> Path:
     """Resolve the data root: explicit argument (``--data-root``), else ``$ZEROSKEL_DATA``.
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, DataError, unknown_name
-from ..paths import data_root as resolve_root
+from ..paths import data_root as resolve_root, looks_like_path
 from .dataset import SkeletonDataset
 
 
@@ -87,7 +87,7 @@ def get_spec(name: str) -> DatasetSpec:
 
 def is_custom(name: str) -> bool:
     """A dataset argument that is a path (custom format) rather than a registry name."""
-    return name not in DATASETS and (name.endswith(".npz") or "/" in name or Path(name).exists())
+    return name not in DATASETS and (name.endswith(".npz") or looks_like_path(name) or Path(name).exists())
 
 
 def read_dataset(name: str, data_root: str | Path | None = None, progress: bool = True,

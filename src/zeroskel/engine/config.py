@@ -13,7 +13,6 @@ Typical use (what ``zeroskel train`` does)::
 from __future__ import annotations
 
 import copy
-import os
 import re
 from importlib import resources
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, Iterable
 import yaml
 
 from ..errors import ConfigError, unknown_name, yaml_problem
+from ..paths import looks_like_path
 
 BASE_NAME = "base"
 
@@ -228,7 +228,7 @@ def build_config(method: str = "pgfa", *, dataset: str | None = None, split: str
     base = load_base(method)
     if config is not None:
         c = str(config)
-        if c.endswith((".yaml", ".yml")) or Path(c).is_file() or "/" in c:
+        if c.endswith((".yaml", ".yml")) or Path(c).is_file() or looks_like_path(c):
             config_file = config
         elif preset is None:
             preset = c
@@ -277,7 +277,7 @@ def _absolute_paths(cfg: dict) -> None:
     def file(value):
         if isinstance(value, str) and value and not Path(value).is_absolute():
             p = Path(value).expanduser()
-            if ("/" in value or os.sep in value or p.suffix) and p.exists():
+            if (looks_like_path(value) or p.suffix) and p.exists():
                 return str(p.resolve())
         return value
 

@@ -27,6 +27,7 @@ from typing import Callable
 import yaml
 
 from ..errors import ConfigError, ZeroskelError, unknown_name, yaml_problem
+from ..paths import looks_like_path, path_name
 from .config import dump_config, safe_load, validate_config
 
 # method name -> ("module:train_function", "module:evaluate_function", "module:check_function").
@@ -106,8 +107,10 @@ def check_run_config(config: dict) -> None:
 
 def run_name(method: str, dataset: str, split: str, seed: int) -> str:
     """``pgfa-utd_mhad-purls-22_5-seed1`` (characters unsafe in paths become ``_``)."""
-    ds = Path(str(dataset)).stem if ("/" in str(dataset) or str(dataset).endswith(".npz")) else str(dataset)
-    sp = Path(str(split)).stem if Path(str(split)).suffix in (".yaml", ".yml", ".json", ".npy", ".txt") else str(split)
+    ds = Path(path_name(str(dataset))).stem if (looks_like_path(str(dataset)) or str(dataset).endswith(".npz")) \
+        else str(dataset)
+    sp = Path(path_name(str(split))).stem if Path(str(split)).suffix in (".yaml", ".yml", ".json", ".npy", ".txt") \
+        else str(split)
     parts = [method, ds, sp, f"seed{seed}"]
     return "-".join(_SAFE.sub("_", str(p)).strip("_") or "x" for p in parts)
 

@@ -31,7 +31,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import ConfigError, DataError, unknown_name
-from ..paths import data_root as resolve_root
+from ..paths import data_root as resolve_root, looks_like_path
 
 log = logging.getLogger(__name__)
 
@@ -315,7 +315,7 @@ def load_class_texts(dataset: str, source: str = "name",
     # A path is recognised before "A+B", so that a missing "my+texts.txt" is reported as a
     # missing file, not as unknown sources "my" and "texts.txt".
     looks_like_file = (Path(source).suffix.lower() in (".txt", ".csv", ".json")
-                       or "/" in source or os.sep in source)
+                       or looks_like_path(source) or os.sep in source)
     if "{" in source or "}" in source:
         template = source
     elif looks_like_file or ("+" in source and Path(source).exists()):

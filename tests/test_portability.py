@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import gc
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -73,11 +74,12 @@ def test_the_lint_sees_a_missing_encoding():
 
 def _run_ascii_locale(code: str, tmp_path: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "PYTHONUTF8"))}
-    env.update(LC_ALL="C", PYTHONUTF8="0", PYTHONPATH=str(SRC.parent), PYTHONIOENCODING="utf-8")
+    env = {k: v for k, v in env.items() if k != "PYTHONIOENCODING"}  # stdout in the locale's encoding
+    env.update(LC_ALL="C", PYTHONUTF8="0", PYTHONPATH=str(SRC.parent))
     script = tmp_path / "check.py"  # a file: a non-ASCII command line does not survive LC_ALL=C
     script.write_text(code, encoding="utf-8")
     return subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, encoding="utf-8", timeout=120)
+                          capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=120)
 
 
 def test_custom_dataset_and_config_with_non_ascii_text_under_a_non_utf8_locale(tmp_path):
@@ -109,9 +111,10 @@ print("ok")
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-3000:]
 
 
-def test_bundle_with_a_class_name_outside_the_locale_encoding_saves_and_loads(tmp_path):
+def test_bundle_with_a_class_name_outside_the_locale_encoding_saves_loads_and_predicts(tmp_path):
     # README.md lists the seen class names: written in the locale's encoding, a name outside
-    # cp1252 ended 'zeroskel export' / Recognizer.save in a UnicodeEncodeError on Windows
+    # cp1252 ended 'zeroskel export' / Recognizer.save in a UnicodeEncodeError on Windows; and
+    # 'zeroskel predict ... > out.txt' (stdout in cp1252 there) ended in one after scoring
     code = r'''
 import numpy as np, torch
 from zeroskel.methods.pgfa import PGFAClassifier, build_model
@@ -127,10 +130,18 @@ rec = Recognizer.from_classifier(PGFAClassifier(model, np.zeros((2, 384), np.flo
 out = rec.save("bundle")
 assert "挥手" in (out / "README.md").read_bytes().decode("utf-8")
 assert Recognizer.load(out).card["training"]["seen_classes"] == ["挥手"]
+# 'zeroskel predict' prints the ranking table: a label the output encoding cannot show is escaped
+np.save("rec.npy", np.random.default_rng(0).normal(size=(30, 20, 3)).astype(np.float32) * 0.3)
+open("labels.txt", "w", encoding="utf-8").write("挥手\ncafé\nkick\n")
+from zeroskel.cli import main
+assert main(["predict", "bundle", "rec.npy", "--labels-file", "labels.txt"]) == 0
+assert len(open("labels.txt", encoding="utf-8").read().split()) == 3
 print("ok")
 '''
     r = _run_ascii_locale(code, tmp_path)
-    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-3000:]
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
+    ranked = re.findall(r"^ +[123] +(\S+) ", r.stdout, re.M)
+    assert sorted(ranked) == sorted(["\\u6325\\u624b", "caf\\xe9", "kick"]), r.stdout
 
 
 def _in_use() -> set[str]:

@@ -596,7 +596,21 @@ def build_parser() -> argparse.ArgumentParser:
 DATA_PARALLEL_COMMANDS = ("train", "pretrain", "resume")
 
 
+def _printable_output() -> None:
+    """Class names and labels the console encoding cannot show (a Chinese label under cp1252, the
+    encoding of a redirected 'zeroskel predict ... > out.txt' on Windows) print as \\u escapes
+    instead of ending the command in a UnicodeEncodeError after its work is done."""
+    for stream in (sys.stdout, sys.stderr):
+        enc = (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+        if enc != "utf8" and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a stream that cannot change now
+                pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    _printable_output()
     args = build_parser().parse_args(argv)
     try:
         # torchrun sets WORLD_SIZE; without it, no command pays for importing torch here

@@ -171,7 +171,9 @@ def windows_files(monkeypatch):
 
     def guard(fn):
         def call(src, *args, **kw):
-            real = os.path.realpath(src)
+            fd = kw.get("dir_fd", kw.get("src_dir_fd"))  # shutil.rmtree names files in an open folder
+            base = os.readlink(f"/proc/self/fd/{fd}") if fd is not None else ""
+            real = os.path.realpath(os.path.join(base, os.fsdecode(src)))
             if any(b == real or b.startswith(real + os.sep) for b in _in_use()):
                 raise PermissionError(13, "The process cannot access the file because it is being "
                                           "used by another process", str(src))
@@ -240,3 +242,31 @@ def test_windows_style_paths_are_paths():
         read_dataset("data\\mine_set")
     with pytest.raises(ConfigError, match=r"config file configs\\my_run: cannot read"):
         build_config("pgfa", config="configs\\my_run")
+
+
+
+def test_interrupted_prepare_leaves_no_temporary_folder_where_mapped_files_cannot_be_deleted(
+        tmp_path, windows_files):
+    # on Windows the scratch memmaps, still mapped by the traceback's frames, could not be
+    # deleted, so every interrupted prepare (Ctrl-C, an error) left its temporary folder behind
+    # (GBs for NTU) until 'zeroskel cache clear' an hour later
+    from zeroskel.data.transforms import Compose, Transform
+
+    class Interrupt(Transform):
+        name = "interrupt"
+
+        def __init__(self):
+            self.calls = 0
+
+        def apply_batch(self, data, lengths, rng=None):
+            self.calls += 1
+            if self.calls == 3:  # 1: shape probe, 2: first chunk, 3: second chunk
+                raise KeyboardInterrupt
+            return data, lengths
+
+        def to_config(self):
+            return {"name": self.name}
+
+    with pytest.raises(KeyboardInterrupt):
+        prepare(_tiny(), Compose([Interrupt()]), cache_dir=tmp_path, progress=False, chunk_size=2)
+    assert list((tmp_path / "prepared").iterdir()) == []

@@ -25,6 +25,7 @@ import numbers
 import os
 import shutil
 import time
+import traceback
 import uuid
 from pathlib import Path
 from typing import Any
@@ -299,6 +300,13 @@ def prepare(dataset: str | os.PathLike | SkeletonDataset, pipeline: Any = "pgfa5
         shutil.rmtree(tmp / "raw", ignore_errors=True)
         (tmp / MARKER).write_text(json.dumps(marker, indent=1, default=str), encoding="utf-8")
         _publish(tmp, final, rebuild)
+    except BaseException as e:
+        # an error or Ctrl-C mid-way: the traceback's frames still map the scratch arrays, and
+        # Windows cannot delete a mapped file, so the temporary folder (GBs for NTU) stayed behind
+        src = out = result = None  # this frame's (maybe unbound); the deeper frames' are cleared
+        del src, out, result
+        traceback.clear_frames(e.__traceback__)
+        raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

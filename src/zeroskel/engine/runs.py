@@ -59,18 +59,27 @@ def run_lock(run_dir: Path):
     except ImportError:  # Windows
         fcntl = None
     f = open(run_dir / LOCK_FILE, "a+", encoding="utf-8")
+    locked = False
     try:
         try:
             if fcntl is not None:
                 fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             else:
                 import msvcrt
+                f.seek(0)  # msvcrt locks bytes from the current position: always byte 0
                 msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+            locked = True
         except OSError:
             raise ConfigError(f"run directory {run_dir} is in use: another process is training in it "
                               "(train or resume); wait for it to end") from None
         yield
     finally:
+        if locked and fcntl is None:  # Windows may release a lock some time after close: unlock now
+            try:
+                f.seek(0)
+                msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
+            except OSError:
+                pass
         f.close()  # releases the lock
 
 

@@ -435,3 +435,28 @@ def test_relative_paths_in_a_run_config_become_absolute(tmp_path, monkeypatch):
     assert cfg["text"]["model"] == "not-here" and cfg["data_root"] is None
     assert C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5")["text"]["model"] == \
         C.load_base("pgfa")["text"]["model"]
+
+
+def test_the_preset_follows_set_preset_the_file_and_the_dataset_the_run_gets(tmp_path):
+    """'--set preset=ntu60' was recorded in config.yaml but the small preset was applied; a
+    file's 'preset: null' (a copy of base.yaml) still got small underneath, whose Shift-GCN
+    widths leaked into its stgcn; '--set dataset=X' took another dataset's per_dataset block."""
+    utd = dict(dataset="utd_mhad", split="purls-22/5")
+    ntu = C.build_config("pgfa", **utd, overrides=["preset=ntu60"])
+    assert ntu == C.build_config("pgfa", **utd, config="ntu60")
+    assert ntu["preset"] == "ntu60" and ntu["model"]["encoder"] == "stgcn" and ntu["train"]["epochs"] == 50
+    none = C.build_config("pgfa", **utd, overrides=["preset=null"])
+    base = C.load_base("pgfa")
+    assert none["preset"] is None and none["model"] == base["model"] and none["train"] == base["train"]
+    f = tmp_path / "mine.yaml"
+    f.write_text((C._config_dir("pgfa") / "base.yaml").read_text())
+    assert C.build_config("pgfa", **utd, config=str(f))["model"]["args"] == {}
+    assert C.build_config("pgfa", **utd, overrides=["dataset_presets.utd_mhad=ntu60"])["preset"] == "ntu60"
+    f.write_text("dataset_presets: {utd_mhad: ntu60}\n")
+    assert C.build_config("pgfa", **utd, config=str(f))["preset"] == "ntu60"
+    with pytest.raises(ConfigError, match="unknown pgfa preset 'tiny'"):
+        C.build_config("pgfa", **utd, overrides=["preset=tiny"])
+    with pytest.raises(ConfigError, match="--set preset=small contradicts the preset 'ntu60'"):
+        C.build_config("pgfa", **utd, config="ntu60", overrides=["preset=small"])
+    moved = C.build_config("pgfa", dataset="nw_ucla", split="purls-8/2", overrides=["dataset=utd_mhad"])
+    assert moved["dataset"] == "utd_mhad" and moved["train"]["epochs"] == 40  # UTD-MHAD's budget, not NW-UCLA's 20

@@ -222,8 +222,12 @@ def build_config(method: str = "pgfa", *, dataset: str | None = None, split: str
         preset: a preset name (alternative to ``config``).
         config_file: a YAML file path (alternative to ``config``).
 
-    The preset is the explicit one, else the ``preset`` key of the config file, else the
-    dataset's default preset (``base.yaml``'s ``dataset_presets`` mapping), else none.
+    The preset is the explicit one, else a ``--set preset=NAME`` override, else the ``preset``
+    key of the config file, else the dataset's default preset (the ``dataset_presets`` mapping of
+    ``base.yaml``, as a config file or ``--set dataset_presets.<dataset>=NAME`` changes it), else
+    none. A ``preset`` given as null (``--set preset=null``, ``preset: null`` in the file) means no
+    preset: ``base.yaml`` and what the file and overrides say. The dataset that picks the
+    preset and its ``per_dataset`` blocks is the one the run gets (``--set dataset=`` wins).
     """
     base = load_base(method)
     if config is not None:
@@ -234,20 +238,40 @@ def build_config(method: str = "pgfa", *, dataset: str | None = None, split: str
             preset = c
     file_cfg = load_yaml(config_file) if config_file is not None else {}
     over = [parse_override(o) for o in overrides]
-    # work out the dataset early: it picks the preset
-    ds = dataset
-    if ds is None:
+
+    def last_set(key: str) -> tuple[bool, Any]:
+        """(given, value) of the last ``--set key=...``."""
         for o in reversed(over):
-            if "dataset" in o:
-                ds = o["dataset"]
-                break
-    if ds is None:
-        ds = file_cfg.get("dataset")
-    name = preset or file_cfg.get("preset")
-    if name is None and ds is not None:
-        name = (base.get("dataset_presets") or {}).get(ds)
+            if key in o:
+                return True, o[key]
+        return False, None
+
+    # work out the dataset early (the value the run gets: file < argument < --set): it picks
+    # the preset and the per_dataset blocks
+    given, ds = last_set("dataset")
+    if not given:
+        ds = dataset if dataset is not None else file_cfg.get("dataset")
+    given, set_preset = last_set("preset")
+    if given:
+        if preset is not None and set_preset != preset:
+            raise ConfigError(f"--set preset={set_preset} contradicts the preset {preset!r} given with --config; "
+                              "give the preset once")
+        name = set_preset
+    elif preset is not None:
+        name = preset
+    elif "preset" in file_cfg:  # null: no preset, as the file says
+        name = file_cfg["preset"]
+    else:
+        defaults = dict(base.get("dataset_presets") or {})
+        for layer in (file_cfg, *over):  # the mapping as the run's config will hold it
+            if isinstance(layer.get("dataset_presets"), dict):
+                defaults.update(layer["dataset_presets"])
+        name = defaults.get(ds) if isinstance(ds, str) else None
     cfg, opened = base, open_sections(base)
-    if name:
+    if name is not None:
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"preset must be a preset name of {method} ({', '.join(available_presets(method))}) "
+                              f"or null, got {name!r}")
         cfg = merge_layer(cfg, load_preset(method, name), f"preset {method}/{name}.yaml", ds, opened)
         cfg["preset"] = name
     if file_cfg:

@@ -460,3 +460,33 @@ def test_the_preset_follows_set_preset_the_file_and_the_dataset_the_run_gets(tmp
         C.build_config("pgfa", **utd, config="ntu60", overrides=["preset=small"])
     moved = C.build_config("pgfa", dataset="nw_ucla", split="purls-8/2", overrides=["dataset=utd_mhad"])
     assert moved["dataset"] == "utd_mhad" and moved["train"]["epochs"] == 40  # UTD-MHAD's budget, not NW-UCLA's 20
+
+
+def test_engine_keys_are_checked_before_the_run_folder(tmp_path):
+    """Values that used to end in a traceback mid-run leaving a run folder behind ('seed=abc',
+    'train.milestones=5', 'eval.batch_size=0', 'train.grad_clip=abc'), or that ran silently as
+    something else ('seed=1.5' ran seed 1 in a folder named seed1.5, 'train.grad_clip=-1'
+    reversed every gradient, 'train.nesterov=maybe' was true), are ConfigErrors naming the key."""
+    from zeroskel.engine.runs import train
+
+    runs = tmp_path / "runs"
+    cases = {"seed=abc": "seed must be an integer", "seed=1.5": "seed must be an integer",
+             "validation.seed=x": "validation.seed must be an integer >= 0 or null",
+             "train.grad_clip=-1": "train.grad_clip must be a positive number", "train.grad_clip=abc": "train.grad_clip",
+             "train.milestones=5": "train.milestones must be a list of epoch numbers",
+             "train.milestones=[a]": "train.milestones", "train.gamma=-1": "train.gamma must be a non-negative",
+             "train.nesterov=maybe": "train.nesterov must be true or false",
+             "train.warmup_reference_bug=1": "train.warmup_reference_bug must be true or false",
+             "train.deterministic=0": "train.deterministic must be true or false",
+             "eval.gzsl=maybe": "eval.gzsl must be true or false", "eval.batch_size=0": "eval.batch_size must be"}
+    for item, msg in cases.items():
+        cfg = C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5", overrides=[item])
+        with pytest.raises(ConfigError, match=msg):
+            train(cfg, runs, data_root=tmp_path / "nowhere")
+    for item in ("seed=x", "train.milestones=5", "train.gamma=-1", "train.grad_clip=0"):
+        cfg = C.build_config("pretrain", dataset="utd_mhad", split="purls-22/5", overrides=[item])
+        with pytest.raises(ConfigError, match=item.split("=")[0]):
+            train(cfg, runs, data_root=tmp_path / "nowhere")
+    assert not runs.exists()
+    with pytest.raises(ConfigError, match=r"train.milestones .*got \(50, 80.5\)"):
+        OptimConfig(schedule="step", milestones=(50, 80.5))

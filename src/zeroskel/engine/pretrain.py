@@ -243,8 +243,8 @@ def optim_config(cfg: dict, epochs: int | None = None):
 
     t = cfg["train"]
     return OptimConfig(optimizer=t["optimizer"], lr=t["lr"], momentum=t["momentum"],
-                       nesterov=bool(t["nesterov"]), weight_decay=t["weight_decay"],
-                       schedule=t["schedule"], milestones=tuple(t["milestones"]), gamma=t["gamma"],
+                       nesterov=t["nesterov"], weight_decay=t["weight_decay"],
+                       schedule=t["schedule"], milestones=t["milestones"], gamma=t["gamma"],
                        min_lr=t["min_lr"], warmup_epochs=t["warmup_epochs"],
                        epochs=int(t["epochs"] if epochs is None else epochs))
 

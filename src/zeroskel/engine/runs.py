@@ -112,6 +112,20 @@ def check_run_config(config: dict) -> None:
     if isinstance(config.get("validation"), dict) and "seed" in config["validation"]:
         check_int(config, "validation.seed", 0, allow_none=True)
     check(config)
+    check_engine_keys(config)
+
+
+def check_engine_keys(config: dict) -> None:
+    """The keys every trained method reads the same way beyond the seeds (checked above):
+    gradient clipping. A ConfigError naming the key, before the run folder is made, instead of a
+    ValueError traceback mid-run ('abc') or a silent change (a negative grad_clip reversed every
+    gradient)."""
+    import math
+
+    clip = (config.get("train") or {}).get("grad_clip")
+    if clip is not None and (not isinstance(clip, (int, float)) or isinstance(clip, bool) or not clip > 0
+                             or not math.isfinite(clip)):
+        raise ConfigError(f"train.grad_clip must be a positive number (a maximum gradient norm) or null, got {clip!r}")
 
 
 def run_name(method: str, dataset: str, split: str, seed: int) -> str:

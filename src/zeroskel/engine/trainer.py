@@ -140,7 +140,18 @@ class OptimConfig:
                 raise ConfigError(f"train.{k} must be a non-negative integer, got {v!r}")
         if self.epochs < 1:
             raise ConfigError(f"train.epochs must be >= 1, got {self.epochs}")
-        self.milestones = tuple(int(m) for m in self.milestones)
+        g = self.gamma
+        if not isinstance(g, (int, float)) or isinstance(g, bool) or g < 0 or not math.isfinite(g):
+            raise ConfigError(f"train.gamma must be a non-negative number, got {g!r}")
+        for k in ("nesterov", "warmup_reference_bug"):  # bool('maybe') is True: refuse, do not guess
+            if not isinstance(getattr(self, k), bool):
+                raise ConfigError(f"train.{k} must be true or false, got {getattr(self, k)!r}")
+        ms = self.milestones
+        if not isinstance(ms, (list, tuple)) or not all(
+                isinstance(m, int) and not isinstance(m, bool) and m >= 0 for m in ms):
+            raise ConfigError(f"train.milestones must be a list of epoch numbers (integers >= 0), e.g. [50, 80], "
+                              f"got {ms!r}")
+        self.milestones = tuple(ms)
 
 
 def lr_at_epoch(cfg: OptimConfig, epoch: int) -> float:

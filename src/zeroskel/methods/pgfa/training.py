@@ -32,10 +32,10 @@ def _optim_cfg(cfg: dict, epochs: int):
     from ...engine.trainer import OptimConfig
 
     t = cfg["train"]
-    return OptimConfig(optimizer=t["optimizer"], lr=t["lr"], momentum=t["momentum"], nesterov=bool(t["nesterov"]),
-                       weight_decay=t["weight_decay"], schedule=t["schedule"], milestones=tuple(t["milestones"]),
+    return OptimConfig(optimizer=t["optimizer"], lr=t["lr"], momentum=t["momentum"], nesterov=t["nesterov"],
+                       weight_decay=t["weight_decay"], schedule=t["schedule"], milestones=t["milestones"],
                        gamma=t["gamma"], min_lr=t["min_lr"], warmup_epochs=t["warmup_epochs"],
-                       warmup_reference_bug=bool(t["warmup_reference_bug"]), epochs=int(epochs))
+                       warmup_reference_bug=t["warmup_reference_bug"], epochs=int(epochs))
 
 
 def check_config(cfg: dict) -> None:
@@ -116,6 +116,12 @@ def check_config(cfg: dict) -> None:
     if cb is not None and not (isinstance(cb, str) and cb):
         raise ConfigError(f"alignment.center_by must be a per-sample metadata key (e.g. subject) or null, got {cb!r}")
     check_augment(cfg["data"]["augment"])
+    check_int(cfg, "eval.batch_size", 1)
+    for key in ("train.deterministic", "train.drop_last", "validation.refit", "model.learn_temperature",
+                "eval.gzsl", "eval.reference_protocol"):
+        sec, name = key.split(".")
+        if not isinstance(cfg[sec][name], bool):  # bool('maybe') is True: refuse, do not guess
+            raise ConfigError(f"{key} must be true or false, got {cfg[sec][name]!r}")
     _optim_cfg(cfg, max(1, int(t["epochs"])))  # optimiser names / ranges
     mixup = t.get("mixup_alpha", 0.0)
     if not isinstance(mixup, (int, float)) or isinstance(mixup, bool) or not 0.0 <= mixup <= 100.0:

@@ -490,3 +490,24 @@ def test_engine_keys_are_checked_before_the_run_folder(tmp_path):
     assert not runs.exists()
     with pytest.raises(ConfigError, match=r"train.milestones .*got \(50, 80.5\)"):
         OptimConfig(schedule="step", milestones=(50, 80.5))
+
+
+def test_relative_custom_dataset_split_and_text_files_become_absolute(tmp_path, monkeypatch):
+    """'zeroskel train --dataset my_actions.npz --split my_split.yaml' (docs/custom_format.md)
+    stored both relative: 'zeroskel evaluate RUN' from another folder failed with 'custom
+    dataset my_actions.npz: no such file or folder'; so did a class-text file and --set
+    data.cache_dir. Names stay names."""
+    monkeypatch.chdir(tmp_path)
+    for f in ("my_actions.npz", "my_split.yaml", "texts.txt"):
+        (tmp_path / f).write_text("x")
+    cfg = C.build_config("pgfa", dataset="my_actions.npz", split="my_split.yaml",
+                         overrides=["text.source=texts.txt", "text.segment_sources=[name, texts.txt, 'a {name}']",
+                                    "text.part_sources={hands: texts.txt}", "data.cache_dir=cache"])
+    assert (cfg["dataset"], cfg["split"]) == (str(tmp_path / "my_actions.npz"), str(tmp_path / "my_split.yaml"))
+    assert cfg["text"]["source"] == str(tmp_path / "texts.txt") and cfg["data"]["cache_dir"] == str(tmp_path / "cache")
+    assert cfg["text"]["segment_sources"] == ["name", str(tmp_path / "texts.txt"), "a {name}"]
+    assert cfg["text"]["part_sources"] == {"hands": str(tmp_path / "texts.txt")}
+    assert run_name("pgfa", cfg["dataset"], cfg["split"], 1) == "pgfa-my_actions-my_split-seed1"
+    (tmp_path / "utd_mhad").mkdir()  # a folder named like a built-in dataset does not replace it
+    named = C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5", overrides=["text.source=name"])
+    assert (named["dataset"], named["split"], named["text"]["source"]) == ("utd_mhad", "purls-22/5", "name")

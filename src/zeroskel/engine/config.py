@@ -290,13 +290,17 @@ def build_config(method: str = "pgfa", *, dataset: str | None = None, split: str
 
 
 def _absolute_paths(cfg: dict) -> None:
-    """Relative local paths in ``cfg`` (the data root, a custom dataset, a split file, a class-text
-    file, a text-model folder) become absolute: the run's config.yaml is read again by
-    ``evaluate`` / ``resume`` / ``export``, often from another working directory. Names (a
-    registered dataset, a split or text-source name, a known text model) are left as they are;
-    run folder names use a path's stem either way."""
+    """Relative local paths in ``cfg`` (the data root, the cache folder, a custom dataset, a split
+    file, class-text files of every text key, a text-model folder) become absolute: the run's
+    config.yaml is read again by ``evaluate`` / ``resume`` / ``export``, often from another working
+    directory. Names (a registered dataset, a split or text-source name, a template, a known text
+    model) are left as they are; run folder names use a path's stem either way."""
     if isinstance(cfg.get("data_root"), str) and cfg["data_root"]:
         cfg["data_root"] = str(Path(cfg["data_root"]).expanduser().resolve())
+    data = cfg.get("data")
+    if isinstance(data, dict) and isinstance(data.get("cache_dir"), str) and data["cache_dir"]:
+        # a relative cache folder: evaluate / resume elsewhere prepared the dataset again, in another place
+        data["cache_dir"] = str(Path(data["cache_dir"]).expanduser().resolve())
 
     def file(value):
         if isinstance(value, str) and value and not Path(value).is_absolute():
@@ -309,9 +313,13 @@ def _absolute_paths(cfg: dict) -> None:
         if key in cfg:
             cfg[key] = file(cfg[key])
     text = cfg.get("text")
-    if isinstance(text, dict) and "source" in text:
-        src = text["source"]
-        text["source"] = [file(s) for s in src] if isinstance(src, list) else file(src)
+    if isinstance(text, dict):  # every key that takes class-text sources, not only text.source
+        for key in ("source", "train_sources", "segment_sources"):
+            src = text.get(key)
+            if key in text:
+                text[key] = [file(s) for s in src] if isinstance(src, list) else file(src)
+        if isinstance(text.get("part_sources"), dict):
+            text["part_sources"] = {k: file(v) for k, v in text["part_sources"].items()}
     model = text.get("model") if isinstance(text, dict) else None
     if isinstance(model, str) and model and not Path(model).is_absolute():
         folder = Path(model).expanduser()

@@ -511,3 +511,26 @@ def test_relative_custom_dataset_split_and_text_files_become_absolute(tmp_path, 
     (tmp_path / "utd_mhad").mkdir()  # a folder named like a built-in dataset does not replace it
     named = C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5", overrides=["text.source=name"])
     assert (named["dataset"], named["split"], named["text"]["source"]) == ("utd_mhad", "purls-22/5", "name")
+
+
+def test_a_checkpoint_of_another_run_or_stage_is_not_resumed(tmp_path):
+    """A rolling checkpoint copied from a run of another seed (or config, or stage) fits the
+    model, and was continued and reported as this run; now it is refused, naming what differs."""
+    import shutil
+
+    t = _trainer(tmp_path, "seed3")
+    t.extra_state = {"stage": 1, "config": {"seed": 3, "train": {"lr": 0.05}}}
+    t.fit(max_epochs=1)
+    shutil.copy(tmp_path / "seed3.pt", tmp_path / "seed4.pt")
+    with pytest.raises(CheckpointError, match=r"seed4.pt was saved by another run or stage \(seed 3, this run's 4\)"):
+        _trainer(tmp_path, "seed4", seed=4).fit()
+    for extra, msg in (({"stage": 2, "config": {"seed": 3, "train": {"lr": 0.05}}}, "stage 1, this run's 2"),
+                       ({"stage": 1, "config": {"seed": 3, "train": {"lr": 0.1}}}, "config keys train.lr")):
+        other = _trainer(tmp_path, "seed3")
+        other.extra_state = extra
+        with pytest.raises(CheckpointError, match=msg):
+            other.fit()
+    same = _trainer(tmp_path, "seed3")
+    same.extra_state = dict(t.extra_state)
+    same.fit()
+    assert same.epoch == 4

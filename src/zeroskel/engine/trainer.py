@@ -350,6 +350,13 @@ class Trainer:
                 "seed": self.seed, "versions": versions(), **self.extra_state}
 
     def load_state_dict(self, state: dict, where: str = "checkpoint") -> None:
+        """Continue from ``state``; a :class:`CheckpointError` if it is not a trainer checkpoint,
+        does not fit the model, or was saved by another run or stage: its seed or an
+        ``extra_state`` entry (the run config, the stage) differs from this trainer's. Such a
+        file (copied from a run of another seed, say) fits the model and would otherwise be
+        continued, and reported, as this run."""
+        from .runs import _changed_keys
+
         for key in ("epoch", "model", "optimizer", "history"):
             if key not in state:
                 raise CheckpointError(f"{where}: missing key {key!r}; not a trainer checkpoint")
@@ -359,6 +366,19 @@ class Trainer:
         except (RuntimeError, ValueError, KeyError) as e:
             first = str(e).strip().splitlines()[0][:300]
             raise CheckpointError(f"{where}: does not match this model/optimizer ({first})") from None
+        differ = []
+        for key, ours in {"seed": self.seed, **self.extra_state}.items():
+            if key not in state or torch.is_tensor(ours):
+                continue
+            if isinstance(ours, dict) and isinstance(state[key], dict):
+                changed = _changed_keys(state[key], ours)
+                if changed:
+                    differ.append(f"{key} keys {', '.join(changed[:6])}{' ...' if len(changed) > 6 else ''}")
+            elif state[key] != ours:
+                differ.append(f"{key} {state[key]!r}, this run's {ours!r}")
+        if differ:
+            raise CheckpointError(f"{where} was saved by another run or stage ({'; '.join(differ)}); restore "
+                                  "this run's own file, or delete it to train that stage again from its start")
         self.epoch = int(state["epoch"])
         self.history = list(state["history"])
 

@@ -274,6 +274,11 @@ def test_leaky_split_and_bad_config_are_refused(synth, trained, tmp_path):
     ("validation.refit=maybe", r"validation\.refit must be true or false, got 'maybe'"),
     ("train.deterministic=1", r"train\.deterministic must be true or false, got 1"),
     ("train.nesterov=no way", r"train\.nesterov must be true or false, got 'no way'"),
+    # a ValueError traceback; a min_epoch past the budget failed after a whole stage 1, and for good
+    ("model.dropout=abc", r"model\.dropout must be a number in \[0, 1\), got 'abc'"),
+    ("validation.min_epoch=99", r"validation\.min_epoch=99 is after the last epoch \(train\.epochs=\d+\)"),
+    ("validation.heldout_count=x", r"validation\.heldout_count must be an integer >= 1"),
+    ("seed=1.5", r"seed must be an integer >= 0, got 1\.5"),
 ])
 def test_bad_values_are_refused_before_a_run_folder_is_made(synth, tmp_path, item, match):
     ds, sp = synth

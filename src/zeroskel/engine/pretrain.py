@@ -276,6 +276,13 @@ def check_config(cfg: dict) -> None:
     ls = cfg["train"]["label_smoothing"]
     if not isinstance(ls, (int, float)) or not 0.0 <= ls < 1.0:
         raise ConfigError(f"train.label_smoothing must be in [0, 1), got {ls!r}")
+    if cfg["validation"]["min_epoch"] > cfg["train"]["epochs"]:  # else found after a whole stage 1, for good
+        raise ConfigError(f"validation.min_epoch={cfg['validation']['min_epoch']} is after the last epoch "
+                          f"(train.epochs={cfg['train']['epochs']}): no epoch could be selected")
+    check_int(cfg, "validation.heldout_count", 1)
+    dr = cfg["model"]["dropout"]
+    if dr is not None and (not isinstance(dr, (int, float)) or isinstance(dr, bool) or not 0.0 <= dr < 1.0):
+        raise ConfigError(f"model.dropout must be a number in [0, 1), got {dr!r}")
     check_augment(cfg["data"]["augment"])
     if cfg["train"].get("precision", "fp32") not in PRECISIONS:
         raise unknown_name("train.precision", str(cfg["train"]["precision"]), PRECISIONS)

@@ -478,7 +478,11 @@ def test_engine_keys_are_checked_before_the_run_folder(tmp_path):
              "train.nesterov=maybe": "train.nesterov must be true or false",
              "train.warmup_reference_bug=1": "train.warmup_reference_bug must be true or false",
              "train.deterministic=0": "train.deterministic must be true or false",
-             "eval.gzsl=maybe": "eval.gzsl must be true or false", "eval.batch_size=0": "eval.batch_size must be"}
+             "eval.gzsl=maybe": "eval.gzsl must be true or false", "eval.batch_size=0": "eval.batch_size must be",
+             "validation.num_unseen=abc": "validation.num_unseen must be an integer >= 1 or null",
+             "validation.fraction=2": r"validation.fraction must be in \(0, 1\)",
+             "model.temperature=abc": "model.temperature must be a positive number",
+             "model.target_sharpness=abc": "model.target_sharpness must be a non-negative number"}
     for item, msg in cases.items():
         cfg = C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5", overrides=[item])
         with pytest.raises(ConfigError, match=msg):

@@ -4,6 +4,7 @@ two stages (selection, final model), checkpoints and resume.
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple
@@ -117,6 +118,16 @@ def check_config(cfg: dict) -> None:
         raise ConfigError(f"alignment.center_by must be a per-sample metadata key (e.g. subject) or null, got {cb!r}")
     check_augment(cfg["data"]["augment"])
     check_int(cfg, "eval.batch_size", 1)
+    check_int(cfg, "validation.num_unseen", 1, allow_none=True)  # 'abc' was a TypeError traceback
+    fr = v["fraction"]
+    if not isinstance(fr, (int, float)) or isinstance(fr, bool) or not 0.0 < fr < 1.0:
+        raise ConfigError(f"validation.fraction must be in (0, 1), got {fr!r}")
+    for key, low in (("temperature", None), ("target_sharpness", 0.0)):
+        val = cfg["model"][key]  # 'abc' was a ValueError traceback after the run folder was made
+        if (not isinstance(val, (int, float)) or isinstance(val, bool) or not math.isfinite(val)
+                or (val <= 0 if low is None else val < low)):
+            raise ConfigError(f"model.{key} must be a {'positive' if low is None else 'non-negative'} number, "
+                              f"got {val!r}")
     for key in ("train.deterministic", "train.drop_last", "validation.refit", "model.learn_temperature",
                 "eval.gzsl", "eval.reference_protocol"):
         sec, name = key.split(".")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -538,3 +539,16 @@ def test_a_checkpoint_of_another_run_or_stage_is_not_resumed(tmp_path):
     same.extra_state = dict(t.extra_state)
     same.fit()
     assert same.epoch == 4
+
+
+def test_a_text_value_that_yaml_reads_otherwise_is_refused_with_a_quoting_hint():
+    """A class-text template such as '{name} walking' is invalid YAML, and '{name}' is the mapping
+    {name: null}, which ended as 'text.source must be a source name'; both now say to quote."""
+    for item, why in (("text.source={name} walking", "value is not valid YAML"),
+                      ("text.source={name}", "{name} reads as a YAML mapping with no values")):
+        with pytest.raises(ConfigError, match=r"--set '%s': %s.*goes in quotes: --set \"text.source='...'\""
+                           % (re.escape(item), re.escape(why))):
+            C.parse_override(item)
+    assert C.parse_override("text.source='{name} walking'") == {"text": {"source": "{name} walking"}}
+    assert C.parse_override("model.args={}") == {"model": {"args": {}}}
+    assert C.parse_override("model.args={channels: [8]}") == {"model": {"args": {"channels": [8]}}}

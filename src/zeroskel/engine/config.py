@@ -163,10 +163,15 @@ def parse_override(item: str, flag: str = "--set") -> dict:
     key = key.strip()
     if not key or any(not p for p in key.split(".")):
         raise ConfigError(f"{flag} {item!r}: empty key")
+    quote = ("; a text value with YAML characters ({ } [ ] : #) goes in quotes: "
+             f"{flag} \"{key}='...'\"")
     try:
         val = safe_load(raw) if raw.strip() != "" else None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{flag} {item!r}: value is not valid YAML ({yaml_problem(e)})") from None
+        raise ConfigError(f"{flag} {item!r}: value is not valid YAML ({yaml_problem(e)}){quote}") from None
+    if isinstance(val, dict) and val and all(v is None for v in val.values()) and raw.lstrip().startswith("{"):
+        # '{name}' is a YAML mapping {name: null}, never a config value: a text template meant as text
+        raise ConfigError(f"{flag} {item!r}: {raw.strip()} reads as a YAML mapping with no values{quote}")
     out: dict = {}
     cur = out
     parts = key.split(".")

@@ -573,6 +573,33 @@ def test_resume_after_interruption_matches_uninterrupted(utd, tmp_path):
         evaluate_run(cut, data_root=utd)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_run_started_on_cuda_resumes_elsewhere_with_resume_device(utd, tmp_path):
+    """A run started with --device cuda could not be continued on a machine without a GPU: the
+    error said 'use --device cpu', which resume did not have, and an edited config.yaml is refused.
+    'resume --device cpu' continues it there and leaves the config as it was."""
+    import yaml
+
+    from zeroskel.cli import main
+    from zeroskel.engine.runs import resume_run, train
+    from zeroskel.engine.trainer import load_checkpoint, save_checkpoint
+
+    cut = train(_cfg(extra=["validation.mode=none"]), tmp_path / "cut", data_root=utd, max_epochs=1)
+    for f in [cut / "config.yaml", *cut.glob("*.pt")]:  # as if it had been started on a GPU machine
+        if f.suffix == ".pt":
+            state = load_checkpoint(f)
+            state["config"]["device"] = "cuda"
+            save_checkpoint(state, f)
+        else:
+            f.write_text(f.read_text().replace("device: cpu", "device: cuda"))
+    with pytest.raises(ConfigError, match="device 'cuda' requested but CUDA is not available"):
+        resume_run(cut, data_root=utd)
+    with pytest.raises(ConfigError, match="unknown device 'gpu'"):
+        resume_run(cut, data_root=utd, device="gpu")
+    assert main(["resume", str(cut), "--device", "cpu", "--data-root", str(utd)]) == 0
+    assert _metrics(cut)["device"] == "cpu" and yaml.safe_load((cut / "config.yaml").read_text())["device"] == "cuda"
+
+
 def test_ce_initialisation_trains_the_encoder_first_and_resumes(utd, tmp_path):
     from zeroskel.engine.runs import resume_run, train
     from zeroskel.engine.trainer import load_checkpoint, run_logger

@@ -382,7 +382,7 @@ def cmd_resume(a) -> int:
     if (Path(a.run_dir) / "metrics.json").is_file():
         print(f"{a.run_dir} has finished (metrics.json); nothing to resume. 'zeroskel evaluate' re-scores it",
               file=sys.stderr)
-    run_dir = resume_run(a.run_dir, data_root=a.data_root)
+    run_dir = resume_run(a.run_dir, data_root=a.data_root, device=a.device)
     return _report_run(run_dir)
 
 
@@ -580,6 +580,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("resume", cmd_resume, "continue an interrupted training run from its last completed epoch")
     sp.add_argument("run_dir")
+    sp.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N: continue on this device instead of "
+                                                   "the run's (its config is not changed)")
 
     sp = add("evaluate", cmd_evaluate, "re-evaluate a run directory's selected checkpoint")
     sp.add_argument("run_dir", nargs="+", help="run directory; several PGFA runs of one split are scored "

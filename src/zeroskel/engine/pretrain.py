@@ -333,7 +333,7 @@ def pretrain_encoder(config: dict, runs_dir: str | Path = "runs", data_root=None
 
 
 def train_pretrain(cfg: dict, run_dir: str | Path, data_root=None, logger=None,
-                   max_epochs: int | None = None) -> dict | None:
+                   max_epochs: int | None = None, device: str | None = None) -> dict | None:
     """Train (or resume) the encoder of ``cfg`` in ``run_dir``; write ``encoder.pt``.
 
     Stage 1 trains on the seen training samples minus a stratified hold-out
@@ -344,13 +344,14 @@ def train_pretrain(cfg: dict, run_dir: str | Path, data_root=None, logger=None,
 
     Every epoch is checkpointed; calling again on the same folder resumes with identical
     results. Returns the metrics (also in ``metrics.json``), or None when stopped by
-    ``max_epochs``.
+    ``max_epochs``. ``device`` runs it on another device than the config's (``zeroskel resume
+    --device``); the config is left as it is.
     """
     from .trainer import close_logger, run_logger
 
     log = logger or run_logger(Path(run_dir) / "train.log")
     try:
-        return _train(cfg, Path(run_dir), data_root, log, max_epochs)
+        return _train(cfg, Path(run_dir), data_root, log, max_epochs, device)
     finally:
         if logger is None:
             close_logger(log)
@@ -386,7 +387,8 @@ class _Fit:
         return loss, len(y)
 
 
-def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> dict | None:
+def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None,
+           device_arg: str | None = None) -> dict | None:
     from ..data.splits import get_split, holdout_group
     from .trainer import (Trainer, check_precision, load_checkpoint, resolve_device, save_checkpoint,
                           seed_everything, versions)
@@ -396,7 +398,7 @@ def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> 
         return json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     check_config(cfg)
     _set_threads(cfg)
-    device = current_world().device(resolve_device(cfg.get("device") or "auto"))
+    device = current_world().device(resolve_device(device_arg or cfg.get("device") or "auto"))
     check_precision(cfg["train"].get("precision", "fp32"), device)
     seed = int(cfg["seed"])
     seed_everything(seed, bool(cfg["train"]["deterministic"]))

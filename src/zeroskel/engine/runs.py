@@ -156,12 +156,12 @@ def create_run_dir(runs_dir: str | Path, name: str) -> Path:
     raise ZeroskelError(f"{runs_dir}: too many runs named {name}")  # pragma: no cover
 
 
-def _join_world(config: dict):
+def _join_world(config: dict, device: str | None = None):
     """The data-parallel world this process belongs to (torchrun), joined (every method of
-    :data:`METHODS` trains data-parallel)."""
+    :data:`METHODS` trains data-parallel); ``device`` instead of the config's picks the backend."""
     from .distributed import init_world
 
-    return init_world(str(config.get("device") or "auto"))
+    return init_world(str(device or config.get("device") or "auto"))
 
 
 def _work_dir(run_dir: Path, world) -> Path:
@@ -184,12 +184,12 @@ def _work_dir(run_dir: Path, world) -> Path:
     return d
 
 
-def _train_in(train_fn, config: dict, run_dir: Path, world, data_root, max_epochs) -> None:
+def _train_in(train_fn, config: dict, run_dir: Path, world, data_root, max_epochs, device: str | None = None) -> None:
     """``train_fn`` in this process's work folder; afterwards process 0 removes the others'.
 
     The caller's torch thread count is restored afterwards: ``train.threads`` applies to this
     run only (a later run with ``train.threads: null`` in the same process must get torch's
-    own choice, not the previous run's setting)."""
+    own choice, not the previous run's setting). ``device`` replaces the config's for this call."""
     import os
 
     import torch
@@ -198,14 +198,15 @@ def _train_in(train_fn, config: dict, run_dir: Path, world, data_root, max_epoch
 
     if world.active and not world.main:
         os.environ["ZEROSKEL_QUIET"] = "1"  # one process prints
+    kw = {"data_root": data_root, "max_epochs": max_epochs, **({"device": device} if device else {})}
     threads = torch.get_num_threads()
     try:
         if world.main:
             with run_lock(run_dir):  # the other processes write in their own rank folders
-                train_fn(config, _work_dir(run_dir, world), data_root=data_root, max_epochs=max_epochs)
+                train_fn(config, _work_dir(run_dir, world), **kw)
                 barrier(world)
         else:
-            train_fn(config, _work_dir(run_dir, world), data_root=data_root, max_epochs=max_epochs)
+            train_fn(config, _work_dir(run_dir, world), **kw)
             barrier(world)
     finally:
         torch.set_num_threads(threads)
@@ -310,11 +311,15 @@ def check_config_unchanged(run_dir: Path, cfg: dict) -> None:
         return
 
 
-def resume_run(run_dir: str | Path, data_root=None, max_epochs: int | None = None) -> Path:
+def resume_run(run_dir: str | Path, data_root=None, max_epochs: int | None = None,
+               device: str | None = None) -> Path:
     """Continue an interrupted run from its last completed epoch (identical results).
 
     A finished run (``metrics.json`` present) is left as it is. The run's ``config.yaml`` must
-    be the one its checkpoints were trained with (:func:`check_config_unchanged`)."""
+    be the one its checkpoints were trained with (:func:`check_config_unchanged`). ``device``
+    continues it on another device than its config's (a run started with ``--device cuda``, on
+    a machine without a GPU); the config is not changed, and the numbers of the remaining
+    epochs are those of that device."""
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
     if (run_dir / "metrics.json").is_file():
@@ -322,8 +327,11 @@ def resume_run(run_dir: str | Path, data_root=None, max_epochs: int | None = Non
     check_config_unchanged(run_dir, cfg)
     if not os.access(run_dir, os.W_OK):  # fail now, not after an epoch of training
         raise ConfigError(f"run directory {run_dir} is not writable")
+    if device is not None:
+        from .trainer import resolve_device
+        resolve_device(device)  # a bad name fails before any work
     train_fn, _ = _method(cfg["method"])
-    _train_in(train_fn, cfg, run_dir, _join_world(cfg), data_root, max_epochs)
+    _train_in(train_fn, cfg, run_dir, _join_world(cfg, device), data_root, max_epochs, device)
     return run_dir
 
 

@@ -384,7 +384,7 @@ def _set_threads(cfg):
 
 
 def train_pgfa(cfg: dict, run_dir: str | Path, data_root=None, logger=None,
-               max_epochs: int | None = None) -> dict | None:
+               max_epochs: int | None = None, device: str | None = None) -> dict | None:
     """Train (or resume) a PGFA run in ``run_dir`` and write ``metrics.json``.
 
     Stages:
@@ -409,7 +409,8 @@ def train_pgfa(cfg: dict, run_dir: str | Path, data_root=None, logger=None,
     Every epoch is checkpointed (``stage1_last.pt`` / ``stage2_last.pt``); calling again on
     the same run directory resumes where it stopped, with identical results.
     ``max_epochs`` stops the current stage after that many completed epochs (returns None):
-    a hook to simulate interruptions.
+    a hook to simulate interruptions. ``device`` runs it on another device than the config's
+    (``zeroskel resume --device``); the config is left as it is.
 
     Returns:
         the metrics dict (also written to ``run_dir/metrics.json``), or None if stopped.
@@ -422,13 +423,14 @@ def train_pgfa(cfg: dict, run_dir: str | Path, data_root=None, logger=None,
     echo = sys.stderr.isatty() and not os.environ.get("ZEROSKEL_QUIET")
     log = logger or run_logger(Path(run_dir) / "train.log", echo=echo)
     try:
-        return _train_pgfa(cfg, Path(run_dir), data_root, log, max_epochs)
+        return _train_pgfa(cfg, Path(run_dir), data_root, log, max_epochs, device)
     finally:
         if logger is None:
             close_logger(log)
 
 
-def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None) -> dict | None:
+def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None,
+                device_arg: str | None = None) -> dict | None:
     from ...data.splits import get_split
     from ...engine.trainer import (Trainer, check_precision, load_checkpoint, resolve_device, save_checkpoint,
                                   seed_everything, versions)
@@ -440,7 +442,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
         log.warning(note)
     _set_threads(cfg)
     world = current_world()
-    device = world.device(resolve_device(cfg.get("device", "auto")))
+    device = world.device(resolve_device(device_arg or cfg.get("device") or "auto"))
     check_precision(cfg["train"].get("precision", "fp32"), device)
     seed = int(cfg["seed"])
     seed_everything(seed, bool(cfg["train"]["deterministic"]))

@@ -552,3 +552,15 @@ def test_a_text_value_that_yaml_reads_otherwise_is_refused_with_a_quoting_hint()
     assert C.parse_override("text.source='{name} walking'") == {"text": {"source": "{name} walking"}}
     assert C.parse_override("model.args={}") == {"model": {"args": {}}}
     assert C.parse_override("model.args={channels: [8]}") == {"model": {"args": {"channels": [8]}}}
+
+
+def test_a_pgfa_checkpoint_of_a_newer_format_is_refused(tmp_path):
+    """final.pt of a later zeroskel (checkpoint version 2) was read as version 1 without a word;
+    the encoder checkpoint of pretraining already refused it."""
+    from zeroskel.engine.trainer import save_checkpoint
+    from zeroskel.methods.pgfa import CHECKPOINT_KIND, CHECKPOINT_VERSION, PGFAClassifier
+
+    save_checkpoint({"kind": CHECKPOINT_KIND, "version": CHECKPOINT_VERSION + 1, "model": {}}, tmp_path / "final.pt")
+    with pytest.raises(CheckpointError, match=r"final.pt: PGFA checkpoint version %d is newer than this zeroskel"
+                       % (CHECKPOINT_VERSION + 1)):
+        PGFAClassifier.load(tmp_path)

@@ -120,6 +120,11 @@ class PGFAClassifier:
         st = load_checkpoint(path)
         if st.get("kind") != CHECKPOINT_KIND:
             raise CheckpointError(f"{path}: not a PGFA model checkpoint (kind {st.get('kind')!r})")
+        version = st.get("version", 0)
+        if not isinstance(version, int) or isinstance(version, bool) or version > CHECKPOINT_VERSION:
+            # a later format may store what this version would read differently, silently
+            raise CheckpointError(f"{path}: PGFA checkpoint version {version!r} is newer than this zeroskel "
+                                  f"{_zeroskel_version()} understands ({CHECKPOINT_VERSION}); update zeroskel")
         for key in ("config", "model", "text", "layout", "num_persons"):
             if key not in st:
                 raise CheckpointError(f"{path}: missing key {key!r}")
@@ -138,6 +143,11 @@ class PGFAClassifier:
                                   f"({str(e).splitlines()[0][:200]})") from None
         card = {k: v for k, v in st.items() if k not in ("model", "text")}
         return cls(model, stored if text is None else text, card, device)
+
+
+def _zeroskel_version() -> str:
+    import zeroskel
+    return str(zeroskel.__version__)
 
 
 class PGFAEnsemble(PGFAClassifier):

@@ -273,6 +273,11 @@ def test_per_dataset_blocks(tmp_path):
     f.write_text("per_dataset:\n  nw_ucla: {train: {epoch: 12}}\n")
     with pytest.raises(ConfigError, match=r"two.yaml per_dataset.nw_ucla: unknown config key 'train.epoch'"):
         C.build_config("pgfa", dataset="nw_ucla", split="x", config=str(f))
+    f.write_text("per_dataset:\n  nw-ucla: {train: {epochs: 12}}\n")  # matched nothing, silently
+    with pytest.raises(ConfigError, match=r"two.yaml: per_dataset.nw-ucla names no dataset \(did you mean nw_ucla\?\)"):
+        C.build_config("pgfa", dataset="nw_ucla", split="x", config=str(f))
+    f.write_text("per_dataset:\n  my_utd_mhad_recordings: {train: {epochs: 12}}\n")  # a custom dataset's block
+    assert C.build_config("pgfa", dataset="nw_ucla", split="x", config=str(f))["train"]["epochs"] == 20
     f.write_text("per_dataset: [nw_ucla]\n")
     with pytest.raises(ConfigError, match=r"two.yaml: per_dataset must map dataset names to config sections"):
         C.build_config("pgfa", dataset="nw_ucla", split="x", config=str(f))

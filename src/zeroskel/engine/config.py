@@ -13,6 +13,7 @@ Typical use (what ``zeroskel train`` does)::
 from __future__ import annotations
 
 import copy
+import difflib
 import re
 from importlib import resources
 from pathlib import Path
@@ -205,6 +206,14 @@ def merge_layer(cfg: dict, layer: dict, where: str, dataset: str | None,
     blocks = layer.pop("per_dataset", None) or {}
     if not isinstance(blocks, dict) or not all(isinstance(b, dict) for b in blocks.values()):
         raise ConfigError(f"{where}: per_dataset must map dataset names to config sections, got {blocks!r}")
+    from ..data.registry import DATASETS
+
+    for name in blocks:  # 'utd-mhad' matched no dataset: the block was skipped without a word
+        if str(name) not in DATASETS and not Path(str(name)).exists():
+            close = difflib.get_close_matches(str(name).lower().replace("-", "_"), list(DATASETS), n=1, cutoff=0.86)
+            if close:
+                raise ConfigError(f"{where}: per_dataset.{name} names no dataset (did you mean {close[0]}?); "
+                                  f"built-in datasets: {', '.join(DATASETS)}")
     cfg = merge(cfg, layer, where, open_paths=open_paths)
     if dataset is not None and str(dataset) in blocks:
         cfg = merge(cfg, blocks[str(dataset)], f"{where} per_dataset.{dataset}", open_paths=open_paths)

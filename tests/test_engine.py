@@ -519,6 +519,7 @@ def test_relative_custom_dataset_split_and_text_files_become_absolute(tmp_path, 
     assert cfg["text"]["part_sources"] == {"hands": str(tmp_path / "texts.txt")}
     assert run_name("pgfa", cfg["dataset"], cfg["split"], 1) == "pgfa-my_actions-my_split-seed1"
     (tmp_path / "utd_mhad").mkdir()  # a folder named like a built-in dataset does not replace it
+    (tmp_path / "name").write_text("x")  # nor a file named like a text source
     named = C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5", overrides=["text.source=name"])
     assert (named["dataset"], named["split"], named["text"]["source"]) == ("utd_mhad", "purls-22/5", "name")
 

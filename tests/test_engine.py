@@ -231,6 +231,9 @@ def test_config_file_and_unknown_keys(tmp_path):
         C.build_config("pgfa", dataset="nw_ucla", split="x", overrides=["train.lr"])
     with pytest.raises(ConfigError, match="'train' is a section"):
         C.build_config("pgfa", dataset="nw_ucla", split="x", overrides=["train=3"])
+    with pytest.raises(ConfigError, match="config file small.yaml: no such file; the pgfa preset is named without "
+                                          "'.yaml': --config small"):
+        C.build_config("pgfa", dataset="nw_ucla", split="x", config="small.yaml")
     with pytest.raises(ConfigError, match="unknown pgfa preset 'tiny'; valid: .*ntu60.*small"):
         C.build_config("pgfa", dataset="nw_ucla", split="x", config="tiny")
     with pytest.raises(ConfigError, match="unknown method .*valid: .*pgfa"):

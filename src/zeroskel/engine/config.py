@@ -250,6 +250,10 @@ def build_config(method: str = "pgfa", *, dataset: str | None = None, split: str
             config_file = config
         elif preset is None:
             preset = c
+    if config_file is not None and not Path(config_file).exists() and Path(config_file).stem in available_presets(method) \
+            and Path(config_file).parent == Path("."):
+        raise ConfigError(f"config file {config_file}: no such file; the {method} preset is named without "
+                          f"'.yaml': --config {Path(config_file).stem}")
     file_cfg = load_yaml(config_file) if config_file is not None else {}
     over = [parse_override(o) for o in overrides]
 

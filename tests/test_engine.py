@@ -140,6 +140,10 @@ def test_checkpoint_roundtrip_and_corruption(tmp_path):
     st = load_checkpoint(p)
     assert torch.equal(st["a"], torch.arange(3)) and st["cfg"] == {"x": [1, 2]}
     assert not list(tmp_path.glob(".*tmp*"))  # no temporary file left behind
+    (tmp_path / "taken.pt").mkdir()  # a write that fails at the last step leaves none either
+    with pytest.raises(OSError):
+        save_checkpoint({"a": 1}, tmp_path / "taken.pt")
+    assert not list(tmp_path.glob(".*tmp*"))
     bad = tmp_path / "bad.pt"
     bad.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2])
     with pytest.raises(CheckpointError, match=r"bad\.pt.*corrupt.*truncated or damaged"):

@@ -538,7 +538,7 @@ def test_train_is_deterministic_and_evaluate_reproduces(utd, tmp_path, capsys):
 
 
 def test_resume_after_interruption_matches_uninterrupted(utd, tmp_path):
-    from zeroskel.engine.runs import resume_run, train
+    from zeroskel.engine.runs import evaluate_run, resume_run, train
 
     cfg = _cfg(seed=2, extra=["validation.mode=heldout_seen"])
     full = train(cfg, tmp_path / "full", data_root=utd)
@@ -557,6 +557,10 @@ def test_resume_after_interruption_matches_uninterrupted(utd, tmp_path):
     with run_lock(cut):
         with pytest.raises(ConfigError, match="is in use: another process is training in it"):
             resume_run(cut, data_root=utd)
+        with pytest.raises(CheckpointError, match="no final.pt; a process is still training in it"):
+            evaluate_run(cut, data_root=utd)
+    with pytest.raises(CheckpointError, match="no final.pt; the run did not finish \\(resume it"):
+        evaluate_run(cut, data_root=utd)
     assert not (cut / "metrics.json").exists()
     resume_run(cut, data_root=utd)
     assert _core(_metrics(cut)) == _core(_metrics(full))
@@ -568,7 +572,6 @@ def test_resume_after_interruption_matches_uninterrupted(utd, tmp_path):
     before = {f.name: f.stat().st_mtime_ns for f in cut.iterdir()}
     resume_run(cut, data_root=utd)
     assert {f.name: f.stat().st_mtime_ns for f in cut.iterdir()} == before
-    from zeroskel.engine.runs import evaluate_run
     with pytest.raises(ConfigError, match="keys: split"):  # evaluate reads the same config
         evaluate_run(cut, data_root=utd)
 

@@ -189,8 +189,8 @@ def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> Loaded
     path = Path(path)
     if path.is_dir():
         if not (path / "encoder.pt").is_file():
-            raise CheckpointError(f"{path}: no encoder.pt; the pretraining run did not finish "
-                                  "(resume it with `zeroskel resume RUN_DIR`)")
+            from .runs import unfinished_hint
+            raise CheckpointError(f"{path}: no encoder.pt; {unfinished_hint(path)}")
         path = path / "encoder.pt"
     st = load_checkpoint(path)
     if st.get("kind") != CHECKPOINT_KIND:

@@ -83,6 +83,20 @@ def run_lock(run_dir: Path):
         f.close()  # releases the lock
 
 
+def unfinished_hint(run_dir: Path) -> str:
+    """What to do about a run folder without its final model: wait while a process still trains in
+    it (it holds the ``.lock``; a resume would be refused), else resume it."""
+    if (Path(run_dir) / LOCK_FILE).is_file():
+        try:
+            with run_lock(Path(run_dir)):
+                pass
+        except ConfigError:
+            return "a process is still training in it; evaluate it when that run ends"
+        except OSError:
+            pass
+    return "the run did not finish (resume it with `zeroskel resume RUN_DIR`)"
+
+
 def _load(ref: str) -> Callable:
     mod, fn = ref.split(":")
     return getattr(importlib.import_module(mod), fn)

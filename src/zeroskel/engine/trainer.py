@@ -191,11 +191,15 @@ def save_checkpoint(state: dict, path: str | Path) -> Path:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     buf = io.BytesIO()
     torch.save(state, buf)
-    with open(tmp, "wb") as f:
-        f.write(buf.getvalue())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(buf.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:  # a failed write (disk full) leaves no temporary file of the checkpoint's size behind
+        if tmp.exists():
+            tmp.unlink()
     return path
 
 

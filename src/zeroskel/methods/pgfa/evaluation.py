@@ -90,8 +90,8 @@ def evaluate_pgfa(run_dir: "str | Path | list", data_root=None, device: str | No
     for d in dirs:
         ck = d / "final.pt"
         if not ck.is_file():
-            raise CheckpointError(f"{d}: no final.pt; the run did not finish (resume it with "
-                                  "`zeroskel resume RUN_DIR`)")
+            from ...engine.runs import unfinished_hint
+            raise CheckpointError(f"{d}: no final.pt; {unfinished_hint(d)}")
         clfs.append(PGFAClassifier.load(ck, device=resolve_device(device or "auto")))
     clf = clfs[0] if len(clfs) == 1 else PGFAEnsemble(clfs, [str(d) for d in dirs])
     ck = dirs[0] / "final.pt"

@@ -1,4 +1,4 @@
-"""Small value checks shared by the input boundaries (ids, labels, frame counts)."""
+"""Small value checks shared by the input boundaries (ids, labels, frame counts, option values)."""
 from __future__ import annotations
 
 import numpy as np
@@ -21,3 +21,15 @@ def check_seed(seed, where: str) -> int:
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigError(f"{where} must be an integer >= 0, got {seed!r}")
     return int(seed)
+
+
+def whole(name: str, value, low: int = 1) -> int:
+    """``value`` as an int >= ``low``; :class:`ConfigError` naming ``name`` otherwise (a string
+    from ``--set ...`` or 1.5 must not end in a ValueError or a truncated count). Whole floats
+    (``1e3``) are accepted."""
+    from .errors import ConfigError
+
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float, np.floating))
+            or not np.isfinite(value) or value != int(value) or value < low):
+        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)

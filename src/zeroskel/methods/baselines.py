@@ -150,15 +150,21 @@ def as_widths(who: str, name: str, value, length: int | None = None) -> tuple[in
     ConfigError naming ``who: name`` otherwise (a bare number, a string, a width 0 or -3)."""
     shape = f"{length} layer widths" if length is not None else "a list of layer widths"
     msg = f"{who}: {name} must be {shape} (integers >= 1, e.g. {[256] * (length or 2)}), got {value!r}"
-    if isinstance(value, (str, bytes, dict)) or not isinstance(value, (list, tuple, np.ndarray)):
-        raise ConfigError(msg)
-    try:
-        out = tuple(as_number(name, v, int) for v in value)
-    except ConfigError:
-        raise ConfigError(msg) from None
+    out = _numbers(value, name, int, msg)
     if any(v < 1 for v in out) or (length is not None and len(out) != length):
         raise ConfigError(msg)
     return out
+
+
+def _numbers(value, name: str, kind: type, msg: str) -> tuple:
+    """A list/tuple/array of numbers as a tuple of ``kind``; ConfigError(``msg``) for anything
+    else (a bare number, a string, a mapping, a non-numeric entry)."""
+    if isinstance(value, (str, bytes, dict)) or not isinstance(value, (list, tuple, np.ndarray)):
+        raise ConfigError(msg)
+    try:
+        return tuple(as_number(name, v, kind) for v in value)
+    except ConfigError:
+        raise ConfigError(msg) from None
 
 
 def as_flag(who: str, name: str, value) -> bool:
@@ -445,12 +451,7 @@ class CADAVAE(TorchMethod):
         for k, v in (("beta_warmup", beta_warmup), ("cross_warmup", cross_warmup),
                      ("distance_warmup", distance_warmup)):
             msg = f"cada_vae: {k} must be (start, end) with 0 <= start < end <= 1, got {v!r}"
-            if isinstance(v, (str, bytes, dict)) or not isinstance(v, (list, tuple, np.ndarray)):
-                raise ConfigError(msg)
-            try:
-                v = tuple(as_number(k, x, float) for x in v)
-            except ConfigError:
-                raise ConfigError(msg) from None
+            v = _numbers(v, k, float, msg)
             if len(v) != 2 or not 0 <= v[0] < v[1] <= 1:
                 raise ConfigError(msg)
         self.latent_dim = as_number('latent_dim', latent_dim, int)

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import whole as whole_number
 from ..errors import CheckpointError, ConfigError, DataError
 from ..engine.trainer import resolve_device
 from .base import ClassTexts, ZeroShotMethod, check_classes, check_features
@@ -356,12 +357,7 @@ class Flora(ZeroShotMethod):
         # every option is checked here, with its name: a wrong --set value must not end in a
         # TypeError inside torch (or, like 1.5 iterations or deterministic=maybe, be accepted)
         def whole(key, val, low, none_ok=False):
-            if val is None and none_ok:
-                return None
-            if (isinstance(val, (bool, np.bool_)) or not isinstance(val, (int, np.integer, float, np.floating))
-                    or not np.isfinite(val) or val != int(val) or val < low):
-                raise ConfigError(f"flora: {key} must be an integer >= {low}, got {val!r}")
-            return int(val)
+            return None if val is None and none_ok else whole_number(f"flora: {key}", val, low)
 
         def number(key, val, low=None, high=None, low_open=False, none_ok=False):
             if val is None and none_ok:

@@ -3,18 +3,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
-
+from .._checks import whole
 from ..errors import ConfigError, unknown_name
-
-
-def whole(name: str, value, low: int = 1) -> int:
-    """``value`` as an int >= ``low``; :class:`ConfigError` naming ``name`` otherwise (a string
-    from ``--set model.args...`` or 1.5 must not end in a ValueError or a truncated width)."""
-    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float, np.floating))
-            or not np.isfinite(value) or value != int(value) or value < low):
-        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
 
 
 def resolve_widths(kind: str, unit: str, presets: dict, preset: str,

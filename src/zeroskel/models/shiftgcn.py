@@ -32,10 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._checks import whole
 from ..data.layouts import get_layout
 from ..errors import ConfigError, DataError
 from .temporal_shift import AdaptiveTemporalShift, OFFSET_GRAD_MODES, shifted_length
-from .common import resolve_widths, whole
+from .common import resolve_widths
 
 # (out_channels, temporal stride) per unit; unit 1 has no residual.
 SHIFTGCN_UNITS: tuple[tuple[int, int], ...] = (

@@ -26,9 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._checks import whole
 from ..data.layouts import get_layout
 from ..errors import ConfigError, DataError
-from .common import resolve_widths, whole
+from .common import resolve_widths
 
 # (out_channels, temporal stride) per block; block 1 has no residual and no dropout.
 STGCN_PRESETS: dict[str, tuple[tuple[int, int], ...]] = {

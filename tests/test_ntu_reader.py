@@ -94,6 +94,17 @@ def test_truncated_file_names_file_and_line(tmp_path, fields):
     p.write_text("\n".join(bad))
     with pytest.raises(DataError, match=r"line 11: joint value '0.1x' is not a number"):
         read_ntu_skeleton_file(p, fields=fields)
+    # a value missing from a joint line inside the file: "xyz" must not shift y, z, depthX
+    # into x, y, z (it checked only the last line's length)
+    bad = list(lines)
+    bad[10] = bad[10].split(" ", 1)[1]
+    p.write_text("\n".join(bad))
+    with pytest.raises(DataError, match=r"line 11: joint line must hold 12 values, got 11"):
+        read_ntu_skeleton_file(p, fields=fields)
+    # trailing blanks and tabs are only whitespace
+    p.write_text("\n".join(line + " \t" for line in lines))
+    np.testing.assert_allclose(read_ntu_skeleton_file(p, fields=fields)["bodies"][BODY_ID_BASE + 1]
+                               ["joints"], person(3), rtol=1e-6, atol=1e-6)
     # a NaN coordinate
     bad = list(lines)
     bad[12] = "nan" + bad[12][bad[12].index(" "):]

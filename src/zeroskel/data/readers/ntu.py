@@ -148,8 +148,9 @@ def _bulk_floats(lines: list[bytes], starts, n_per_block: int, n_values: int) ->
 def _bulk_xyz(lines: list[bytes], starts) -> np.ndarray | None:
     """x, y, z (first 3 columns) of the 25-line joint blocks, via ``np.loadtxt(usecols=...)``
     which tokenises in C but converts only 3 of the 12 numbers. Returns (n*25, 3) float64, or
-    None when a line lacks them, a value is not a number, or the file's last joint line is not
-    complete (truncation); the caller then locates the bad line."""
+    None when the joint lines do not hold 12 values each in all (a value missing from a line
+    would otherwise shift y, z, depthX into x, y, z), a value is not a number, or the file's
+    last joint line is not complete (truncation); the caller then locates the bad line."""
     if not starts:
         return np.zeros((0, 3))
     last = lines[starts[-1] + NUM_JOINTS - 1].split()
@@ -160,6 +161,11 @@ def _bulk_xyz(lines: list[bytes], starts) -> np.ndarray | None:
     except ValueError:
         return None
     blob = b"\n".join(itertools.chain.from_iterable(lines[s:s + NUM_JOINTS] for s in starts))
+    n_values = len(starts) * NUM_JOINTS * len(JOINT_FIELDS)
+    # published files separate values by one space: count them (fast); otherwise count tokens
+    if (blob.count(b" ") != len(starts) * NUM_JOINTS * (len(JOINT_FIELDS) - 1)
+            and len(blob.split()) != n_values):
+        return None
     try:
         vals = np.loadtxt(io.BytesIO(blob), dtype=np.float64, usecols=(0, 1, 2), ndmin=2,
                           comments=None)
@@ -186,8 +192,9 @@ def read_ntu_skeleton_file(path: str | os.PathLike, fields: str = "all") -> dict
     Args:
         path: the ``.skeleton`` file.
         fields: ``"all"`` parses the 12 values of every joint line; ``"xyz"`` (about 3x
-            faster, what the dataset readers use) converts only x, y, z, checks that every
-            joint line has them and that the file's last joint line is complete, and leaves
+            faster, what the dataset readers use) converts only x, y, z, checks that the
+            joint lines hold 12 values each and that the file's last joint line is complete,
+            and leaves
             out ``depth_xy``, ``color_xy``, ``orientation`` and ``joint_tracking``.
 
     Returns:

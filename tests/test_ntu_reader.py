@@ -231,6 +231,22 @@ def _body(joints):
     return {"frames": np.arange(len(joints)), "joints": np.asarray(joints, dtype=np.float32)}
 
 
+def test_slot2_starts_empty_unlike_reference(tmp_path):
+    """Documented difference from get_raw_denoised_data: a bystander seen in frames 5-25
+    (overlapping actor 1) ends before the second actor appears (frame 30): it joins slot 2
+    here, where the reference's virtual [0, 0] start of slot 2 discards it."""
+    a = person(60, origin=(-0.6, 0, 3), swing=0.35, walk=(0.01, 0, 0), seed=1)
+    b = person(30, origin=(0.6, 0, 3), swing=0.2, seed=2)
+    c = person(21, origin=(0.8, 0, 3.5), swing=0.05, seed=3)
+    p = write_skeleton(tmp_path / "x.skeleton",
+                       tracks_to_frames(60, {1: (0, a), 2: (30, b), 3: (5, c)}))
+    seq, rep = select_actors(read_ntu_skeleton_file(p))
+    assert rep["actors"] == [[1], [2, 3]] and seq.shape == (60, 2, 25, 3)
+    np.testing.assert_allclose(seq[5:26, 1], c, atol=1e-5)
+    np.testing.assert_allclose(seq[30:, 1], b, atol=1e-5)
+    assert not seq[26:30, 1].any()
+
+
 def test_denoise_rules():
     tall, wide = person(30, swing=0.3), table(30)
     # length: <= 11 frames is noise, 12 is kept

@@ -458,9 +458,12 @@ def select_actors(raw: Mapping, *, max_persons: int = 2, **denoise_kw) -> tuple[
     with only discarded noise bodies) are removed, as in the reference's
     ``remove_missing_frames``.
 
-    Differences from the reference, all about malformed input: each body's frames sit at
-    their true frame index (the reference assumes a body's frames are contiguous) and slot 2
-    starts empty (the reference starts it at a virtual ``[0, 0]`` interval).
+    Differences from the reference: each body's frames sit at their true frame index (the
+    reference assumes a body's frames are contiguous; only malformed files differ) and slot 2
+    starts empty. The reference starts slot 2 at a virtual ``[0, 0]`` interval, so its span
+    always begins at frame 0; this *does* change well-formed files with three or more kept
+    bodies: a body that overlaps actor 1 and ends before slot 2's first body starts joins
+    slot 2 here, while the reference discards it.
 
     Args:
         raw: output of :func:`read_ntu_skeleton_file`.

@@ -152,8 +152,22 @@ def test_empty_segment_is_skipped_and_logged(tmp_path, caplog):
     assert 3 not in ds.labels and 4 in ds.labels
 
 
+def test_a_label_past_the_last_frame_is_cut_to_the_video_with_a_warning(tmp_path, caplog):
+    """A label row that ends after the skeleton's last frame keeps the frames there are (the
+    whole dataset read used to stop with an error), with a warning naming the file and line."""
+    raw = make_part1(tmp_path)
+    _write_labels(tmp_path / "Label/Train_Label_PKU_final/0002-M.txt", [(51, 5, 30, 2), (2, 30, 38, 1)])
+    with caplog.at_level(logging.WARNING):
+        ds = read_pku_mmd1(tmp_path, progress=False)
+    assert "1 label(s) end after the last skeleton frame" in caplog.text and "0002-M.txt line 2 (end 38 -> 35)" in caplog.text
+    k = int(np.flatnonzero((ds.meta["video"] == "0002-M") & (ds.meta["start"] == 30))[0])
+    assert ds.lengths[k] == 5 and ds.meta["end"][k] == 35
+    seg = raw["0002-M"][30:35, 0]
+    np.testing.assert_allclose(ds.data[k, :, 4, :, 0].T, seg[4] - seg[0, 1], atol=1e-5)
+
+
 @pytest.mark.parametrize("case, match", [
-    ("range", r"0002-M.txt, line 2: frame range 30..36 is beyond the video length \(35"),
+    ("range", r"0002-M.txt, line 2: frame range 36..40 starts after the video \(35 frames"),
     ("count", r"0002-L.txt, line 3: 149 values, expected 150"),
     ("nan", r"0002-L.txt, line 5: non-finite value 'nan'"),
     ("text", r"0002-L.txt, line 2: 'abc' is not a number"),
@@ -167,7 +181,7 @@ def test_bad_input_names_file_and_line(tmp_path, case, match):
     lines = skel.read_text().splitlines()
     if case == "range":
         _write_labels(tmp_path / "Label/Train_Label_PKU_final/0002-M.txt",
-                      [(51, 5, 30, 2), (2, 30, 36, 1)])
+                      [(51, 5, 30, 2), (2, 36, 40, 1)])
     elif case == "count":
         lines[2] = " ".join(lines[2].split()[:-1])
         skel.write_text("\n".join(lines) + "\n")

@@ -317,7 +317,7 @@ def _read_part(root: Path, part: int, progress: bool, max_frames: int | None,
     lengths = np.zeros(n_max, dtype=np.int64)
 
     # pass 2: skeletons, cut into segments written straight into ``data``
-    labels, meta_rows, skipped, n_long, n = [], [], [], 0, 0
+    labels, meta_rows, skipped, n_long, n, past_end = [], [], [], 0, 0, []
     jobs = [(p, *label_rows[p], t_out, long_mode) for p in files]
     pool = None
     if workers > 1:
@@ -330,13 +330,15 @@ def _read_part(root: Path, part: int, progress: bool, max_frames: int | None,
         from ..._progress import progress as bar
         results = bar(results, desc=f"read {spec['name']}", total=len(files))
     try:
-        for (skel_path, _, rows, _, _, _), segments in zip(jobs, results):
+        for (skel_path, label_path, rows, line_no, _, _), (segments, cut) in zip(jobs, results):
             video = skel_path.stem
+            past_end += [f"{label_path.name} line {line_no[k]} (end {int(rows[k][2])} -> {e})" for k, e in cut.items()]
             for k, seg in enumerate(segments):
                 if seg is None:
                     skipped.append(f"{video}#{k}")
                     continue
                 action, start, end, conf = (int(v) for v in rows[k])
+                end = cut.get(k, end)
                 n_long += end - start > t_out
                 data[n, :, :seg.shape[1]] = seg.transpose(3, 1, 2, 0)
                 lengths[n] = seg.shape[1]
@@ -347,6 +349,9 @@ def _read_part(root: Path, part: int, progress: bool, max_frames: int | None,
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+    if past_end:
+        log.warning("%s: %d label(s) end after the last skeleton frame and were cut to the video's "
+                    "length (first: %s)", spec["name"], len(past_end), ", ".join(past_end[:3]))
     if skipped:
         log.warning("%s: %d labelled segment(s) have no skeleton at all and were skipped "
                     "(first: %s)", spec["name"], len(skipped), ", ".join(skipped[:5]))
@@ -377,17 +382,20 @@ def _read_part(root: Path, part: int, progress: bool, max_frames: int | None,
     )
 
 
-def _cut_video(job) -> list[np.ndarray | None]:
+def _cut_video(job) -> tuple[list[np.ndarray | None], dict[int, int]]:
     """Read one video and cut it: per label row a centred (M, T<=t_out, V, 3) segment, or
-    ``None`` for a segment without any skeleton. Top-level so worker processes can run it."""
+    ``None`` for a segment without any skeleton; and {row: end frame used} for the rows whose
+    end ran past the video and was cut to its length. Top-level so worker processes can run it."""
     skel_path, label_path, rows, line_no, t_out, long_mode = job
     skel = read_pku_skeleton_file(skel_path)
     n_frames = skel.shape[0]
-    out = []
+    out, cut = [], {}
     for k, (_, start, end, _) in enumerate(rows):
-        if end > n_frames:
-            raise DataError(f"{label_path}, line {line_no[k]}: frame range {start}..{end} is "
-                            f"beyond the video length ({n_frames} frames in {skel_path.name})")
+        if start >= n_frames:
+            raise DataError(f"{label_path}, line {line_no[k]}: frame range {start}..{end} starts "
+                            f"after the video ({n_frames} frames in {skel_path.name})")
+        if end > n_frames:  # a label that runs past the last frame: keep the frames there are
+            end = cut[k] = n_frames
         seg = skel[start:end].transpose(1, 0, 2, 3)  # (M, T, V, 3)
         if not seg.any():
             out.append(None)
@@ -395,7 +403,7 @@ def _cut_video(job) -> list[np.ndarray | None]:
         if seg.shape[1] > t_out:
             seg = _shorten(seg, t_out, long_mode)
         out.append(_centre(seg))
-    return out
+    return out, cut
 
 
 def _label_line_numbers(path: Path) -> list[int]:

@@ -448,3 +448,19 @@ def test_motion_mask_drops_the_fast_frames_and_keeps_order():
     with pytest.raises(ConfigError, match="rng"):
         MotionMask().apply_batch(x, lengths)
 
+
+
+def test_option_values_that_would_misbehave_are_refused_by_name():
+    # min_norm 0 divided absent persons' zero shoulder vectors by zero (NaN at apply time, an
+    # error blaming the pipeline), NaN silently rotated nothing, a string gave a ValueError;
+    # a quoted "false" turned the AimCLR reference arithmetic on
+    for bad in (0, -1.0, float("nan"), "abc", True):
+        with pytest.raises(ConfigError, match="rotate_y: 'min_norm' must be a positive number"):
+            build_pipeline([{"name": "rotate_y", "min_norm": bad}], "ntu25")
+    with pytest.raises(ConfigError, match="rotate_y: 'reference' must be true or false, got 'false'"):
+        build_pipeline([{"name": "rotate_y", "reference": "false"}], "ntu25")
+    assert build_pipeline([{"name": "rotate_y", "min_norm": 1e-3}], "ntu25").transforms[0].min_norm == 1e-3
+    for bad in ("0.5", [], True, ["a", 1]):
+        with pytest.raises(ConfigError, match="random_crop: 'ratio' must be p or"):
+            build_pipeline([{"name": "random_crop", "ratio": bad}], "ntu25")
+    assert RandomCrop(ratio=np.float64(0.5)).ratio == (0.5,)

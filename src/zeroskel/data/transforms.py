@@ -292,9 +292,17 @@ class RotateY(Transform):
                  layout: JointLayout | str | None = None) -> None:
         if mode not in self.MODES:
             raise unknown_name("rotate_y mode", mode, self.MODES)
+        if not isinstance(reference, (bool, np.bool_)):
+            # a quoted "false" must not turn the reference arithmetic on
+            raise ConfigError(f"rotate_y: 'reference' must be true or false, got {reference!r}")
         if reference and mode != "per_frame":
             raise ConfigError("rotate_y: reference=True reproduces AimCLR's per-frame rotation; "
                               "it cannot be combined with mode first_frame")
+        if (isinstance(min_norm, bool) or not isinstance(min_norm, (int, float, np.integer, np.floating))
+                or not 0 < float(min_norm) < math.inf):
+            # 0 or less divides absent persons' zero shoulder vectors by zero (NaN); NaN
+            # would silently rotate no frame at all
+            raise ConfigError(f"rotate_y: 'min_norm' must be a positive number, got {min_norm!r}")
         self.layout = _as_layout(layout, self.name)
         self.mode = mode
         self.reference = bool(reference)
@@ -364,7 +372,15 @@ class RandomCrop(Transform):
 
     def __init__(self, frames: int = 50, ratio: float | Iterable[float] = (0.5, 1.0),
                  min_frames: int = 1, layout: JointLayout | str | None = None) -> None:
-        ratio = (float(ratio),) if isinstance(ratio, (int, float)) else tuple(float(r) for r in ratio)
+        number = (int, float, np.integer, np.floating)
+        if isinstance(ratio, number) and not isinstance(ratio, bool):
+            ratio = (float(ratio),)
+        elif (isinstance(ratio, (list, tuple)) and ratio
+              and all(isinstance(r, number) and not isinstance(r, bool) for r in ratio)):
+            ratio = tuple(float(r) for r in ratio)
+        else:
+            raise ConfigError(f"random_crop: 'ratio' must be p or [low, high] with 0 < low <= high <= 1, "
+                              f"got {ratio!r}")
         if len(ratio) not in (1, 2) or not all(0 < r <= 1 for r in ratio) or ratio != tuple(sorted(ratio)):
             raise ConfigError(f"random_crop: 'ratio' must be p or [low, high] with 0 < low <= high <= 1, "
                               f"got {ratio}")

@@ -464,3 +464,12 @@ def test_option_values_that_would_misbehave_are_refused_by_name():
         with pytest.raises(ConfigError, match="random_crop: 'ratio' must be p or"):
             build_pipeline([{"name": "random_crop", "ratio": bad}], "ntu25")
     assert RandomCrop(ratio=np.float64(0.5)).ratio == (0.5,)
+
+
+def test_random_crop_single_ratio_is_the_documented_centre_window():
+    # the docstring's example: 110 valid frames, p = 0.95 -> floor(104.5) = 104 frames 3..106
+    # (CTR-GCN's centre crop would keep 2..107)
+    x = np.zeros((1, 3, 120, 2, 1), np.float32)
+    x[0, 0, :110, 0, 0] = np.arange(110)
+    out, _ = RandomCrop(frames=104, ratio=0.95).apply_batch(x, np.array([110]))
+    np.testing.assert_allclose(out[0, 0, :, 0, 0], np.arange(3, 107), atol=1e-5)

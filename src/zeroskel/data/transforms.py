@@ -363,7 +363,10 @@ class RandomCrop(Transform):
     most ``length``), p ~ U(ratio[0], ratio[1]), at a uniformly random start inside the
     valid frames, and resizes it to ``frames`` as :class:`Resize` does (CTR-GCN /
     PySKL-style ``valid_crop_resize``). With a single ratio ``(p,)`` the crop is the
-    central ``p`` fraction and the transform is deterministic.
+    central ``floor(p * length)`` frames (at least ``min_frames``), starting at
+    ``(length - count) // 2``, and the transform is deterministic. That is not CTR-GCN's
+    test-time centre crop, which keeps ``length - 2 * int((1 - p) * length / 2)`` frames
+    (106 of 110 for p = 0.95, where this keeps frames 3..106, 104 of them).
 
     Shapes: (N, 3, T, V, M) -> (N, 3, frames, V, M); lengths -> all ``frames``.
     """

@@ -473,3 +473,11 @@ def test_random_crop_single_ratio_is_the_documented_centre_window():
     x[0, 0, :110, 0, 0] = np.arange(110)
     out, _ = RandomCrop(frames=104, ratio=0.95).apply_batch(x, np.array([110]))
     np.testing.assert_allclose(out[0, 0, :, 0, 0], np.arange(3, 107), atol=1e-5)
+
+
+def test_single_sample_call_refuses_a_fractional_length():
+    # t(sample, 7.5) used to cut the length to 7 silently (apply_batch refuses 7.5)
+    x = np.ones((3, 10, 2, 1), np.float32)
+    assert Resize(5)(x, 7.0)[1] == 5 and Resize(5)(x, np.int64(7))[1] == 5
+    with pytest.raises(DataError, match=r"lengths must be whole frame counts, got \[7.5\]"):
+        Resize(5)(x, 7.5)

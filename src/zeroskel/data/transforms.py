@@ -153,7 +153,7 @@ class Transform:
         if data.ndim != 4:
             raise DataError(f"transform {self.name!r}: one sample must be (3, T, V, M), got "
                             f"shape {data.shape} (use apply_batch for (N, 3, T, V, M))")
-        out, lengths = self.apply_batch(data[None], np.array([int(length)]), rng)
+        out, lengths = self.apply_batch(data[None], np.array([length]), rng)  # 7.5 refused, not cut to 7
         return out[0], int(lengths[0])
 
     def to_config(self) -> dict[str, Any]:

@@ -577,3 +577,26 @@ def test_a_pgfa_checkpoint_of_a_newer_format_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match=r"final.pt: PGFA checkpoint version %d is newer than this zeroskel"
                        % (CHECKPOINT_VERSION + 1)):
         PGFAClassifier.load(tmp_path)
+
+
+def test_random_crop_keeps_each_samples_length():
+    """Training's random crop on zero-padded (unresized) data used to stretch every crop to the
+    padded T, so training samples were full length while test samples kept their padding; each
+    crop is now resized to its sample's own length. Resized data (every length T) is as before."""
+    from zeroskel.data.transforms import RandomCrop
+    from zeroskel.engine.data import augment_batch
+
+    rng = np.random.default_rng(0)
+    x = np.zeros((3, 3, 200, 20, 1), np.float32)
+    lengths = np.array([30, 200, 30])
+    for i, n in enumerate(lengths):
+        x[i, :, :n] = rng.normal(size=(3, n, 20, 1)) + 1
+    out = augment_batch(x, lengths, {"random_crop": [0.7, 1.0]}, np.random.default_rng(1))
+    present = np.abs(out).sum(axis=(1, 3, 4)) > 0  # (N, T)
+    assert present.sum(axis=1).tolist() == [30, 200, 30]
+    assert (present[:, :30].all() and not present[0, 30:].any())
+    # all lengths T: the crop of the old code, bit for bit
+    full = np.full(3, 200)
+    x[:, :, 30:] = x[:, :, :30].mean(axis=2, keepdims=True)
+    want, _ = RandomCrop(frames=200, ratio=(0.7, 1.0)).apply_batch(x, full, np.random.default_rng(1))
+    np.testing.assert_array_equal(augment_batch(x, full, {"random_crop": [0.7, 1.0]}, np.random.default_rng(1)), want)

@@ -397,7 +397,11 @@ class RandomCrop(Transform):
     def random(self) -> bool:  # type: ignore[override]
         return len(self.ratio) == 2
 
-    def apply_batch(self, data, lengths, rng=None):
+    def apply_batch(self, data, lengths, rng=None, keep_lengths: bool = False):
+        """``keep_lengths``: resize each crop back to its own sample's length (zero-padded to
+        the batch's T, lengths unchanged) instead of to ``frames``: the training augmentation
+        of variable-length data, whose test samples keep their lengths. The windows drawn
+        are the same either way."""
         data, lengths = _check_batch(data, lengths, self.name)
         if len(self.ratio) == 1:
             count = np.maximum(np.floor(lengths * self.ratio[0]).astype(np.int64), 1)
@@ -409,8 +413,14 @@ class RandomCrop(Transform):
             count = np.floor(lengths * p).astype(np.int64)
             count = np.minimum(np.maximum(count, max(self.min_frames, 1)), lengths)
             start = np.floor(rng.random(len(lengths)) * (lengths - count + 1)).astype(np.int64)
-        out = _resample(data, start, count, self.frames)
-        return out, np.full(len(lengths), self.frames, dtype=np.int64)
+        if not keep_lengths:
+            out = _resample(data, start, count, self.frames)
+            return out, np.full(len(lengths), self.frames, dtype=np.int64)
+        out = np.zeros(data.shape, dtype=np.float32)
+        for n in np.unique(lengths):
+            idx = np.flatnonzero(lengths == n)
+            out[idx, :, :n] = _resample(data[idx], start[idx], count[idx], int(n))
+        return out, lengths.copy()
 
     def to_config(self):
         return {"name": self.name, "frames": self.frames, "ratio": list(self.ratio),

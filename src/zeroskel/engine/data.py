@@ -71,7 +71,7 @@ def augment_batch(x: np.ndarray, lengths: np.ndarray, aug: dict, rng: np.random.
     """Training augmentation of a (B, 3, T, V, M) batch; returns a new float32 array.
 
     ``aug`` is a run config's ``data.augment``: ``random_crop: [low, high]`` (temporal crop of
-    that share of the valid frames, resized back to T), ``rotate_deg`` (random rotation about
+    that share of the valid frames, resized back to the sample's own length), ``rotate_deg`` (random rotation about
     the vertical y axis within +-deg), ``tilt_deg`` (random rotations about the two horizontal
     axes, x then z, each within +-deg: camera elevation and roll), ``shear`` (coordinates
     times I + S, S's six off-diagonal entries uniform in +-shear: body proportions and pose),
@@ -83,7 +83,11 @@ def augment_batch(x: np.ndarray, lengths: np.ndarray, aug: dict, rng: np.random.
 
         lo, hi = aug["random_crop"]
         lengths = np.minimum(lengths, x.shape[2])
-        x, _ = RandomCrop(frames=x.shape[2], ratio=(float(lo), float(hi))).apply_batch(x, lengths, rng)
+        # each crop is resized back to its sample's own length, so that zero-padded (unresized)
+        # data keeps its padding as the test samples do; with resized data (every length = T)
+        # this is the crop resized to T, as before
+        x, _ = RandomCrop(frames=x.shape[2], ratio=(float(lo), float(hi))).apply_batch(
+            x, lengths, rng, keep_lengths=not (lengths == x.shape[2]).all())
     deg = float(aug.get("rotate_deg") or 0.0)
     if deg > 0:
         x = _rotate(x, np.deg2rad(rng.uniform(-deg, deg, size=len(x))), 0, 2)

@@ -1,11 +1,25 @@
 """Drawing skeletons with matplotlib (headless: the Agg backend, no display needed)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
 from .data.layouts import get_layout
+
+
+def _checked(seq, lay) -> np.ndarray:
+    """``seq`` as a (3, T, V, M) array of ``lay``'s joints ((3, T, V): one person); a ValueError
+    naming the shape otherwise (a wrong joint count would index past the layout's bones)."""
+    seq = np.asarray(seq)
+    if seq.ndim == 3:
+        seq = seq[..., None]
+    if seq.ndim != 4 or seq.shape[0] < 2:
+        raise ValueError(f"expected a (C, T, V, M) skeleton array with x, y first, got shape {seq.shape}")
+    if seq.shape[2] != lay.num_joints:
+        raise ValueError(f"the array has {seq.shape[2]} joints but layout {lay.name!r} has {lay.num_joints}")
+    return seq
 
 
 def _figure(size=(4, 5)):
@@ -44,18 +58,21 @@ def _draw(ax, frame: np.ndarray, layout, colors=("tab:blue", "tab:red")) -> list
 def render_frame(seq: np.ndarray, layout: str, frame: int, path: str | Path, title: str = "") -> Path:
     """Save frame ``frame`` of ``seq`` (3, T, V, M) as a PNG front view."""
     lay = get_layout(layout)
+    seq = _checked(seq, lay)
     if not 0 <= frame < seq.shape[1]:
         raise ValueError(f"frame {frame} outside 0..{seq.shape[1] - 1}")
     plt, fig = _figure()
-    ax = fig.add_subplot(111)
-    _draw(ax, seq[:, frame], lay)
-    xl, yl = _limits(seq[:, frame:frame + 1])
-    ax.set_xlim(*xl); ax.set_ylim(*yl); ax.set_aspect("equal"); ax.set_xlabel("x"); ax.set_ylabel("y")
-    ax.set_title(title or f"frame {frame}", fontsize=9)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        ax = fig.add_subplot(111)
+        _draw(ax, seq[:, frame], lay)
+        xl, yl = _limits(seq[:, frame:frame + 1])
+        ax.set_xlim(*xl); ax.set_ylim(*yl); ax.set_aspect("equal"); ax.set_xlabel("x"); ax.set_ylabel("y")
+        ax.set_title(title or f"frame {frame}", fontsize=9)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -65,8 +82,14 @@ def render_animation(seq: np.ndarray, length: int, layout: str, path: str | Path
     from matplotlib.animation import FuncAnimation, PillowWriter
 
     lay = get_layout(layout)
+    seq = _checked(seq, lay)
+    if isinstance(length, (bool, np.bool_)) or int(length) != length:
+        raise ValueError(f"length {length!r} is not a whole number of frames")
+    length = int(length)
     if length < 1:
         raise ValueError("cannot render a sequence with no frames")
+    if length > seq.shape[1]:  # the animation ended in an IndexError after writing part of the GIF
+        raise ValueError(f"length {length} is longer than the array's {seq.shape[1]} frames")
     seq = seq[:, :length]
     plt, fig = _figure()
     ax = fig.add_subplot(111)
@@ -82,8 +105,17 @@ def render_animation(seq: np.ndarray, length: int, layout: str, path: str | Path
 
     ax.set_xlim(*xl); ax.set_ylim(*yl); ax.set_aspect("equal")
     anim = FuncAnimation(fig, update, frames=length, blit=False)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    anim.save(path, writer=PillowWriter(fps=fps))
-    plt.close(fig)
+    path = Path(path).expanduser()
+    # matplotlib's writer saves the frames drawn so far even when drawing stops (Ctrl-C, an
+    # error): written under a temporary name, a cut-short GIF never takes the real one's place
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        anim.save(tmp, writer=PillowWriter(fps=fps))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
     return path

@@ -8,6 +8,8 @@ import sys
 import numpy as np
 import pytest
 
+from zeroskel.cli import main
+from zeroskel.data.readers.custom import write_custom
 from zeroskel.viz import render_animation, render_frame
 
 # ntu25 joints of a person standing at x = 0, feet at y = -0.9, head at y = 0.8 (y up)
@@ -121,3 +123,22 @@ def test_interrupted_animation_leaves_no_gif(tmp_path):
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_inspect_png_name_is_the_file_written(tmp_path, capsys):
+    data = tmp_path / "d.npz"
+    write_custom(data, [np.stack([_person().T] * 5)] * 2, [0, 1], ["stand", "wait"], "ntu25")
+    # '--png frame' was written by matplotlib as frame.png, reported as 'frame', and replaced
+    # on the next call without --force
+    assert main(["inspect", str(data), "--png", str(tmp_path / "frame")]) == 0
+    assert f"to {tmp_path / 'frame.png'}" in capsys.readouterr().out
+    assert (tmp_path / "frame.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["inspect", str(data), "--png", str(tmp_path / "frame")]) == 2
+    assert "frame.png exists" in capsys.readouterr().err
+    # an extension matplotlib cannot write was a ValueError traceback after the summary
+    assert main(["inspect", str(data), "--png", str(tmp_path / "frame.xyz")]) == 2
+    err = capsys.readouterr().err
+    assert "--png" in err and "'.xyz'" in err and ".png" in err
+    assert not (tmp_path / "frame.xyz").exists()
+    assert main(["inspect", str(data), "--png", str(tmp_path / "frame.svg"), "--json"]) == 0
+    assert (tmp_path / "frame.svg").read_text().lstrip().startswith("<?xml")

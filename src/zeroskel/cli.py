@@ -129,6 +129,11 @@ def cmd_inspect(a) -> int:
     from .data.summary import describe, format_summary
 
     if a.png:
+        from .viz import image_path
+        try:
+            a.png = image_path(a.png)  # 'frame' is written as frame.png: check that file
+        except ValueError as e:
+            raise ZeroskelError(f"--png {e}") from None
         new_output(a.png, "--png", a.force)
     if a.frame is not None and a.frame < 0:
         raise ZeroskelError(f"--frame {a.frame}: a frame index is >= 0 (frames past the recording's "

@@ -61,6 +61,7 @@ def render_frame(seq: np.ndarray, layout: str, frame: int, path: str | Path, tit
     seq = _checked(seq, lay)
     if not 0 <= frame < seq.shape[1]:
         raise ValueError(f"frame {frame} outside 0..{seq.shape[1] - 1}")
+    path = image_path(path)
     plt, fig = _figure()
     try:
         ax = fig.add_subplot(111)
@@ -68,11 +69,28 @@ def render_frame(seq: np.ndarray, layout: str, frame: int, path: str | Path, tit
         xl, yl = _limits(seq[:, frame:frame + 1])
         ax.set_xlim(*xl); ax.set_ylim(*yl); ax.set_aspect("equal"); ax.set_xlabel("x"); ax.set_ylabel("y")
         ax.set_title(title or f"frame {frame}", fontsize=9)
-        path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=100, bbox_inches="tight")
     finally:
         plt.close(fig)
+    return path
+
+
+def image_path(path: str | Path) -> Path:
+    """The file :func:`render_frame` writes for ``path``: a name without a suffix gets ``.png``
+    (matplotlib would add it anyway, so the file written and the one reported were not the same);
+    a suffix matplotlib cannot write (``.xyz``) is a ValueError listing the ones it can."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    path = Path(path).expanduser()
+    if path.is_dir():  # a folder is refused by the caller (new_output), not turned into folder.png
+        return path
+    if not path.suffix:
+        return path.with_name(path.name + ".png")
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if path.suffix[1:].lower() not in formats:
+        raise ValueError(f"{path}: cannot write a {path.suffix!r} image; use .png (or one of "
+                         f"{', '.join('.' + f for f in sorted(formats))})")
     return path
 
 

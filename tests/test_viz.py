@@ -142,3 +142,21 @@ def test_inspect_png_name_is_the_file_written(tmp_path, capsys):
     assert not (tmp_path / "frame.xyz").exists()
     assert main(["inspect", str(data), "--png", str(tmp_path / "frame.svg"), "--json"]) == 0
     assert (tmp_path / "frame.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_render_index_errors_name_the_flag(tmp_path, capsys):
+    batch = tmp_path / "batch.npy"
+    seq = np.zeros((3, 3, 6, 25, 1), np.float32)
+    seq[..., 0] = _person()[None, :, None]
+    np.save(batch, seq)
+    gif = tmp_path / "b.gif"
+    # said "pass index=0..2 (or use load_recordings)", the Python API's words
+    assert main(["render", str(batch), "--out", str(gif)]) == 2
+    assert "holds 3 recordings; choose one with --index 0..2" in capsys.readouterr().err
+    assert main(["render", str(batch), "--out", str(gif), "--index", "3"]) == 2
+    assert "--index 3: " in capsys.readouterr().err
+    assert not gif.exists()
+    assert main(["render", str(batch), "--out", str(gif), "--index", "2"]) == 0
+    assert f"wrote {gif} (6 frames, layout ntu25)" in capsys.readouterr().out
+    from PIL import Image
+    assert Image.open(gif).n_frames == 6

@@ -97,7 +97,7 @@ def cmd_predict(a) -> int:
 
 
 def cmd_render(a) -> int:
-    from .data.readers.anyfile import load_recording
+    from .data.readers.anyfile import load_recordings
     from .viz import render_animation
 
     if a.model is None and (a.labels is not None or a.labels_file is not None):
@@ -107,7 +107,14 @@ def cmd_render(a) -> int:
     out = new_output(a.out, "--out", a.force)
     if out.suffix.lower() != ".gif":
         raise ConfigError(f"--out {out}: the animation is written as a GIF; use a .gif file name")
-    r = load_recording(a.file, layout=a.layout, index=a.index)
+    recs = load_recordings(a.file, layout=a.layout)
+    n = len(recs)  # the library's messages say index=...; this command's flag is --index
+    if a.index is None and n != 1:
+        raise ConfigError(f"{a.file} holds {n} recordings; choose one with --index 0..{n - 1}")
+    if a.index is not None and not -n <= a.index < n:
+        raise ConfigError(f"--index {a.index}: {a.file} holds {n} recording{'s' if n != 1 else ''} "
+                          f"(--index 0..{n - 1})")
+    r = recs[a.index or 0]
     title = Path(r.source).name
     if a.model is not None:
         from .recognizer import Recognizer

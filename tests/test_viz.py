@@ -2,7 +2,6 @@
 frames in order, and files that are what they claim to be."""
 from __future__ import annotations
 
-import sys
 
 import numpy as np
 import pytest

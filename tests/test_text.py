@@ -109,6 +109,31 @@ def test_texts_of_a_dataset_outside_the_registry(tmp_path):
         load_class_texts("my.npz", "name")  # no class names: nothing to say
 
 
+def test_custom_text_file_keyed_by_class_name_is_placed_by_name(tmp_path):
+    """A .csv with a class-name column (rows in any order) or a .json keyed by class names
+    gives each class its own text; it was read by row order, so 'wave hand' got clap's text."""
+    names = ["wave hand", "clap", "jump up"]
+    f = tmp_path / "t.csv"
+    f.write_text("name,description\nclap,clap both hands\njump up,jump with both feet\n"
+                 "wave hand,raise a hand and wave it\n", encoding="utf-8")
+    want = ["raise a hand and wave it", "clap both hands", "jump with both feet"]
+    assert load_class_texts("my.npz", str(f), class_names=names) == want
+    j = tmp_path / "t.json"
+    j.write_text(json.dumps(dict(zip(reversed(names), reversed(want)))), encoding="utf-8")
+    assert load_class_texts("my.npz", str(j), class_names=names) == want
+    f.write_text("name,description\nclap,a\njump,b\nwave hand,c\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"t\.csv: column 'name': 'jump' \(at line 3\) is not a class name"):
+        load_class_texts("my.npz", str(f), class_names=names)
+    f.write_text("name,description\nclap,a\nwave hand,c\nclap,d\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"names \['clap'\] more than once"):
+        load_class_texts("my.npz", str(f), class_names=names)
+    # an id column still decides, and without class names a file is read in row order
+    f.write_text("class_id,name,text\n1,clap,b\n0,wave hand,a\n2,jump up,c\n", encoding="utf-8")
+    assert load_class_texts("my.npz", str(f), class_names=names) == ["a", "b", "c"]
+    f.write_text("name,text\nclap,b\nwave hand,a\n", encoding="utf-8")
+    assert load_text_file(f) == ["b", "a"]
+
+
 def test_texts_of_the_shared_feature_files(data_root):
     """features/<ds>_texts.json was made from the PURLS sheet: prompt 1 = label, 2 = global."""
     for ds in ("utd_mhad", "nw_ucla"):

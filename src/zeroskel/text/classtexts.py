@@ -121,9 +121,11 @@ def _check(texts: list[str], path, num_classes: int | None, what: str = "lines")
     return texts
 
 
-def _read_csv(path: Path, num_classes: int | None) -> list[str]:
+def _read_csv(path: Path, num_classes: int | None, class_names: "list[str] | None" = None) -> list[str]:
     """csv with a header: a text column (``text``/``label``/``description``) and optionally
-    an id column, ``idx`` (1-based, Flora's convention) or ``class_id`` (0-based)."""
+    an id column, ``idx`` (1-based, Flora's convention) or ``class_id`` (0-based), or, when
+    the dataset's ``class_names`` are given, a class-name column (``name``/``class_name``/
+    ``class``) that places each row, in any order; without either, row i is class i."""
     text = _read_text(path)
     rows = list(csv.DictReader(io.StringIO(text)))
     for i, r in enumerate(rows, 2):
@@ -136,6 +138,11 @@ def _read_csv(path: Path, num_classes: int | None) -> list[str]:
         raise DataError(f"class text file {path}: no 'text', 'label' or 'description' column "
                         f"(columns: {list(cols)})")
     id_col = next((c for c in ("class_id", "idx") if c in cols), None)
+    name_col = next((c for c in ("name", "class_name", "class") if c in cols and c != text_col), None)
+    if id_col is None and name_col is not None and class_names is not None:
+        return _by_name({(r[name_col] or "").strip(): (r[text_col] or "").strip() for r in rows},
+                        [(f"line {i}", (r[name_col] or "").strip()) for i, r in enumerate(rows, 2)],
+                        path, class_names, f"column {name_col!r}")
     if id_col is None:
         return _check([(r[text_col] or "").strip() for r in rows], path, num_classes, "rows")
     base = 1 if id_col == "idx" else 0
@@ -157,15 +164,42 @@ def _read_csv(path: Path, num_classes: int | None) -> list[str]:
     return _check([by_id[i] for i in range(n)], path, n, "rows")
 
 
-def load_text_file(path: str | os.PathLike, num_classes: int | None = None) -> list[str]:
+def _by_name(texts: dict[str, str], rows: list[tuple[object, str]], path, class_names, what: str) -> list[str]:
+    """Texts keyed by class name -> the list in class-id order; every name once, all known."""
+    names = [str(n) for n in class_names]
+    counts = Counter(n for _, n in rows)
+    twice = [n for n, c in counts.items() if c > 1]
+    if twice:
+        raise DataError(f"class text file {path}: {what} names {twice[:5]} more than once")
+    unknown = [(where, n) for where, n in rows if n not in names]
+    if unknown:
+        where, n = unknown[0]
+        raise DataError(f"class text file {path}: {what}: {n!r} (at {where}) is not a class name of the "
+                        f"dataset ({', '.join(repr(x) for x in names[:10])}{', ...' if len(names) > 10 else ''})")
+    missing = [n for n in names if n not in texts]
+    if missing:
+        raise DataError(f"class text file {path}: {what}: no text for classes {missing[:10]}")
+    return _check([texts[n] for n in names], path, len(names), "classes")
+
+
+def load_text_file(path: str | os.PathLike, num_classes: int | None = None,
+                   class_names: "list[str] | tuple[str, ...] | None" = None) -> list[str]:
     """Read user class texts; entry i = class id i.
 
     Formats: ``.txt`` (one line per class), ``.csv`` (see above), ``.json`` (a list of
     strings, or an object mapping 0-based class ids to strings).
 
+    With ``class_names`` (the dataset's names, class-id order), a ``.csv`` with a
+    ``name`` / ``class_name`` / ``class`` column and no id column, and a ``.json`` object
+    keyed by class names, are placed by name, in any row order; a name that is not a class
+    is an error.
+
     Raises :class:`DataError` naming the file for a wrong count or an empty text.
     """
-    texts = _load_text_file(Path(path).expanduser(), num_classes)
+    if class_names is not None and num_classes is None:
+        num_classes = len(class_names)
+    texts = _load_text_file(Path(path).expanduser(), num_classes,
+                            None if class_names is None else list(class_names))
     seen: dict[str, int] = {}
     for i, t in enumerate(texts):
         if t in seen:  # allowed (some published texts repeat), but usually a copy-paste slip
@@ -174,10 +208,10 @@ def load_text_file(path: str | os.PathLike, num_classes: int | None = None) -> l
     return texts
 
 
-def _load_text_file(path: Path, num_classes: int | None) -> list[str]:
+def _load_text_file(path: Path, num_classes: int | None, class_names: "list[str] | None" = None) -> list[str]:
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return _read_csv(path, num_classes)
+        return _read_csv(path, num_classes, class_names)
     if suffix == ".json":
         def no_repeats(pairs):  # json.loads keeps the last of repeated keys, silently
             twice = sorted(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
@@ -191,6 +225,12 @@ def _load_text_file(path: Path, num_classes: int | None) -> list[str]:
             raise DataError(f"class text file {path} not found") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise DataError(f"class text file {path}: unreadable JSON ({e})") from None
+        if isinstance(obj, dict) and class_names is not None and obj and not all(
+                isinstance(k, str) and k.strip().lstrip("-").isdigit() for k in obj):
+            if not all(isinstance(v, str) for v in obj.values()):
+                raise DataError(f"class text file {path}: expected a class name -> string object")
+            return _by_name({k.strip(): v.strip() for k, v in obj.items()},
+                            [(f"key {k!r}", k.strip()) for k in obj], path, class_names, "keys")
         if isinstance(obj, dict):
             try:
                 ids = [int(k) for k in obj]
@@ -319,7 +359,7 @@ def load_class_texts(dataset: str, source: str = "name",
     if "{" in source or "}" in source:
         template = source
     elif looks_like_file or ("+" in source and Path(source).exists()):
-        return load_text_file(source, n)
+        return load_text_file(source, n, None if dataset in _NUM_CLASSES else names)
     elif "+" in source:
         template = ": ".join("{" + part.strip() + "}" for part in source.split("+"))
     else:

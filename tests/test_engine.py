@@ -450,6 +450,19 @@ def test_relative_paths_in_a_run_config_become_absolute(tmp_path, monkeypatch):
         C.load_base("pgfa")["text"]["model"]
 
 
+def test_a_custom_dataset_folder_named_bare_is_stored_absolute(tmp_path, monkeypatch):
+    """'--dataset mine_dir' (a folder here, no '/', no suffix) is read as a custom dataset, but
+    config.yaml kept 'mine_dir', so 'evaluate' / 'resume' from another folder said
+    "unknown dataset 'mine_dir'"; it is stored absolute like 'my.npz' or './mine_dir'."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine_dir").mkdir()
+    cfg = C.build_config("pgfa", dataset="mine_dir", split="split.yaml")
+    assert cfg["dataset"] == str(tmp_path / "mine_dir")
+    assert C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5")["dataset"] == "utd_mhad"
+    (tmp_path / "utd_mhad").mkdir()  # a folder named as a built-in dataset: the name wins, as in read_dataset
+    assert C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5")["dataset"] == "utd_mhad"
+
+
 def test_the_preset_follows_set_preset_the_file_and_the_dataset_the_run_gets(tmp_path):
     """'--set preset=ntu60' was recorded in config.yaml but the small preset was applied; a
     file's 'preset: null' (a copy of base.yaml) still got small underneath, whose Shift-GCN

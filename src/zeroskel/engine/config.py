@@ -330,6 +330,13 @@ def _absolute_paths(cfg: dict) -> None:
     for key in ("dataset", "split"):
         if key in cfg:
             cfg[key] = file(cfg[key])
+    from ..data.registry import is_custom
+
+    ds = cfg.get("dataset")
+    if isinstance(ds, str) and ds and not Path(ds).is_absolute() and is_custom(ds) and Path(ds).expanduser().exists():
+        # a custom dataset folder named bare ('--dataset mine_dir': no '/', no suffix) is read as a
+        # path (registry.is_custom), so it is stored as one too
+        cfg["dataset"] = str(Path(ds).expanduser().resolve())
     text = cfg.get("text")
     if isinstance(text, dict):  # every key that takes class-text sources, not only text.source
         for key in ("source", "train_sources", "segment_sources"):

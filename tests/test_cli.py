@@ -165,6 +165,24 @@ def _toy_feature_files(tmp_path, n_seen=6, n_unseen=3, per=6, d=8, seed=0):
     return tmp_path / "toy.npz", tmp_path / "toy_bank.npy"
 
 
+def test_eval_features_result_records_the_class_texts(tmp_path, capsys):
+    # the --out JSON named the features, dataset, preset and --set items but not the texts, so two
+    # results of one file with other --text-source files could not be told apart
+    import numpy as np
+    from zeroskel.data.readers.custom import write_custom
+
+    feats, bank = _toy_feature_files(tmp_path)
+    names = [f"action {i}" for i in range(9)]
+    write_custom(tmp_path / "mine.npz", [np.zeros((3, 25, 3))] * 9, list(range(9)), names, "ntu25")
+    base = ["eval-features", "--method", "devise", "--features", str(feats), "--set", "epochs=1"]
+    assert main(base + ["--text-bank", str(bank), "--out", str(tmp_path / "a.json")]) == 0
+    assert json.loads((tmp_path / "a.json").read_text())["text"] == {"bank": str(bank)}
+    assert main(base + ["--dataset", str(tmp_path / "mine.npz"), "--text-source", "a person doing {name}",
+                        "--out", str(tmp_path / "b.json")]) == 0
+    assert json.loads((tmp_path / "b.json").read_text())["text"] == \
+        {"source": "a person doing {name}", "model": "all-MiniLM-L6-v2", "max_length": 16}
+
+
 def test_eval_features_prints_ref_style(tmp_path, capsys):
     # --ref-style numbers were only written to --out: without it the flag's result was lost, and a
     # method without a budget ignored the flag without a word

@@ -334,8 +334,12 @@ def cmd_eval_features(a) -> int:
     res = evaluate_named(a.method, fs, texts, a.seed, preset=a.preset, overrides=a.set or [], device=a.device,
                          dataset=a.dataset, heldout_draws=a.heldout_draws, ref_style=a.ref_style,
                          log=(lambda m: print(m, file=sys.stderr, flush=True)) if a.verbose else None)
+    # which class texts were fitted: two results of one feature file with other --text-source
+    # files (or text models) could not be told apart
+    text = ({"bank": str(a.text_bank)} if a.text_bank else
+            {"source": a.text_source, "model": a.text_model, "max_length": a.max_length})
     res.update({"method": a.method, "features": str(a.features), "dataset": a.dataset, "preset": a.preset,
-                "sets": a.set or [], "low_shot": a.low_shot, "torch_threads": threads})
+                "sets": a.set or [], "low_shot": a.low_shot, "torch_threads": threads, "text": text})
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         from ._json import dumps

@@ -228,6 +228,12 @@ def test_split_file_with_class_names(tmp_path):
     (tmp_path / "u.yaml").write_text("unseen: [throw, tennis swing, push, sit to stand, stand to sit]\n")
     got = load_split_file(tmp_path / "u.yaml", dataset="utd_mhad", class_names=UTD_MHAD_CLASSES)
     assert got.unseen == utd.unseen
+    # a .txt split holds ids: class names in one were int()'s bare "invalid literal" message
+    (tmp_path / "names.txt").write_text("sit down\nclap\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"names\.txt: 'sit' is not a class id; .*for class names write a \.yaml"):
+        load_split_file(tmp_path / "names.txt", class_names=names)
+    (tmp_path / "ids.txt").write_text("\ufeff3, 1\n", encoding="utf-8")  # and a BOM is no error
+    assert load_split_file(tmp_path / "ids.txt", class_names=names).unseen == (1, 3)
 
 
 def test_load_split_file_errors(tmp_path):

@@ -370,7 +370,11 @@ def load_split_file(path: str | Path, dataset: str | None = None, num_classes: i
                                 f"got dtype {arr.dtype} shape {arr.shape}")
             meta["unseen"] = arr.tolist()
         elif suffix == ".txt":
-            tokens = path.read_text(encoding="utf-8").replace(",", " ").split()
+            tokens = path.read_text(encoding="utf-8-sig").replace(",", " ").split()
+            bad = next((t for t in tokens if not t.lstrip("+-").isdigit()), None)
+            if bad is not None:  # class names (a natural thing to write) were int()'s bare ValueError
+                raise DataError(f"split file {path}: {bad!r} is not a class id; a .txt split lists unseen "
+                                "class ids (0-based); for class names write a .yaml: 'unseen: [jump up, clap]'")
             meta["unseen"] = [int(t) for t in tokens]
         elif suffix in (".yaml", ".yml", ".json"):
             text = path.read_text(encoding="utf-8")

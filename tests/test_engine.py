@@ -613,3 +613,18 @@ def test_random_crop_keeps_each_samples_length():
     x[:, :, 30:] = x[:, :, :30].mean(axis=2, keepdims=True)
     want, _ = RandomCrop(frames=200, ratio=(0.7, 1.0)).apply_batch(x, full, np.random.default_rng(1))
     np.testing.assert_array_equal(augment_batch(x, full, {"random_crop": [0.7, 1.0]}, np.random.default_rng(1)), want)
+
+
+def test_a_custom_dataset_defaults_to_its_class_names_as_texts(tmp_path, monkeypatch):
+    """base.yaml's text source (pgfa-des) exists only for the built-in datasets, so a custom
+    dataset without --set text.source stopped with 'unknown class text source'; its class names
+    are the default now. A source the user names, and a preset's, are kept."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my.npz").write_bytes(b"")
+    assert C.build_config("pgfa", dataset="my.npz", split="s.yaml")["text"]["source"] == "name"
+    assert C.build_config("pgfa", dataset="my.npz", split="s.yaml",
+                          overrides=["text.source=a person doing {name}"])["text"]["source"] == "a person doing {name}"
+    assert C.build_config("pgfa", dataset="my.npz", split="s.yaml", config="small")["text"]["source"] == \
+        C.load_preset("pgfa", "small")["text"]["source"]
+    assert C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5", config=None, preset=None,
+                          overrides=["preset=null"])["text"]["source"] == C.load_base("pgfa")["text"]["source"]

@@ -304,7 +304,19 @@ def build_config(method: str = "pgfa", *, dataset: str | None = None, split: str
         raise ConfigError(f"config says method {cfg.get('method')!r} but {method!r} was requested")
     cfg["method"] = method
     _absolute_paths(cfg)
+    text = cfg.get("text")
+    if isinstance(text, dict) and "source" in text and name is None and not _text_source_given(file_cfg, over):
+        from ..data.registry import is_custom
+        if isinstance(cfg.get("dataset"), str) and is_custom(cfg["dataset"]):
+            # base.yaml's source (pgfa-des) exists only for the built-in datasets; a custom
+            # dataset's texts are its class names unless the run names others
+            text["source"] = "name"
     return cfg
+
+
+def _text_source_given(file_cfg: dict, over: list) -> bool:
+    """Whether a config file or a ``--set`` names ``text.source``."""
+    return any(isinstance(layer.get("text"), dict) and "source" in layer["text"] for layer in (file_cfg, *over))
 
 
 def _absolute_paths(cfg: dict) -> None:

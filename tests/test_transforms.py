@@ -464,6 +464,7 @@ def test_option_values_that_would_misbehave_are_refused_by_name():
         with pytest.raises(ConfigError, match="random_crop: 'ratio' must be p or"):
             build_pipeline([{"name": "random_crop", "ratio": bad}], "ntu25")
     assert RandomCrop(ratio=np.float64(0.5)).ratio == (0.5,)
+    assert RandomCrop(ratio=np.array([0.7, 1.0])).ratio == (0.7, 1.0)  # an array from Python code
 
 
 def test_random_crop_single_ratio_is_the_documented_centre_window():

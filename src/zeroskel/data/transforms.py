@@ -378,8 +378,8 @@ class RandomCrop(Transform):
         number = (int, float, np.integer, np.floating)
         if isinstance(ratio, number) and not isinstance(ratio, bool):
             ratio = (float(ratio),)
-        elif (isinstance(ratio, (list, tuple)) and ratio
-              and all(isinstance(r, number) and not isinstance(r, bool) for r in ratio)):
+        elif (isinstance(ratio, (list, tuple, np.ndarray)) and len(ratio)
+              and all(isinstance(r, number) and not isinstance(r, (bool, np.bool_)) for r in ratio)):
             ratio = tuple(float(r) for r in ratio)
         else:
             raise ConfigError(f"random_crop: 'ratio' must be p or [low, high] with 0 < low <= high <= 1, "

@@ -2,6 +2,7 @@
 frames in order, and files that are what they claim to be."""
 from __future__ import annotations
 
+import json
 
 import numpy as np
 import pytest
@@ -140,6 +141,12 @@ def test_inspect_png_name_is_the_file_written(tmp_path, capsys):
     assert not (tmp_path / "frame.xyz").exists()
     assert main(["inspect", str(data), "--png", str(tmp_path / "frame.svg"), "--json"]) == 0
     assert (tmp_path / "frame.svg").read_text().lstrip().startswith("<?xml")
+    capsys.readouterr()
+    # a --frame past the recording shows its last frame, and says so (it did not)
+    assert main(["inspect", str(data), "--png", str(tmp_path / "late.png"), "--frame", "99"]) == 0
+    assert "frame 4 (--frame 99 is past its 5 frames: its last)" in capsys.readouterr().out
+    assert main(["inspect", str(data), "--png", str(tmp_path / "late.json.png"), "--frame", "99", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["png_frame"] == 4
 
 
 def test_render_index_errors_name_the_flag(tmp_path, capsys):

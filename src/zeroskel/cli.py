@@ -154,12 +154,15 @@ def cmd_inspect(a) -> int:
         render_frame(ds.data[i], ds.layout, frame, a.png,
                      title=f"{name}: {ds.class_names[ds.labels[i]]} (frame {frame})")
         summary["png"] = str(a.png)
+        summary["png_frame"] = frame
     if a.json:
         _print_json(summary)
     else:
         print(format_summary(summary))
         if a.png:
-            print(f"\nrendered sample {a.sample} to {a.png}")
+            past = f" (--frame {a.frame} is past its {frame + 1} frames: its last)" \
+                if a.frame is not None and a.frame > frame else ""
+            print(f"\nrendered sample {a.sample}, frame {frame}{past}, to {a.png}")
     return 0
 
 
@@ -479,7 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "a YAML file, as for prepare)")
     sp.add_argument("--png", help="write a PNG of one skeleton frame here")
     sp.add_argument("--sample", type=int, default=0, help="sample index for --png")
-    sp.add_argument("--frame", type=int, help="frame for --png (default: middle of the sequence)")
+    sp.add_argument("--frame", type=int, help="frame for --png (default: middle of the sequence; "
+                    "past its end: the last frame)")
     sp.add_argument("--force", action="store_true", help="replace an existing --png file")
     sp.add_argument("--json", action="store_true")
 

@@ -354,8 +354,7 @@ def load_class_texts(dataset: str, source: str = "name",
             return _custom_one(dataset, src, names, template)
     # A path is recognised before "A+B", so that a missing "my+texts.txt" is reported as a
     # missing file, not as unknown sources "my" and "texts.txt".
-    looks_like_file = (Path(source).suffix.lower() in (".txt", ".csv", ".json")
-                       or looks_like_path(source) or os.sep in source)
+    looks_like_file = Path(source).suffix.lower() in (".txt", ".csv", ".json") or looks_like_path(source)
     if "{" in source or "}" in source:
         template = source
     elif looks_like_file or ("+" in source and Path(source).exists()):

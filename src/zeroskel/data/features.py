@@ -278,11 +278,10 @@ def load_features(path: str | os.PathLike, num_classes: int | None = None) -> Fe
         if masked.dtype.kind not in "fiu" or masked.shape != feats["train_data"].shape:
             raise DataError(f"feature file {path}: {MASKED_KEY} must be a numeric array shaped like "
                             f"train_data {feats['train_data'].shape}, got {masked.dtype} {masked.shape}")
-    fs = FeatureSet(feats["train_data"], feats["train_label"], feats["zsl_data"], feats["zsl_label"],
-                    feats["gzsl_data"], feats["gzsl_label"], seen, unseen, num_classes,
-                    source=str(path), meta={"format": "synse-dir" if path.is_dir() else "npz"},
-                    train_masked_x=masked)
-    return fs
+    return FeatureSet(feats["train_data"], feats["train_label"], feats["zsl_data"], feats["zsl_label"],
+                      feats["gzsl_data"], feats["gzsl_label"], seen, unseen, num_classes,
+                      source=str(path), meta={"format": "synse-dir" if path.is_dir() else "npz"},
+                      train_masked_x=masked)
 
 
 def check_gzsl_coverage(fs: FeatureSet) -> None:

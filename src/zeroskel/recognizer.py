@@ -284,8 +284,9 @@ class Recognizer:
             if (run_dir / "encoder.pt").is_file():
                 raise CheckpointError(f"{run_dir} is a pretraining run: it has an encoder for feature extraction "
                                       "(zeroskel extract), no text alignment to export; export a PGFA run")
-            raise CheckpointError(f"{run_dir}: no {checkpoint}; the run has not finished (resume it with "
-                                  "`zeroskel resume RUN_DIR`) or this is not a PGFA run directory")
+            from .engine.runs import unfinished_hint
+            raise CheckpointError(f"{run_dir}: no {checkpoint}; {unfinished_hint(run_dir)}, or this is not a PGFA "
+                                  "run directory")
         clf = PGFAClassifier.load(ck, device="cpu")
         card = _card_from_pgfa(clf.card, clf.model, str(run_dir))
         return cls(clf.model, card, device, **kwargs)

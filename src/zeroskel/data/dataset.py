@@ -204,20 +204,27 @@ def check_finite(arr: np.ndarray, where: str) -> None:
         raise DataError(f"{where}: non-finite coordinate (NaN/inf) at index {tuple(int(i) for i in bad)}")
 
 
+def _head_and_hips(layout: str) -> tuple[int, int] | None:
+    """Joint indices of the head and the base of the spine in ``layout`` (None without either)."""
+    lay = get_layout(layout)
+    base = next((n for n in ("hip_center", "spine_base") if n in lay.joints), None)
+    if "head" not in lay.joints or base is None:
+        return None
+    return lay.index("head"), lay.index(base)
+
+
 def head_to_hips(data: np.ndarray, layout: str) -> float | None:
     """Median distance from the head to the base of the spine over the present frames of one
     (3, T, V, M) recording, in the data's units (None if the layout lacks either joint or
     nobody is present). Kinect data in metres: 0.48-0.68 on every UTD-MHAD recording,
     0.23-0.78 on every NW-UCLA one (medians per recording)."""
-    lay = get_layout(layout)
-    base = next((n for n in ("hip_center", "spine_base") if n in lay.joints), None)
-    if "head" not in lay.joints or base is None:
-        return None
+    joints = _head_and_hips(layout)
     x = np.asarray(data)
     present = (x != 0).any(axis=(0, 2))  # (T, M)
-    if not present.any():
+    if joints is None or not present.any():
         return None
-    d = np.linalg.norm(x[:, :, lay.index("head")] - x[:, :, lay.index(base)], axis=0)  # (T, M)
+    head, hip = joints
+    d = np.linalg.norm(x[:, :, head] - x[:, :, hip], axis=0)  # (T, M)
     return float(np.median(d[present]))
 
 
@@ -231,15 +238,14 @@ def head_below_hips(data: np.ndarray, layout: str) -> np.ndarray | float:
     every one of its 861 recordings; correctly ordered UTD-MHAD, NW-UCLA and NTU recordings
     give at most 0.08.
     """
-    lay = get_layout(layout)
-    base = next((n for n in ("hip_center", "spine_base") if n in lay.joints), None)
+    joints = _head_and_hips(layout)
     x = np.asarray(data)
     single = x.ndim == 4
     if single:
         x = x[None]
     out = np.zeros(len(x))
-    if "head" in lay.joints and base is not None:
-        head, hip = lay.index("head"), lay.index(base)
+    if joints is not None:
+        head, hip = joints
         for s in range(0, len(x), 256):  # blocks: the presence mask of a whole dataset is large
             b = x[s:s + 256]
             present = (b != 0).any(axis=(1, 3))  # (n, T, M)

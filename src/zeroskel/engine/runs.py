@@ -20,7 +20,7 @@ import importlib
 import os
 import re
 import shutil
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Callable
 
@@ -215,11 +215,8 @@ def _train_in(train_fn, config: dict, run_dir: Path, world, data_root, max_epoch
     kw = {"data_root": data_root, "max_epochs": max_epochs, **({"device": device} if device else {})}
     threads = torch.get_num_threads()
     try:
-        if world.main:
-            with run_lock(run_dir):  # the other processes write in their own rank folders
-                train_fn(config, _work_dir(run_dir, world), **kw)
-                barrier(world)
-        else:
+        # process 0 holds the run folder's lock; the others write in their own rank folders
+        with run_lock(run_dir) if world.main else nullcontext():
             train_fn(config, _work_dir(run_dir, world), **kw)
             barrier(world)
     finally:

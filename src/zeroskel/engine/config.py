@@ -339,15 +339,14 @@ def _absolute_paths(cfg: dict) -> None:
                 return str(p.resolve())
         return value
 
-    for key in ("dataset", "split"):
-        if key in cfg:
-            cfg[key] = file(cfg[key])
+    if "split" in cfg:
+        cfg["split"] = file(cfg["split"])
     from ..data.registry import is_custom
 
     ds = cfg.get("dataset")
     if isinstance(ds, str) and ds and not Path(ds).is_absolute() and is_custom(ds) and Path(ds).expanduser().exists():
-        # a custom dataset folder named bare ('--dataset mine_dir': no '/', no suffix) is read as a
-        # path (registry.is_custom), so it is stored as one too
+        # what the readers take as a custom dataset (registry.is_custom: a path, a .npz, or a folder
+        # named bare, '--dataset mine_dir') is stored as a path; a registered name stays a name
         cfg["dataset"] = str(Path(ds).expanduser().resolve())
     text = cfg.get("text")
     if isinstance(text, dict):  # every key that takes class-text sources, not only text.source
@@ -365,13 +364,35 @@ def _absolute_paths(cfg: dict) -> None:
             text["model"] = str(folder.resolve())
 
 
+def _value(cfg: dict, key: str):
+    """The value at dotted ``key`` (``train.epochs``) of ``cfg``; None if a level is missing."""
+    v = cfg
+    for part in key.split("."):
+        v = v.get(part) if isinstance(v, dict) else None
+    return v
+
+
+def check_bool(cfg: dict, *keys: str) -> None:
+    """:class:`ConfigError` naming the first dotted key whose value is not true / false:
+    ``bool('maybe')`` is True, so a typo would otherwise switch the option on."""
+    for key in keys:
+        v = _value(cfg, key)
+        if not isinstance(v, bool):
+            raise ConfigError(f"{key} must be true or false, got {v!r}")
+
+
+def check_fraction(cfg: dict, key: str) -> None:
+    """:class:`ConfigError` naming dotted ``key`` unless its value is a number in (0, 1)."""
+    v = _value(cfg, key)
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 < v < 1.0:
+        raise ConfigError(f"{key} must be in (0, 1), got {v!r}")
+
+
 def check_int(cfg: dict, key: str, low: int, allow_none: bool = False) -> None:
     """:class:`ConfigError` naming ``key`` (dotted, e.g. ``train.epochs``) unless its value is an
     integer >= ``low`` (or null with ``allow_none``), so a typo in ``--set`` fails before any
     work with the key named, not as a ValueError deep inside a run."""
-    v = cfg
-    for part in key.split("."):
-        v = v.get(part) if isinstance(v, dict) else None
+    v = _value(cfg, key)
     if v is None and allow_none:
         return
     if not isinstance(v, int) or isinstance(v, bool) or v < low:

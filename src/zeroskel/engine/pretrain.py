@@ -251,7 +251,7 @@ def optim_config(cfg: dict, epochs: int | None = None):
 
 def check_config(cfg: dict) -> None:
     """Value checks beyond the schema, naming the offending key."""
-    from .config import check_int, validate_config
+    from .config import check_bool, check_fraction, check_int, validate_config
 
     validate_config(cfg, METHOD)
     for key in ("dataset", "split"):
@@ -266,13 +266,8 @@ def check_config(cfg: dict) -> None:
     check_int(cfg, "extract.batch_size", 1)
     check_int(cfg, "data.limit_per_class", 1, allow_none=True)
     check_int(cfg, "train.threads", 1, allow_none=True)  # 'x' was a ValueError, 0 ignored, 1.5 ran 1
-    for sec, key in (("train", "nesterov"), ("train", "deterministic"), ("train", "drop_last"),
-                     ("validation", "refit")):
-        if not isinstance(cfg[sec][key], bool):  # bool('maybe') is True: refuse, do not guess
-            raise ConfigError(f"{sec}.{key} must be true or false, got {cfg[sec][key]!r}")
-    fr = cfg["validation"]["fraction"]
-    if not isinstance(fr, (int, float)) or isinstance(fr, bool) or not 0.0 < fr < 1.0:
-        raise ConfigError(f"validation.fraction must be in (0, 1), got {fr!r}")
+    check_bool(cfg, "train.nesterov", "train.deterministic", "train.drop_last", "validation.refit")
+    check_fraction(cfg, "validation.fraction")
     ls = cfg["train"]["label_smoothing"]
     if not isinstance(ls, (int, float)) or not 0.0 <= ls < 1.0:
         raise ConfigError(f"train.label_smoothing must be in [0, 1), got {ls!r}")

@@ -16,7 +16,7 @@ from torch import nn
 from ..._json import write_json
 from ...errors import ConfigError, DataError, unknown_name
 from ...models.modality import check_modality
-from ...engine.config import check_int
+from ...engine.config import check_bool, check_fraction, check_int
 from ...engine.data import check_augment, draw_mix, epoch_batches, load_prepared, take_rows, training_share
 from ...engine.distributed import current_world, gather_rows
 from ...engine.trainer import PRECISIONS, autocast
@@ -119,20 +119,15 @@ def check_config(cfg: dict) -> None:
     check_augment(cfg["data"]["augment"])
     check_int(cfg, "eval.batch_size", 1)
     check_int(cfg, "validation.num_unseen", 1, allow_none=True)  # 'abc' was a TypeError traceback
-    fr = v["fraction"]
-    if not isinstance(fr, (int, float)) or isinstance(fr, bool) or not 0.0 < fr < 1.0:
-        raise ConfigError(f"validation.fraction must be in (0, 1), got {fr!r}")
+    check_fraction(cfg, "validation.fraction")
     for key, low in (("temperature", None), ("target_sharpness", 0.0)):
         val = cfg["model"][key]  # 'abc' was a ValueError traceback after the run folder was made
         if (not isinstance(val, (int, float)) or isinstance(val, bool) or not math.isfinite(val)
                 or (val <= 0 if low is None else val < low)):
             raise ConfigError(f"model.{key} must be a {'positive' if low is None else 'non-negative'} number, "
                               f"got {val!r}")
-    for key in ("train.deterministic", "train.drop_last", "validation.refit", "model.learn_temperature",
-                "eval.gzsl", "eval.reference_protocol"):
-        sec, name = key.split(".")
-        if not isinstance(cfg[sec][name], bool):  # bool('maybe') is True: refuse, do not guess
-            raise ConfigError(f"{key} must be true or false, got {cfg[sec][name]!r}")
+    check_bool(cfg, "train.deterministic", "train.drop_last", "validation.refit", "model.learn_temperature",
+               "eval.gzsl", "eval.reference_protocol")
     _optim_cfg(cfg, max(1, int(t["epochs"])))  # optimiser names / ranges
     mixup = t.get("mixup_alpha", 0.0)
     if not isinstance(mixup, (int, float)) or isinstance(mixup, bool) or not 0.0 <= mixup <= 100.0:

@@ -132,6 +132,38 @@ def test_model_projection_init_and_temperature_options():
         PGFAModel(_Enc(), 6, temperature=0)
 
 
+def test_learned_temperature_is_not_decayed_and_is_capped_like_clip():
+    from zeroskel.engine.trainer import OptimConfig, Trainer
+
+    # the loss does not depend on the scale: with weight decay it would shrink towards 0 (temperature 1)
+    m = PGFAModel(_Enc(), text_dim=6, temperature=0.05, learn_temperature=True)
+    assert m.no_weight_decay() == {"log_scale"}
+    assert PGFAModel(_Enc(), 6).no_weight_decay() == set()
+    x = torch.randn(4, 3, 8, 20, 1)
+
+    def step(model, batch):
+        return model(batch).pow(2).mean() + 0.0 * model.logit_scale, len(batch)
+
+    cfg = OptimConfig(optimizer="sgd", lr=0.1, weight_decay=0.5, schedule="constant", warmup_epochs=0, epochs=3)
+    tr = Trainer(m, step, lambda e, rng: [x], cfg)
+    groups = tr.optimizer.param_groups
+    assert [g["weight_decay"] for g in groups] == [0.5, 0.0] and groups[1]["params"] == [m.log_scale]
+    tr.fit(resume=False)
+    assert m.logit_scale.item() == pytest.approx(20.0)  # unchanged; the projection did decay
+    # a scale pushed above 100 is capped after the update, and can come back down
+    m2 = PGFAModel(_Enc(), text_dim=6, temperature=0.011, learn_temperature=True)
+    tr2 = Trainer(m2, lambda model, b: (-model.logit_scale, 1), lambda e, rng: [x],
+                  OptimConfig(optimizer="sgd", lr=1.0, weight_decay=0.0, schedule="constant", warmup_epochs=0, epochs=1))
+    tr2.fit(resume=False)
+    assert m2.logit_scale.item() == pytest.approx(100.0)
+    with pytest.raises(ConfigError, match="learn_temperature"):
+        PGFAModel(_Enc(), 6, temperature=0.005, learn_temperature=True)
+    # a fixed temperature keeps one parameter group and is never capped
+    fixed = PGFAModel(_Enc(), 6, temperature=0.005)
+    assert fixed.logit_scale.item() == pytest.approx(200.0)
+    assert len(Trainer(fixed, step, lambda e, rng: [x], cfg).optimizer.param_groups) == 1
+
+
 def test_input_frames_resampling_against_the_reference_interpolation():
     # input_frames resamples with align_corners=True (end frames kept); the reference's
     # trilinear scale_factor 1.28 uses half-frame centres: the docstring states the gap

@@ -102,7 +102,8 @@ class OptimConfig:
         optimizer: 'sgd' | 'adam' | 'adamw'.
         lr: base learning rate.
         momentum, nesterov: SGD only.
-        weight_decay: applied to all parameters (as the PGFA reference does).
+        weight_decay: applied to all parameters (as the PGFA reference does) except those a model
+            names in ``no_weight_decay()`` (see :func:`param_groups`).
         schedule: after warm-up, 'constant', 'step' (x ``gamma`` at each of ``milestones``)
             or 'cosine' (to ``min_lr`` at the last epoch).
         warmup_epochs: linear warm-up length in epochs. Epoch ``e < warmup_epochs`` trains at
@@ -169,8 +170,23 @@ def lr_at_epoch(cfg: OptimConfig, epoch: int) -> float:
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * t))
 
 
-def build_optimizer(params: Iterable[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
-    params = [p for p in params if p.requires_grad]
+def param_groups(model: nn.Module) -> list:
+    """``model``'s trainable parameters for :func:`build_optimizer`: one list, or two groups when
+    the model names parameters that must not decay in ``no_weight_decay()`` (timm's convention;
+    a learned temperature, say), the second with ``weight_decay`` 0."""
+    names = set(getattr(model, "no_weight_decay", lambda: ())())
+    keep = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not names & {n for n, _ in keep}:
+        return [p for _, p in keep]
+    return [{"params": [p for n, p in keep if n not in names]},
+            {"params": [p for n, p in keep if n in names], "weight_decay": 0.0}]
+
+
+def build_optimizer(params: Iterable, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """SGD / Adam / AdamW over ``params``: parameters, or groups (dicts) as :func:`param_groups` gives."""
+    params = list(params)
+    if params and not isinstance(params[0], dict):
+        params = [p for p in params if p.requires_grad]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                                weight_decay=cfg.weight_decay)
@@ -335,7 +351,9 @@ class Trainer:
         self.step_fn = step_fn
         self.batches_fn = batches_fn
         self.optim_cfg = optim
-        self.optimizer = build_optimizer(self.model.parameters(), optim)
+        self.optimizer = build_optimizer(param_groups(self.model), optim)
+        # keeps a parameter in range after each update (PGFAModel caps a learned logit scale)
+        self._after_step = getattr(self.model, "after_optimizer_step", None)
         self.seed = int(seed)
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.eval_fn = eval_fn
@@ -424,6 +442,8 @@ class Trainer:
             if self.grad_clip:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
             self.optimizer.step()
+            if self._after_step is not None:
+                self._after_step()
             total += float(loss.detach()) * bs
             n += bs
         sync_buffers(self.model, self.world)  # BatchNorm statistics as process 0's (a no-op alone)

@@ -32,7 +32,8 @@ class PGFAModel(nn.Module):
         encoder: module mapping (N, 3, T, V, M) to (N, F); must expose ``feature_dim``.
         text_dim: dimension D of the text embeddings.
         temperature: initial temperature; logit scale = 1 / temperature.
-        learn_temperature: learn ``log(1/temperature)`` (a registered parameter, saved).
+        learn_temperature: learn ``log(1/temperature)`` (a registered parameter, saved), exempt
+            from weight decay and capped at a logit scale of 100 after each update, as CLIP.
         input_frames: if set, linearly resample T to this many frames first (Shift-GCN
             needs T % 4 == 0; the reference turns 50 into 64). The first and last frames
             map onto each other (``align_corners=True``); the reference's
@@ -64,6 +65,8 @@ class PGFAModel(nn.Module):
     """
 
     FEATURE_NORMS = ("none", "batchnorm")
+    #: cap of a learned logit scale (CLIP's): an uncapped scale can grow until the softmax is one-hot
+    MAX_LOGIT_SCALE = 100.0
 
     def __init__(self, encoder: nn.Module, text_dim: int, temperature: float = 0.07,
                  learn_temperature: bool = False, input_frames: int | None = None,
@@ -83,6 +86,10 @@ class PGFAModel(nn.Module):
         nn.init.kaiming_normal_(self.proj.weight, mode="fan_out")
         nn.init.zeros_(self.proj.bias)
         init = torch.tensor(math.log(1.0 / temperature), dtype=torch.float32)
+        if learn_temperature and temperature < 1.0 / self.MAX_LOGIT_SCALE:
+            raise ConfigError(f"model.temperature must be >= {1.0 / self.MAX_LOGIT_SCALE} with "
+                              f"model.learn_temperature (the learned logit scale is capped at "
+                              f"{self.MAX_LOGIT_SCALE:g}), got {temperature}")
         if learn_temperature:
             self.log_scale = nn.Parameter(init)
         else:
@@ -130,6 +137,18 @@ class PGFAModel(nn.Module):
     @property
     def logit_scale(self) -> torch.Tensor:
         return self.log_scale.exp()
+
+    def no_weight_decay(self) -> set[str]:
+        """Parameters the optimiser must not decay: a learned log logit scale (decay would pull
+        the temperature towards 1 whatever the loss says; CLIP exempts it too)."""
+        return {"log_scale"} if isinstance(self.log_scale, nn.Parameter) else set()
+
+    @torch.no_grad()
+    def after_optimizer_step(self) -> None:
+        """Cap a learned logit scale at :attr:`MAX_LOGIT_SCALE` after each update (as CLIP does);
+        clamping the value, not the forward pass, lets the gradient bring it back down."""
+        if isinstance(self.log_scale, nn.Parameter):
+            self.log_scale.clamp_(max=math.log(self.MAX_LOGIT_SCALE))
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         """The encoder's input: resampled to ``input_frames`` and turned into ``modality``."""

@@ -1382,3 +1382,44 @@ def test_metrics_recomputed_by_hand_and_gamma_blind_to_test_labels(tmp_path):
         s_acc, u_acc = 100 * np.mean(pred[~u] == y[~u]), 100 * np.mean(pred[u] == y[u])
         h = 0.0 if s_acc + u_acc == 0 else 2 * s_acc * u_acc / (s_acc + u_acc)
         assert (m[key]["S"], m[key]["U"], m[key]["H"]) == pytest.approx((s_acc, u_acc, h)), key
+
+
+def test_resume_refuses_a_dataset_prepared_again_with_other_content(tmp_path):
+    """A PGFA run interrupted, its custom dataset rewritten with other samples, then resumed: it
+    continued on the new data and reported one result for the mix. Refused now, naming the run,
+    the changed part and the way out; the original content (rewritten: new file times, a new
+    cache folder) resumes it."""
+    from zeroskel.data.readers.custom import write_custom
+    from zeroskel.engine.config import build_config
+    from zeroskel.engine.runs import resume_run, train
+
+    def write(shift):
+        rng = np.random.default_rng(0)
+        labels = [i % 4 for i in range(24)]
+        seqs = [(np.sin(np.linspace(0, 3, 12))[:, None, None] * (1 + c) + shift
+                 + 0.1 * rng.standard_normal((12, 25, 3))).astype(np.float32) for c in labels]
+        write_custom(tmp_path / "mine.npz", seqs, labels, ["wave", "clap", "jump", "kick"], "ntu25", name="mine",
+                     partitions={"custom": ["train" if i < 16 else "test" for i in range(24)]})
+
+    write(0.0)
+    (tmp_path / "split.yaml").write_text("unseen: [kick]\n")
+    cfg = build_config("pgfa", dataset=str(tmp_path / "mine.npz"), split=str(tmp_path / "split.yaml"), seed=1,
+                       overrides=["train.epochs=2", "train.warmup_epochs=0", "train.batch_size=8",
+                                  "model.encoder=stgcn", "model.args={channels: [4, 8], strides: [1, 2]}",
+                                  "model.input_frames=null", "text.source=name", "text.segment_sources=null",
+                                  "text.model=all-MiniLM-L6-v2", "data.pipeline=none", "eval.gzsl=false",
+                                  "device=cpu", "validation.mode=none"])
+    full = train(cfg, tmp_path / "full")
+    cut = train(cfg, tmp_path / "cut", max_epochs=1)
+    write(0.5)
+    with pytest.raises(ConfigError, match=f"{cut}: the prepared data of dataset .*mine.npz are not those this run "
+                                          "was trained on \\(stage2_last.pt\\).*changed since: the skeleton "
+                                          "sequences .*\\(zeroskel train --method pgfa"):
+        resume_run(cut)
+    assert not (cut / "final.pt").exists()
+    write(0.0)
+    resume_run(cut)
+    from zeroskel.engine.trainer import load_checkpoint
+    a, b = load_checkpoint(cut / "final.pt")["model"], load_checkpoint(full / "final.pt")["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert _metrics(cut)["zsl_per_class"] == _metrics(full)["zsl_per_class"]

@@ -366,3 +366,50 @@ def test_feature_methods_on_a_custom_dataset_use_its_class_names(synth, trained,
                  "--text-source", "a person doing {name}", "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     assert 0.0 <= res["zsl"] <= 100.0 and res["method"] == "devise"
+
+
+def test_resume_refuses_re_prepared_data_and_accepts_a_copy(synth, trained, tmp_path, monkeypatch):
+    """'resume' continued an interrupted run on whatever the dataset held by then: re-prepared with
+    other files or labels, the run silently reported one number for a mix of two datasets. Every
+    checkpoint now records the prepared data's content record; a resume on other data is refused
+    (naming the run, what changed and what to do), while a copy of the same data with new file
+    times, prepared again in another cache (another folder or machine), resumes to the same
+    encoder. Checkpoints from before the record resume as before."""
+    import os
+
+    from zeroskel.engine.trainer import save_checkpoint
+
+    path = _write(tmp_path / "synth.npz")  # the content of the shared fixture, in a file of this test's
+    cfg = _cfg(path, synth[1], extra=["validation.refit=true"])
+    cut = pretrain_encoder(cfg, tmp_path / "runs", max_epochs=1)
+    assert load_checkpoint(cut / "stage1_last.pt")["data"]["samples"] == NUM_CLASSES * PER_CLASS
+    # the same content with other file times, prepared again in a new cache
+    _write(path)
+    os.utime(path, ns=(10**18, 10**18))
+    monkeypatch.setenv("ZEROSKEL_CACHE", str(tmp_path / "cache2"))
+    resume_run(cut)
+    assert _same(trained, cut)
+
+    cut2 = pretrain_encoder(cfg, tmp_path / "runs", max_epochs=1)
+    _write(path, test_noise=0.5)  # other test samples: the dataset was re-prepared
+    with pytest.raises(ConfigError, match=f"{cut2}: the prepared data of dataset .* are not those this run was "
+                                          "trained on \\(stage1_last.pt\\), so it cannot be resumed; changed since: "
+                                          "the skeleton sequences .*Start a new run on the data as they are now "
+                                          "\\(zeroskel pretrain"):
+        resume_run(cut2)
+    assert not (cut2 / "encoder.pt").exists()
+    # other labels are named as such
+    seqs, labels, part = _sequences(np.random.default_rng(0))
+    write_custom(path, seqs, labels[::-1], [f"action{c}" for c in range(NUM_CLASSES)], "ntu25", name="synth",
+                 partitions={"custom": part})
+    with pytest.raises(ConfigError, match="changed since: the class names and the samples' labels\\. "):
+        resume_run(cut2)
+
+    # a checkpoint written before content records existed holds none: it resumes unchecked
+    _write(path)
+    for ck in cut2.glob("stage*.pt"):
+        state = load_checkpoint(ck)
+        state.pop("data", None)
+        save_checkpoint(state, ck)
+    resume_run(cut2)
+    assert _same(trained, cut2)

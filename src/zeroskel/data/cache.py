@@ -11,7 +11,12 @@ folder plus ``prepared.json``). ``key`` hashes
 * the zeroskel dataset format version and :data:`CACHE_VERSION`,
 
 so a changed source file or parameter gives a new folder, and an unchanged one is reused
-without reading the source. The folder is built in a temporary sibling and renamed into
+without reading the source. ``prepared.json`` and ``info['content']`` also hold a *content
+record* (:func:`content_record`): digests of what was prepared, part by part, computed in the
+same pass that transforms the data, and independent of where the source lies and of its
+files' times, so a training run can tell, when it resumes, whether the prepared data are
+still those it started with (a copy of the dataset in another folder or on another machine
+is the same; re-prepared files, labels or preprocessing are not). The folder is built in a temporary sibling and renamed into
 place, so an interrupted run never leaves a half-written cache and concurrent runs of the
 same preparation do not corrupt each other (the first rename wins; the others reuse it).
 Samples are processed in chunks into an ``open_memmap``, so the result need not fit in RAM.
@@ -38,8 +43,8 @@ from .dataset import FORMAT_VERSION, SkeletonDataset
 from .layouts import LAYOUTS
 from .transforms import Compose, Transform, apply_pipeline, build_pipeline
 
-__all__ = ["CACHE_VERSION", "prepare", "prepared_path", "source_fingerprint", "cache_key",
-           "list_prepared", "clear_prepared"]
+__all__ = ["CACHE_VERSION", "CONTENT_PARTS", "prepare", "prepared_path", "source_fingerprint", "cache_key",
+           "content_record", "list_prepared", "clear_prepared"]
 
 # Bump when prepare's output changes for the same source and pipeline configs (e.g. a
 # transform's arithmetic is fixed), so old caches are not reused.
@@ -112,6 +117,56 @@ def _content_hash(ds: SkeletonDataset, chunk: int = 1024) -> str:
         h.update(np.ascontiguousarray(arr).tobytes() if arr.dtype != object else repr(arr.tolist()).encode())
     h.update(json.dumps(sorted(ds.meta) + sorted(ds.partitions)).encode())
     return h.hexdigest()
+
+
+# the parts of a content record, with what each covers (the words a resume error uses)
+CONTENT_PARTS = {
+    "samples": "the number of samples",
+    "skeletons": "the skeleton sequences (joint coordinates and lengths, as read from the source)",
+    "labels": "the class names and the samples' labels",
+    "partitions": "the train/test partitions",
+    "meta": "the per-sample metadata (subjects, views...)",
+    "preprocessing": "the preprocessing pipeline",
+}
+
+
+def _hash_array(h, arr) -> None:
+    arr = np.asarray(arr)
+    h.update(f"{arr.dtype.str}{arr.shape}|".encode())
+    h.update(repr(arr.tolist()).encode() if arr.dtype == object else np.ascontiguousarray(arr).tobytes())
+
+
+def _content(src: SkeletonDataset, pipe: Compose, skeletons) -> dict[str, Any]:
+    """The content record of the dataset prepared from ``src`` by ``pipe``; ``skeletons`` is a
+    sha256 object that has seen the source's float32 samples in order (see :func:`prepare`).
+
+    Digests of the *source* arrays (as the reader gives them: parsed numbers, exact on any
+    machine) and of the pipeline's config, rather than of the transformed floats, whose last bits
+    may differ between machines or numpy builds: a dataset copied to another machine and prepared
+    there again has the same record. The sample files' names (``meta['file']``) and the dataset's
+    name are left out: they change no number of a run."""
+    _hash_array(skeletons, src.lengths)
+    labels = hashlib.sha256(json.dumps(list(src.class_names)).encode())
+    _hash_array(labels, src.labels)
+    parts = hashlib.sha256(json.dumps(sorted(src.partitions)).encode())
+    for k in sorted(src.partitions):
+        _hash_array(parts, src.partitions[k])
+    keys = sorted(k for k in src.meta if k != "file")
+    meta = hashlib.sha256(json.dumps(keys).encode())
+    for k in keys:
+        _hash_array(meta, src.meta[k])
+    prep = hashlib.sha256(json.dumps({"pipeline": pipe.to_config(), "cache_version": CACHE_VERSION},
+                                     sort_keys=True, default=str).encode())
+    return {"samples": int(len(src)), "skeletons": skeletons.hexdigest()[:16], "labels": labels.hexdigest()[:16],
+            "partitions": parts.hexdigest()[:16], "meta": meta.hexdigest()[:16],
+            "preprocessing": prep.hexdigest()[:16]}
+
+
+def content_record(ds: SkeletonDataset) -> dict[str, Any] | None:
+    """The content record of a prepared dataset (:func:`prepare` stores it in ``info``), or None
+    for one prepared before the record existed (or not prepared at all)."""
+    rec = ds.info.get("content")
+    return dict(rec) if isinstance(rec, dict) else None
 
 
 def source_fingerprint(dataset: str | os.PathLike | SkeletonDataset,
@@ -259,7 +314,8 @@ def prepare(dataset: str | os.PathLike | SkeletonDataset, pipeline: Any = "pgfa5
     Returns:
         the prepared :class:`SkeletonDataset`, ``data`` a read-only memmap (N, 3, T', V, M');
         ``info`` gains ``fingerprint`` (the cache key), ``pipeline`` (configs),
-        ``prepared_from`` (source fingerprint summary) and ``cache_path``.
+        ``prepared_from`` (source fingerprint summary), ``cache_path`` and ``content`` (the
+        content record, :func:`content_record`; absent from caches built before it existed).
     """
     if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
         raise ConfigError(f"workers (--workers) must be a whole number >= 1, got {workers!r}")
@@ -279,10 +335,14 @@ def prepare(dataset: str | os.PathLike | SkeletonDataset, pipeline: Any = "pgfa5
         if not isinstance(pipeline, Transform):
             pipe = build_pipeline(pipeline, src.layout, where="prepare pipeline")
         out_layout = _check_layout(pipe, src)
-        out = _transform_to_memmap(src, pipe, tmp / "stage.npy", chunk_size, progress)
+        # the source's samples are hashed as the transform reads them: no second pass over GBs
+        skeletons = hashlib.sha256(json.dumps([src.layout, list(src.data.shape[1:])]).encode())
+        out = _transform_to_memmap(src, pipe, tmp / "stage.npy", chunk_size, progress,
+                                   lambda raw: skeletons.update(np.ascontiguousarray(raw)))
         lengths = out[1]
+        content = _content(src, pipe, skeletons)
         info = dict(src.info)
-        info.update({"fingerprint": key, "pipeline": pipe.to_config(), "cache_path": str(final),
+        info.update({"fingerprint": key, "pipeline": pipe.to_config(), "cache_path": str(final), "content": content,
                      "prepared_from": {k: v for k, v in fp.items() if k != "files"}
                      | ({"files": len(fp["files"])} if "files" in fp else {})})
         result = SkeletonDataset(
@@ -294,7 +354,7 @@ def prepare(dataset: str | os.PathLike | SkeletonDataset, pipeline: Any = "pgfa5
                   "shape": list(result.data.shape), "pipeline": pipe.to_config(),
                   "source": info["prepared_from"], "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
                   "seconds": round(time.time() - t0, 3),
-                  "cache_version": CACHE_VERSION, "format_version": FORMAT_VERSION}
+                  "content": content, "cache_version": CACHE_VERSION, "format_version": FORMAT_VERSION}
         del result, out, src  # close the memmaps before deleting their files
         (tmp / "stage.npy").unlink()
         shutil.rmtree(tmp / "raw", ignore_errors=True)
@@ -359,13 +419,13 @@ def _check_layout(pipe: Compose, src: SkeletonDataset) -> str:
 
 
 def _transform_to_memmap(src: SkeletonDataset, pipe: Compose, path: Path, chunk_size: int,
-                         progress: bool) -> tuple[np.ndarray, np.ndarray]:
+                         progress: bool, on_input=None) -> tuple[np.ndarray, np.ndarray]:
     """Run the pipeline over ``src`` chunk by chunk into a new .npy memmap at ``path``."""
     first, _ = pipe.apply_batch(np.asarray(src.data[:1], dtype=np.float32), src.lengths[:1])
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32,
                                     shape=(len(src),) + first.shape[1:])
     data, lengths = apply_pipeline(src.data, src.lengths, pipe, chunk_size=chunk_size, out=out,
-                                   progress=progress, desc=f"prepare {src.name}")
+                                   progress=progress, desc=f"prepare {src.name}", on_input=on_input)
     data.flush()
     return data, lengths
 

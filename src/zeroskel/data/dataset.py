@@ -81,8 +81,8 @@ class SkeletonDataset:
         Data is gathered into memory (fancy indexing of a memmap copies). A source
         ``info['fingerprint']`` (the prepared-cache key) becomes a fingerprint of this
         selection, so :func:`~zeroskel.data.cache.prepare` never mistakes the subset for the
-        whole dataset (or one subset for another); ``cache_path`` is dropped, since the subset
-        is not what that folder holds.
+        whole dataset (or one subset for another); ``cache_path`` and ``content`` are dropped,
+        since the subset is not what that folder holds.
         """
         index = np.asarray(index)
         if index.dtype == bool:
@@ -92,6 +92,7 @@ class SkeletonDataset:
             index = np.flatnonzero(index)
         info = dict(self.info)
         info.pop("cache_path", None)
+        info.pop("content", None)  # the prepared whole's content record (data.cache), not the subset's
         if info.get("fingerprint") is not None:
             h = hashlib.sha256(f"{info['fingerprint']}|subset|".encode())
             h.update(np.ascontiguousarray(index, dtype=np.int64).tobytes())

@@ -664,13 +664,15 @@ def build_pipeline(spec: str | Iterable | Compose | None,
 def apply_pipeline(data: np.ndarray, lengths: np.ndarray, pipeline: Transform,
                    chunk_size: int = 512, rng: np.random.Generator | None = None,
                    out: np.ndarray | None = None, progress: bool = False,
-                   desc: str = "transform") -> tuple[np.ndarray, np.ndarray]:
+                   desc: str = "transform", on_input=None) -> tuple[np.ndarray, np.ndarray]:
     """Apply ``pipeline`` to a whole array in chunks (memmap in, memmap out is fine).
 
     Args:
         data: (N, 3, T, V, M), may be a read-only memmap; only ``chunk_size`` samples are
             in memory at a time (plus ``out``).
         out: optional preallocated (N, 3, T', V, M') array (e.g. ``open_memmap``) to fill.
+        on_input: called with each input chunk (float32, in order, every sample once) before it
+            is transformed, e.g. to hash the input in the same pass over ``data``.
     Returns:
         (out (N, 3, T', V, M') float32, lengths (N,)).
     """
@@ -687,6 +689,8 @@ def apply_pipeline(data: np.ndarray, lengths: np.ndarray, pipeline: Transform,
         if not np.isfinite(raw).all():  # the input's fault, not the pipeline's
             bad = int(np.argwhere(~np.isfinite(raw))[0][0]) + s
             raise DataError(f"apply_pipeline: input sample {bad} contains NaN/inf (before any transform)")
+        if on_input is not None:
+            on_input(raw)
         chunk, lens = pipeline.apply_batch(raw, np.asarray(lengths[s:s + chunk_size]), rng)
         if not np.isfinite(chunk).all():
             bad = int(np.argwhere(~np.isfinite(chunk))[0][0]) + s

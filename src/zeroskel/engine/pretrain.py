@@ -385,6 +385,7 @@ class _Fit:
 def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None,
            device_arg: str | None = None) -> dict | None:
     from ..data.splits import get_split, holdout_group
+    from .runs import check_data_unchanged, data_state
     from .trainer import (Trainer, check_precision, load_checkpoint, resolve_device, save_checkpoint,
                           seed_everything, versions)
 
@@ -402,6 +403,9 @@ def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None,
     resumed = any(run_dir.glob("stage*.pt"))  # then total_wall covers this process only
 
     ds, part = load_prepared(cfg, data_root, progress=False)
+    # a resumed run continues on the data it started on, or not at all; every checkpoint records them
+    check_data_unchanged(run_dir, ds, cfg)
+    data = data_state(ds)
     split = get_split(str(cfg["dataset"]), str(cfg["split"]), class_names=ds.class_names)
     split.check(ds, part)
     labels = ds.labels
@@ -466,7 +470,7 @@ def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None,
 
         tr = Trainer(make_model(), fit.step, fit.batches, optim_config(cfg), seed=seed, device=device,
                      checkpoint=run_dir / "stage1_last.pt", eval_fn=val_fn, on_epoch_end=keep_best,
-                     logger=log, grad_clip=cfg["train"]["grad_clip"], extra_state={"stage": 1, "config": cfg})
+                     logger=log, grad_clip=cfg["train"]["grad_clip"], extra_state={"stage": 1, "config": cfg, **data})
         tr.resume()
 
         def stopped() -> bool:
@@ -504,7 +508,7 @@ def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None,
         fit2 = _Fit(cfg, ds.data, ds.lengths, train_idx, pos[labels[train_idx]], device)
         tr2 = Trainer(make_model(), fit2.step, fit2.batches, optim_config(cfg), seed=seed, device=device,
                       checkpoint=run_dir / "stage2_last.pt", logger=log, grad_clip=cfg["train"]["grad_clip"],
-                      extra_state={"stage": 2, "config": cfg})
+                      extra_state={"stage": 2, "config": cfg, **data})
         log.info(f"stage 2 (refit): {len(train_idx)} samples, {best} epochs")
         if not tr2.fit_stage(best, max_epochs, "stage 2"):
             return None

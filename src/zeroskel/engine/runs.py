@@ -322,6 +322,47 @@ def check_config_unchanged(run_dir: Path, cfg: dict) -> None:
         return
 
 
+def data_state(ds) -> dict:
+    """``{"data": content record}`` of a prepared dataset, for a trainer's ``extra_state``, so every
+    checkpoint records the data it was trained on (:func:`check_data_unchanged`); empty for a
+    cache built before content records existed."""
+    from ..data.cache import content_record
+
+    rec = content_record(ds)
+    return {"data": rec} if rec else {}
+
+
+def check_data_unchanged(run_dir: Path, ds, cfg: dict) -> None:
+    """:class:`ConfigError` when ``run_dir``'s checkpoints were trained on other prepared data than
+    ``ds``: the dataset was re-prepared since the run started (other files, labels, partitions or
+    preprocessing), and a resume would continue the weights on other data and report one result
+    for the mix. Compares content records (:mod:`zeroskel.data.cache`), not file times, so a run
+    whose dataset was copied to another folder or machine resumes. Checkpoints or caches from
+    before content records existed are not checked."""
+    from ..data.cache import CONTENT_PARTS, content_record
+    from .trainer import load_checkpoint
+
+    now = content_record(ds)
+    if not now:
+        return
+    for ck in sorted(Path(run_dir).glob("*.pt")):
+        then = load_checkpoint(ck).get("data")
+        if not isinstance(then, dict):
+            continue
+        changed = [k for k in CONTENT_PARTS if k in then and k in now and then[k] != now[k]]
+        if changed:
+            what = "; ".join(f"{CONTENT_PARTS[k]} ({then[k]}, now {now[k]})" if k == "samples" else CONTENT_PARTS[k]
+                             for k in changed)
+            cmd = "zeroskel pretrain" if cfg.get("method") == "pretrain" else f"zeroskel train --method {cfg.get('method')}"
+            raise ConfigError(
+                f"{run_dir}: the prepared data of dataset {cfg.get('dataset')} are not those this run was trained "
+                f"on ({ck.name}), so it cannot be resumed; changed since: {what}. The dataset (or its "
+                f"preprocessing) was prepared again, and continuing would report one result for a mix of the two. "
+                f"Start a new run on the data as they are now ({cmd} ...), or restore the data this run started "
+                "with and resume it")
+        return
+
+
 def resume_run(run_dir: str | Path, data_root=None, max_epochs: int | None = None,
                device: str | None = None) -> Path:
     """Continue an interrupted run from its last completed epoch (identical results).

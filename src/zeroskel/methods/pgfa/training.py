@@ -346,7 +346,7 @@ class _CEInit(nn.Module):
 
 
 def _ce_initialise(cfg: dict, stage: "_Stage", model: PGFAModel, checkpoint: Path, seed: int, device,
-                   log, max_epochs: int | None, name: str) -> float | None:
+                   log, max_epochs: int | None, name: str, data: dict | None = None) -> float | None:
     """Train ``model``'s encoder with cross-entropy over ``stage``'s classes for
     ``train.ce_init_epochs`` epochs (checkpointed, resumable; a no-op once done). Returns the
     seconds its epochs took (over all sessions), or None if ``max_epochs`` stopped it."""
@@ -365,7 +365,7 @@ def _ce_initialise(cfg: dict, stage: "_Stage", model: PGFAModel, checkpoint: Pat
 
     tr = Trainer(_CEInit(model, len(classes)), step, stage.batches, _optim_cfg(cfg, epochs), seed=seed,
                  device=device, checkpoint=checkpoint, logger=log, grad_clip=cfg["train"]["grad_clip"],
-                 extra_state={"stage": f"{name} cross-entropy initialisation", "config": cfg})
+                 extra_state={"stage": f"{name} cross-entropy initialisation", "config": cfg, **(data or {})})
     log.info(f"{name}: cross-entropy initialisation of the encoder, {epochs} epochs over {len(classes)} classes")
     if not tr.fit_stage(epochs, max_epochs, f"{name} cross-entropy initialisation"):
         return None
@@ -430,6 +430,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
     from ...engine.trainer import (Trainer, check_precision, load_checkpoint, resolve_device, save_checkpoint,
                                   seed_everything, versions)
 
+    from ...engine.runs import check_data_unchanged, data_state
     from ...eval.protocol import calibrate
 
     check_config(cfg)
@@ -446,6 +447,9 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
     resumed = any(run_dir.glob("stage*.pt"))  # then total_wall covers this process only
 
     ds, part = load_prepared(cfg, data_root)
+    # a resumed run continues on the data it started on, or not at all; every checkpoint records them
+    check_data_unchanged(run_dir, ds, cfg)
+    data = data_state(ds)
     split = get_split(cfg["dataset"], cfg["split"], class_names=ds.class_names)
     split.check(ds, part)
     tx = load_texts(cfg, ds, data_root)
@@ -544,14 +548,14 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
             model1 = make_model()
             if ce_epochs:
                 ce1 = _ce_initialise(cfg, st1, model1, run_dir / "stage1_ce.pt", seed, device, log, max_epochs,
-                                     "stage 1")
+                                     "stage 1", data)
                 if ce1 is None:
                     return None
                 selection["ce_init_seconds"] = ce1
             tr = Trainer(model1, st1.step, st1.batches, _optim_cfg(cfg, epochs), seed=seed, device=device,
                          checkpoint=run_dir / "stage1_last.pt", eval_fn=val_fn, on_epoch_end=keep_best,
                          logger=log, grad_clip=cfg["train"]["grad_clip"], eval_every=int(vcfg.get("every", 1)),
-                         extra_state={"stage": 1, "config": cfg})
+                         extra_state={"stage": 1, "config": cfg, **data})
             log.info(f"stage 1 (selection, {vcfg['mode']}): {len(fit_idx)} fit / {len(val_idx)} validation samples")
             if not tr.fit_stage(epochs, max_epochs, "stage 1"):
                 return None
@@ -612,13 +616,13 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
             n2, horizon = (epochs if ref_fn is not None else final_epochs), epochs
             if ce_epochs:
                 ce2 = _ce_initialise(cfg, st2, model2, run_dir / "stage2_ce.pt", seed, device, log, max_epochs,
-                                     "stage 2")
+                                     "stage 2", data)
                 if ce2 is None:
                     return None
                 ce_seconds += ce2
         tr = Trainer(model2, st2.step, st2.batches, _optim_cfg(cfg, horizon), seed=seed,
                      device=device, checkpoint=run_dir / "stage2_last.pt", eval_fn=ref_fn, logger=log,
-                     grad_clip=cfg["train"]["grad_clip"], extra_state={"stage": 2, "config": cfg})
+                     grad_clip=cfg["train"]["grad_clip"], extra_state={"stage": 2, "config": cfg, **data})
         if ref_fn is None or n2 == final_epochs:
             log.info(f"stage 2 (final model): {len(train_idx)} samples, {final_epochs} epochs"
                      + (f", fine-tuning the stage-1 model of epoch {selection['best_epoch']}" if warm else ""))

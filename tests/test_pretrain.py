@@ -413,3 +413,40 @@ def test_resume_refuses_re_prepared_data_and_accepts_a_copy(synth, trained, tmp_
         save_checkpoint(state, ck)
     resume_run(cut2)
     assert _same(trained, cut2)
+
+
+def test_a_diverged_run_says_how_to_start_again_and_is_not_resumed(synth, tmp_path, capsys):
+    """Training that diverged left its checkpoints behind, and the error said 'lower train.lr', which
+    resume refuses (an edited config.yaml) while every 'zeroskel resume' replayed the same
+    deterministic epochs and diverged again. The error now gives the command of a new run with the
+    changed setting, the failure is recorded in the run folder, and resume / evaluate say so up front."""
+    import shlex
+
+    from zeroskel.cli import main
+    from zeroskel.engine.runs import evaluate_run
+
+    ds, sp = synth
+    # epoch 1 at lr 1e-30 (no change), then a step to lr 1e30, which overflows the weights
+    cfg = _cfg(ds, sp, extra=["train.lr=1e-30", "train.schedule=step", "train.milestones=[1]", "train.gamma=1e60",
+                              "train.batch_size=4"])
+    with pytest.raises(ConfigError, match="training diverged: loss is .* in epoch 2 .*; lower train.lr or set "
+                                          "train.grad_clip\\. Resuming .* would repeat the same steps and diverge "
+                                          "again .*: start a new run with the changed setting, e.g. "
+                                          "`zeroskel pretrain --dataset .*") as err:
+        pretrain_encoder(cfg, tmp_path / "runs")
+    (rd,) = (tmp_path / "runs").iterdir()
+    assert (rd / "stage1_last.pt").is_file() and json.loads((rd / "diverged.json").read_text())["epoch"] == 2
+    log = (rd / "train.log").read_text()
+    with pytest.raises(ConfigError, match=f"{rd} stopped because training diverged: loss is .* in epoch 2 .*"
+                                          "resuming repeats the same steps and diverges again: start a new run"):
+        resume_run(rd)
+    assert (rd / "train.log").read_text() == log  # refused before any training
+    with pytest.raises(CheckpointError, match="no encoder.pt; the run stopped because training diverged.*cannot be "
+                                              "resumed: start a new run"):
+        evaluate_run(rd)
+    # the command given is the way out: the run's own settings, with the changed one
+    cmd = shlex.split(str(err.value).split("`")[1])
+    assert cmd[:2] == ["zeroskel", "pretrain"] and cmd[-2:] == ["--set", "train.lr=1e-31"]
+    assert main(cmd[1:-1] + ["train.lr=0.05", "--set", "train.gamma=0.1", "--runs-dir", str(tmp_path / "new")]) == 0
+    (new,) = (tmp_path / "new").iterdir()
+    assert (new / "encoder.pt").is_file() and yaml.safe_load((new / "config.yaml").read_text())["train"]["lr"] == 0.05

@@ -10,7 +10,10 @@ a second run with the same name gets the suffix ``-1``, ``-2``... It holds
   stage runs (``validation.mode`` not ``none``), ``selection.json``;
 * ``metrics.json``: test metrics of the final model (and the selection record);
 * ``.lock``: held by the process that trains in the folder, so that a second ``resume``
-  of the same run refuses to start instead of writing the same checkpoints at once.
+  of the same run refuses to start instead of writing the same checkpoints at once;
+* ``diverged.json``: written when training diverged (non-finite loss) after checkpoints were
+  saved; training is deterministic, so ``resume`` refuses the run up front instead of
+  replaying its epochs to diverge again, and says how to start a new run.
 
 Functions: :func:`train`, :func:`resume_run`, :func:`evaluate_run`, :func:`create_run_dir`.
 """
@@ -47,6 +50,7 @@ _SAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 # what a run folder holds before its first checkpoint
 _SETUP_FILES = {"config.yaml", "train.log", ".lock"}
 LOCK_FILE = ".lock"
+DIVERGED_FILE = "diverged.json"
 
 
 @contextmanager
@@ -85,7 +89,8 @@ def run_lock(run_dir: Path):
 
 def unfinished_hint(run_dir: Path) -> str:
     """What to do about a run folder without its final model: wait while a process still trains in
-    it (it holds the ``.lock``; a resume would be refused), else resume it."""
+    it (it holds the ``.lock``; a resume would be refused), start a new run if its training
+    diverged (:data:`DIVERGED_FILE`), else resume it."""
     if (Path(run_dir) / LOCK_FILE).is_file():
         try:
             with run_lock(Path(run_dir)):
@@ -94,7 +99,55 @@ def unfinished_hint(run_dir: Path) -> str:
             return "a process is still training in it; evaluate it when that run ends"
         except OSError:
             pass
+    diverged = _diverged_record(Path(run_dir))
+    if diverged is not None:
+        return f"the run stopped because {diverged['error']} (it cannot be resumed: {diverged['advice']})"
     return "the run did not finish (resume it with `zeroskel resume RUN_DIR`)"
+
+
+def _diverged_record(run_dir: Path) -> dict | None:
+    """The :data:`DIVERGED_FILE` record of a run folder (``error``, ``advice``...), or None."""
+    import json
+
+    f = run_dir / DIVERGED_FILE
+    if not f.is_file():
+        return None
+    try:
+        rec = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        rec = None
+    if not isinstance(rec, dict):  # damaged: still a divergence; say so without its details
+        rec = {}
+    return {"error": str(rec.get("error") or "training diverged"),
+            "advice": str(rec.get("advice") or "start a new run with a lower train.lr or with train.grad_clip")}
+
+
+def _diverged(e, config: dict, run_dir: Path, world):
+    """``e`` (a :class:`~zeroskel.engine.trainer.TrainingDiverged`) with the way out: a new run with
+    the changed setting, as a command; where the run kept checkpoints, process 0 records the
+    failure in :data:`DIVERGED_FILE` so that ``resume`` refuses the run up front (resuming replays
+    the same deterministic steps, and an edited config.yaml is refused)."""
+    import shlex
+    import time
+
+    from .._json import write_json
+    from .trainer import TrainingDiverged
+
+    method = config.get("method")
+    cmd = "zeroskel pretrain" if method == "pretrain" else f"zeroskel train --method {method}"
+    cmd += f" --dataset {shlex.quote(str(config.get('dataset')))} --split {shlex.quote(str(config.get('split')))}"
+    lr = (config.get("train") or {}).get("lr")
+    setting = (f"--set train.lr={lr / 10:g}" if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0
+               else "--set train.grad_clip=1")
+    if not any(run_dir.glob("*.pt")):  # nothing kept (train removes such a folder): the same command, changed
+        return TrainingDiverged(f"{e}; run again with the changed setting, e.g. `{cmd} ... {setting}`", e.epoch, e.lr)
+    advice = (f"start a new run with the changed setting, e.g. `{cmd} --config "
+              f"{shlex.quote(str(run_dir.resolve() / 'config.yaml'))} {setting}` (or --set train.grad_clip=1)")
+    if world.main:
+        write_json({"error": str(e), "epoch": e.epoch, "lr": e.lr, "advice": advice,
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%S")}, run_dir / DIVERGED_FILE)
+    return TrainingDiverged(f"{e}. Resuming {run_dir} would repeat the same steps and diverge again (resume "
+                            f"refuses it now): {advice}", e.epoch, e.lr)
 
 
 def _load(ref: str) -> Callable:
@@ -209,6 +262,7 @@ def _train_in(train_fn, config: dict, run_dir: Path, world, data_root, max_epoch
     import torch
 
     from .distributed import barrier
+    from .trainer import TrainingDiverged
 
     if world.active and not world.main:
         os.environ["ZEROSKEL_QUIET"] = "1"  # one process prints
@@ -219,6 +273,8 @@ def _train_in(train_fn, config: dict, run_dir: Path, world, data_root, max_epoch
         with run_lock(run_dir) if world.main else nullcontext():
             train_fn(config, _work_dir(run_dir, world), **kw)
             barrier(world)
+    except TrainingDiverged as e:
+        raise _diverged(e, config, run_dir, world) from None
     finally:
         torch.set_num_threads(threads)
     if world.active and world.main:
@@ -368,7 +424,8 @@ def resume_run(run_dir: str | Path, data_root=None, max_epochs: int | None = Non
     """Continue an interrupted run from its last completed epoch (identical results).
 
     A finished run (``metrics.json`` present) is left as it is. The run's ``config.yaml`` must
-    be the one its checkpoints were trained with (:func:`check_config_unchanged`). ``device``
+    be the one its checkpoints were trained with (:func:`check_config_unchanged`); a run whose
+    training diverged (:data:`DIVERGED_FILE`) is refused up front. ``device``
     continues it on another device than its config's (a run started with ``--device cuda``, on
     a machine without a GPU); the config is not changed, and the numbers of the remaining
     epochs are those of that device."""
@@ -376,6 +433,11 @@ def resume_run(run_dir: str | Path, data_root=None, max_epochs: int | None = Non
     cfg = read_run_config(run_dir)
     if (run_dir / "metrics.json").is_file():
         return run_dir  # nothing to continue; re-scoring is `zeroskel evaluate`
+    diverged = _diverged_record(run_dir)
+    if diverged is not None:  # deterministic: the same epochs would run again and diverge again
+        raise ConfigError(f"{run_dir} stopped because {diverged['error']}; resuming repeats the same steps and "
+                          f"diverges again: {diverged['advice']}. (Delete {run_dir / DIVERGED_FILE} to resume "
+                          "it anyway, e.g. with --device on another device.)")
     check_config_unchanged(run_dir, cfg)
     if not os.access(run_dir, os.W_OK):  # fail now, not after an epoch of training
         raise ConfigError(f"run directory {run_dir} is not writable")

@@ -291,6 +291,15 @@ def close_logger(logger: logging.Logger) -> None:
 
 
 # --------------------------------------------------------------------------- trainer
+class TrainingDiverged(ConfigError):
+    """The training loss became NaN or infinite (``epoch`` 1-based, at learning rate ``lr``).
+    Training is deterministic, so continuing the run from its checkpoints fails the same way."""
+
+    def __init__(self, message: str, epoch: int, lr: float) -> None:
+        super().__init__(message)
+        self.epoch, self.lr = epoch, lr
+
+
 @dataclass
 class EpochResult:
     epoch: int
@@ -431,8 +440,8 @@ class Trainer:
         for batch in self.batches_fn(epoch, rng):
             loss, bs = self.step_fn(self.model, batch)
             if not torch.isfinite(loss):
-                raise ConfigError(f"training diverged: loss is {loss.item()} in epoch {epoch + 1} "
-                                  f"(lr {lr:.3g}); lower train.lr or set train.grad_clip")
+                raise TrainingDiverged(f"training diverged: loss is {loss.item()} in epoch {epoch + 1} "
+                                       f"(lr {lr:.3g}); lower train.lr or set train.grad_clip", epoch + 1, lr)
             self.optimizer.zero_grad(set_to_none=True)
             if self.world.active:
                 (loss / self.world.size).backward()

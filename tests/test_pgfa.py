@@ -1385,10 +1385,10 @@ def test_metrics_recomputed_by_hand_and_gamma_blind_to_test_labels(tmp_path):
 
 
 def test_resume_refuses_a_dataset_prepared_again_with_other_content(tmp_path):
-    """A PGFA run interrupted, its custom dataset rewritten with other samples, then resumed: it
-    continued on the new data and reported one result for the mix. Refused now, naming the run,
-    the changed part and the way out; the original content (rewritten: new file times, a new
-    cache folder) resumes it."""
+    """A PGFA run interrupted, its custom dataset rewritten with other samples (or its class-text
+    file edited), then resumed: it continued on the new data and reported one result for the mix.
+    Refused now, naming the run, the changed part and the way out; the original content
+    (rewritten: new file times, a new cache folder) resumes it."""
     from zeroskel.data.readers.custom import write_custom
     from zeroskel.engine.config import build_config
     from zeroskel.engine.runs import resume_run, train
@@ -1403,21 +1403,27 @@ def test_resume_refuses_a_dataset_prepared_again_with_other_content(tmp_path):
 
     write(0.0)
     (tmp_path / "split.yaml").write_text("unseen: [kick]\n")
+    texts = "wave a hand\nclap hands\njump up\nkick a leg\n"
+    (tmp_path / "texts.txt").write_text(texts)
     cfg = build_config("pgfa", dataset=str(tmp_path / "mine.npz"), split=str(tmp_path / "split.yaml"), seed=1,
                        overrides=["train.epochs=2", "train.warmup_epochs=0", "train.batch_size=8",
                                   "model.encoder=stgcn", "model.args={channels: [4, 8], strides: [1, 2]}",
-                                  "model.input_frames=null", "text.source=name", "text.segment_sources=null",
-                                  "text.model=all-MiniLM-L6-v2", "data.pipeline=none", "eval.gzsl=false",
-                                  "device=cpu", "validation.mode=none"])
+                                  "model.input_frames=null", f"text.source={tmp_path / 'texts.txt'}",
+                                  "text.segment_sources=null", "text.model=all-MiniLM-L6-v2", "data.pipeline=none",
+                                  "eval.gzsl=false", "device=cpu", "validation.mode=none"])
     full = train(cfg, tmp_path / "full")
     cut = train(cfg, tmp_path / "cut", max_epochs=1)
     write(0.5)
-    with pytest.raises(ConfigError, match=f"{cut}: the prepared data of dataset .*mine.npz are not those this run "
+    with pytest.raises(ConfigError, match=f"{cut}: the data of dataset .*mine.npz are not those this run "
                                           "was trained on \\(stage2_last.pt\\).*changed since: the skeleton "
                                           "sequences .*\\(zeroskel train --method pgfa"):
         resume_run(cut)
     assert not (cut / "final.pt").exists()
     write(0.0)
+    (tmp_path / "texts.txt").write_text(texts.replace("jump up", "jump high"))
+    with pytest.raises(ConfigError, match="changed since: the class texts \\(text.source"):
+        resume_run(cut)
+    (tmp_path / "texts.txt").write_text(texts)
     resume_run(cut)
     from zeroskel.engine.trainer import load_checkpoint
     a, b = load_checkpoint(cut / "final.pt")["model"], load_checkpoint(full / "final.pt")["model"]

@@ -392,7 +392,7 @@ def test_resume_refuses_re_prepared_data_and_accepts_a_copy(synth, trained, tmp_
 
     cut2 = pretrain_encoder(cfg, tmp_path / "runs", max_epochs=1)
     _write(path, test_noise=0.5)  # other test samples: the dataset was re-prepared
-    with pytest.raises(ConfigError, match=f"{cut2}: the prepared data of dataset .* are not those this run was "
+    with pytest.raises(ConfigError, match=f"{cut2}: the data of dataset .* are not those this run was "
                                           "trained on \\(stage1_last.pt\\), so it cannot be resumed; changed since: "
                                           "the skeleton sequences .*Start a new run on the data as they are now "
                                           "\\(zeroskel pretrain"):

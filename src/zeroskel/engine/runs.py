@@ -388,32 +388,44 @@ def data_state(ds) -> dict:
     return {"data": rec} if rec else {}
 
 
-def check_data_unchanged(run_dir: Path, ds, cfg: dict) -> None:
+# the parts of a run's text record (zeroskel.methods.pgfa.texts.text_record), as a resume error names them
+TEXT_PARTS = {"class_texts": "the class texts (text.source and the other text sources' files)",
+              "text_model": "the text model's weights"}
+
+
+def check_data_unchanged(run_dir: Path, ds, cfg: dict, texts: dict | None = None) -> None:
     """:class:`ConfigError` when ``run_dir``'s checkpoints were trained on other prepared data than
     ``ds``: the dataset was re-prepared since the run started (other files, labels, partitions or
     preprocessing), and a resume would continue the weights on other data and report one result
     for the mix. Compares content records (:mod:`zeroskel.data.cache`), not file times, so a run
     whose dataset was copied to another folder or machine resumes. Checkpoints or caches from
-    before content records existed are not checked."""
+    before content records existed are not checked. ``texts`` (a PGFA run's text record, stored
+    under ``texts``) is compared the same way: class texts edited since the run started would
+    change its training targets."""
     from ..data.cache import CONTENT_PARTS, content_record
     from .trainer import load_checkpoint
 
-    now = content_record(ds)
-    if not now:
+    now = content_record(ds) or {}
+    now_texts = texts or {}
+    if not now and not now_texts:
         return
     for ck in sorted(Path(run_dir).glob("*.pt")):
-        then = load_checkpoint(ck).get("data")
-        if not isinstance(then, dict):
+        state = load_checkpoint(ck)
+        then, then_texts = state.get("data"), state.get("texts")
+        if not isinstance(then, dict) and not isinstance(then_texts, dict):
             continue
-        changed = [k for k in CONTENT_PARTS if k in then and k in now and then[k] != now[k]]
+        then, then_texts = then if isinstance(then, dict) else {}, then_texts if isinstance(then_texts, dict) else {}
+        changed = [CONTENT_PARTS[k] + (f" ({then[k]}, now {now[k]})" if k == "samples" else "")
+                   for k in CONTENT_PARTS if k in then and k in now and then[k] != now[k]]
+        changed += [TEXT_PARTS[k] for k in TEXT_PARTS if then_texts.get(k) and now_texts.get(k)
+                    and then_texts[k] != now_texts[k]]
         if changed:
-            what = "; ".join(f"{CONTENT_PARTS[k]} ({then[k]}, now {now[k]})" if k == "samples" else CONTENT_PARTS[k]
-                             for k in changed)
+            what = "; ".join(changed)
             cmd = "zeroskel pretrain" if cfg.get("method") == "pretrain" else f"zeroskel train --method {cfg.get('method')}"
             raise ConfigError(
-                f"{run_dir}: the prepared data of dataset {cfg.get('dataset')} are not those this run was trained "
+                f"{run_dir}: the data of dataset {cfg.get('dataset')} are not those this run was trained "
                 f"on ({ck.name}), so it cannot be resumed; changed since: {what}. The dataset (or its "
-                f"preprocessing) was prepared again, and continuing would report one result for a mix of the two. "
+                f"preprocessing or texts) changed, and continuing would report one result for a mix of the two. "
                 f"Start a new run on the data as they are now ({cmd} ...), or restore the data this run started "
                 "with and resume it")
         return

@@ -148,4 +148,18 @@ def load_texts(cfg: dict, ds, data_root=None) -> dict:
     if train_src:
         tp = _source_texts(cfg, ds, data_root, train_src, "text.train_sources")
         out["train_bank"] = np.stack(_source_banks(tp, enc))
+        out["train_texts"] = tp
     return out
+
+
+def text_record(tx: dict) -> dict:
+    """What a run's texts are, for its checkpoints (:func:`zeroskel.engine.runs.check_data_unchanged`):
+    a digest of every text it embeds (class, segment, part and training texts) and the text
+    model's weight checksum. Of the strings, not of the embeddings, whose last bits may differ
+    between machines."""
+    import hashlib
+    import json
+
+    texts = {k: tx.get(k) for k in ("texts", "segment_texts", "part_texts", "train_texts")}
+    return {"class_texts": hashlib.sha256(json.dumps(texts, sort_keys=True).encode()).hexdigest()[:16],
+            "text_model": str(tx.get("checksum") or "")[:16]}

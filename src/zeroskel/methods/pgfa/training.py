@@ -26,7 +26,7 @@ from .evaluation import evaluate_classifier
 from .losses import LOSSES, block_mean_loss, class_ce_loss, contrastive_loss, mixed_cross_entropy
 from .model import PGFAModel, build_model
 from .scoring import alignment_groups, cosine, embed, zsl_eval
-from .texts import _check_part_sources, _check_segment_sources, _source_list, load_texts
+from .texts import _check_part_sources, _check_segment_sources, _source_list, load_texts, text_record
 
 
 def _optim_cfg(cfg: dict, epochs: int):
@@ -447,12 +447,13 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
     resumed = any(run_dir.glob("stage*.pt"))  # then total_wall covers this process only
 
     ds, part = load_prepared(cfg, data_root)
-    # a resumed run continues on the data it started on, or not at all; every checkpoint records them
-    check_data_unchanged(run_dir, ds, cfg)
-    data = data_state(ds)
     split = get_split(cfg["dataset"], cfg["split"], class_names=ds.class_names)
     split.check(ds, part)
     tx = load_texts(cfg, ds, data_root)
+    # a resumed run continues on the data and texts it started on, or not at all; every checkpoint
+    # records them
+    data = {**data_state(ds), "texts": text_record(tx)}
+    check_data_unchanged(run_dir, ds, cfg, data["texts"])
     text = tx["sentence"]
     # training targets: the class texts, or the augmentation bank (S, C, D) of text.train_sources
     text_t = torch.from_numpy(tx.get("train_bank", text)).to(device)

@@ -628,3 +628,48 @@ def test_a_custom_dataset_defaults_to_its_class_names_as_texts(tmp_path, monkeyp
         C.load_preset("pgfa", "small")["text"]["source"]
     assert C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5", config=None, preset=None,
                           overrides=["preset=null"])["text"]["source"] == C.load_base("pgfa")["text"]["source"]
+
+
+def test_values_that_yaml_1_1_reads_otherwise_are_refused_naming_the_key(tmp_path):
+    """PyYAML (YAML 1.1) read --set train.epochs=010 as 8 (octal), x=1:30 as 90 (base 60) and
+    yes / off as booleans, without a word; a config file and a split file did the same."""
+    from zeroskel.data.splits import load_split_file
+    for raw, why in (("010", "010 has a leading zero, which YAML 1.1 reads as the octal number 8: write 10"),
+                     ("09", "09 has a leading zero, which YAML 1.1 reads as text: write 9"),
+                     ("1:30", "1:30 is the base-60 number 90 in YAML 1.1"),
+                     ("yes", "yes is a boolean in YAML 1.1 but text in YAML 1.2: write true or false"),
+                     ("OFF", "OFF is a boolean in YAML 1.1")):
+        with pytest.raises(ConfigError, match=re.escape(f"--set 'train.epochs={raw}': train.epochs: {why}")):
+            C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5", overrides=[f"train.epochs={raw}"])
+    with pytest.raises(ConfigError, match=re.escape("model.args.channels[1]: 010 has a leading zero")):
+        C.parse_override("model.args={channels: [8, 010]}")
+    # what a user means, or asks for with quotes, reads as before
+    assert C.parse_override("train.epochs=1_000") == {"train": {"epochs": 1000}}
+    assert C.parse_override("train.epochs=10") == {"train": {"epochs": 10}}
+    assert C.parse_override("x='010'") == {"x": "010"} and C.parse_override("x='1:30'") == {"x": "1:30"}
+    assert C.parse_override("x=True") == {"x": True} and C.parse_override("x=0x10") == {"x": 16}
+    assert C.parse_override("x=2024-01-01") == {"x": "2024-01-01"}   # a date object before
+    f = tmp_path / "my.yaml"
+    f.write_text("train:\n  epochs: 010\n")
+    with pytest.raises(ConfigError, match=re.escape(f"config file {f}: train.epochs: 010 has a leading zero")):
+        C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5", config=str(f))
+    f.write_text("per_dataset:\n  on: {train: {epochs: 3}}\n")
+    with pytest.raises(ConfigError, match=r"my.yaml: per_dataset.on: the key on is read differently"):
+        C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5", config=str(f))
+    s = tmp_path / "split.yaml"
+    s.write_text("unseen: [010, 012]\n")        # was the classes 8 and 10
+    with pytest.raises(ConfigError, match=re.escape(f"split file {s}: unseen[0]: 010 has a leading zero")):
+        load_split_file(s, "utd_mhad", 27)
+    s.write_text("unseen: [10, 12]\n")
+    assert load_split_file(s, "utd_mhad", 27).unseen == (10, 12)
+
+
+def test_shipped_configs_read_the_same_under_yaml_1_1_and_the_config_loader():
+    """The config loader's YAML 1.2-style rules change how no shipped config or preset reads."""
+    import yaml
+    from importlib import resources
+    root = resources.files("zeroskel") / "configs"
+    files = [f for d in root.iterdir() for f in (d.iterdir() if d.is_dir() else [d]) if f.name.endswith(".yaml")]
+    assert len(files) >= 10
+    for f in files:
+        assert C.safe_load(f.read_text(encoding="utf-8")) == yaml.safe_load(f.read_text(encoding="utf-8")), f.name

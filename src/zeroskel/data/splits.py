@@ -381,8 +381,8 @@ def load_split_file(path: str | Path, dataset: str | None = None, num_classes: i
             if suffix == ".json":
                 obj = json.loads(text)
             else:
-                import yaml
-                obj = yaml.safe_load(text)
+                from ..engine.config import safe_load  # 'unseen: [010, 012]' was [8, 10]
+                obj = safe_load(text, f"split file {path}")
             meta = {"unseen": obj} if isinstance(obj, list) else obj
             if not isinstance(meta, dict) or "unseen" not in meta:
                 raise DataError(f"split file {path}: expected a list of unseen ids or a mapping with key "

@@ -28,22 +28,84 @@ BASE_NAME = "base"
 
 
 class _ConfigLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, plus YAML 1.2's floats without a dot (``1e-4``, ``5E3``).
+    """PyYAML's safe loader with the scalars that YAML 1.1 and YAML 1.2 read differently settled.
 
-    PyYAML follows YAML 1.1, where a float needs a dot (``1.0e-4``), so ``lr: 1e-4`` in a
-    config file was the text ``'1e-4'``, while ``--set train.lr=1e-4`` was fixed up to a
-    number: one value, two meanings. Quoted scalars stay text.
+    PyYAML follows YAML 1.1, which users do not expect of a number or a word they type:
+
+    * ``1e-4`` (no dot) was the text ``'1e-4'``: here it is a float, as in YAML 1.2;
+    * ``010`` was the octal number 8, ``1:30`` the base-60 number 90, ``yes`` / ``no`` /
+      ``on`` / ``off`` were booleans, while YAML 1.2 reads them as 10, text and text: such a
+      plain (unquoted) scalar is refused, naming its key (:func:`ambiguous_scalar`); quoted it is
+      text, and ``10`` / ``true`` say the number or the boolean;
+    * ``2024-01-01`` was a date object and ``=`` an error: both are text, as in YAML 1.2.
+
+    Only ``true`` / ``false`` (any case form YAML 1.2 allows) are booleans. ``1_000`` stays
+    1000 (the number a Python user means). Quoted scalars are always text.
     """
 
 
-_ConfigLoader.add_implicit_resolver(  # copies the class's resolver table: SafeLoader is unchanged
+_AMBIGUOUS = "tag:zeroskel,2026:ambiguous"
+_SEXAGESIMAL = r"[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*"
+_LEADING_ZERO = r"[-+]?0[0-9_]+"
+_YES_NO = r"yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF"
+_ConfigLoader.yaml_implicit_resolvers = {  # a copy without YAML 1.1's dates and '=' (SafeLoader is unchanged)
+    ch: [(tag, rx) for tag, rx in entries if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:value")]
+    for ch, entries in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+for _ch in "yYnNoO-+0123456789":  # checked before the bool / int / float resolvers of the same first character
+    _ConfigLoader.yaml_implicit_resolvers.setdefault(_ch, []).insert(
+        0, (_AMBIGUOUS, re.compile(f"^(?:{_YES_NO}|{_LEADING_ZERO}|{_SEXAGESIMAL})$")))
+_ConfigLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
     list("-+0123456789."))
 
 
-def safe_load(text: str) -> Any:
-    """``yaml.safe_load`` for configs: the same, but ``1e-4`` is a float (:class:`_ConfigLoader`)."""
-    return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 (a SafeLoader subclass)
+class _Ambiguous(str):
+    """A plain scalar that YAML 1.1 and 1.2 read differently (found and refused after loading)."""
+
+
+_ConfigLoader.add_constructor(_AMBIGUOUS, lambda loader, node: _Ambiguous(loader.construct_scalar(node)))
+
+
+def _why_ambiguous(text: str) -> str:
+    if re.fullmatch(_YES_NO, text):
+        return (f"{text} is a boolean in YAML 1.1 but text in YAML 1.2: write true or false, "
+                "or put text in quotes")
+    old = yaml.safe_load(text)  # what YAML 1.1 (PyYAML) makes of it
+    if re.fullmatch(_LEADING_ZERO, text):
+        as_11 = f"the octal number {old}" if isinstance(old, int) else "text"
+        return (f"{text} has a leading zero, which YAML 1.1 reads as {as_11}: write "
+                f"{int(text.replace('_', ''))} for the number, or put text in quotes")
+    return (f"{text} is the base-60 number {old} in YAML 1.1 but text in YAML 1.2: put a time or a "
+            "ratio in quotes, or write the number")
+
+
+def ambiguous_scalar(data: Any, path: str = "") -> tuple[str, str] | None:
+    """``(dotted key, reason)`` of the first scalar in ``data`` (keys included) that
+    :class:`_ConfigLoader` refuses, else None; list items are named ``key[i]``."""
+    if isinstance(data, _Ambiguous):
+        return path, _why_ambiguous(str(data))
+    items = (data.items() if isinstance(data, dict)
+             else ((f"[{i}]", v) for i, v in enumerate(data)) if isinstance(data, list) else ())
+    for k, v in items:
+        if isinstance(k, _Ambiguous):
+            return (f"{path}.{k}" if path else str(k),
+                    f"the key {k} is read differently by YAML 1.1 and YAML 1.2; put it in quotes")
+        sub = f"{path}{k}" if str(k).startswith("[") else (f"{path}.{k}" if path else str(k))
+        found = ambiguous_scalar(v, sub)
+        if found:
+            return found
+    return None
+
+
+def safe_load(text: str, where: str = "YAML") -> Any:
+    """``yaml.safe_load`` for configs, by :class:`_ConfigLoader`'s rules; a scalar that YAML 1.1
+    and 1.2 read differently is a :class:`ConfigError` naming ``where`` (the file) and its key."""
+    data = yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 (a SafeLoader subclass)
+    found = ambiguous_scalar(data)
+    if found:
+        key, why = found
+        raise ConfigError(f"{where}: {key or 'the value'}: {why}")
+    return data
 
 
 def _config_dir(method: str):
@@ -66,7 +128,7 @@ def available_presets(method: str) -> list[str]:
 
 def _read_yaml(text: str, where: str) -> dict:
     try:
-        data = safe_load(text)
+        data = safe_load(text, where)
     except yaml.YAMLError as e:
         raise ConfigError(f"{where}: invalid YAML ({yaml_problem(e)})") from None
     if data is None:
@@ -167,9 +229,15 @@ def parse_override(item: str, flag: str = "--set") -> dict:
     quote = ("; a text value with YAML characters ({ } [ ] : #) goes in quotes: "
              f"{flag} \"{key}='...'\"")
     try:
-        val = safe_load(raw) if raw.strip() != "" else None
+        val = yaml.load(raw, Loader=_ConfigLoader) if raw.strip() != "" else None  # noqa: S506
     except yaml.YAMLError as e:
         raise ConfigError(f"{flag} {item!r}: value is not valid YAML ({yaml_problem(e)}){quote}") from None
+    found = ambiguous_scalar(val)
+    if found:  # 'train.epochs=010' was 8, 'x=1:30' was 90
+        sub, why = found
+        name = key + ("" if not sub else sub if sub.startswith("[") else "." + sub)
+        example = f": {flag} \"{key}='{raw.strip()}'\"" if not sub else ""
+        raise ConfigError(f"{flag} {item!r}: {name}: {why}{example}")
     if isinstance(val, dict) and val and all(v is None for v in val.values()) and raw.lstrip().startswith("{"):
         # '{name}' is a YAML mapping {name: null}, never a config value: a text template meant as text
         raise ConfigError(f"{flag} {item!r}: {raw.strip()} reads as a YAML mapping with no values{quote}")

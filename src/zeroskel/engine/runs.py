@@ -334,7 +334,7 @@ def read_run_config(run_dir: str | Path) -> dict:
     if not f.is_file():
         raise ConfigError(f"{run_dir}: not a zeroskel run directory (no config.yaml)")
     try:
-        cfg = safe_load(f.read_text(encoding="utf-8"))
+        cfg = safe_load(f.read_text(encoding="utf-8"), str(f))
     except yaml.YAMLError as e:
         raise ConfigError(f"{f}: invalid YAML ({yaml_problem(e)})") from None
     if not isinstance(cfg, dict) or "method" not in cfg:

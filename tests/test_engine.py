@@ -673,3 +673,37 @@ def test_shipped_configs_read_the_same_under_yaml_1_1_and_the_config_loader():
     assert len(files) >= 10
     for f in files:
         assert C.safe_load(f.read_text(encoding="utf-8")) == yaml.safe_load(f.read_text(encoding="utf-8")), f.name
+
+
+def test_one_integer_rule_for_config_keys_encoders_and_flora():
+    """engine.config.check_int (epochs, seeds) refused 2.0 and 1e2 while _checks.whole (encoder
+    widths, Flora's iterations) took them: one rule now, a whole float is its int (stored back, so
+    the run's config.yaml holds 2) and a fraction is refused everywhere with the key named."""
+    from zeroskel._checks import check_seed, whole
+    from zeroskel.engine.pretrain import check_config as check_pretrain
+    from zeroskel.methods.pgfa import check_config as check_pgfa
+    from zeroskel.models.stgcn import STGCN
+
+    cfg = C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5",
+                         overrides=["train.epochs=2.0", "train.batch_size=1e2", "validation.every=2.0",
+                                    "train.warmup_epochs=1.0", "data.limit_per_class=3.0"])
+    check_pgfa(cfg)
+    got = (cfg["train"]["epochs"], cfg["train"]["batch_size"], cfg["validation"]["every"],
+           cfg["train"]["warmup_epochs"], cfg["data"]["limit_per_class"])
+    assert got == (2, 100, 2, 1, 3) and all(type(x) is int for x in got)
+    cfg = C.build_config("pretrain", dataset="utd_mhad", split="purls-22/5", overrides=["train.epochs=3.0"])
+    check_pretrain(cfg)
+    assert type(cfg["train"]["epochs"]) is int
+    for method, check, item in (("pgfa", check_pgfa, "train.epochs=1.5"), ("pgfa", check_pgfa, "train.batch_size=2.5"),
+                                ("pgfa", check_pgfa, "train.warmup_epochs=0.5"),
+                                ("pgfa", check_pgfa, "data.limit_per_class=2.5"),
+                                ("pretrain", check_pretrain, "train.epochs=1.5")):
+        key, val = item.split("=")
+        cfg = C.build_config(method, dataset="utd_mhad", split="purls-22/5", overrides=[item])
+        with pytest.raises(ConfigError, match=re.escape(f"{key} must be an integer >= ") + ".*" + re.escape(f"got {val}")):
+            check(cfg)
+    assert whole("depth", 2.0) == 2 and check_seed(3.0, "--seed") == 3
+    for bad in (1.5, float("nan"), True, "2"):
+        with pytest.raises(ConfigError, match=f"depth must be an integer >= 1, got {re.escape(repr(bad))}"):
+            whole("depth", bad)
+    assert STGCN(in_channels=3.0).in_channels == 3

@@ -42,7 +42,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ._checks import whole_numbers
+from ._checks import whole, whole_numbers
 from .errors import CheckpointError, ConfigError, DataError
 from .methods.alignment import ALIGN_DEFAULTS as _ALIGN_DEFAULTS
 
@@ -523,8 +523,7 @@ class Recognizer:
         to ``input_frames``), so padding to the batch's longest sequence would make a
         recording's scores depend on the other recordings.
         """
-        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        batch_size = whole("batch_size", batch_size, 1)
         if lengths is None:
             groups = [(x.shape[2], np.arange(len(x)))]
         else:

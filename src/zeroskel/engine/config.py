@@ -459,12 +459,18 @@ def check_fraction(cfg: dict, key: str) -> None:
 def check_int(cfg: dict, key: str, low: int, allow_none: bool = False) -> None:
     """:class:`ConfigError` naming ``key`` (dotted, e.g. ``train.epochs``) unless its value is an
     integer >= ``low`` (or null with ``allow_none``), so a typo in ``--set`` fails before any
-    work with the key named, not as a ValueError deep inside a run."""
-    v = _value(cfg, key)
-    if v is None and allow_none:
-        return
-    if not isinstance(v, int) or isinstance(v, bool) or v < low:
-        raise ConfigError(f"{key} must be an integer >= {low}{' or null' if allow_none else ''}, got {v!r}")
+    work with the key named, not as a ValueError deep inside a run. The rule is the encoders'
+    and Flora's (``_checks.whole``): a whole float (``2.0``, ``1e2``) is stored back as its int,
+    a fraction (1.5) is refused."""
+    from .._checks import whole
+
+    n = whole(key, _value(cfg, key), low, none_ok=allow_none)
+    *parents, last = key.split(".")
+    d = cfg
+    for part in parents:
+        d = d.get(part) if isinstance(d, dict) else None
+    if isinstance(d, dict) and last in d:
+        d[last] = n
 
 
 def validate_config(cfg: dict, method: str, where: str = "config") -> dict:

@@ -261,6 +261,7 @@ def check_config(cfg: dict) -> None:
         raise unknown_name("encoder (model.encoder)", str(cfg["model"]["encoder"]), ENCODERS)
     check_int(cfg, "train.epochs", 1)
     check_int(cfg, "train.batch_size", 2)
+    check_int(cfg, "train.warmup_epochs", 0)
     check_int(cfg, "train.patience", 1, allow_none=True)
     check_int(cfg, "validation.min_epoch", 1)
     check_int(cfg, "extract.batch_size", 1)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..._checks import as_whole
 from ..._json import write_json
 from ...errors import ConfigError, DataError, unknown_name
 from ...models.modality import check_modality
@@ -86,9 +87,11 @@ def check_config(cfg: dict) -> None:
         raise ConfigError(f"validation.calibration_fraction must be in [0, 1), got {cf!r}")
     check_int(cfg, "validation.smooth", 1)
     check_int(cfg, "validation.min_epoch", 1)
-    every = v.get("every", 1)
-    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
-        raise ConfigError(f"validation.every must be a positive integer, got {every!r}")
+    every = as_whole(v.get("every", 1))
+    if every is None or every < 1:
+        raise ConfigError(f"validation.every must be a positive integer, got {v.get('every')!r}")
+    if "every" in v:
+        v["every"] = every  # 2.0 is 2, as for every integer key (check_int)
     if refit_from(v) not in REFIT_FROM:
         raise unknown_name("validation.refit_from", str(refit_from(v)), REFIT_FROM)
     ft = v.get("finetune_epochs")
@@ -96,9 +99,10 @@ def check_config(cfg: dict) -> None:
     # false) or a from-scratch one they are inert, so a config that fine-tunes does not block
     # --set validation.mode=none or validation.refit_from=scratch
     if fine_tunes(v):
-        if not isinstance(ft, int) or isinstance(ft, bool) or ft < 1:
+        if as_whole(ft) is None or as_whole(ft) < 1:
             raise ConfigError(f"validation.refit_from selected needs validation.finetune_epochs, a positive "
                               f"integer, got {ft!r}")
+        v["finetune_epochs"] = as_whole(ft)
     t = cfg["train"]
     check_int(cfg, "train.epochs", 0)
     check_int(cfg, "train.threads", 1, allow_none=True)  # 0 was ignored, 1.5 ran one thread
@@ -108,8 +112,8 @@ def check_config(cfg: dict) -> None:
                           f"(train.epochs={t['epochs']}): no epoch could be selected")
     if t.get("precision", "fp32") not in PRECISIONS:
         raise unknown_name("train.precision", str(t["precision"]), PRECISIONS)
-    if not isinstance(t["batch_size"], int) or t["batch_size"] < 2:
-        raise ConfigError(f"train.batch_size must be an integer >= 2, got {t['batch_size']!r}")
+    check_int(cfg, "train.batch_size", 2)
+    check_int(cfg, "train.warmup_epochs", 0)
     if cfg["model"]["encoder"] not in ("stgcn", "shiftgcn"):
         raise unknown_name("encoder (model.encoder)", str(cfg["model"]["encoder"]), ["stgcn", "shiftgcn"])
     check_modality(cfg["model"].get("modality") or "joint")
@@ -118,6 +122,9 @@ def check_config(cfg: dict) -> None:
         raise ConfigError(f"alignment.center_by must be a per-sample metadata key (e.g. subject) or null, got {cb!r}")
     check_augment(cfg["data"]["augment"])
     check_int(cfg, "eval.batch_size", 1)
+    check_int(cfg, "data.limit_per_class", 1, allow_none=True)
+    if "heldout_count" in v:
+        check_int(cfg, "validation.heldout_count", 1)
     check_int(cfg, "validation.num_unseen", 1, allow_none=True)  # 'abc' was a TypeError traceback
     check_fraction(cfg, "validation.fraction")
     for key, low in (("temperature", None), ("target_sharpness", 0.0)):
@@ -132,9 +139,9 @@ def check_config(cfg: dict) -> None:
     mixup = t.get("mixup_alpha", 0.0)
     if not isinstance(mixup, (int, float)) or isinstance(mixup, bool) or not 0.0 <= mixup <= 100.0:
         raise ConfigError(f"train.mixup_alpha must be a number in [0, 100] (0: no mixup), got {mixup!r}")
+    if "ce_init_epochs" in t:
+        check_int(cfg, "train.ce_init_epochs", 0)
     ce = t.get("ce_init_epochs", 0)
-    if not isinstance(ce, int) or isinstance(ce, bool) or ce < 0:
-        raise ConfigError(f"train.ce_init_epochs must be an integer >= 0, got {ce!r}")
     if ce and fine_tunes(v):
         raise ConfigError("train.ce_init_epochs initialises a model trained from scratch; it cannot be combined "
                           "with validation.refit_from selected (the final model starts from the stage-1 model)")

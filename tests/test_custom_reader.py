@@ -323,3 +323,37 @@ def test_docs_example_runs(tmp_path, monkeypatch):
     # centring the one test sample cannot work: said before training, with the key, and no run folder left
     assert main(args + ["--set", "alignment.center=true"]) == 2
     assert list(Path("runs").iterdir()) == [run]
+
+
+def test_sample_paths_outside_the_folder_read_and_write_rules(tmp_path):
+    """labels.csv may list files outside its folder (documented, fingerprinted by the cache), which
+    write_custom refuses to create; the writer now checks every name before writing (a refused
+    '../x.npy' left sample 0 behind), and a file listed twice under two spellings ('a.npy',
+    './a.npy') is refused by both: the writer saved sample 1 over sample 0, and the reader read
+    sample 1's array for both samples."""
+    seqs = [np.full((5, 25, 3), i, np.float32) for i in range(3)]
+    pool, folder = tmp_path / "pool", tmp_path / "mine"
+    pool.mkdir()
+    folder.mkdir()
+    np.save(pool / "p.npy", seqs[0])
+    np.save(folder / "a.npy", seqs[1])
+    np.save(tmp_path / "abs.npy", seqs[2])
+    (folder / "meta.json").write_text(json.dumps({"layout": "ntu25", "class_names": ["x", "y"]}), encoding="utf-8")
+    (folder / "labels.csv").write_text(f"file,label\n../pool/p.npy,0\na.npy,1\n{tmp_path / 'abs.npy'},0\n",
+                                       encoding="utf-8")
+    ds = read_custom(folder)
+    assert [float(ds.data[i].max()) for i in range(3)] == [0.0, 1.0, 2.0]
+    (folder / "labels.csv").write_text("file,label\na.npy,0\n./a.npy,1\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"labels.csv, line 3: file './a.npy' already listed on line 2 as 'a.npy'"):
+        read_custom(folder)
+    out = tmp_path / "out"
+    for files, msg in ((["a.npy", "../x.npy", "b.npy"], r"sample 1: '\.\./x\.npy' must be a relative path ending "
+                        r"in \.npy inside the folder \(write_custom writes every sample into its folder; a "
+                        r"labels.csv written by hand may list files elsewhere"),
+                       (["a.npy", "b.npy", str(tmp_path / "c.npy")], "sample 2: .* must be a relative path"),
+                       (["a.npy", "b.npy", "./a.npy"], r"sample 2: '\./a\.npy' is the file of sample 0 \('a\.npy'\)")):
+        with pytest.raises(DataError, match=msg):
+            write_custom(out, seqs, [0, 1, 0], ["x", "y"], "ntu25", files=files)
+        assert not out.exists()   # nothing written
+    write_custom(out, seqs, [0, 1, 0], ["x", "y"], "ntu25", files=["a.npy", "sub/b.npy", "c.npy"])
+    assert [float(read_custom(out).data[i].max()) for i in range(3)] == [0.0, 1.0, 2.0]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 import re
 import zipfile
 from pathlib import Path
@@ -170,18 +171,20 @@ def _read_folder(folder: Path, progress: bool) -> SkeletonDataset:
         it = bar(rows, desc=f"read {name}", total=n)
     else:
         it = rows
-    seen = {}
+    seen: dict[Path, tuple[int, str]] = {}
     for line_no, row in it:
         rel = row["file"].strip()
         where = f"{csv_path}, line {line_no}"
         if not rel:
             raise DataError(f"{where}: empty 'file'")
-        if rel in seen:
-            raise DataError(f"{where}: file {rel!r} already listed on line {seen[rel]}")
-        seen[rel] = line_no
         npy = folder / rel
         if not npy.is_file():
             raise DataError(f"{where}: file {rel!r} not found ({npy})")
+        key = npy.resolve()  # 'a.npy' and './a.npy' are one file: two samples read the same array
+        if key in seen:
+            same = "" if seen[key][1] == rel else f" as {seen[key][1]!r}"
+            raise DataError(f"{where}: file {rel!r} already listed on line {seen[key][0]}{same}")
+        seen[key] = (line_no, rel)
         try:
             arr = np.load(npy, allow_pickle=False)
         except (OSError, ValueError, EOFError) as e:
@@ -533,13 +536,21 @@ def _write_npz(path, seqs, lens, labels, class_names, layout, name, meta, part_c
 
 
 def _write_folder(folder, seqs, labels, class_names, layout, name, meta, part_cols) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
     files = [str(f) for f in meta["file"]]
+    first: dict[str, int] = {}
+    for i, rel in enumerate(files):  # every name is checked before a file is written
+        if Path(rel).suffix != ".npy" or ".." in Path(rel).parts or Path(rel).is_absolute():
+            raise DataError(f"write_custom: argument 'files', sample {i}: {rel!r} must be a relative path "
+                            "ending in .npy inside the folder (write_custom writes every sample into its "
+                            "folder; a labels.csv written by hand may list files elsewhere, e.g. ../pool/x.npy)")
+        key = os.path.normcase(os.path.normpath(rel))
+        if key in first:  # 'a.npy' and './a.npy': the second sample overwrote the first
+            raise DataError(f"write_custom: argument 'files', sample {i}: {rel!r} is the file of sample "
+                            f"{first[key]} ({files[first[key]]!r}); each sample needs its own file")
+        first[key] = i
+    folder.mkdir(parents=True, exist_ok=True)
     for rel, s in zip(files, seqs):
         p = folder / rel
-        if p.suffix != ".npy" or ".." in Path(rel).parts or Path(rel).is_absolute():
-            raise DataError(f"write_custom: file name {rel!r} must be a relative path ending "
-                            "in .npy inside the folder")
         p.parent.mkdir(parents=True, exist_ok=True)
         np.save(p, s[0] if s.shape[0] == 1 else s)
     cols = ["file", "label"] + [c for c in ("subject", "view") if c in meta] + list(part_cols)

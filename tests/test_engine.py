@@ -649,6 +649,7 @@ def test_values_that_yaml_1_1_reads_otherwise_are_refused_naming_the_key(tmp_pat
     assert C.parse_override("x='010'") == {"x": "010"} and C.parse_override("x='1:30'") == {"x": "1:30"}
     assert C.parse_override("x=True") == {"x": True} and C.parse_override("x=0x10") == {"x": 16}
     assert C.parse_override("x=2024-01-01") == {"x": "2024-01-01"}   # a date object before
+    assert C.parse_override("x=[-.5, +.5, .5]") == {"x": [-0.5, 0.5, 0.5]}   # '-.5' was text
     f = tmp_path / "my.yaml"
     f.write_text("train:\n  epochs: 010\n")
     with pytest.raises(ConfigError, match=re.escape(f"config file {f}: train.epochs: 010 has a leading zero")):

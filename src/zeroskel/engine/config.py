@@ -32,7 +32,8 @@ class _ConfigLoader(yaml.SafeLoader):
 
     PyYAML follows YAML 1.1, which users do not expect of a number or a word they type:
 
-    * ``1e-4`` (no dot) was the text ``'1e-4'``: here it is a float, as in YAML 1.2;
+    * ``1e-4`` (no dot) and ``-.5`` were the texts ``'1e-4'`` and ``'-.5'``: here they are
+      floats, as in YAML 1.2;
     * ``010`` was the octal number 8, ``1:30`` the base-60 number 90, ``yes`` / ``no`` /
       ``on`` / ``off`` were booleans, while YAML 1.2 reads them as 10, text and text: such a
       plain (unquoted) scalar is refused, naming its key (:func:`ambiguous_scalar`); quoted it is
@@ -54,8 +55,9 @@ _ConfigLoader.yaml_implicit_resolvers = {  # a copy without YAML 1.1's dates and
 for _ch in "yYnNoO-+0123456789":  # checked before the bool / int / float resolvers of the same first character
     _ConfigLoader.yaml_implicit_resolvers.setdefault(_ch, []).insert(
         0, (_AMBIGUOUS, re.compile(f"^(?:{_YES_NO}|{_LEADING_ZERO}|{_SEXAGESIMAL})$")))
-_ConfigLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+_ConfigLoader.add_implicit_resolver(  # 1e-4 and -.5 / +.5 (text in YAML 1.1, numbers in 1.2)
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+|[-+]\.[0-9][0-9_]*)$"),
     list("-+0123456789."))
 
 

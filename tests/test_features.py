@@ -172,6 +172,7 @@ def test_low_shot_rules():
         low_shot(fs, fraction=0.1, per_class=2)
     with pytest.raises(ConfigError, match="per_class must be an integer >= 1, got 2.5"):
         low_shot(fs, per_class=2.5)
+    assert np.bincount(low_shot(fs, per_class=3.0, seed=0).train_y).tolist() == [3] * 10   # 3.0 is 3
     with pytest.raises(ConfigError, match="fraction must be a number"):
         low_shot(fs, fraction="0.1")
 

@@ -432,8 +432,10 @@ def test_bad_labels(synthetic_bundle):
                         (["wave", "wave"], "duplicate labels")]:
         with pytest.raises(ConfigError, match=msg):
             rec.predict(_walk(), labels)
-    with pytest.raises(ConfigError, match="top_k must be a positive integer"):
-        rec.predict(_walk(), LABELS, top_k=0)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ConfigError, match="top_k must be a positive integer"):
+            rec.predict(_walk(), LABELS, top_k=bad)
+    assert len(rec.predict(_walk(), LABELS, top_k=2.0)[0].labels) == 2   # the one integer rule: 2.0 is 2
     with pytest.raises(DataError, match="lengths has 1 entries for 2 sequences"):
         rec.encode([_walk(), _walk(9)], lengths=[5])
     feats = rec.encode([_walk(), _walk(9)])
@@ -448,6 +450,7 @@ def test_bad_labels(synthetic_bundle):
         rec.encode([_walk(), _walk(9)], lengths=[5.5, 4])  # was cut to 5
     with pytest.raises(ConfigError, match="batch_size must be an integer >= 1, got 1.5"):
         rec.encode([_walk()], batch_size=1.5)
+    np.testing.assert_allclose(rec.encode([_walk()], batch_size=2.0), rec.encode([_walk()], batch_size=2))
 
 
 def test_text_model_folder_not_found_at_predict_time(bundle_copy, tmp_path, monkeypatch):

@@ -42,7 +42,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ._checks import whole, whole_numbers
+from ._checks import as_whole, whole, whole_numbers
 from .errors import CheckpointError, ConfigError, DataError
 from .methods.alignment import ALIGN_DEFAULTS as _ALIGN_DEFAULTS
 
@@ -731,8 +731,9 @@ class Recognizer:
             one :class:`Prediction` per sequence, in input order.
         """
         labels = _check_labels(labels)
-        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+        if as_whole(top_k) is None or as_whole(top_k) < 1:
             raise ConfigError(f"top_k must be a positive integer, got {top_k!r} (--top-k)")
+        top_k = as_whole(top_k)
         recs = self.recordings(sequences, lengths, layout)
         x, lens = self.preprocess(recs)
         cos = self.score_features(self._encode_array(x, batch_size, lengths=lens), labels, align, groups)

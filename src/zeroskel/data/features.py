@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._checks import check_seed, whole_numbers
+from .._checks import check_seed, whole, whole_numbers
 from ..errors import ConfigError, DataError
 from .npio import load_failure
 
@@ -382,9 +382,8 @@ def low_shot(fs: FeatureSet, fraction: float | None = None, per_class: int | Non
         raise ConfigError(f"low_shot: fraction must be a number, got {fraction!r}")
     if fraction is not None and not 0.0 < fraction <= 1.0:
         raise ConfigError(f"low_shot: fraction must be in (0, 1], got {fraction}")
-    if per_class is not None and (not isinstance(per_class, (int, np.integer)) or isinstance(per_class, bool)
-                                  or per_class < 1):
-        raise ConfigError(f"low_shot: per_class must be an integer >= 1, got {per_class!r}")
+    if per_class is not None:
+        per_class = whole("low_shot: per_class", per_class, 1)
     rng = np.random.default_rng(check_seed(seed, "low_shot: seed (--seed)"))
     keep = []
     for c in fs.seen_classes:

@@ -708,3 +708,19 @@ def test_one_integer_rule_for_config_keys_encoders_and_flora():
         with pytest.raises(ConfigError, match=f"depth must be an integer >= 1, got {re.escape(repr(bad))}"):
             whole("depth", bad)
     assert STGCN(in_channels=3.0).in_channels == 3
+
+
+def test_a_key_given_twice_in_a_config_file_is_refused(tmp_path):
+    """PyYAML keeps the last of two equal keys: a config file with two 'train:' sections silently
+    lost the first one's epochs (the run trained the preset's 40)."""
+    f = tmp_path / "two.yaml"
+    f.write_text("train:\n  epochs: 3\nalignment:\n  alpha: 0.5\ntrain:\n  lr: 0.01\n")
+    with pytest.raises(ConfigError, match=r"two\.yaml: invalid YAML \(line 5, column 1: key 'train' is given "
+                                          r"twice \(also at line 1, column 1\); give it once\)"):
+        C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5", config=str(f))
+    with pytest.raises(ConfigError, match=r"key 'c' is given twice"):
+        C.parse_override("model.args={a: 1, b: {c: 1, c: 2}}")
+    # a YAML merge key may be overridden, as YAML means it
+    assert C.safe_load("b: &x {p: 1, q: 2}\nc:\n  <<: *x\n  p: 3\n")["c"] == {"p": 3, "q": 2}
+    f.write_text("train:\n  epochs: 3\n  lr: 0.01\n")
+    assert C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5", config=str(f))["train"]["epochs"] == 3

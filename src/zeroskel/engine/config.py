@@ -61,6 +61,30 @@ _ConfigLoader.add_implicit_resolver(  # 1e-4 and -.5 / +.5 (text in YAML 1.1, nu
     list("-+0123456789."))
 
 
+def _refuse_duplicate_keys(loader: _ConfigLoader, node, deep: bool = False) -> dict:
+    """A mapping that gives one key twice is an error: YAML forbids it, and PyYAML kept the last,
+    so a config file with two ``train:`` sections silently lost the first one's settings."""
+    if isinstance(node, yaml.MappingNode):
+        first: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # '<<: *base' may repeat keys on purpose
+                continue
+            key = loader.construct_object(key_node, deep=True)
+            mark = key_node.start_mark
+            try:
+                earlier = first.setdefault(key, mark)
+            except TypeError:  # an unhashable key: PyYAML's own error follows
+                continue
+            if earlier is not mark:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice (also at line {earlier.line + 1}, column "
+                    f"{earlier.column + 1}); give it once", mark)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_ConfigLoader.construct_mapping = _refuse_duplicate_keys
+
+
 class _Ambiguous(str):
     """A plain scalar that YAML 1.1 and 1.2 read differently (found and refused after loading)."""
 

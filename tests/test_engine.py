@@ -41,6 +41,14 @@ def test_optim_config_errors_name_the_key():
         OptimConfig(lr=-1)
     with pytest.raises(ConfigError, match="lr schedule"):
         OptimConfig(schedule="poly")
+    # the one integer rule (_checks.as_whole): a whole float is its int, a fraction is refused
+    o = OptimConfig(schedule="step", milestones=[2.0, 4], warmup_epochs=1.0, epochs=6.0)
+    assert (o.milestones, o.warmup_epochs, o.epochs) == ((2, 4), 1, 6) and type(o.milestones[0]) is int
+    for kw, msg in ((dict(milestones=[2.5]), "train.milestones must be a list of epoch numbers"),
+                    (dict(warmup_epochs=0.5), "train.warmup_epochs must be a non-negative integer, got 0.5"),
+                    (dict(epochs=True), "train.epochs must be a non-negative integer, got True")):
+        with pytest.raises(ConfigError, match=msg):
+            OptimConfig(**kw)
 
 
 def test_device_resolution():

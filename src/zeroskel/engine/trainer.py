@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._checks import as_whole
 from ..errors import CheckpointError, ConfigError, unknown_name
 from .distributed import World, current_world, prepare_model, sum_gradients, sync_buffers
 
@@ -135,10 +136,11 @@ class OptimConfig:
             v = getattr(self, k)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0 or not math.isfinite(v):
                 raise ConfigError(f"train.{k} must be a non-negative number, got {v!r}")
-        for k in ("warmup_epochs", "epochs"):
+        for k in ("warmup_epochs", "epochs"):  # 2.0 is 2, 1.5 is refused (_checks.as_whole)
             v = getattr(self, k)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            if as_whole(v) is None or v < 0:
                 raise ConfigError(f"train.{k} must be a non-negative integer, got {v!r}")
+            setattr(self, k, as_whole(v))
         if self.epochs < 1:
             raise ConfigError(f"train.epochs must be >= 1, got {self.epochs}")
         g = self.gamma
@@ -148,11 +150,10 @@ class OptimConfig:
             if not isinstance(getattr(self, k), bool):
                 raise ConfigError(f"train.{k} must be true or false, got {getattr(self, k)!r}")
         ms = self.milestones
-        if not isinstance(ms, (list, tuple)) or not all(
-                isinstance(m, int) and not isinstance(m, bool) and m >= 0 for m in ms):
+        if not isinstance(ms, (list, tuple)) or not all(as_whole(m) is not None and m >= 0 for m in ms):
             raise ConfigError(f"train.milestones must be a list of epoch numbers (integers >= 0), e.g. [50, 80], "
                               f"got {ms!r}")
-        self.milestones = tuple(ms)
+        self.milestones = tuple(as_whole(m) for m in ms)
 
 
 def lr_at_epoch(cfg: OptimConfig, epoch: int) -> float:

@@ -732,3 +732,17 @@ def test_a_key_given_twice_in_a_config_file_is_refused(tmp_path):
     assert C.safe_load("b: &x {p: 1, q: 2}\nc:\n  <<: *x\n  p: 3\n")["c"] == {"p": 3, "q": 2}
     f.write_text("train:\n  epochs: 3\n  lr: 0.01\n")
     assert C.build_config("pgfa", dataset="utd_mhad", split="purls-22/5", config=str(f))["train"]["epochs"] == 3
+
+
+def test_a_run_config_reads_back_as_written(tmp_path):
+    """dump_config wrote the text '1e-4' bare, which the config loader reads as the number 1e-4:
+    a run's config.yaml read back (evaluate, resume) held another value than the run had."""
+    import yaml
+    texts = {"a": "1e-4", "b": "-.5", "c": "010", "d": "yes", "e": "1:30", "f": "2024-01-01", "g": "=",
+             "h": 10, "i": 1e-5, "j": True, "k": None, "l": [0.5, -3], "m": "x"}
+    C.dump_config(texts, tmp_path / "c.yaml")
+    assert C.load_yaml(tmp_path / "c.yaml") == texts == yaml.safe_load((tmp_path / "c.yaml").read_text())
+    for method in ("pgfa", "pretrain"):   # a run config is written as before
+        cfg = C.build_config(method, dataset="utd_mhad", split="purls-22/5")
+        C.dump_config(cfg, tmp_path / "r.yaml")
+        assert (tmp_path / "r.yaml").read_text() == yaml.safe_dump(cfg, sort_keys=False)

@@ -505,5 +505,18 @@ def validate_config(cfg: dict, method: str, where: str = "config") -> dict:
     return cfg
 
 
+class _ConfigDumper(yaml.SafeDumper):
+    """``yaml.safe_dump``, quoting every text that :class:`_ConfigLoader` *or* YAML 1.1 would read
+    as something else: a text ``'1e-4'`` was written bare and read back as the number 0.0001."""
+
+
+_ConfigDumper.yaml_implicit_resolvers = {
+    ch: [*_ConfigLoader.yaml_implicit_resolvers.get(ch, []),
+         *[r for r in yaml.SafeDumper.yaml_implicit_resolvers.get(ch, [])
+           if r not in _ConfigLoader.yaml_implicit_resolvers.get(ch, [])]]
+    for ch in set(_ConfigLoader.yaml_implicit_resolvers) | set(yaml.SafeDumper.yaml_implicit_resolvers)}
+
+
 def dump_config(cfg: dict, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    """Write ``cfg`` as YAML that :func:`load_yaml` (and PyYAML) read back as the same values."""
+    Path(path).write_text(yaml.dump(cfg, Dumper=_ConfigDumper, sort_keys=False), encoding="utf-8")

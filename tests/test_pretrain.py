@@ -209,6 +209,10 @@ def test_interrupted_run_resumes_to_the_same_encoder(synth, trained, tmp_path):
     ds, sp = synth
     part = pretrain_encoder(_cfg(ds, sp, extra=["validation.refit=true"]), tmp_path, max_epochs=1)
     assert not (part / "encoder.pt").exists() and (part / "stage1_last.pt").is_file()
+    # loading it as a model says that it did not finish, not "export it first" (export refuses it)
+    from zeroskel.recognizer import Recognizer
+    with pytest.raises(CheckpointError, match="no final.pt; the run did not finish \\(resume it"):
+        Recognizer.load(part)
     resume_run(part)  # through the engine's method table
     assert _same(trained, part)
     again = train_pretrain(_cfg(ds, sp, extra=["validation.refit=true"]), part)  # finished: a no-op
@@ -450,3 +454,18 @@ def test_a_diverged_run_says_how_to_start_again_and_is_not_resumed(synth, tmp_pa
     assert main(cmd[1:-1] + ["train.lr=0.05", "--set", "train.gamma=0.1", "--runs-dir", str(tmp_path / "new")]) == 0
     (new,) = (tmp_path / "new").iterdir()
     assert (new / "encoder.pt").is_file() and yaml.safe_load((new / "config.yaml").read_text())["train"]["lr"] == 0.05
+
+
+def test_predict_on_a_pretraining_run_says_what_it_is(synth, trained, tmp_path, capsys):
+    """`zeroskel predict PRETRAIN_RUN`: a pretraining run has no text alignment, and the error
+    says so; it used to suggest `zeroskel export`, which refuses a pretraining run."""
+    from zeroskel.cli import main
+    from zeroskel.recognizer import Recognizer
+
+    with pytest.raises(CheckpointError, match="is a pretraining run: .*no text alignment to rank labels"):
+        Recognizer.load(trained)
+    clip = tmp_path / "clip.npy"
+    np.save(clip, _sequences(np.random.default_rng(0))[0][0])
+    assert main(["predict", str(trained), str(clip), "--labels", "wave", "kick"]) == 2
+    err = capsys.readouterr().err
+    assert "is a pretraining run" in err and "export it first" not in err and len(err.strip().splitlines()) == 1

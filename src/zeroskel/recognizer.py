@@ -283,7 +283,7 @@ class Recognizer:
         if not ck.is_file():
             if (run_dir / "encoder.pt").is_file():
                 raise CheckpointError(f"{run_dir} is a pretraining run: it has an encoder for feature extraction "
-                                      "(zeroskel extract), no text alignment to export; export a PGFA run")
+                                      "(zeroskel extract), no text alignment to rank labels with or to export; use a PGFA run")
             from .engine.runs import unfinished_hint
             raise CheckpointError(f"{run_dir}: no {checkpoint}; {unfinished_hint(run_dir)}, or this is not a PGFA "
                                   "run directory")
@@ -295,7 +295,8 @@ class Recognizer:
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu", **kwargs) -> "Recognizer":
         """Load a bundle folder written by :meth:`save` / :func:`export_bundle`.
 
-        A PGFA run directory (with ``final.pt``) is accepted too (:meth:`from_run`).
+        A PGFA run directory (with ``final.pt``) is accepted too (:meth:`from_run`); another run
+        directory (a pretraining run, an unfinished run) is an error saying what it lacks.
 
         Raises:
             CheckpointError: missing folder/files, corrupt weights, or a bundle written in
@@ -307,7 +308,10 @@ class Recognizer:
         if not path.exists():
             raise CheckpointError(f"model {path} not found (expected a bundle folder with {CARD_FILE} "
                                   f"and {WEIGHTS_FILE})")
-        if path.is_dir() and not (path / CARD_FILE).is_file() and (path / "final.pt").is_file():
+        if path.is_dir() and not (path / CARD_FILE).is_file() and \
+                any((path / f).is_file() for f in ("final.pt", "config.yaml")):
+            # a run directory: from_run says what it lacks (a pretraining run's encoder has no
+            # text alignment; an unfinished run is resumed), where "export it first" could not work
             return cls.from_run(path, device=device, **kwargs)
         card = read_bundle_card(path)
         wfile = path / card["weights"].get("file", WEIGHTS_FILE)

@@ -391,3 +391,23 @@ def test_train_report_shows_gzsl(tmp_path, capsys):
     shown = json.loads(out.split("\n", 1)[1])
     assert out.startswith(f"run directory: {tmp_path}")
     assert shown == {"zsl_top1": 40.0, "gzsl_uncalibrated": {"S": 50.0, "U": 10.0, "H": 16.7, "gamma": 0.0}}
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["eval-features", "--method", "flora", "--config", "cpu", "--features", "f.npz"],
+     "zeroskel eval-features: error: unrecognized arguments: --config cpu (did you mean --preset?)"),
+    (["benchmark", "--out", "b", "--preset", "cpu"],
+     "zeroskel benchmark: error: unrecognized arguments: --preset cpu (did you mean --config?)"),
+    (["train", "--dataset", "utd_mhad", "--split", "purls-22/5", "--epochs", "3"],
+     "zeroskel train: error: unrecognized arguments: --epochs 3 (config keys are given as --set KEY=VALUE"),
+    (["datasets", "--jsn"], "zeroskel datasets: error: unrecognized arguments: --jsn (did you mean --json?)"),
+])
+def test_unknown_flag_is_reported_by_its_command(argv, said, capsys):
+    """A flag the command lacks used to be reported by the top-level parser ('zeroskel: error',
+    with the list of all commands as usage); now the command reports it, with its own usage and
+    a hint (README's benchmark --config vs eval-features --preset)."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert said in err and f"usage: zeroskel {argv[0]} " in err and "{datasets," not in err

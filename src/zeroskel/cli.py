@@ -5,6 +5,7 @@ User errors (:class:`zeroskel.errors.ZeroskelError`) print one clear line and ex
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import sys
@@ -455,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name, fn, help_):
         sp = sub.add_parser(name, help=help_, description=help_)
-        sp.set_defaults(fn=fn)
+        sp.set_defaults(fn=fn, parser=sp)
         sp.add_argument("--data-root", help="data root (default: $ZEROSKEL_DATA)")
         return sp
 
@@ -607,6 +608,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: flags one command names differently from another: benchmark --config, eval-features --preset
+_OTHER_SPELLING = {"--config": "--preset", "--preset": "--config"}
+
+
+def _unknown_flags_message(sp: argparse.ArgumentParser, extra: list[str]) -> str:
+    """argparse's 'unrecognized arguments' with a hint: a close flag of this command, the flag
+    another command uses for the same thing, or --set for a config key given as a flag."""
+    msg = f"unrecognized arguments: {' '.join(extra)}"
+    flags = [o for a in sp._actions for o in a.option_strings]
+    bad = next((x.split("=", 1)[0] for x in extra if x.startswith("--")), None)
+    if bad is None:
+        return msg
+    close = difflib.get_close_matches(bad, flags, n=1, cutoff=0.7)
+    if _OTHER_SPELLING.get(bad) in flags:
+        close = [_OTHER_SPELLING[bad]]
+    if close:
+        return f"{msg} (did you mean {close[0]}?)"
+    if "--set" in flags:
+        return f"{msg} (config keys are given as --set KEY=VALUE, e.g. --set train.epochs=30)"
+    return msg
+
+
 #: commands that train one run in several processes under torchrun (zeroskel.engine.distributed)
 DATA_PARALLEL_COMMANDS = ("train", "pretrain", "resume")
 
@@ -626,7 +649,10 @@ def _printable_output() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     _printable_output()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the subcommand, with its usage, not by 'zeroskel' with the list of commands
+        args.parser.error(_unknown_flags_message(args.parser, extra))
     try:
         # torchrun sets WORLD_SIZE; without it, no command pays for importing torch here
         if args.command not in DATA_PARALLEL_COMMANDS and os.environ.get("WORLD_SIZE", "1") not in ("", "1"):

@@ -520,10 +520,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "settings (flora --preset cpu has some for utd_mhad) and, with --text-source, "
                     "whose class texts to embed")
     sp.add_argument("--text-source", help="class-text source (zeroskel texts DATASET lists them)")
-    sp.add_argument("--text-model", default="all-MiniLM-L6-v2")
-    sp.add_argument("--max-length", type=int, default=16, help="token length for --text-source")
-    sp.add_argument("--preset"); sp.add_argument("--set", action="append", metavar="KEY=VALUE")
-    sp.add_argument("--seed", type=int, default=1); sp.add_argument("--device", default="cpu")
+    sp.add_argument("--text-model", default="all-MiniLM-L6-v2", help="with --text-source (default %(default)s)")
+    sp.add_argument("--max-length", type=int, default=16, help="token length for --text-source (default 16)")
+    sp.add_argument("--preset", help="flora: cpu or reference (default: flora's base.yaml); the baselines "
+                    "have none (benchmark calls it --config)")
+    sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
+    sp.add_argument("--seed", type=int, default=1, help="default 1")
+    sp.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     sp.add_argument("--threads", type=int, help="torch threads (default: torch's choice). Flora follows it; "
                     "the baselines use their num_threads option (default 1). RESULTS.md's runs used 1, and "
                     "another count can move a single run")
@@ -538,29 +541,33 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-v", "--verbose", action="store_true")
 
     sp = add("train", cmd_train, "train a method on a zero-shot split; writes a new run directory")
-    sp.add_argument("--method", default="pgfa"); sp.add_argument("--dataset", required=True)
+    sp.add_argument("--method", default="pgfa", help="pgfa (default) or pretrain (as 'zeroskel pretrain')")
+    sp.add_argument("--dataset", required=True, help="built-in name or path to a custom .npz/folder")
     sp.add_argument("--split", required=True)
     # seed and device default to the config's (base.yaml: 1, auto), so a --config file's own apply
     sp.add_argument("--seed", type=int, default=None, help="default: the config's (1)")
-    sp.add_argument("--config", help="YAML config file or preset name")
+    sp.add_argument("--config", help="YAML config file or preset name (default: the dataset's preset, "
+                    "small for utd_mhad / nw_ucla)")
     sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
-    sp.add_argument("--runs-dir", default="runs")
+    sp.add_argument("--runs-dir", default="runs", help="the new run folder goes in here (default: runs)")
     sp.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the config's, auto)")
 
     sp = add("pretrain", cmd_pretrain,
              "pretrain a skeleton encoder with cross-entropy on the seen classes (for feature methods)")
     sp.add_argument("--dataset", required=True); sp.add_argument("--split", required=True)
     sp.add_argument("--seed", type=int, default=None, help="default: the config's (1)")
-    sp.add_argument("--config", help="YAML file or preset")
+    sp.add_argument("--config", help="YAML file or preset (default: the dataset's preset, small for "
+                    "utd_mhad / nw_ucla)")
     sp.add_argument("--set", action="append", metavar="KEY=VALUE")
-    sp.add_argument("--runs-dir", default="runs")
+    sp.add_argument("--runs-dir", default="runs", help="the new run folder goes in here (default: runs)")
     sp.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the config's, auto)")
 
     sp = add("extract", cmd_extract, "extract Flora-layout feature files with a pretrained encoder")
     sp.add_argument("source", help="pretrain run directory or encoder.pt")
     sp.add_argument("--out", required=True, help="output .npz (never overwritten without --force)")
     sp.add_argument("--dataset", help="default: the run's dataset"); sp.add_argument("--split")
-    sp.add_argument("--batch-size", type=int); sp.add_argument("--device", default="auto")
+    sp.add_argument("--batch-size", type=int, help="default: the run's extract.batch_size")
+    sp.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     sp.add_argument("--force", action="store_true")
     sp.add_argument("--masked", nargs=2, type=int, metavar=("DROP", "KEEP"),
                     help="also store features of temporally masked training sequences (SMIE's temporal "
@@ -575,7 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "method: flora, smie, devise, cada_vae (needs --features)")
     sp.add_argument("--features", help="feature methods: folder with <dataset>_ru<N>.npz and "
                                        "<dataset>_text_mpnet_L5.npy (e.g. $ZEROSKEL_DATA/features)")
-    sp.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    sp.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="default: 1 2 3")
     sp.add_argument("--out", required=True, help="benchmark folder: one record per finished job, runs/ "
                                                  "inside; a second call continues it")
     sp.add_argument("--config", help="YAML config file or preset (default: each dataset's preset; "
@@ -600,7 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("evaluate", cmd_evaluate, "re-evaluate a run directory's selected checkpoint")
     sp.add_argument("run_dir", nargs="+", help="run directory; several PGFA runs of one split are scored "
                                                 "as an ensemble (mean of their cosines)")
-    sp.add_argument("--device", default="auto")
+    sp.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     sp.add_argument("--align", action="append", default=[], metavar="KEY=VALUE",
                     help="override a test-time alignment option of the run (PGFA), e.g. "
                          "--align pseudo_labels=balanced --align iterations=3; repeatable")

@@ -1313,7 +1313,8 @@ def test_training_on_a_custom_format_dataset_with_its_own_texts(tmp_path):
     with pytest.raises(DataError, match=r"texts.txt: 1 lines for 6 classes"):
         train(cfg(f"text.source={texts}"), tmp_path / "runs")
     # a preset's PURLS segment texts do not exist for a custom dataset: the error names the key
-    with pytest.raises(ConfigError, match=r"^text.segment_sources: class text template 'name\+purls-start'"):
+    with pytest.raises(ConfigError, match=r"^text.segment_sources: class text source 'name\+purls-start' .*"
+                                          r"'purls-start' is not a source"):
         train(cfg("text.source=name", "text.segment_sources=[name+purls-start, name]"), tmp_path / "runs")
 
 

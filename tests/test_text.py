@@ -85,8 +85,12 @@ def test_a_text_file_with_plus_in_its_name_is_a_file(tmp_path, monkeypatch):
     assert load_class_texts("my.npz", "my+texts.txt", class_names=names) == ["raise a hand", "clap both hands"]
     (tmp_path / "a+b").write_text("one\ntwo\n")  # no suffix, but the file exists
     assert load_class_texts("my.npz", "a+b", class_names=names) == ["one", "two"]
-    with pytest.raises(ConfigError, match="only the {name} field"):  # no such file: a combination
-        load_class_texts("my.npz", "name+c", class_names=names)
+    # no such file: a combination, reported as one (not as a "template"), with the sources there are
+    with pytest.raises(ConfigError, match="class text source 'name\\+purls-start' for my.npz: 'purls-start' is "
+                                          "not a source of a dataset outside the registry, whose only source is 'name'"):
+        load_class_texts("my.npz", "name+purls-start", class_names=names)
+    with pytest.raises(ConfigError, match="class text template 'a {name} {c}' for my.npz: only the {name} field"):
+        load_class_texts("my.npz", "a {name} {c}", class_names=names)
 
 
 def test_texts_of_a_dataset_outside_the_registry(tmp_path):
@@ -101,7 +105,7 @@ def test_texts_of_a_dataset_outside_the_registry(tmp_path):
     with pytest.raises(DataError, match="1 lines for 2 classes"):
         f.write_text("only one\n")
         load_class_texts("my.npz", str(f), class_names=names)
-    with pytest.raises(ConfigError, match=r"only the \{name\} field .*purls-global"):
+    with pytest.raises(ConfigError, match=r"'purls-global' is not a source of a dataset outside the registry"):
         load_class_texts("my.npz", "name+purls-global", class_names=names)
     with pytest.raises(ConfigError, match="unknown class text source of my.npz 'pgfa-des'"):
         load_class_texts("my.npz", "pgfa-des", class_names=names)

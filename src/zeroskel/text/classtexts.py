@@ -377,6 +377,10 @@ def _custom_one(dataset: str, source: str, names: list[str], template: str | Non
     """The one source of a dataset outside the registry: ``name``, its class names."""
     if source == "name":
         return _check(list(names), f"{dataset} (class_names)", len(names), "class names")
+    if template is not None and "{" not in template:  # an "A+B" combination, not a template
+        raise ConfigError(f"class text source {template!r} for {dataset}: {source!r} is not a source of a "
+                          "dataset outside the registry, whose only source is 'name' (or a template with "
+                          "{name}, or a text file of yours)")
     if template is not None:
         raise ConfigError(f"class text template {template!r} for {dataset}: only the {{name}} field is "
                           f"available for a dataset outside the registry (got {source!r})")

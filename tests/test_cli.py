@@ -411,3 +411,13 @@ def test_unknown_flag_is_reported_by_its_command(argv, said, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert said in err and f"usage: zeroskel {argv[0]} " in err and "{datasets," not in err
+
+
+def test_texts_lists_the_forms_beyond_the_named_sources(capsys):
+    """`zeroskel texts utd_mhad` lists its sources and, as README says it does, the combinations,
+    templates and files built on them (it used to list the names only, for a built-in dataset)."""
+    assert main(["texts", "utd_mhad"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:3] == ["name", "purls-label", "purls-global"]
+    assert any("name+purls-global" in x for x in lines) and "<path to .txt/.csv/.json>" in lines
+    assert any(x.startswith("<template with {source} fields") for x in lines)

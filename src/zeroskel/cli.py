@@ -217,8 +217,12 @@ def cmd_texts(a) -> int:
 
     names = _custom_class_names(a.dataset)
     if not a.source:
+        # the forms built on them too, as the unknown-source error lists them (README: "combinations
+        # like name+purls-global, or your own text file")
         for s in (["name", "<template with {name}>", "<path to .txt/.csv/.json>"] if names is not None
-                  else class_text_sources(a.dataset)):
+                  else [*class_text_sources(a.dataset), "<A+B: both, written 'A: B' (e.g. name+purls-global)>",
+                        "<template with {source} fields, e.g. 'a person doing {name}'>",
+                        "<path to .txt/.csv/.json>"]):
             print(s)
         return 0
     texts = load_class_texts(a.dataset, a.source, a.data_root, class_names=names)

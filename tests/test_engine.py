@@ -49,6 +49,10 @@ def test_optim_config_errors_name_the_key():
                     (dict(epochs=True), "train.epochs must be a non-negative integer, got True")):
         with pytest.raises(ConfigError, match=msg):
             OptimConfig(**kw)
+    # a learning rate that leaves float32 failed inside optimizer.step with torch's overflow error
+    with pytest.raises(ConfigError, match=r"learning rate of epoch 2 is 5e\+58 \(train.lr 0.05, train.gamma 1e\+60"):
+        OptimConfig(lr=0.05, schedule="step", milestones=[1], gamma=1e60, warmup_epochs=0, epochs=3)
+    OptimConfig(lr=1e-30, schedule="step", milestones=[1], gamma=1e60, warmup_epochs=0, epochs=3)  # 1e30 fits
 
 
 def test_device_resolution():

@@ -154,6 +154,17 @@ class OptimConfig:
             raise ConfigError(f"train.milestones must be a list of epoch numbers (integers >= 0), e.g. [50, 80], "
                               f"got {ms!r}")
         self.milestones = tuple(as_whole(m) for m in ms)
+        # a step schedule's lr * gamma ** k can leave float32 (the optimiser's parameters): torch then
+        # fails deep inside optimizer.step ('value cannot be converted to type float without overflow')
+        for e in range(self.epochs):
+            lr = lr_at_epoch(self, e)
+            if not lr <= _FLOAT32_MAX:
+                raise ConfigError(f"the learning rate of epoch {e + 1} is {lr:g} (train.lr {self.lr:g}, "
+                                  f"train.gamma {self.gamma:g}, train.milestones {list(self.milestones)}): "
+                                  "beyond what float32 parameters can take; lower train.lr or train.gamma")
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def lr_at_epoch(cfg: OptimConfig, epoch: int) -> float:

@@ -219,3 +219,18 @@ def test_list_and_flag_options_accept_good_values():
     assert m.hidden == (16, 8) and m.center_text is True
     assert DeViSE(hidden=np.array([4])).hidden == (4,) and DeViSE(hidden=()).hidden == ()
     assert CADAVAE(feat_hidden=[32, 16], beta_warmup=[0, 0.5]).feat_hidden == (32, 16)
+
+
+@pytest.mark.parametrize("name", ["devise", "devise_hinge", "cada_vae", "smie"])
+def test_seen_classes_in_any_order_fit_the_same_model(name, data, fitted):
+    """seen_classes is a set of ids: DeViSE mapped labels to positions with np.searchsorted, so a
+    list in another order crashed (index out of bounds) or trained on wrong targets, and SMIE
+    drew other negatives."""
+    from zeroskel.methods.smie import SMIE
+    (x, y), (xu, _), _, texts, seen, unseen = data
+    build = SMALL.get(name) or (lambda **kw: SMIE(epochs=3, hidden=(32,), **kw))
+    ref = fitted[name] if name in fitted else build(seed=3).fit(x, y, texts, seen)
+    shuffled = np.random.default_rng(0).permutation(seen)
+    other = build(seed=3).fit(x, y, texts, shuffled.tolist())
+    np.testing.assert_array_equal(other.score(xu, unseen), ref.score(xu, unseen))
+    np.testing.assert_array_equal(other.seen_classes_, np.sort(seen))

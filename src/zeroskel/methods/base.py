@@ -139,7 +139,8 @@ class ZeroShotMethod(ABC):
             feats: (N, D) skeleton features of seen-class samples (N >= 1).
             labels: (N,) their class ids (whole numbers, each in ``seen_classes``).
             texts: :class:`ClassTexts` of every class id the method may be asked about.
-            seen_classes: (S,) the seen class ids; each needs at least one training sample.
+            seen_classes: (S,) the seen class ids, in any order; each needs at least one training
+                sample.
         Returns:
             self.
         """
@@ -152,7 +153,9 @@ class ZeroShotMethod(ABC):
         labels = as_ids(labels, f"{self.name}.fit labels")
         if labels.shape != (len(feats),):
             raise DataError(f"{self.name}.fit: labels shape {labels.shape} != ({len(feats)},)")
-        seen = check_classes(seen_classes, texts.num_classes, f"{self.name}.fit seen_classes")
+        # sorted: seen_classes is a set of ids, and the methods map labels to positions among them
+        # (DeViSE by np.searchsorted, which an unsorted list made crash or train on wrong targets)
+        seen = np.sort(check_classes(seen_classes, texts.num_classes, f"{self.name}.fit seen_classes"))
         outside = np.setdiff1d(np.unique(labels), seen)
         if outside.size:
             raise DataError(f"{self.name}.fit: training labels {outside.tolist()} are not seen classes")

@@ -234,3 +234,23 @@ def test_seen_classes_in_any_order_fit_the_same_model(name, data, fitted):
     other = build(seed=3).fit(x, y, texts, shuffled.tolist())
     np.testing.assert_array_equal(other.score(xu, unseen), ref.score(xu, unseen))
     np.testing.assert_array_equal(other.seen_classes_, np.sort(seen))
+
+
+@pytest.mark.parametrize("name", ["devise", "cada_vae", "smie"])
+def test_seed_threads_and_device_are_checked_when_built(name):
+    """A seed numpy or torch cannot take failed deep inside them (CADA-VAE's seed=-1 only at the
+    first score, 2**64 in every method at fit), a bad thread count or device only at fit."""
+    from zeroskel.methods import build_method
+    for seed in (-1, 2 ** 64):
+        with pytest.raises(ConfigError, match=f"{name}: seed must be an integer in \\[0, 2\\*\\*64\\), got {seed}"):
+            build_method(name, seed=seed)
+    for threads in (0, True, 1.5):
+        with pytest.raises(ConfigError, match=f"{name}: num_threads must be a positive int or None"):
+            build_method(name, num_threads=threads)
+    with pytest.raises(ConfigError, match="device: cannot parse 'gpu9'"):
+        build_method(name, device="gpu9")
+    assert build_method(name, seed="7", num_threads=np.int64(2)).seed == 7  # YAML strings, numpy ints
+    assert build_method(name, seed=2 ** 53 + 1).seed == 2 ** 53 + 1  # not rounded through a float
+    (x, y), (xu, _), _, texts, seen, unseen = synthetic(per_class=3)
+    m = build_method(name, seed=2 ** 64 - 1, epochs=1, **({"cls_epochs": 1} if name == "cada_vae" else {}))
+    assert m.fit(x, y, texts, seen).score(xu, unseen).shape == (len(xu), len(unseen))

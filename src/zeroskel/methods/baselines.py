@@ -175,6 +175,23 @@ def as_flag(who: str, name: str, value) -> bool:
     raise ConfigError(f"{who}: {name} must be true or false, got {value!r}")
 
 
+def check_run_args(who: str, seed, device, num_threads) -> int:
+    """The seed as an int in [0, 2**64) (what torch's and numpy's generators take), checked with
+    ``device`` and ``num_threads`` when the method is built: a negative or huge seed used to fail
+    inside numpy or torch (CADA-VAE's ``seed=-1`` at the first ``score``), a bad device or thread
+    count only at ``fit``."""
+    # an int as it is: as_number goes through float, which rounds seeds above 2**53
+    value = int(seed) if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) \
+        else as_number("seed", seed, int)
+    if not 0 <= value < 2 ** 64:
+        raise ConfigError(f"{who}: seed must be an integer in [0, 2**64), got {seed!r}")
+    if num_threads is not None and (isinstance(num_threads, (bool, np.bool_))
+                                    or not isinstance(num_threads, (int, np.integer)) or num_threads < 1):
+        raise ConfigError(f"{who}: num_threads must be a positive int or None, got {num_threads!r}")
+    resolve_device(device)
+    return value
+
+
 def check_positive(who: str = "", **kw) -> None:
     """ConfigError naming the first of ``kw`` that is not > 0 (prefixed ``who: `` if given)."""
     for k, v in kw.items():
@@ -213,7 +230,7 @@ class TorchMethod(ZeroShotMethod):
         self.lr = as_number('lr', lr, float)
         self.weight_decay = as_number('weight_decay', weight_decay, float)
         self.warmup_epochs = as_number('warmup_epochs', warmup_epochs, int)
-        self.seed = as_number('seed', seed, int)
+        self.seed = check_run_args(self.name, seed, device, num_threads)
         self.device = device
         self.num_threads = num_threads
 
@@ -472,7 +489,7 @@ class CADAVAE(TorchMethod):
         self.cls_lr = as_number('cls_lr', cls_lr, float)
         self.cls_batch_size = as_number('cls_batch_size', cls_batch_size, int)
         self.center_text = as_flag("cada_vae", "center_text", center_text)
-        self.seed = as_number('seed', seed, int)
+        self.seed = check_run_args("cada_vae", seed, device, num_threads)
         self.device = device
         self.num_threads = num_threads
 

@@ -119,6 +119,28 @@ def test_benchmark_resumes_an_interrupted_job(data_root, tmp_path):
     full = train(cfg, tmp_path / "full", data_root=data_root)
     assert json.loads(rec.read_text())["zsl_top1"] == json.loads((full / "metrics.json").read_text())["zsl_top1"]
 
+def test_an_edited_config_file_is_not_mixed_into_the_table(data_root, tmp_path):
+    """The settings kept the config file's name only: a later call trained the remaining jobs
+    with the edited file into the same table."""
+    need(data_root, "utd_mhad")
+    out, cfg = tmp_path / "bench", tmp_path / "mine.yaml"
+    cfg.write_text("train:\n  epochs: 1\n  threads: 1\n")
+    args = dict(only=["utd_mhad:purls-22/5"], config=str(cfg), data_root=data_root, device="cpu",
+                log=lambda m: None)
+    Job("utd_mhad", "purls-22/5", 1).record(out).parent.mkdir(parents=True)
+    Job("utd_mhad", "purls-22/5", 1).record(out).with_suffix(".lock").write_text("1\n")  # nothing trains
+    assert run_benchmark("purls-small", [1], out, **args) == []
+    assert run_benchmark("purls-small", [1], out, **args) == []  # the same file: accepted
+    cfg.write_text("train:\n  epochs: 2\n  threads: 1\n")
+    with pytest.raises(ConfigError, match="other settings \\(config_sha256: .*the config file was edited"):
+        run_benchmark("purls-small", [1], out, **args)
+    # a folder written before the digest was recorded is not refused for lacking it
+    settings = json.loads((out / "benchmark.json").read_text())
+    del settings["config_sha256"]
+    (out / "benchmark.json").write_text(json.dumps(settings))
+    assert run_benchmark("purls-small", [1], out, **args) == []
+
+
 def test_feature_method_benchmark(data_root, tmp_path, capsys):
     """A feature method over the shipped feature files: the record is what eval-features gives
     for the same file and seed; missing files and misplaced flags are named."""

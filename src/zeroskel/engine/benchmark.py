@@ -4,8 +4,8 @@ Every (dataset, split, seed) job trains an ordinary run (:func:`zeroskel.engine.
 run directories under ``OUT/runs``) and then writes one small record, ``OUT/<dataset>-<split>-seed<k>.json``.
 A finished job is never run again, so an interrupted benchmark continues where it stopped, and
 several processes can share one ``OUT`` (``shard=(i, n)``, plus lock files so that two workers
-never take the same job). ``OUT/benchmark.json`` fixes the method, suite, config and overrides
-at the first call; a later call with other settings is refused rather than mixing two
+never take the same job). ``OUT/benchmark.json`` fixes the method, suite, config (and a config file's
+content) and overrides at the first call; a later call with other settings is refused rather than mixing two
 configurations in one table. :func:`summarize` turns the records into a Markdown table: mean and
 sample std over seeds of ZSL top-1 (plain and with the test-time step) and of calibrated GZSL,
 next to the published numbers the suite has.
@@ -18,6 +18,7 @@ calibration, never the test set).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -124,13 +125,15 @@ def _check_settings(out: Path, settings: dict) -> None:
     path = out / SETTINGS_FILE
     if path.is_file():
         have = _read_settings(path)
-        # torch_threads: folders written before it was recorded carry no value, and are not refused for it
+        # torch_threads, config_sha256: folders written before they were recorded carry no value,
+        # and are not refused for it
         diff = sorted(k for k in settings if have.get(k) != settings[k]
-                      and not (k == "torch_threads" and k not in have))
+                      and not (k in ("torch_threads", "config_sha256") and k not in have))
         if diff:
+            edited = " (the config file was edited since)" if diff == ["config_sha256"] else ""
             raise ConfigError(f"{out} holds a benchmark with other settings ({', '.join(diff)}: "
-                              f"{', '.join(f'{have.get(k)!r} there, {settings[k]!r} now' for k in diff)}); "
-                              "use another --out so that no run is mixed with another configuration")
+                              f"{', '.join(f'{have.get(k)!r} there, {settings[k]!r} now' for k in diff)})"
+                              f"{edited}; use another --out so that no run is mixed with another configuration")
         return
     # Shards started together must agree on one file: each writes its own temporary file and
     # links it into place, which fails for all but the first; the others then compare with it.
@@ -262,6 +265,9 @@ def run_benchmark(suite: str, seeds: Sequence[int], out: str | Path, *, method: 
     if method in END_TO_END:
         if features is not None:
             raise ConfigError(f"--features is for the feature methods; {method} trains on the skeletons")
+        if config is not None and Path(config).expanduser().is_file():
+            # the file's name alone let a later call train with an edited file into the same table
+            settings["config_sha256"] = hashlib.sha256(Path(config).expanduser().read_bytes()).hexdigest()
         # every job's config is built (and so checked) before the first one trains
         configs = {j: build_config(method, dataset=j.dataset, split=j.split, seed=j.seed, config=config,
                                    overrides=list(overrides), data_root=data_root, device=device) for j in jobs}

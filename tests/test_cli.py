@@ -307,6 +307,16 @@ def test_eval_features_low_shot_one_per_class_reports_no_calibration(data_root, 
     assert "test set" in res["selection"]["calibration_unavailable"]
 
 
+@pytest.mark.parametrize("value", ["0", "1.5", "-0.1", "nan", "inf"])
+def test_eval_features_bad_low_shot_names_the_flag(tmp_path, capsys, value):
+    """A bad --low-shot said 'low_shot: fraction must be in (0, 1]' after the feature file was
+    read; it names the flag now, before any file is opened (this one does not exist)."""
+    assert main(["eval-features", "--method", "devise", "--features", str(tmp_path / "none.npz"),
+                 "--text-bank", str(tmp_path / "none.npy"), f"--low-shot={value}"]) == 2
+    err = capsys.readouterr().err
+    assert "--low-shot must be a fraction in (0, 1]" in err and "none.npz" not in err
+
+
 def test_texts_of_a_custom_dataset(capsys, tmp_path):
     import numpy as np
     from zeroskel.data.readers.custom import write_custom

@@ -315,6 +315,9 @@ def cmd_eval_features(a) -> int:
 
     if a.out:
         new_output(a.out, "--out", force_flag=None)  # results are never overwritten
+    if a.low_shot is not None and not 0.0 < a.low_shot <= 1.0:  # nan and inf too; was 'low_shot: fraction'
+        raise ZeroskelError(f"--low-shot must be a fraction in (0, 1] (the share of each seen class's "
+                            f"training samples kept), got {a.low_shot}")
     if a.text_bank and a.text_source:  # one of them would be ignored without a word
         raise ZeroskelError("give --text-bank or --text-source, not both (--text-bank holds the class texts "
                             "already embedded)")

@@ -141,6 +141,30 @@ def test_an_edited_config_file_is_not_mixed_into_the_table(data_root, tmp_path):
     assert run_benchmark("purls-small", [1], out, **args) == []
 
 
+def test_changed_feature_files_are_not_mixed_into_the_table(data_root, tmp_path):
+    """benchmark.json names the --features folder only: files re-extracted into it were tabled
+    with the results of the earlier ones."""
+    import numpy as np
+    features = need(data_root, "features")
+    mine = tmp_path / "features"
+    mine.mkdir()
+    for name in ("utd_mhad_ru5.npz", "utd_mhad_text_mpnet_L5.npy"):
+        (mine / name).write_bytes((features / name).read_bytes())
+    out = tmp_path / "bench"
+    args = dict(method="devise", features=mine, only=["utd_mhad:purls-22/5"], overrides=["epochs=1"],
+                log=lambda m: None)
+    (rec,) = run_benchmark("purls-small", [1], out, **args)
+    assert set(json.loads(rec.read_text())["sha256"]) == {"utd_mhad_ru5.npz", "utd_mhad_text_mpnet_L5.npy"}
+    with np.load(mine / "utd_mhad_ru5.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["train_data"] = arrays["train_data"] * 1.01  # as a re-extraction with another encoder
+    np.savez(mine / "utd_mhad_ru5.npz", **arrays)
+    with pytest.raises(ConfigError, match="utd_mhad_ru5.npz in --features has changed since "
+                                          "utd_mhad-purls-22_5-seed1.json was computed from it"):
+        run_benchmark("purls-small", [1, 2], out, **args)
+    assert not Job("utd_mhad", "purls-22/5", 2).record(out).exists()
+
+
 def test_feature_method_benchmark(data_root, tmp_path, capsys):
     """A feature method over the shipped feature files: the record is what eval-features gives
     for the same file and seed; missing files and misplaced flags are named."""

@@ -188,8 +188,28 @@ def _check_feature_file(features: Path, dataset: str, split: str) -> None:
                           "dataset's text bank?")
 
 
+def _digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _check_feature_digests(out: Path, digests: dict[str, str]) -> None:
+    """:class:`ConfigError` if a finished job in ``out`` used a feature file or text bank whose
+    content differs from ``digests`` (file name -> sha256) now: ``benchmark.json`` names the
+    folder only, so files re-extracted into it would be tabled with the earlier ones."""
+    for rec_path in sorted(out.glob("*-seed*.json")) if out.is_dir() else []:
+        try:
+            rec = json.loads(rec_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        for name, have in (rec.get("sha256") or {}).items() if isinstance(rec, dict) else ():
+            if name in digests and digests[name] != have:
+                raise ConfigError(f"{name} in --features has changed since {rec_path.name} was computed from "
+                                  f"it (sha256 {have[:12]}... there, {digests[name][:12]}... now); use another "
+                                  "--out so that no result is mixed with results of other features")
+
+
 def _feature_record(job: Job, method: str, features: Path, config: str | None, overrides: Sequence[str],
-                    device: str | None) -> dict:
+                    device: str | None, digests: dict[str, str]) -> dict:
     """Fit and score one feature method on one file and seed (the protocol of
     ``zeroskel eval-features``); the record keeps ZSL, GZSL S / U / H per rule and the choices."""
     import torch
@@ -205,7 +225,9 @@ def _feature_record(job: Job, method: str, features: Path, config: str | None, o
                          device=device or "cpu", dataset=job.dataset)
     gz = {rule: {k: m[k] for k in ("S", "U", "H")} for rule, m in res["gzsl"].items()
           if isinstance(m, dict) and "H" in m}
+    used = (f"{stem}.npz", f"{job.dataset}_text_mpnet_L5.npy")
     return {"dataset": job.dataset, "split": job.split, "seed": job.seed, "file": stem,
+            "sha256": {k: digests[k] for k in used},  # what _check_feature_digests compares with
             "zsl_top1": res["zsl"], "zsl_top1_aligned": None, "gzsl": gz, "selection": res.get("selection"),
             "wall_seconds": time.time() - t0, "torch_threads": torch.get_num_threads(), "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpu",
             "date": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -286,6 +308,8 @@ def run_benchmark(suite: str, seeds: Sequence[int], out: str | Path, *, method: 
         for ds, sp in sorted({(j.dataset, j.split) for j in jobs}):  # so does a misnamed feature file
             _check_feature_file(features, ds, sp)
         settings["features"] = str(features.resolve())
+        digests = {f: _digest(features / f) for f in need}
+        _check_feature_digests(out, digests)
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(out, settings)
     written = []
@@ -314,7 +338,7 @@ def run_benchmark(suite: str, seeds: Sequence[int], out: str | Path, *, method: 
                 rec = _record(job, run_dir, time.time() - t0, torch.get_num_threads())
             else:
                 run_dir = features / f"{feature_file(job.dataset, job.split)}.npz"
-                rec = _feature_record(job, method, features, config, overrides, device)
+                rec = _feature_record(job, method, features, config, overrides, device, digests)
             tmp = rec_path.with_suffix(".tmp")
             tmp.write_text(dumps(rec), encoding="utf-8")
             os.replace(tmp, rec_path)

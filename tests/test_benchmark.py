@@ -165,6 +165,23 @@ def test_changed_feature_files_are_not_mixed_into_the_table(data_root, tmp_path)
     assert not Job("utd_mhad", "purls-22/5", 2).record(out).exists()
 
 
+def test_a_missing_dataset_is_found_before_any_job_trains(data_root, tmp_path):
+    """With NW-UCLA absent, the UTD-MHAD jobs trained first and the benchmark stopped at the
+    first NW-UCLA job; now nothing trains and the error names the folder."""
+    need(data_root, "utd_mhad")
+    from zeroskel.errors import DataError
+    root = tmp_path / "root"
+    root.mkdir()
+    for name in ("utd_mhad", "splits", "text"):
+        if (data_root / name).exists():
+            (root / name).symlink_to(data_root / name)
+    with pytest.raises(DataError, match="dataset 'nw_ucla': folder .*root/nw_ucla not found"):
+        run_benchmark("purls-small", [1], tmp_path / "bench", only=["utd_mhad:purls-22/5", "nw_ucla:purls-8/2"],
+                      overrides=["train.epochs=1", "train.threads=1"], data_root=root, device="cpu",
+                      log=lambda m: None)
+    assert not (tmp_path / "bench").exists()
+
+
 def test_feature_method_benchmark(data_root, tmp_path, capsys):
     """A feature method over the shipped feature files: the record is what eval-features gives
     for the same file and seed; missing files and misplaced flags are named."""

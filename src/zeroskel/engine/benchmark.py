@@ -293,6 +293,12 @@ def run_benchmark(suite: str, seeds: Sequence[int], out: str | Path, *, method: 
         # every job's config is built (and so checked) before the first one trains
         configs = {j: build_config(method, dataset=j.dataset, split=j.split, seed=j.seed, config=config,
                                    overrides=list(overrides), data_root=data_root, device=device) for j in jobs}
+        # so is every job's data (without reading it): a dataset missing from the data root stopped
+        # the benchmark only when its first job came up, after the jobs before it had trained
+        from ..data.cache import source_fingerprint
+        for where in {(c["dataset"], data_root if data_root is not None else c.get("data_root"))
+                      for c in configs.values()}:
+            source_fingerprint(*where)
     else:
         if features is None:
             raise ConfigError(f"{method} works on skeleton features: pass --features DIR (e.g. $ZEROSKEL_DATA/features)")

@@ -254,3 +254,18 @@ def test_seed_threads_and_device_are_checked_when_built(name):
     (x, y), (xu, _), _, texts, seen, unseen = synthetic(per_class=3)
     m = build_method(name, seed=2 ** 64 - 1, epochs=1, **({"cls_epochs": 1} if name == "cada_vae" else {}))
     assert m.fit(x, y, texts, seen).score(xu, unseen).shape == (len(xu), len(unseen))
+
+
+@pytest.mark.parametrize("name", ["devise", "cada_vae", "smie"])
+def test_features_that_are_not_numeric_arrays_are_named(name, data, fitted):
+    """Ragged rows or strings raised numpy's bare ValueError ('setting an array element with a
+    sequence'), naming neither the method nor the argument."""
+    from zeroskel.methods import build_method
+    (x, y), _, _, texts, seen, unseen = data
+    ragged = [list(r) for r in x[:2]]
+    ragged[1] = ragged[1][:5]
+    with pytest.raises(DataError, match=f"{name}.fit: features are not a numeric \\(N, D\\) array"):
+        build_method(name).fit(ragged, y[:2], texts, seen)
+    model = fitted.get(name) or build_method(name, epochs=1).fit(x, y, texts, seen)
+    with pytest.raises(DataError, match=f"{name}.score: features are not a numeric \\(N, D\\) array"):
+        model.score(np.array([["a"] * x.shape[1]]), unseen)

@@ -81,7 +81,10 @@ def _listed(values):
 def check_features(feats: np.ndarray, where: str, dim: int | None = None) -> np.ndarray:
     """``feats`` as finite float32 (N, D) (``D == dim`` when given); :class:`DataError` naming
     ``where`` otherwise."""
-    feats = np.asarray(feats, dtype=np.float32)
+    try:
+        feats = np.asarray(feats, dtype=np.float32)
+    except (TypeError, ValueError) as e:  # ragged rows, strings: numpy's message named no argument
+        raise DataError(f"{where}: features are not a numeric (N, D) array ({e})") from None
     if feats.ndim != 2:
         raise DataError(f"{where}: features must be (N, D), got shape {feats.shape}")
     if dim is not None and feats.shape[1] != dim:

@@ -107,7 +107,7 @@ class SMIE(TorchMethod):
         sequences; enables the temporal term. Without it the term is skipped.
         """
         if masked_feats is not None:
-            feats_arr = np.asarray(feats)
+            feats_arr = check_features(feats, "smie.fit")
             masked_feats = check_features(masked_feats, "smie.fit masked_feats")
             if masked_feats.shape != feats_arr.shape:
                 raise DataError(f"smie.fit: masked_feats shape {masked_feats.shape} != feats shape "

@@ -182,6 +182,29 @@ def test_a_missing_dataset_is_found_before_any_job_trains(data_root, tmp_path):
     assert not (tmp_path / "bench").exists()
 
 
+@pytest.mark.parametrize("method, config, item, match", [
+    ("devise", None, "epochs=0", "devise: epochs must be > 0, got 0"),
+    ("cada_vae", None, "lr=-1", "cada_vae: lr must be > 0, got -1"),
+    ("flora", "cpu", "train.lr=-1", "flora: lr must be a number > 0, got -1")])
+def test_a_bad_set_value_fails_before_the_folder_is_tied_to_it(data_root, tmp_path, capsys, method, config,
+                                                               item, match):
+    """A bad value (not key) passed the up-front check and failed at the first fit, after
+    benchmark.json had recorded it: the same --out then refused the corrected call."""
+    features = need(data_root, "features")
+    out = tmp_path / "bench"
+    args = ["benchmark", "--method", method, "--features", str(features), "--out", str(out), "--seeds", "1",
+            "--only", "utd_mhad:purls-22/5", "--set", item] + (["--config", config] if config else [])
+    assert main(args) == 2
+    assert match in capsys.readouterr().err
+    assert not out.exists()
+    # eval-features checks it before reading any file, too
+    assert main(["eval-features", "--method", method, "--features", str(tmp_path / "none.npz"), "--text-bank",
+                 str(tmp_path / "none.npy"), "--dataset", "utd_mhad", "--set", item]
+                + (["--preset", config] if config else [])) == 2
+    err = capsys.readouterr().err
+    assert match in err and "none.npz" not in err
+
+
 def test_feature_method_benchmark(data_root, tmp_path, capsys):
     """A feature method over the shipped feature files: the record is what eval-features gives
     for the same file and seed; missing files and misplaced flags are named."""

@@ -316,7 +316,8 @@ class DeViSE(TorchMethod):
                  num_threads: int | None = 1) -> None:
         if loss not in ("softmax", "hinge"):
             raise ConfigError(f"devise: loss must be 'softmax' or 'hinge', got {loss!r}")
-        check_positive(temperature=temperature, margin=margin, epochs=epochs, batch_size=batch_size, lr=lr)
+        check_positive("devise", temperature=temperature, margin=margin, epochs=epochs, batch_size=batch_size,
+                       lr=lr)
         if not 0 <= as_number("dropout", dropout) < 1:
             raise ConfigError(f"devise: dropout must be in [0, 1), got {dropout!r}")
         self.hidden = as_widths("devise", "hidden", hidden)
@@ -462,9 +463,9 @@ class CADAVAE(TorchMethod):
                  n_seen_latent: int = 200, n_unseen_latent: int = 400, cls_epochs: int = 20,
                  cls_lr: float = 1e-2, cls_batch_size: int = 32, center_text: bool = False,
                  seed: int = 0, device: str | torch.device = "cpu", num_threads: int | None = 1) -> None:
-        check_positive(latent_dim=latent_dim, epochs=epochs, batch_size=batch_size, lr=lr,
-                        n_seen_latent=n_seen_latent, n_unseen_latent=n_unseen_latent,
-                        cls_epochs=cls_epochs, cls_lr=cls_lr, cls_batch_size=cls_batch_size)
+        check_positive("cada_vae", latent_dim=latent_dim, epochs=epochs, batch_size=batch_size, lr=lr,
+                       n_seen_latent=n_seen_latent, n_unseen_latent=n_unseen_latent,
+                       cls_epochs=cls_epochs, cls_lr=cls_lr, cls_batch_size=cls_batch_size)
         for k, v in (("beta_warmup", beta_warmup), ("cross_warmup", cross_warmup),
                      ("distance_warmup", distance_warmup)):
             msg = f"cada_vae: {k} must be (start, end) with 0 <= start < end <= 1, got {v!r}"

@@ -71,7 +71,8 @@ def make_factory(name: str, preset: str | None = None, overrides: Iterable[str] 
                  device: str = "cpu", dataset: str | None = None
                  ) -> tuple[Callable[..., ZeroShotMethod], dict | None]:
     """``(factory, config)`` for method ``name``; unknown names list the registered ones.
-    ``dataset`` picks the preset's per-dataset block (:func:`method_config`)."""
+    ``dataset`` picks the preset's per-dataset block (:func:`method_config`). One method is built
+    (not fitted) to check the values as well as the keys."""
     if name not in METHODS:
         build_method(name)  # raises ConfigError listing the valid names
     overrides = list(overrides)
@@ -83,7 +84,9 @@ def make_factory(name: str, preset: str | None = None, overrides: Iterable[str] 
     cls = method_class(name)
     if cfg is not None and hasattr(cls, "from_config"):
         full = dict(cfg, seed=seed, device=device)
-        return (lambda **o: cls.from_config(full, **o)), cfg
+        factory = lambda **o: cls.from_config(full, **o)  # noqa: E731
+        factory()  # a bad value (--set train.lr=-1) fails here, as a bad key does
+        return factory, cfg
     kw: dict = {}
     params = inspect.signature(cls.__init__).parameters if cls is not None else {}
     valid = [k for k, p in params.items() if k != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
@@ -98,4 +101,8 @@ def make_factory(name: str, preset: str | None = None, overrides: Iterable[str] 
     for key, val in (("seed", seed), ("device", device)):
         if key in params:
             kw.setdefault(key, val)
-    return (lambda **o: build_method(name, **dict(kw, **o))), cfg
+    factory = lambda **o: build_method(name, **dict(kw, **o))  # noqa: E731
+    # built once: a bad value (--set epochs=0) used to pass here and fail at the first fit, after
+    # `zeroskel benchmark` had tied its folder to the bad settings (benchmark.json)
+    factory()
+    return factory, cfg

@@ -205,6 +205,30 @@ def test_a_bad_set_value_fails_before_the_folder_is_tied_to_it(data_root, tmp_pa
     assert match in err and "none.npz" not in err
 
 
+@pytest.mark.parametrize("item, match", [
+    ("train.lr=-1", "train.lr must be a non-negative number, got -1"),            # found by the config check
+    ("alignment.alpha=7", "alignment.alpha must be in \\(0, 1\\], got 7"),
+    ("train.epochs=0", "train.epochs must be >= 1, got 0"),                       # found when training starts
+    ("model.args.x=1", "encoder 'shiftgcn' has no argument\\(s\\) 'x'")])
+def test_a_pgfa_config_error_does_not_tie_the_folder(data_root, tmp_path, item, match):
+    """benchmark.json was written before the first job found the error; the same --out then
+    refused the corrected call as 'other settings'."""
+    need(data_root, "utd_mhad")
+    out = tmp_path / "bench"
+    with pytest.raises(ConfigError, match=match):
+        run_benchmark("purls-small", [1], out, only=["utd_mhad:purls-22/5"], overrides=[item, "train.threads=1"],
+                      data_root=data_root, device="cpu", log=lambda m: None)
+    assert not out.exists()
+    # a folder that already held a benchmark keeps its settings file
+    out.mkdir()
+    (out / "benchmark.json").write_text(json.dumps({"method": "pgfa", "suite": "purls-small", "config": None,
+                                                    "overrides": [item, "train.threads=1"]}))
+    with pytest.raises(ConfigError, match=match):
+        run_benchmark("purls-small", [1], out, only=["utd_mhad:purls-22/5"], overrides=[item, "train.threads=1"],
+                      data_root=data_root, device="cpu", log=lambda m: None)
+    assert sorted(p.name for p in out.iterdir()) == ["benchmark.json"]
+
+
 def test_feature_method_benchmark(data_root, tmp_path, capsys):
     """A feature method over the shipped feature files: the record is what eval-features gives
     for the same file and seed; missing files and misplaced flags are named."""

@@ -31,7 +31,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from .._json import dumps
-from ..errors import ConfigError, unknown_name
+from ..errors import ConfigError, ZeroskelError, unknown_name
 
 #: suite name -> the (dataset, split) pairs it runs, in table order
 SUITES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -120,8 +120,9 @@ def _read_settings(path: Path) -> dict:
     return settings
 
 
-def _check_settings(out: Path, settings: dict) -> None:
-    """Write ``benchmark.json`` on first use; refuse a later call with other settings."""
+def _check_settings(out: Path, settings: dict) -> bool:
+    """Write ``benchmark.json`` on first use (True: this call wrote it); refuse a later call with
+    other settings."""
     path = out / SETTINGS_FILE
     if path.is_file():
         have = _read_settings(path)
@@ -134,7 +135,7 @@ def _check_settings(out: Path, settings: dict) -> None:
             raise ConfigError(f"{out} holds a benchmark with other settings ({', '.join(diff)}: "
                               f"{', '.join(f'{have.get(k)!r} there, {settings[k]!r} now' for k in diff)})"
                               f"{edited}; use another --out so that no run is mixed with another configuration")
-        return
+        return False
     # Shards started together must agree on one file: each writes its own temporary file and
     # links it into place, which fails for all but the first; the others then compare with it.
     tmp = out / f".{SETTINGS_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
@@ -147,6 +148,21 @@ def _check_settings(out: Path, settings: dict) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    return True
+
+
+def _untie(out: Path, existed: bool) -> None:
+    """Remove ``benchmark.json`` (and the folders this call made) when nothing was run under it:
+    a config error that only training finds (a model argument, ``train.epochs=0``) would
+    otherwise tie ``out`` to settings that cannot run, and the corrected call be refused."""
+    if any(out.glob("*-seed*.json")) or any(p for p in (out / "runs").glob("*")):
+        return
+    (out / SETTINGS_FILE).unlink(missing_ok=True)
+    for d in (out / "runs", *(() if existed else (out,))):
+        try:
+            d.rmdir()
+        except OSError:  # absent, or not empty
+            pass
 
 
 def _unfinished_run(runs: Path, method: str, cfg: dict) -> Path | None:
@@ -268,7 +284,7 @@ def run_benchmark(suite: str, seeds: Sequence[int], out: str | Path, *, method: 
     """
     from .config import build_config
     from .distributed import world_from_env
-    from .runs import resume_run, train
+    from .runs import check_run_config
 
     if world_from_env().active:  # workers would claim different jobs and train them as one run
         raise ConfigError("zeroskel benchmark runs each job in one process: start it without torchrun, "
@@ -284,15 +300,19 @@ def run_benchmark(suite: str, seeds: Sequence[int], out: str | Path, *, method: 
     # the thread count moves single runs (RESULTS.md): one folder holds one thread count
     settings = {"method": method, "suite": suite, "config": config, "overrides": list(overrides),
                 "torch_threads": torch.get_num_threads()}
+    configs: dict[Job, dict] = {}   # per job (pgfa)
+    digests: dict[str, str] = {}    # feature file -> sha256 (feature methods)
     if method in END_TO_END:
         if features is not None:
             raise ConfigError(f"--features is for the feature methods; {method} trains on the skeletons")
         if config is not None and Path(config).expanduser().is_file():
             # the file's name alone let a later call train with an edited file into the same table
             settings["config_sha256"] = hashlib.sha256(Path(config).expanduser().read_bytes()).hexdigest()
-        # every job's config is built (and so checked) before the first one trains
+        # every job's config is built and checked (as train checks it) before the first one trains
         configs = {j: build_config(method, dataset=j.dataset, split=j.split, seed=j.seed, config=config,
                                    overrides=list(overrides), data_root=data_root, device=device) for j in jobs}
+        for c in configs.values():
+            check_run_config(c)
         # so is every job's data (without reading it): a dataset missing from the data root stopped
         # the benchmark only when its first job came up, after the jobs before it had trained
         from ..data.cache import source_fingerprint
@@ -316,9 +336,28 @@ def run_benchmark(suite: str, seeds: Sequence[int], out: str | Path, *, method: 
         settings["features"] = str(features.resolve())
         digests = {f: _digest(features / f) for f in need}
         _check_feature_digests(out, digests)
+    existed = out.is_dir()
     out.mkdir(parents=True, exist_ok=True)
-    _check_settings(out, settings)
-    written = []
+    created = _check_settings(out, settings)
+    written: list[Path] = []
+    try:
+        _run_jobs(jobs, (i, n), out, method, configs, written, log=log, data_root=data_root, features=features,
+                  config=config, overrides=overrides, device=device, digests=digests)
+    except ZeroskelError:
+        if created:
+            _untie(out, existed)
+        raise
+    return written
+
+
+def _run_jobs(jobs: list[Job], shard: tuple[int, int], out: Path, method: str, configs: dict, written: list,
+              *, log, data_root, features, config, overrides, device, digests) -> None:
+    """The loop of :func:`run_benchmark`: claim, run and record this worker's unfinished jobs."""
+    import torch
+
+    from .runs import resume_run, train
+
+    i, n = shard
     for k, job in enumerate(jobs):
         rec_path = job.record(out)
         if k % n != i or rec_path.is_file():
@@ -354,7 +393,6 @@ def run_benchmark(suite: str, seeds: Sequence[int], out: str | Path, *, method: 
                 + f" ({rec['wall_seconds']:.0f} s, {run_dir})")
         finally:
             lock.unlink(missing_ok=True)
-    return written
 
 
 def _records(out: Path, dataset: str, split: str) -> list[dict]:

@@ -175,6 +175,13 @@ def test_low_shot_rules():
     assert np.bincount(low_shot(fs, per_class=3.0, seed=0).train_y).tolist() == [3] * 10   # 3.0 is 3
     with pytest.raises(ConfigError, match="fraction must be a number"):
         low_shot(fs, fraction="0.1")
+    with pytest.raises(ConfigError, match="fraction must be a number"):
+        low_shot(fs, fraction=np.bool_(True))
+    # numpy scalars (a sweep over np.linspace / an array of fractions) were refused as not numbers
+    for f in (np.float32(0.3), np.float64(0.3), np.int64(1)):
+        lf = low_shot(fs, fraction=f, seed=0)
+        np.testing.assert_array_equal(lf.train_x, low_shot(fs, fraction=float(f), seed=0).train_x)
+        assert type(lf.meta["fraction"]) is float
 
 
 @pytest.mark.parametrize("case, match", [

@@ -378,8 +378,11 @@ def low_shot(fs: FeatureSet, fraction: float | None = None, per_class: int | Non
     """
     if (fraction is None) == (per_class is None):
         raise ConfigError("low_shot: give exactly one of fraction or per_class")
-    if fraction is not None and (not isinstance(fraction, (int, float)) or isinstance(fraction, bool)):
+    if fraction is not None and (not isinstance(fraction, (int, float, np.integer, np.floating))
+                                 or isinstance(fraction, (bool, np.bool_))):
         raise ConfigError(f"low_shot: fraction must be a number, got {fraction!r}")
+    if fraction is not None:  # numpy scalars (np.float32(0.3), from an array of fractions) as well
+        fraction = float(fraction)
     if fraction is not None and not 0.0 < fraction <= 1.0:
         raise ConfigError(f"low_shot: fraction must be in (0, 1], got {fraction}")
     if per_class is not None:

@@ -12,6 +12,7 @@ from typing import Callable, Iterable
 
 from ..engine.config import (available_methods, load_base, load_preset, merge, merge_layer, open_sections,
                              parse_override)
+from .._checks import check_seed
 from ..errors import ConfigError
 from . import METHODS, ZeroShotMethod, build_method, method_class
 
@@ -75,6 +76,7 @@ def make_factory(name: str, preset: str | None = None, overrides: Iterable[str] 
     (not fitted) to check the values as well as the keys."""
     if name not in METHODS:
         build_method(name)  # raises ConfigError listing the valid names
+    check_seed(seed, "seed (--seed)")  # named as the flag, before the method built below names it
     overrides = list(overrides)
     for item in overrides:
         for key in parse_override(item):

@@ -175,7 +175,7 @@ def test_negative_seeds_are_config_errors(tmp_path):
         evaluate_named("devise", fs, texts, seed=-1, overrides=["epochs=1"])
     with pytest.raises(ConfigError, match=r"low_shot: seed \(--seed\) must be an integer >= 0, got -1"):
         low_shot(fs, 0.5, seed=-1)
-    with pytest.raises(ConfigError, match=r"seeds must be integers >= 0, got \[1, -2\]"):
+    with pytest.raises(ConfigError, match=r"seeds \(--seeds\) must be integers >= 0, got \[1, -2\]"):
         plan("purls-small", [1, -2])
     for method, kw, msg in (("pgfa", dict(seed=-1), "seed must be an integer >= 0, got -1"),
                             ("pretrain", dict(overrides=["validation.seed=-2"]),

@@ -93,11 +93,11 @@ def plan(suite: str, seeds: Sequence[int], only: Iterable[str] | None = None) ->
     if suite not in SUITES:
         raise unknown_name("benchmark suite", suite, SUITES)
     if not seeds or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) for s in seeds):
-        raise ConfigError(f"seeds must be a non-empty list of integers, got {list(seeds)!r}")
+        raise ConfigError(f"seeds (--seeds) must be a non-empty list of integers, got {list(seeds)!r}")
     if len(set(seeds)) != len(seeds):
-        raise ConfigError(f"seeds must not repeat, got {list(seeds)!r}")
+        raise ConfigError(f"seeds (--seeds) must not repeat, got {list(seeds)!r}")
     if any(s < 0 for s in seeds):
-        raise ConfigError(f"seeds must be integers >= 0, got {list(seeds)!r}")
+        raise ConfigError(f"seeds (--seeds) must be integers >= 0, got {list(seeds)!r}")
     pairs = SUITES[suite]
     if only:
         names = {f"{d}:{s}" for d, s in pairs}

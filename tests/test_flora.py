@@ -73,6 +73,25 @@ def test_batched_decision_matches_per_pair_loop():
                 assert e[i, c].item() == pytest.approx(ref.item(), rel=1e-5)
 
 
+def test_sampled_decision_compares_classes_on_one_skeleton_draw():
+    # deterministic=False is the reference's sampled inference: one skeleton latent per sample,
+    # scored against every class. A fresh skeleton draw per (sample, class) gave two classes
+    # with the same text different errors for the same sample.
+    torch.manual_seed(0)
+    net = FloraNet(5, 7, 8, depth=1, heads=2).eval()
+    with torch.no_grad():
+        for p in net.velocity.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+        net.semantic_encoder.logvar.weight.zero_(); net.semantic_encoder.logvar.bias.fill_(-80.0)  # exact z0
+    x = torch.randn(6, 5); a = torch.randn(1, 2, 7)
+    A = torch.cat([a, torch.randn(1, 2, 7), a])                  # classes 0 and 2 share their text
+    e = net.class_errors(x, A, deterministic=False, pair_batch=7, gen=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(e[:, 0], e[:, 2], rtol=0, atol=0)
+    assert not torch.allclose(e[:, 0], e[:, 1])
+    # and the draw is a sample: not the latent means' errors
+    assert not torch.allclose(e, net.class_errors(x, A, pair_batch=7))
+
+
 def _synthetic(seed=0):
     rng = np.random.default_rng(seed)
     C, T, Dt, Ds = 20, 2, 6, 8

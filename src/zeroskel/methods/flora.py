@@ -282,7 +282,10 @@ class FloraNet(nn.Module):
         """(N, K) velocity-matching errors of every sample against every class.
 
         x (N, D_s); A (K, T, D_t). All K classes of a chunk of samples go through the
-        velocity model in one call ((n*K, T, D_z) tokens).
+        velocity model in one call ((n*K, T, D_z) tokens). Sampled latents
+        (``deterministic=False``), as the reference: one text latent per class (shared by
+        the samples of the call) and one skeleton latent per sample, shared by all K classes,
+        so the classes are compared on the same draw.
         """
         s = self.sigma_min
         K, T = A.shape[:2]
@@ -293,8 +296,10 @@ class FloraNet(nn.Module):
         for i in range(0, len(x), n_chunk):
             mu_s, lv_s = self.motion_encoder(x[i:i + n_chunk])      # (n, D_z)
             n = len(mu_s)
-            mu_s = mu_s[:, None, None].expand(-1, K, T, -1)
-            z1 = mu_s if deterministic else _sample(mu_s, lv_s[:, None, None].expand(-1, K, T, -1), gen)
+            z1 = mu_s[:, None].expand(-1, T, -1)                    # (n, T, D_z)
+            if not deterministic:  # one draw per sample (and token), not one per (sample, class)
+                z1 = _sample(z1, lv_s[:, None].expand(-1, T, -1), gen)
+            z1 = z1[:, None].expand(-1, K, -1, -1)                  # (n, K, T, D_z)
             z0n = z0[None].expand(n, -1, -1, -1)
             xt = (1 - (1 - s) * t) * z0n + t * z1                    # (n, K, T, D_z)
             u = z1 - (1 - s) * z0n

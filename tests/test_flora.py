@@ -212,6 +212,24 @@ def test_fit_score_save_load_on_real_file(data_root, tmp_path):
         Flora.load(tmp_path / "nokeys.pt")
 
 
+def test_save_load_keeps_options_set_after_construction(tmp_path):
+    # m.deterministic = False is how a fitted model switches to the reference's sampled
+    # decision; save wrote the constructor's values, so the loaded model decided otherwise
+    rng = np.random.default_rng(0)
+    texts = ClassTexts(sentence=rng.normal(size=(4, 6)), tokens=rng.normal(size=(4, 2, 6)))
+    x = rng.normal(size=(20, 5)).astype(np.float32); y = np.repeat([0, 1], 10)
+    m = Flora(latent_dim=8, heads=2, align_iters=2, flow_iters=2).fit(x, y, texts, [0, 1])
+    m.deterministic = False; m.t_eval = 0.3
+    assert m.hparams["deterministic"] is False and m.hparams["t_eval"] == 0.3   # what the protocol records
+    m.save(tmp_path / "m.pt")
+    m2 = Flora.load(tmp_path / "m.pt")
+    assert (m2.deterministic, m2.t_eval) == (False, 0.3)
+    np.testing.assert_array_equal(m2.score(x, [2, 3]), m.score(x, [2, 3]))
+    m.t_eval = 2.0                               # refused when saving, with its name, not at load
+    with pytest.raises(ConfigError, match="t_eval"):
+        m.save(tmp_path / "bad.pt")
+
+
 def test_configs_build_and_reject_unknown_keys():
     for preset, dataset in (("cpu", "utd_mhad"), ("cpu", "nw_ucla"), ("cpu", "ntu60"), ("reference", None)):
         cfg = method_config("flora", preset, dataset=dataset)

@@ -405,19 +405,27 @@ class Flora(ZeroShotMethod):
             raise ConfigError(f"flora: deterministic must be true or false, got {deterministic!r}")
         deterministic = bool(deterministic)
         resolve_device(device)  # a bad or unavailable device fails here, not inside torch at fit
-        self.hparams = dict(latent_dim=latent_dim, dit_width=dit_width, decoder_hidden=decoder_hidden, depth=depth, heads=heads,
-                            mlp_ratio=mlp_ratio, topk=topk, attune_weight=attune_weight,
-                            neighbors_from=neighbors_from, tokens=tokens, align_iters=align_iters,
-                            flow_iters=flow_iters, batch_size=batch_size, lr=lr, flow_lr=flow_lr,
-                            weight_decay=weight_decay,
-                            lambda_align=lambda_align, lambda_cfm=lambda_cfm, sigma_min=sigma_min,
-                            t_eval=t_eval, deterministic=deterministic, gate_gamma=gate_gamma,
-                            feature_norm=feature_norm, eval_every=eval_every, pair_batch=pair_batch,
-                            device=device, seed=seed)
-        for k, v in self.hparams.items():
+        hp = dict(latent_dim=latent_dim, dit_width=dit_width, decoder_hidden=decoder_hidden, depth=depth, heads=heads,
+                  mlp_ratio=mlp_ratio, topk=topk, attune_weight=attune_weight,
+                  neighbors_from=neighbors_from, tokens=tokens, align_iters=align_iters,
+                  flow_iters=flow_iters, batch_size=batch_size, lr=lr, flow_lr=flow_lr,
+                  weight_decay=weight_decay,
+                  lambda_align=lambda_align, lambda_cfm=lambda_cfm, sigma_min=sigma_min,
+                  t_eval=t_eval, deterministic=deterministic, gate_gamma=gate_gamma,
+                  feature_norm=feature_norm, eval_every=eval_every, pair_batch=pair_batch,
+                  device=device, seed=seed)
+        for k, v in hp.items():
             setattr(self, k, v)
+        self._hparam_names = tuple(hp)
         self.callback = callback
         self.net_: FloraNet | None = None
+
+    @property
+    def hparams(self) -> dict:
+        """The constructor's options as the model now holds them (an attribute set after
+        construction, e.g. ``deterministic = False``, included): what :meth:`save` writes and
+        the evaluation protocol records."""
+        return {k: getattr(self, k) for k in self._hparam_names}
 
     @classmethod
     def from_config(cls, cfg: dict, **overrides) -> "Flora":
@@ -569,7 +577,9 @@ class Flora(ZeroShotMethod):
         """The fitted model as plain tensors and numbers (what :meth:`save` writes)."""
         if self.net_ is None:
             raise ConfigError("flora: not fitted")
-        st = {"method": "flora", "hparams": self.hparams, "feature_dim": self.feature_dim,
+        hp = self.hparams
+        type(self)(**hp)  # an attribute set to a bad value fails here, naming it, not at load
+        st = {"method": "flora", "hparams": hp, "feature_dim": self.feature_dim,
               "seen": torch.from_numpy(self.seen_classes_), "bank": torch.from_numpy(self.bank_),
               "sentence": torch.from_numpy(self.texts_.sentence),
               "net": {k: v.detach().cpu() for k, v in self.net_.state_dict().items()}}

@@ -9,7 +9,7 @@ import torch
 
 from conftest import need
 from zeroskel.data.features import load_features, load_token_bank
-from zeroskel.errors import CheckpointError, ConfigError
+from zeroskel.errors import CheckpointError, ConfigError, DataError
 from zeroskel.eval.protocol import evaluate_method
 from zeroskel.methods.factory import make_factory
 from zeroskel.methods import build_method, method_class
@@ -44,6 +44,21 @@ def test_attune_by_hand():
     np.testing.assert_array_equal(attune(bank, 0, 0.5), bank)
     with pytest.raises(ConfigError, match="topk=4"):
         attune(bank, 4, 0.5)
+
+
+def test_attune_checks_its_arguments():
+    bank = np.random.default_rng(0).normal(size=(4, 2, 3))
+    ref = attune(bank, 1, 0.5, candidates=[2, 3])
+    # a negative id was the last class, a fraction was truncated: both silently
+    with pytest.raises(ConfigError, match=r"attune: candidates: class ids \[-1\] outside the 4 classes"):
+        attune(bank, 1, 0.5, candidates=[-1, 2])
+    with pytest.raises(DataError, match=r"attune: candidates: class ids must be whole numbers, got \[2.5\]"):
+        attune(bank, 1, 0.5, candidates=[2.5, 3])
+    with pytest.raises(ConfigError, match="attune: topk must be an integer >= 0, got 1.5"):
+        attune(bank, 1.5, 0.5)                   # was a TypeError from a slice
+    with pytest.raises(ConfigError, match="attune: weight must be a finite number, got nan"):
+        attune(bank, 1, float("nan"))            # was a bank of NaN
+    np.testing.assert_array_equal(attune(bank, 1.0, 0.5, candidates=np.array([2.0, 3.0])), ref)
 
 
 def test_reference_size_is_22_5m_parameters():

@@ -67,12 +67,15 @@ def attune(bank: np.ndarray, k: int, weight: float, *, candidates=None) -> np.nd
     if bank.ndim != 3:
         raise DataError(f"attune: bank must be (C, T, D), got shape {bank.shape}")
     C = len(bank)
-    if k < 0:
-        raise ConfigError(f"attune: topk must be >= 0, got {k}")
+    k = whole_number("attune: topk", k, 0)   # 1.5 neighbours was a TypeError from a slice
+    if (isinstance(weight, (bool, np.bool_)) or not isinstance(weight, (int, float, np.integer, np.floating))
+            or not np.isfinite(weight)):
+        raise ConfigError(f"attune: weight must be a finite number, got {weight!r}")  # NaN gave a NaN bank
     if k == 0 or weight == 0:
         return bank.copy()
     allowed = np.zeros(C, dtype=bool)
-    allowed[np.arange(C) if candidates is None else np.asarray(candidates, dtype=np.int64)] = True
+    # ids, as everywhere: -1 was the last class and 0.5 class 0, silently
+    allowed[np.arange(C) if candidates is None else check_classes(candidates, C, "attune: candidates")] = True
     if allowed.sum() - 1 < k:  # a candidate class has the other candidates as neighbours
         raise ConfigError(f"attune: topk={k} but only {int(allowed.sum())} candidate neighbour classes")
     m = bank.astype(np.float64).mean(1)

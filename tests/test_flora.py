@@ -350,6 +350,17 @@ def test_protocol_names_labels_the_text_bank_cannot_cover(data_root):
         evaluate_method(tiny_flora, fs, texts, seed=1)
 
 
+def test_protocol_warns_of_texts_for_more_classes_than_the_features(data_root, caplog):
+    # NW-UCLA features (10 classes) against UTD-MHAD texts (27): runs, but the 17 extra classes are
+    # attunement neighbours that never compete; say so, naming the file and the class ranges
+    fs = load_features(need(data_root, "features/nw_ucla_ru2.npz"))
+    texts = load_token_bank(need(data_root, "features/utd_mhad_text_mpnet_L5.npy"))
+    with caplog.at_level("WARNING", logger="zeroskel.eval.protocol"):
+        evaluate_method(tiny_flora, fs, texts, seed=1)
+    assert any("class texts cover 27 classes but" in r.message and "nw_ucla_ru2.npz has class ids up to 9: "
+               "classes 10-26 are never scored" in r.message for r in caplog.records)
+
+
 @pytest.mark.parametrize("ev, match", [
     # these reached numpy comparisons (TypeError tracebacks) or bool() ('maybe' counted as true)
     ({"val_fraction": "abc"}, r"eval\.val_fraction must be a number in \(0, 1\) or null, got 'abc'"),

@@ -24,6 +24,7 @@ their held-out scores and :func:`evaluate_scores` on their test scores.
 from __future__ import annotations
 
 import inspect
+import logging
 import platform
 import time
 from typing import Callable
@@ -236,6 +237,14 @@ def evaluate_method(method_factory: MethodFactory, fs: FeatureSet, texts: ClassT
                           f"{where} has class ids beyond them: "
                           + "; ".join(f"{k} {v[:10]}{' ...' if len(v) > 10 else ''}" for k, v in out.items())
                           + " (is the text bank for another dataset?)")
+    if texts.num_classes > fs.num_classes:
+        # legitimate (a dataset's bank, a file without its last classes), but the extra classes are no
+        # candidates and still shape the method (Flora's attunement takes neighbours from every class)
+        logging.getLogger(__name__).warning(
+            "class texts cover %d classes but %s has class ids up to %d: classes %d-%d are never scored, "
+            "though Flora (neighbors_from: all) takes attunement neighbours among them; is the text bank "
+            "for another dataset? (eval-features --dataset checks the counts)", texts.num_classes,
+            fs.source or "the feature set", fs.num_classes - 1, fs.num_classes, texts.num_classes - 1)
     check_gzsl_coverage(fs)  # before any fit: the GZSL scores at the end would be undefined
     t_all = time.perf_counter()
     vals = [holdout_seen(fs, val_fraction, s, sample_fraction=val_sample_fraction)

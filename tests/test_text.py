@@ -138,6 +138,33 @@ def test_custom_text_file_keyed_by_class_name_is_placed_by_name(tmp_path):
     assert load_text_file(f) == ["b", "a"]
 
 
+def test_text_file_keyed_by_class_name_for_a_built_in_dataset(tmp_path, monkeypatch):
+    """A built-in dataset's .csv with a name column was read in row order (the names ignored):
+    written alphabetically, 'swipe left' got 'arm cross''s text, silently; a .json keyed by names
+    was refused as 'keys must be 0-based class ids'. Both are now placed by the class names."""
+    from zeroskel.data.classnames import NTU120_CLASSES
+    from zeroskel.data.readers.small import UTD_MHAD_CLASSES
+
+    monkeypatch.delenv("ZEROSKEL_DATA", raising=False)  # names in code: no data root needed
+    names = sorted(UTD_MHAD_CLASSES)
+    f = tmp_path / "utd.csv"
+    f.write_text("name,text\n" + "".join(f"{n},a person doing {n}\n" for n in names), encoding="utf-8")
+    want = [f"a person doing {n}" for n in UTD_MHAD_CLASSES]
+    assert load_class_texts("utd_mhad", str(f)) == want
+    j = tmp_path / "utd.json"
+    j.write_text(json.dumps({n: f"a person doing {n}" for n in names}), encoding="utf-8")
+    assert load_class_texts("utd_mhad", str(j)) == want
+    # NTU: keyed by the authors' names (in code) or by the labelmap's; an unknown one is named
+    j.write_text(json.dumps({n: n.upper() for n in reversed(NTU120_CLASSES[:60])}), encoding="utf-8")
+    assert load_class_texts("ntu60", str(j))[:2] == ["DRINK WATER", "EAT MEAL/SNACK"]
+    j.write_text(json.dumps({"drink water": "a", "bogus": "b"}), encoding="utf-8")
+    with pytest.raises(DataError, match=r"utd\.json: keys: 'bogus' \(at key 'bogus'\) is not a class name"):
+        load_class_texts("ntu60", str(j))
+    # an id column still decides, and a .txt needs no names at all
+    f.write_text("class_id,name,text\n" + "".join(f"{i},{n},t{i}\n" for i, n in enumerate(names)))
+    assert load_class_texts("utd_mhad", str(f))[0] == "t0"
+
+
 def test_texts_of_the_shared_feature_files(data_root):
     """features/<ds>_texts.json was made from the PURLS sheet: prompt 1 = label, 2 = global."""
     for ds in ("utd_mhad", "nw_ucla"):

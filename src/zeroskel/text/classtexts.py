@@ -121,7 +121,7 @@ def _check(texts: list[str], path, num_classes: int | None, what: str = "lines")
     return texts
 
 
-def _read_csv(path: Path, num_classes: int | None, class_names: "list[str] | None" = None) -> list[str]:
+def _read_csv(path: Path, num_classes: int | None, class_names=None) -> list[str]:
     """csv with a header: a text column (``text``/``label``/``description``) and optionally
     an id column, ``idx`` (1-based, Flora's convention) or ``class_id`` (0-based), or, when
     the dataset's ``class_names`` are given, a class-name column (``name``/``class_name``/
@@ -164,9 +164,22 @@ def _read_csv(path: Path, num_classes: int | None, class_names: "list[str] | Non
     return _check([by_id[i] for i in range(n)], path, n, "rows")
 
 
+def _name_lists(class_names) -> list[list[str]]:
+    """The dataset's class names as one or more alternative lists (class-id order each): a list,
+    or (a built-in dataset) a callable giving its lists, read only when a file is keyed by name."""
+    lists = class_names() if callable(class_names) else [class_names]
+    return [[str(n) for n in names] for names in lists]
+
+
 def _by_name(texts: dict[str, str], rows: list[tuple[object, str]], path, class_names, what: str) -> list[str]:
-    """Texts keyed by class name -> the list in class-id order; every name once, all known."""
-    names = [str(n) for n in class_names]
+    """Texts keyed by class name -> the list in class-id order; every name once, all known.
+
+    ``class_names``: see :func:`_name_lists`; the first list holding every name of the file
+    places the rows (a built-in dataset's names come in more than one spelling); else the
+    closest one names what is wrong."""
+    lists = _name_lists(class_names)
+    file_names = {n for _, n in rows}
+    names = max(lists, key=lambda ns: len(file_names & set(ns)))  # the first with all, else the closest
     counts = Counter(n for _, n in rows)
     twice = [n for n, c in counts.items() if c > 1]
     if twice:
@@ -198,8 +211,12 @@ def load_text_file(path: str | os.PathLike, num_classes: int | None = None,
     """
     if class_names is not None and num_classes is None:
         num_classes = len(class_names)
-    texts = _load_text_file(Path(path).expanduser(), num_classes,
-                            None if class_names is None else list(class_names))
+    return _user_file(path, num_classes, None if class_names is None else list(class_names))
+
+
+def _user_file(path, num_classes: int | None, class_names) -> list[str]:
+    """:func:`load_text_file`, ``class_names`` also a callable (see :func:`_name_lists`)."""
+    texts = _load_text_file(Path(path).expanduser(), num_classes, class_names)
     seen: dict[str, int] = {}
     for i, t in enumerate(texts):
         if t in seen:  # allowed (some published texts repeat), but usually a copy-paste slip
@@ -208,7 +225,7 @@ def load_text_file(path: str | os.PathLike, num_classes: int | None = None,
     return texts
 
 
-def _load_text_file(path: Path, num_classes: int | None, class_names: "list[str] | None" = None) -> list[str]:
+def _load_text_file(path: Path, num_classes: int | None, class_names=None) -> list[str]:
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return _read_csv(path, num_classes, class_names)
@@ -333,8 +350,10 @@ def load_class_texts(dataset: str, source: str = "name",
             ``"a person doing {name}"`` or a text file give it richer texts.
         data_root: the data root (default ``$ZEROSKEL_DATA``); not needed for the
             UTD-MHAD / NW-UCLA names.
-        class_names: the dataset's class names; required for a dataset outside the registry
-            (ignored for a built-in one, whose names and counts are known).
+        class_names: the dataset's class names; required for a dataset outside the registry.
+            A built-in one knows its names and counts; a user file keyed by class name
+            (``.csv`` with a ``name`` column, ``.json`` keyed by names) is placed by its
+            ``name`` source, its ``official`` names (NTU) or these.
 
     Returns:
         ``num_classes`` non-empty strings.
@@ -358,7 +377,9 @@ def load_class_texts(dataset: str, source: str = "name",
     if "{" in source or "}" in source:
         template = source
     elif looks_like_file or ("+" in source and Path(source).exists()):
-        return load_text_file(source, n, None if dataset in _NUM_CLASSES else names)
+        if dataset in _NUM_CLASSES:  # a file keyed by class name is placed by the dataset's names
+            return _user_file(source, n, lambda: _builtin_names(dataset, data_root, n, class_names))
+        return _user_file(source, n, names)
     elif "+" in source:
         template = ": ".join("{" + part.strip() + "}" for part in source.split("+"))
     else:
@@ -371,6 +392,24 @@ def load_class_texts(dataset: str, source: str = "name",
         raise ConfigError(f"class text template {source!r}: unbalanced braces")
     values = {f: one(f, source) for f in dict.fromkeys(fields)}
     return [_TEMPLATE_FIELD.sub(lambda m: values[m.group(1)][i], template) for i in range(n)]
+
+
+def _builtin_names(dataset: str, data_root, n: int, class_names) -> list[list[str]]:
+    """The class names of a built-in dataset, in each spelling a user's file may key its texts
+    by: the ``name`` source, the NTU authors' ``official`` names, and the caller's
+    ``class_names`` (e.g. a reader's). A list that cannot be read (no data root) is skipped."""
+    lists, errors = [], []
+    for src in ("name", "official"):
+        if src in _sources(dataset):
+            try:
+                lists.append(_load_one(dataset, src, data_root, n))
+            except DataError as e:
+                errors.append(e)
+    if class_names is not None and len(class_names) == n:
+        lists.append([str(c) for c in class_names])
+    if not lists:
+        raise errors[0]
+    return [ns for i, ns in enumerate(lists) if ns not in lists[:i]]
 
 
 def _custom_one(dataset: str, source: str, names: list[str], template: str | None) -> list[str]:

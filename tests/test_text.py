@@ -247,6 +247,10 @@ def test_user_text_file_errors(tmp_path):
     (tmp_path / "same.json").write_text('{"0": "a", "1": "b", "01": "B"}')
     with pytest.raises(DataError, match="name the same class id"):
         load_text_file(tmp_path / "same.json")
+    # 'label' beside 'description' is most likely the class name: its names were embedded as the texts
+    (tmp_path / "ld.csv").write_text("label,description\nwave,raise a hand and wave\nclap,clap both hands\n")
+    with pytest.raises(DataError, match=r"ld\.csv: columns 'label' and 'description' could each be the text"):
+        load_text_file(tmp_path / "ld.csv")
     (tmp_path / "comma.csv").write_text("label\ndrop trash, then walk away\nwave\n")  # was cut at the comma
     with pytest.raises(DataError, match=r"comma\.csv: line 2 has more fields than the header"):
         load_text_file(tmp_path / "comma.csv")

@@ -122,7 +122,7 @@ def _check(texts: list[str], path, num_classes: int | None, what: str = "lines")
 
 
 def _read_csv(path: Path, num_classes: int | None, class_names=None) -> list[str]:
-    """csv with a header: a text column (``text``/``label``/``description``) and optionally
+    """csv with a header: one text column (``text``/``label``/``description``) and optionally
     an id column, ``idx`` (1-based, Flora's convention) or ``class_id`` (0-based), or, when
     the dataset's ``class_names`` are given, a class-name column (``name``/``class_name``/
     ``class``) that places each row, in any order; without either, row i is class i."""
@@ -133,10 +133,15 @@ def _read_csv(path: Path, num_classes: int | None, class_names=None) -> list[str
             raise DataError(f"class text file {path}: line {i} has more fields than the header "
                             "(a comma inside a text needs quotes: \"drop trash, then walk away\")")
     cols = rows[0].keys() if rows else []
-    text_col = next((c for c in ("text", "label", "description") if c in cols), None)
-    if text_col is None:
+    text_cols = [c for c in ("text", "label", "description") if c in cols]
+    if not text_cols:
         raise DataError(f"class text file {path}: no 'text', 'label' or 'description' column "
                         f"(columns: {list(cols)})")
+    if len(text_cols) > 1:  # 'label,description': the label is likely the class name, not the text
+        raise DataError(f"class text file {path}: columns {' and '.join(repr(c) for c in text_cols)} could "
+                        "each be the text; keep one of them for the text and name a class-name column "
+                        "'name' (columns: {})".format(list(cols)))
+    text_col = text_cols[0]
     id_col = next((c for c in ("class_id", "idx") if c in cols), None)
     name_col = next((c for c in ("name", "class_name", "class") if c in cols and c != text_col), None)
     if id_col is None and name_col is not None and class_names is not None:

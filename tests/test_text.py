@@ -370,13 +370,21 @@ def test_embedding_cache_hit_does_not_load_the_model(minilm, tmp_path):
     assert cls_enc.is_loaded and not np.allclose(cls.sentence, mean.sentence)
 
 
-def test_cache_recovers_from_a_truncated_file(tmp_path):
+def test_cache_recovers_from_a_truncated_file(tmp_path, caplog):
     cache = EmbeddingCache(tmp_path)
     key = "ab" * 32
     cache.put(key, np.ones((2, 3)))
     np.testing.assert_array_equal(cache.get(key), np.ones((2, 3), np.float32))
     cache.path(key).write_bytes(b"\x93NUMPY garbage")
     assert cache.get(key) is None
+    # an empty file (a rename that reached the disk before its data, then a power cut) raised
+    # EOFError out of every later run; it is a miss too, and the warning names the file
+    cache.path(key).write_bytes(b"")
+    with caplog.at_level("WARNING"):
+        assert cache.get(key) is None
+    assert f"{cache.path(key)} is damaged" in caplog.text
+    cache.put(key, np.ones((2, 3)))
+    np.testing.assert_array_equal(cache.get(key), np.ones((2, 3), np.float32))
 
 
 def test_embed_class_texts_errors(minilm, tmp_path):

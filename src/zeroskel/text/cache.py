@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,8 @@ import numpy as np
 from ..errors import ConfigError
 from ..paths import cache_root
 from ..methods.base import ClassTexts
+
+log = logging.getLogger(__name__)
 
 
 def embedding_key(checksum: str, texts: list[str], kind: str, **options) -> str:
@@ -49,13 +53,14 @@ class EmbeddingCache:
             return None
         try:
             return np.load(p, allow_pickle=False)
-        except (OSError, ValueError):  # truncated by a crash: treat as a miss, rewrite it
+        except (OSError, ValueError, EOFError) as e:  # truncated by a crash (EOFError: empty): rewrite it
+            log.warning("text embedding cache: %s is damaged (%s); computing it again", p, e)
             return None
 
     def put(self, key: str, array: np.ndarray) -> Path:
         p = self.path(key)
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f"{p.stem}.{os.getpid()}.tmp.npy")
+        tmp = p.with_name(f"{p.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npy")  # one per writer
         np.save(tmp, np.asarray(array, dtype=np.float32))
         tmp.replace(p)
         return p

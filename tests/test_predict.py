@@ -476,6 +476,32 @@ def test_text_model_folder_not_found_at_predict_time(bundle_copy, tmp_path, monk
         rec.encode_labels(["wave"])
 
 
+def test_label_cache_is_keyed_by_the_text_model_setup(bundle_copy, tmp_path, text_encoder):
+    """Label embeddings on disk were keyed by the weights alone: a text model folder with the
+    same weights but another pooling (CLS instead of mean) got the first model's cached
+    vectors, as training's cache no longer does (its key has the folder's setup checksum)."""
+    from zeroskel.text.encoders import SentenceEncoder
+
+    card = json.loads((bundle_copy / "bundle.json").read_text())
+    card["text"]["checksum"] = text_encoder.checksum  # as a trained bundle records it
+    (bundle_copy / "bundle.json").write_text(json.dumps(card))
+    cache = tmp_path / "emb"
+    mean = Recognizer.load(bundle_copy, cache_dir=cache, text_encoder=text_encoder).encode_labels(["wave"])
+    copy = tmp_path / "minilm_cls"
+    shutil.copytree(text_encoder.path, copy)
+    pool = copy / "1_Pooling" / "config.json"
+    pool.write_text(json.dumps({**json.loads(pool.read_text()), "pooling_mode_cls_token": True,
+                                "pooling_mode_mean_tokens": False}))
+    cls_enc = SentenceEncoder(str(copy))
+    cls = Recognizer.load(bundle_copy, cache_dir=cache, text_encoder=cls_enc).encode_labels(["wave"])
+    assert cls_enc.is_loaded and not np.allclose(cls, mean)
+    np.testing.assert_allclose(cls, cls_enc.encode(["wave"]), atol=1e-6)
+    # the recorded model is still served from disk without loading it
+    again = Recognizer.load(bundle_copy, cache_dir=cache)
+    np.testing.assert_array_equal(again.encode_labels(["wave"]), mean)
+    assert again._encoder is None
+
+
 def test_bad_bundles(bundle_copy, tmp_path):
     card_path = bundle_copy / "bundle.json"
     card = json.loads(card_path.read_text())

@@ -640,8 +640,9 @@ class Recognizer:
     def encode_labels(self, labels: Sequence[str]) -> np.ndarray:
         """Label texts -> (K, D) float32 L2-normalised sentence embeddings.
 
-        Cached in memory (per recognizer) and on disk (keyed by the text model's checksum
-        and the text, shared with training's class-text cache), so a label is embedded once.
+        Cached in memory (per recognizer) and on disk (keyed by the text model's weights and
+        setup checksums and the text, in training's class-text cache folder), so a label is
+        embedded once.
         """
         from .text.cache import EmbeddingCache, embedding_key
 
@@ -649,10 +650,11 @@ class Recognizer:
         missing = [l for l in dict.fromkeys(labels) if l not in self._label_cache]
         if missing:
             checksum = self.card["text"].get("checksum") or self.text_encoder.checksum
+            setup = self._text_setup_checksum()
             disk = EmbeddingCache(self.cache_dir)
             todo = []
             for l in missing:
-                arr = disk.get(embedding_key(checksum, [l], "sentence", normalize=True))
+                arr = disk.get(embedding_key(checksum, [l], "sentence", model_setup=setup, normalize=True))
                 if arr is not None and arr.shape == (1, self.feature_dim):
                     self._label_cache[l] = arr[0].astype(np.float32)
                 else:
@@ -663,9 +665,21 @@ class Recognizer:
                     raise CheckpointError(f"text model {self.text_model!r} gives {emb.shape[1]}-d embeddings, "
                                           f"the model expects {self.feature_dim}")
                 for l, e in zip(todo, emb):
-                    disk.put(embedding_key(checksum, [l], "sentence", normalize=True), e[None])
+                    disk.put(embedding_key(checksum, [l], "sentence", model_setup=setup, normalize=True), e[None])
                     self._label_cache[l] = e.astype(np.float32)
         return np.stack([self._label_cache[l] for l in labels])
+
+    def _text_setup_checksum(self) -> str:
+        """The text model folder's non-weight files (pooling, tokenizer, configs), which key the
+        disk cache beside the weights, as in training's cache; the folder is hashed, the model
+        not loaded (nor its weights hashed) when the recorded text model is found as it is."""
+        if self._encoder is not None:
+            return self._encoder.setup_checksum
+        from .text.encoders import SentenceEncoder
+        try:
+            return SentenceEncoder(self.text_model).setup_checksum
+        except ConfigError:  # not found from here: text_encoder finds (or refuses) a stand-in
+            return self.text_encoder.setup_checksum
 
     # ------------------------------------------------------------------ scoring
     def _alignment(self, align) -> dict | None:

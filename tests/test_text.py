@@ -256,6 +256,14 @@ def test_user_text_file_errors(tmp_path):
         load_text_file(tmp_path / "comma.csv")
     (tmp_path / "sep.txt").write_text("one\ntwo\u2028halves\nthree\n", encoding="utf-8")
     assert load_text_file(tmp_path / "sep.txt", 3) == ["one", "two\u2028halves", "three"]  # was 4 classes
+    # another encoding: UTF-16 with its BOM (Notepad's "Unicode") reads; Latin-1 names the line
+    (tmp_path / "u16.txt").write_text("caf\u00e9\nthe\n", encoding="utf-16")
+    assert load_text_file(tmp_path / "u16.txt", 2) == ["caf\u00e9", "the"]
+    (tmp_path / "u16.json").write_text(json.dumps(["caf\u00e9"], ensure_ascii=False), encoding="utf-16")
+    assert load_text_file(tmp_path / "u16.json", 1) == ["caf\u00e9"]
+    (tmp_path / "l1.csv").write_text("text\ntea\ncaf\u00e9\n", encoding="latin-1")
+    with pytest.raises(DataError, match=r"l1\.csv: line 3 is not UTF-8 text .*save the file as UTF-8"):
+        load_text_file(tmp_path / "l1.csv")
     (tmp_path / "x.pdf").write_text("x")
     with pytest.raises(ConfigError, match="unsupported suffix"):
         load_text_file(tmp_path / "x.pdf")

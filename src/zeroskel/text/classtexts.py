@@ -94,12 +94,21 @@ def class_text_sources(dataset: str) -> dict[str, str]:
 
 
 def _read_text(path: Path) -> str:
+    """A text file as UTF-8 (a BOM dropped); UTF-16 with its BOM (Windows Notepad's "Unicode")
+    too. Anything else that is not UTF-8 is an error naming the line."""
     try:
-        return path.read_text(encoding="utf-8-sig")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"class text file {path} not found") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except OSError as e:
         raise DataError(f"class text file {path}: unreadable ({e})") from None
+    encoding = "utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise DataError(f"class text file {path}: line {line} is not {encoding.split('-sig')[0].upper()} text "
+                        f"({e.reason} at byte {e.start}); save the file as UTF-8") from None
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -241,11 +250,10 @@ def _load_text_file(path: Path, num_classes: int | None, class_names=None) -> li
                 raise DataError(f"class text file {path}: repeated keys {twice[:10]}")
             return dict(pairs)
 
+        text = _read_text(path)
         try:
-            obj = json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=no_repeats)
-        except FileNotFoundError:
-            raise DataError(f"class text file {path} not found") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            obj = json.loads(text, object_pairs_hook=no_repeats)
+        except json.JSONDecodeError as e:
             raise DataError(f"class text file {path}: unreadable JSON ({e})") from None
         if isinstance(obj, dict) and class_names is not None and obj and not all(
                 isinstance(k, str) and k.strip().lstrip("-").isdigit() for k in obj):

@@ -582,6 +582,19 @@ def test_cli_predict_table_and_json(trained, test_files, tmp_path, capsys):
     assert "rank  label" in printed.err
 
 
+def test_labels_file_with_a_bom(tmp_path):
+    """A --labels-file saved with a BOM (Windows Notepad) made the first label '\\ufeffwave':
+    printed and written to --json so, and not a duplicate of a later 'wave'."""
+    from zeroskel.cli_predict import read_labels_file
+
+    lf = tmp_path / "labels.txt"
+    lf.write_bytes("wave\r\njog\r\n".encode("utf-8-sig"))
+    assert read_labels_file(lf) == ["wave", "jog"]
+    lf.write_bytes("wave\njog\nwave\n".encode("utf-8-sig"))
+    with pytest.raises(ConfigError, match=r"duplicate labels \['wave'\]"):
+        read_labels_file(lf)
+
+
 def test_cli_errors_are_one_line(trained, test_files, tmp_path, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("# nothing\n\n")

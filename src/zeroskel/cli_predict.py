@@ -18,7 +18,7 @@ def read_labels_file(path: str | Path) -> list[str]:
     """Candidate labels from a text file: one per line; blank lines and ``#`` comments skipped."""
     path = Path(path).expanduser()
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # a BOM (Notepad) is not label text
     except FileNotFoundError:
         raise ConfigError(f"--labels-file {path}: file not found") from None
     except (OSError, UnicodeDecodeError) as e:

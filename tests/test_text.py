@@ -72,6 +72,11 @@ def test_combinations_and_templates(data_root):
         load_class_texts("utd_mhad", "name+pgfa-des", data_root)
     with pytest.raises(ConfigError, match="no {source} field"):
         load_class_texts("utd_mhad", "{}", data_root)
+    # a trailing '+' (a source list built in a script) was reported as 'unbalanced braces'
+    with pytest.raises(ConfigError, match=r"source 'name\+': an empty source beside a '\+'"):
+        load_class_texts("utd_mhad", "name+", data_root)
+    with pytest.raises(ConfigError, match=r"'\{name': no \{source\} field \(a '\{' or '\}' outside a field"):
+        load_class_texts("utd_mhad", "{name", data_root)
 
 
 def test_a_text_file_with_plus_in_its_name_is_a_file(tmp_path, monkeypatch):

@@ -394,15 +394,19 @@ def load_class_texts(dataset: str, source: str = "name",
             return _user_file(source, n, lambda: _builtin_names(dataset, data_root, n, class_names))
         return _user_file(source, n, names)
     elif "+" in source:
-        template = ": ".join("{" + part.strip() + "}" for part in source.split("+"))
+        parts = [part.strip() for part in source.split("+")]
+        if not all(parts):
+            raise ConfigError(f"class text source {source!r}: an empty source beside a '+' "
+                              "(A+B joins two sources, e.g. name+purls-global)")
+        template = ": ".join("{" + part + "}" for part in parts)
     else:
         return one(source)
     fields = _TEMPLATE_FIELD.findall(template)
-    if not fields:
-        raise ConfigError(f"class text template {source!r}: no {{source}} field")
     stray = _TEMPLATE_FIELD.sub("", template)
-    if "{" in stray or "}" in stray:
-        raise ConfigError(f"class text template {source!r}: unbalanced braces")
+    if not fields or "{" in stray or "}" in stray:
+        raise ConfigError(f"class text template {source!r}: " + ("no {source} field" if not fields else "unbalanced braces")
+                          + (" (a '{' or '}' outside a field; a field is written {source}, e.g. "
+                             "'a person doing {name}')" if "{" in stray or "}" in stray else ""))
     values = {f: one(f, source) for f in dict.fromkeys(fields)}
     return [_TEMPLATE_FIELD.sub(lambda m: values[m.group(1)][i], template) for i in range(n)]
 

@@ -256,6 +256,8 @@ def test_user_text_file_errors(tmp_path):
     (tmp_path / "ld.csv").write_text("label,description\nwave,raise a hand and wave\nclap,clap both hands\n")
     with pytest.raises(DataError, match=r"ld\.csv: columns 'label' and 'description' could each be the text"):
         load_text_file(tmp_path / "ld.csv")
+    (tmp_path / "sp.csv").write_text('class_id, text\n0, "raise, then wave"\n1, clap\n')  # spaces after commas
+    assert load_text_file(tmp_path / "sp.csv") == ["raise, then wave", "clap"]
     (tmp_path / "comma.csv").write_text("label\ndrop trash, then walk away\nwave\n")  # was cut at the comma
     with pytest.raises(DataError, match=r"comma\.csv: line 2 has more fields than the header"):
         load_text_file(tmp_path / "comma.csv")

@@ -136,7 +136,9 @@ def _read_csv(path: Path, num_classes: int | None, class_names=None) -> list[str
     the dataset's ``class_names`` are given, a class-name column (``name``/``class_name``/
     ``class``) that places each row, in any order; without either, row i is class i."""
     text = _read_text(path)
-    rows = list(csv.DictReader(io.StringIO(text)))
+    # a space after a comma ('id, text' / '0, "raise, then wave"') is not part of the field: with
+    # it, a header ' text' was not found and a quoted text with a comma was split at the comma
+    rows = list(csv.DictReader(io.StringIO(text), skipinitialspace=True))
     for i, r in enumerate(rows, 2):
         if None in r:  # DictReader's key for fields beyond the header
             raise DataError(f"class text file {path}: line {i} has more fields than the header "

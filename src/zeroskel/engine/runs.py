@@ -251,6 +251,18 @@ def _work_dir(run_dir: Path, world) -> Path:
     return d
 
 
+def _only_setup(run_dir: Path) -> bool:
+    """True if ``run_dir`` holds nothing but what a run writes before its first checkpoint
+    (:data:`_SETUP_FILES`), also in the ``rank<r>/`` work folders of a data-parallel run."""
+    for p in run_dir.iterdir():
+        if p.is_dir() and re.fullmatch(r"rank\d+", p.name):
+            if not _only_setup(p):
+                return False
+        elif p.name not in _SETUP_FILES:
+            return False
+    return True
+
+
 def _train_in(train_fn, config: dict, run_dir: Path, world, data_root, max_epochs, device: str | None = None) -> None:
     """``train_fn`` in this process's work folder; afterwards process 0 removes the others'.
 
@@ -273,8 +285,13 @@ def _train_in(train_fn, config: dict, run_dir: Path, world, data_root, max_epoch
         with run_lock(run_dir) if world.main else nullcontext():
             train_fn(config, _work_dir(run_dir, world), **kw)
             barrier(world)
-    except TrainingDiverged as e:
-        raise _diverged(e, config, run_dir, world) from None
+    except ZeroskelError as e:
+        work = run_dir / f"rank{world.rank}"
+        if world.active and not world.main and work.is_dir() and _only_setup(work):
+            shutil.rmtree(work, ignore_errors=True)  # failed before any work: leave no rank folder
+        if isinstance(e, TrainingDiverged):
+            raise _diverged(e, config, run_dir, world) from None
+        raise
     finally:
         torch.set_num_threads(threads)
     if world.active and world.main:
@@ -313,7 +330,7 @@ def train(config: dict, runs_dir: str | Path = "runs", data_root=None, max_epoch
             raise
         # failed before any work was saved (no data root, missing files...): leave no
         # folder behind, so the retry gets the run's own name rather than "-1"
-        if {p.name for p in run_dir.iterdir()} <= _SETUP_FILES:
+        if _only_setup(run_dir):  # (with the other processes' rank folders, under torchrun)
             shutil.rmtree(run_dir, ignore_errors=True)
             for d in created:  # and the runs folder this call made, if nothing else is in it
                 try:

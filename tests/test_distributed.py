@@ -204,3 +204,13 @@ def test_a_failed_start_in_two_processes_leaves_no_folder_and_one_message(tmp_pa
     assert not runs.exists()
     assert (errs / "err0.txt").read_text().count("zeroskel train: error: data root") == 1
     assert (errs / "err1.txt").read_text() == ""
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the message of a machine without CUDA")
+def test_cuda_under_torchrun_without_a_gpu_says_cuda_is_not_available(monkeypatch):
+    from zeroskel.engine.distributed import init_world
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    with pytest.raises(ConfigError, match=r"device 'cuda' requested but CUDA is not available \(use --device cpu"):
+        init_world("cuda")

@@ -101,6 +101,8 @@ def init_world(device: str = "auto", init_method: str | None = None) -> World:
         raise ConfigError("WORLD_SIZE > 1 but this torch build has no torch.distributed")
     cuda = str(device).startswith("cuda") or (str(device) == "auto" and torch.cuda.is_available())
     if cuda:
+        if not torch.cuda.is_available():  # as a one-process run says it, not "only 0 CUDA device(s)"
+            raise ConfigError(f"device {device!r} requested but CUDA is not available (use --device cpu or auto)")
         if torch.cuda.device_count() <= world.local_rank:
             raise ConfigError(f"LOCAL_RANK {world.local_rank} but only {torch.cuda.device_count()} CUDA "
                               "device(s) here: start at most that many processes per node")

@@ -214,3 +214,19 @@ def test_cuda_under_torchrun_without_a_gpu_says_cuda_is_not_available(monkeypatc
     monkeypatch.setenv("RANK", "1")
     with pytest.raises(ConfigError, match=r"device 'cuda' requested but CUDA is not available \(use --device cpu"):
         init_world("cuda")
+
+
+def test_a_batch_smaller_than_the_process_count_is_refused():
+    """Three processes and train.batch_size 2: every batch would be skipped (each process needs a
+    row of it), so the run would train nothing; train and resume refuse it before any work."""
+    from zeroskel.engine.data import epoch_batches
+    from zeroskel.engine.runs import check_world
+
+    three = World(0, 3)
+    assert list(epoch_batches(40, 2, False, np.random.default_rng(0), three)) == []  # what it would train
+    assert len(list(epoch_batches(40, 3, False, np.random.default_rng(0), three))) == 13  # the last row alone is skipped
+    with pytest.raises(ConfigError, match="train.batch_size is 2, fewer than the 3 processes .* at least 3"):
+        check_world({"train": {"batch_size": 2}}, three)
+    check_world({"train": {"batch_size": 3}}, three)
+    check_world({"train": {"batch_size": 2}}, SINGLE)
+    check_world({"train": {"batch_size": 2}}, World(1, 2))

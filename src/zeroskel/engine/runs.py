@@ -231,6 +231,18 @@ def _join_world(config: dict, device: str | None = None):
     return init_world(str(device or config.get("device") or "auto"))
 
 
+def check_world(config: dict, world) -> None:
+    """A :class:`ConfigError` when ``config`` cannot train in ``world``'s processes: every process
+    encodes a share of each global batch (``train.batch_size``), and a batch smaller than the
+    number of processes is skipped (:func:`~zeroskel.engine.data.epoch_batches`), so a batch size
+    below it would train no step at all, and report the untrained model as a result."""
+    bs = (config.get("train") or {}).get("batch_size")
+    if world.active and isinstance(bs, int) and not isinstance(bs, bool) and bs < world.size:
+        raise ConfigError(f"train.batch_size is {bs}, fewer than the {world.size} processes of this torchrun: "
+                          "each process takes a share of every batch, so no batch could be trained; use a "
+                          f"train.batch_size of at least {world.size}, or fewer processes")
+
+
 def _work_dir(run_dir: Path, world) -> Path:
     """Where this process writes: the run directory for process 0; for process r, ``rank<r>/``
     inside it, seeded with copies of process 0's checkpoints and records (the processes'
@@ -313,6 +325,7 @@ def train(config: dict, runs_dir: str | Path = "runs", data_root=None, max_epoch
     train_fn, _ = _method(method)
     check_run_config(config)
     world = _join_world(config)
+    check_world(config, world)
     runs_dir = Path(runs_dir)
     for d in (runs_dir, *runs_dir.parents):
         if d.exists() and not d.is_dir():
@@ -474,7 +487,9 @@ def resume_run(run_dir: str | Path, data_root=None, max_epochs: int | None = Non
         from .trainer import resolve_device
         resolve_device(device)  # a bad name fails before any work
     train_fn, _ = _method(cfg["method"])
-    _train_in(train_fn, cfg, run_dir, _join_world(cfg, device), data_root, max_epochs, device)
+    world = _join_world(cfg, device)
+    check_world(cfg, world)  # a run resumes with any number of processes, up to its batch size
+    _train_in(train_fn, cfg, run_dir, world, data_root, max_epochs, device)
     return run_dir
 
 

@@ -230,3 +230,35 @@ def test_a_batch_smaller_than_the_process_count_is_refused():
     check_world({"train": {"batch_size": 3}}, three)
     check_world({"train": {"batch_size": 2}}, SINGLE)
     check_world({"train": {"batch_size": 2}}, World(1, 2))
+
+
+def test_a_one_process_resume_removes_the_rank_folders_a_killed_run_left(tmp_path):
+    """A two-process run killed mid-way keeps process 1's work folder (rank1/, copies of the
+    checkpoints); README: a run resumes with any number of processes. Resumed by one process, the
+    finished run holds only process 0's files, as after a two-process resume."""
+    from zeroskel.data.readers.custom import write_custom
+    from zeroskel.engine.config import build_config
+    from zeroskel.engine.runs import resume_run, train
+
+    rng = np.random.default_rng(0)
+    labels = [i % 3 for i in range(12)]
+    seqs = [(np.sin(np.linspace(0, 3, 8))[:, None, None] * (1 + c) + 0.1 * rng.standard_normal((8, 25, 3)))
+            .astype(np.float32) for c in labels]
+    write_custom(tmp_path / "mine.npz", seqs, labels, ["wave", "clap", "jump"], "ntu25", name="mine",
+                 partitions={"custom": ["train" if i < 9 else "test" for i in range(12)]})
+    (tmp_path / "split.yaml").write_text("unseen: [jump]\n")
+    (tmp_path / "texts.txt").write_text("wave a hand\nclap hands\njump up\n")
+    cfg = build_config("pgfa", dataset=str(tmp_path / "mine.npz"), split=str(tmp_path / "split.yaml"), seed=1,
+                       overrides=["train.epochs=2", "train.warmup_epochs=0", "train.batch_size=4", "train.threads=1",
+                                  "model.encoder=stgcn", "model.args={channels: [4, 8], strides: [1, 2]}",
+                                  "model.input_frames=null", f"text.source={tmp_path / 'texts.txt'}",
+                                  "text.segment_sources=null", "text.model=all-MiniLM-L6-v2", "data.pipeline=none",
+                                  "eval.gzsl=false", "device=cpu", "validation.mode=none"])
+    cut = train(cfg, tmp_path / "runs", max_epochs=1)
+    (cut / "rank1").mkdir()  # what process 1 of a killed two-process run leaves
+    for f in ("stage2_last.pt", "train.log"):
+        (cut / "rank1" / f).write_bytes((cut / f).read_bytes())
+    (cut / "ranking.txt").write_text("a file of the user's, not a work folder")
+    resume_run(cut)
+    assert (cut / "final.pt").is_file() and not (cut / "rank1").exists()
+    assert (cut / "ranking.txt").is_file()

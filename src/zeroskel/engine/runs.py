@@ -306,9 +306,10 @@ def _train_in(train_fn, config: dict, run_dir: Path, world, data_root, max_epoch
         raise
     finally:
         torch.set_num_threads(threads)
-    if world.active and world.main:
+    if world.main:  # also those a killed data-parallel run left to a one-process resume
         for d in run_dir.glob("rank*"):
-            shutil.rmtree(d, ignore_errors=True)
+            if d.is_dir() and re.fullmatch(r"rank\d+", d.name):
+                shutil.rmtree(d, ignore_errors=True)
 
 
 def train(config: dict, runs_dir: str | Path = "runs", data_root=None, max_epochs: int | None = None) -> Path:

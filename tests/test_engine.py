@@ -750,3 +750,24 @@ def test_a_run_config_reads_back_as_written(tmp_path):
         cfg = C.build_config(method, dataset="utd_mhad", split="purls-22/5")
         C.dump_config(cfg, tmp_path / "r.yaml")
         assert (tmp_path / "r.yaml").read_text() == yaml.safe_dump(cfg, sort_keys=False)
+
+
+def test_a_last_step_that_overflows_the_weights_is_a_divergence(tmp_path):
+    """The loss of every step is finite, but the last step's update overflows a weight: the epoch
+    ends in TrainingDiverged and its checkpoint is not written (it used to be saved, and the run
+    to end with a model of NaN / inf weights that failed later in evaluation)."""
+    from zeroskel.engine.trainer import OptimConfig, Trainer, TrainingDiverged
+
+    model = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+
+    def step(m, batch):
+        return (m(batch) * 1e3).sum(), 1  # finite loss, gradient 1e3
+
+    tr = Trainer(model, step, lambda epoch, rng: [torch.ones(1, 1)],
+                 OptimConfig(optimizer="sgd", lr=1e37, momentum=0.0, weight_decay=0.0, warmup_epochs=0, epochs=1),
+                 checkpoint=tmp_path / "last.pt")
+    with pytest.raises(TrainingDiverged, match=r"the weights \(weight\) are not finite after epoch 1 \(lr 1e\+37\)"):
+        tr.fit()
+    assert not (tmp_path / "last.pt").exists()

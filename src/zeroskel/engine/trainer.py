@@ -467,6 +467,13 @@ class Trainer:
                 self._after_step()
             total += float(loss.detach()) * bs
             n += bs
+        # the loss is checked before each step, so a last step that overflowed the weights would
+        # otherwise be saved, and the run end with a NaN model (one check per epoch)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if params and not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
+            bad = next(name for name, p in self.model.named_parameters() if not torch.isfinite(p).all())
+            raise TrainingDiverged(f"training diverged: the weights ({bad}) are not finite after epoch {epoch + 1} "
+                                   f"(lr {lr:.3g}); lower train.lr or set train.grad_clip", epoch + 1, lr)
         sync_buffers(self.model, self.world)  # BatchNorm statistics as process 0's (a no-op alone)
         return EpochResult(epoch=epoch, lr=lr, loss=total / max(n, 1), seconds=time.perf_counter() - t0,
                            samples=n)

@@ -467,11 +467,12 @@ class Trainer:
                 self._after_step()
             total += float(loss.detach()) * bs
             n += bs
-        # the loss is checked before each step, so a last step that overflowed the weights would
-        # otherwise be saved, and the run end with a NaN model (one check per epoch)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        if params and not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
-            bad = next(name for name, p in self.model.named_parameters() if not torch.isfinite(p).all())
+        # the loss is checked before each step, so a last step that overflowed the weights or the
+        # BatchNorm statistics would otherwise be saved, and the run end with a model whose
+        # features are NaN (one check per epoch)
+        state = [(k, v) for k, v in self.model.state_dict().items() if torch.is_floating_point(v)]
+        if state and not bool(torch.stack([torch.isfinite(v).all() for _, v in state]).all()):
+            bad = next(k for k, v in state if not torch.isfinite(v).all())
             raise TrainingDiverged(f"training diverged: the weights ({bad}) are not finite after epoch {epoch + 1} "
                                    f"(lr {lr:.3g}); lower train.lr or set train.grad_clip", epoch + 1, lr)
         sync_buffers(self.model, self.world)  # BatchNorm statistics as process 0's (a no-op alone)

@@ -232,13 +232,10 @@ def test_a_batch_smaller_than_the_process_count_is_refused():
     check_world({"train": {"batch_size": 2}}, World(1, 2))
 
 
-def test_a_one_process_resume_removes_the_rank_folders_a_killed_run_left(tmp_path):
-    """A two-process run killed mid-way keeps process 1's work folder (rank1/, copies of the
-    checkpoints); README: a run resumes with any number of processes. Resumed by one process, the
-    finished run holds only process 0's files, as after a two-process resume."""
+def _tiny_custom(tmp_path) -> list[str]:
+    """A 12-recording custom dataset (mine.npz, split.yaml, texts.txt in ``tmp_path``); returns the
+    --set overrides of a PGFA run on it that takes seconds (a 2-block ST-GCN)."""
     from zeroskel.data.readers.custom import write_custom
-    from zeroskel.engine.config import build_config
-    from zeroskel.engine.runs import resume_run, train
 
     rng = np.random.default_rng(0)
     labels = [i % 3 for i in range(12)]
@@ -248,12 +245,21 @@ def test_a_one_process_resume_removes_the_rank_folders_a_killed_run_left(tmp_pat
                  partitions={"custom": ["train" if i < 9 else "test" for i in range(12)]})
     (tmp_path / "split.yaml").write_text("unseen: [jump]\n")
     (tmp_path / "texts.txt").write_text("wave a hand\nclap hands\njump up\n")
+    return ["train.epochs=2", "train.warmup_epochs=0", "train.batch_size=4", "train.threads=1",
+            "model.encoder=stgcn", "model.args={channels: [4, 8], strides: [1, 2]}", "model.input_frames=null",
+            f"text.source={tmp_path / 'texts.txt'}", "text.segment_sources=null", "text.model=all-MiniLM-L6-v2",
+            "data.pipeline=none", "eval.gzsl=false", "device=cpu", "validation.mode=none"]
+
+
+def test_a_one_process_resume_removes_the_rank_folders_a_killed_run_left(tmp_path):
+    """A two-process run killed mid-way keeps process 1's work folder (rank1/, copies of the
+    checkpoints); README: a run resumes with any number of processes. Resumed by one process, the
+    finished run holds only process 0's files, as after a two-process resume."""
+    from zeroskel.engine.config import build_config
+    from zeroskel.engine.runs import resume_run, train
+
     cfg = build_config("pgfa", dataset=str(tmp_path / "mine.npz"), split=str(tmp_path / "split.yaml"), seed=1,
-                       overrides=["train.epochs=2", "train.warmup_epochs=0", "train.batch_size=4", "train.threads=1",
-                                  "model.encoder=stgcn", "model.args={channels: [4, 8], strides: [1, 2]}",
-                                  "model.input_frames=null", f"text.source={tmp_path / 'texts.txt'}",
-                                  "text.segment_sources=null", "text.model=all-MiniLM-L6-v2", "data.pipeline=none",
-                                  "eval.gzsl=false", "device=cpu", "validation.mode=none"])
+                       overrides=_tiny_custom(tmp_path))
     cut = train(cfg, tmp_path / "runs", max_epochs=1)
     (cut / "rank1").mkdir()  # what process 1 of a killed two-process run leaves
     for f in ("stage2_last.pt", "train.log"):
@@ -262,3 +268,26 @@ def test_a_one_process_resume_removes_the_rank_folders_a_killed_run_left(tmp_pat
     resume_run(cut)
     assert (cut / "final.pt").is_file() and not (cut / "rank1").exists()
     assert (cut / "ranking.txt").is_file()
+
+
+def test_a_two_process_run_that_diverges_after_a_checkpoint(tmp_path):
+    """Both processes diverge at the same step (the loss is the whole batch's): process 0 records
+    diverged.json and reports it once; process 1's work folder goes (the run cannot be resumed)."""
+    import time
+
+    runs, errs = tmp_path / "runs", tmp_path / "errs"
+    errs.mkdir()
+    sets = _tiny_custom(tmp_path) + ["train.epochs=3", "train.schedule=step", "train.milestones=[1]",
+                                     "train.gamma=1e30"]  # epoch 2 at lr 5e28
+    argv = ["train", "--method", "pgfa", "--dataset", str(tmp_path / "mine.npz"), "--split",
+            str(tmp_path / "split.yaml"), "--runs-dir", str(runs)] + [a for k in sets for a in ("--set", k)]
+    t0 = time.monotonic()
+    with pytest.raises(mp.ProcessExitedException, match="process 0 terminated with exit code 2"):
+        _spawn(_cli_worker, argv, str(errs))
+    assert time.monotonic() - t0 < 20  # ended with process 0, not after process 1's wait
+    (run,) = list(runs.iterdir())
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "config.yaml", "diverged.json", "stage2_last.pt",
+                                                     "train.log"]
+    assert json.loads((run / "diverged.json").read_text())["epoch"] in (2, 3)
+    assert (errs / "err0.txt").read_text().count("training diverged: ") == 1
+    assert (errs / "err1.txt").read_text() == ""

@@ -299,8 +299,9 @@ def _train_in(train_fn, config: dict, run_dir: Path, world, data_root, max_epoch
             barrier(world)
     except ZeroskelError as e:
         work = run_dir / f"rank{world.rank}"
-        if world.active and not world.main and work.is_dir() and _only_setup(work):
-            shutil.rmtree(work, ignore_errors=True)  # failed before any work: leave no rank folder
+        # failed before any work, or diverged (never resumed): leave no rank folder
+        if world.active and not world.main and work.is_dir() and (isinstance(e, TrainingDiverged) or _only_setup(work)):
+            shutil.rmtree(work, ignore_errors=True)
         if isinstance(e, TrainingDiverged):
             raise _diverged(e, config, run_dir, world) from None
         raise

@@ -291,3 +291,19 @@ def test_a_two_process_run_that_diverges_after_a_checkpoint(tmp_path):
     assert json.loads((run / "diverged.json").read_text())["epoch"] in (2, 3)
     assert (errs / "err0.txt").read_text().count("training diverged: ") == 1
     assert (errs / "err1.txt").read_text() == ""
+
+
+def test_a_model_whose_features_overflow_says_so(tmp_path):
+    """The last epoch at lr 5e28 leaves finite but huge weights whose features overflow: the run
+    said 'prototype_alignment: features or anchors contain NaN/inf'; it now says which features
+    are not finite and what to do."""
+    from zeroskel.engine.config import build_config
+    from zeroskel.engine.runs import train
+    from zeroskel.errors import DataError
+
+    cfg = build_config("pgfa", dataset=str(tmp_path / "mine.npz"), split=str(tmp_path / "split.yaml"), seed=1,
+                       overrides=_tiny_custom(tmp_path) + ["train.schedule=step", "train.milestones=[1]",
+                                                           "train.gamma=1e30"])
+    with pytest.raises(DataError, match=r"the model's features are not finite \(NaN/inf\) for 1 of 1 recording "
+                                        r"\(the first: row 0\): .*lower train.lr or with train.grad_clip"):
+        train(cfg, tmp_path / "runs")

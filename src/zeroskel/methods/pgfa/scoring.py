@@ -24,7 +24,14 @@ def embed(model: nn.Module, data: np.ndarray, device: torch.device, batch_size: 
         xb = torch.from_numpy(np.array(data[s:s + batch_size], dtype=np.float32, order="C")).to(device)
         out.append(model(xb).float().cpu().numpy())
     model.train(was)
-    return np.concatenate(out) if out else np.zeros((0, getattr(model, "feature_dim", 0)), np.float32)
+    feats = np.concatenate(out) if out else np.zeros((0, getattr(model, "feature_dim", 0)), np.float32)
+    bad = ~np.isfinite(feats).all(axis=1)
+    if bad.any():  # else a NaN score, or prototype_alignment's "features or anchors contain NaN/inf"
+        raise DataError(f"the model's features are not finite (NaN/inf) for {int(bad.sum())} of {len(feats)} "
+                        f"recording{'s' if len(feats) != 1 else ''} (the first: row {int(np.argmax(bad))}): its weights are too large for them, "
+                        "as after training that diverged (start a new run with a lower train.lr or with "
+                        "train.grad_clip), or the recordings hold extreme coordinates")
+    return feats
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:

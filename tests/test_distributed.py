@@ -179,8 +179,12 @@ def test_single_process_commands_refuse_torchrun(monkeypatch, capsys):
 def _cli_worker(rank, size, rendezvous, argv, err_dir):
     import sys
 
+    import zeroskel.cli
     from zeroskel.cli import main
 
+    # a process that wrongly waited for the follower would take 600 s: the tests' time bound then
+    # tells the two apart on a loaded machine too (with 20 s a slow start was enough to fail them)
+    zeroskel.cli.FOLLOWER_WAIT_S = 600.0
     os.environ["ZEROSKEL_QUIET"] = "1"
     _join(rank, size, rendezvous)  # the command finds its process group joined (as torchrun's env:// would)
     sys.stderr = open(Path(err_dir) / f"err{rank}.txt", "w", buffering=1)
@@ -200,7 +204,7 @@ def test_a_failed_start_in_two_processes_leaves_no_folder_and_one_message(tmp_pa
     t0 = time.monotonic()
     with pytest.raises(mp.ProcessExitedException, match="process 0 terminated with exit code 2"):
         _spawn(_cli_worker, argv, str(errs))
-    assert time.monotonic() - t0 < 20  # ended with process 0, not after process 1's wait (cli.FOLLOWER_WAIT_S)
+    assert time.monotonic() - t0 < 300  # ended with process 0, not after process 1's wait (FOLLOWER_WAIT_S)
     assert not runs.exists()
     assert (errs / "err0.txt").read_text().count("zeroskel train: error: data root") == 1
     assert (errs / "err1.txt").read_text() == ""
@@ -284,7 +288,7 @@ def test_a_two_process_run_that_diverges_after_a_checkpoint(tmp_path):
     t0 = time.monotonic()
     with pytest.raises(mp.ProcessExitedException, match="process 0 terminated with exit code 2"):
         _spawn(_cli_worker, argv, str(errs))
-    assert time.monotonic() - t0 < 20  # ended with process 0, not after process 1's wait
+    assert time.monotonic() - t0 < 300  # ended with process 0, not after process 1's wait (FOLLOWER_WAIT_S)
     (run,) = list(runs.iterdir())
     assert sorted(p.name for p in run.iterdir()) == [".lock", "config.yaml", "diverged.json", "stage2_last.pt",
                                                      "train.log"]

@@ -303,14 +303,21 @@ def _train_in(train_fn, config: dict, run_dir: Path, world, data_root, max_epoch
         if world.active and not world.main and work.is_dir() and (isinstance(e, TrainingDiverged) or _only_setup(work)):
             shutil.rmtree(work, ignore_errors=True)
         if isinstance(e, TrainingDiverged):
+            if world.main:  # the others diverged at the same step; process 0 may exit (and end them) first
+                _remove_rank_folders(run_dir)
             raise _diverged(e, config, run_dir, world) from None
         raise
     finally:
         torch.set_num_threads(threads)
     if world.main:  # also those a killed data-parallel run left to a one-process resume
-        for d in run_dir.glob("rank*"):
-            if d.is_dir() and re.fullmatch(r"rank\d+", d.name):
-                shutil.rmtree(d, ignore_errors=True)
+        _remove_rank_folders(run_dir)
+
+
+def _remove_rank_folders(run_dir: Path) -> None:
+    """Remove the other processes' work folders (``rank<N>/``, that exact name only) of a run folder."""
+    for d in run_dir.glob("rank*"):
+        if d.is_dir() and re.fullmatch(r"rank\d+", d.name):
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def train(config: dict, runs_dir: str | Path = "runs", data_root=None, max_epochs: int | None = None) -> Path:

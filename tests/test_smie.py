@@ -137,3 +137,22 @@ def test_smoke_on_real_features(data_root):
     assert s.shape == (len(d["gzsl_data"]), 10) and np.isfinite(s).all()
     assert m.predict(d["zsl_data"], unseen).shape == d["zsl_label"].shape
     assert len(m.loss_history_) == 2 and np.isfinite(m.loss_history_).all()
+
+
+def test_degenerate_critic_and_non_finite_terms_are_refused(data):
+    (x, y), (xu, yu), _, texts, seen, unseen = data
+    # Why hidden=() is refused: a linear critic w_v.v + w_t.t_k + b ranks the classes by w_t.t_k
+    # alone, so every sample gets the same class (what such a fit used to return).
+    w_v, w_t = torch.randn(12), torch.randn(8)
+    v, t = torch.randn(5, 12), torch.randn(4, 8)
+    scores = (v @ w_v)[:, None] + (t @ w_t)[None, :]
+    assert len(set(scores.argmax(1).tolist())) == 1
+    for bad in ((), []):
+        with pytest.raises(ConfigError, match="hidden must have at least one layer"):
+            SMIE(hidden=bad)
+    # inf / NaN weights of the temporal term made the loss NaN (and the scores NaN for inf)
+    for kw in ({"temporal_weight": float("inf")}, {"margin": float("nan")}, {"margin": "inf"}):
+        with pytest.raises(ConfigError, match=f"{next(iter(kw))} must be a finite number"):
+            SMIE(**kw)
+    m = small(hidden=(16,), epochs=2, warmup_epochs=0, margin=-0.5).fit(x, y, texts, seen, masked_feats=x)
+    assert m.used_temporal_ and np.isfinite(m.loss_history_).all()

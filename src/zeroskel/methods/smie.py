@@ -60,7 +60,8 @@ class SMIE(TorchMethod):
     """JSD mutual-information discriminator between skeleton features and class texts.
 
     Args:
-        hidden: hidden widths of the discriminator MLP over [v; t]. The reference uses
+        hidden: hidden widths of the discriminator MLP over [v; t] (at least one: a linear
+            critic ranks the classes the same way for every sample). The reference uses
             (1024, 512), i.e. 1024 -> 1024 -> 512 -> 1 for 256-d features and 768-d text
             (1.6M parameters, ~25 ms per CPU step); the default (512, 256) is ~3x cheaper
             for CPU runs on small datasets.
@@ -90,7 +91,17 @@ class SMIE(TorchMethod):
         check_positive("smie", epochs=epochs, batch_size=batch_size, lr=lr, num_negatives=num_negatives)
         if as_number("temporal_weight", temporal_weight) < 0 or as_number("warmup_epochs", warmup_epochs) < 0:
             raise ConfigError("smie: temporal_weight and warmup_epochs must be >= 0")
+        for key, value in (("temporal_weight", temporal_weight), ("margin", margin)):
+            if not math.isfinite(as_number(key, value)):
+                # inf / NaN made every loss NaN: the fit ran to the end and scored NaN or garbage
+                raise ConfigError(f"smie: {key} must be a finite number, got {value!r}")
         self.hidden = as_widths("smie", "hidden", hidden)
+        if not self.hidden:
+            # T(v, t) = w_v.v + w_t.t + b: the argmax over classes of w_t.t_k ignores v, so every
+            # sample got the same class
+            raise ConfigError("smie: hidden must have at least one layer width (e.g. [512, 256]): without "
+                              "a hidden layer the critic's class ranking does not depend on the skeleton "
+                              f"features, got {hidden!r}")
         self.negatives = negatives
         self.num_negatives = as_number('num_negatives', num_negatives, int)
         self.temporal_weight = as_number('temporal_weight', temporal_weight, float)

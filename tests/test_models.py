@@ -7,6 +7,7 @@ import json
 import math
 import os
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -142,6 +143,20 @@ def test_stgcn_bad_input_names_shape():
         m(torch.randn(1, 3, 10, 25, 1))
     with pytest.raises(DataError, match=r"\(N, C, T, V, M\)"):
         m(torch.randn(3, 10, 20, 1))
+
+
+def test_stgcn_flags_must_be_booleans():
+    # model.args: {edge_importance: "false"} (a quoted YAML string) used to switch the option ON
+    for key in ("edge_importance", "data_bn"):
+        for bad in ("false", "no", 0, None):
+            with pytest.raises(ConfigError, match=f"{key} must be true or false"):
+                STGCN("kinect_v1", **{key: bad})
+    from zeroskel.engine.pretrain import build_encoder as pretrain_build
+    with pytest.raises(ConfigError, match="model.args .*edge_importance must be true or false, got 'false'"):
+        pretrain_build("stgcn", "kinect_v1", 1, "slim", {"edge_importance": "false"})
+    m = STGCN("kinect_v1", edge_importance=np.bool_(False), data_bn=False)
+    assert m.edge_importance is None and m.data_bn is None
+    assert m.config()["edge_importance"] is False and STGCN(**m.config()).config() == m.config()
 
 
 # ------------------------------------------------------------------ temporal shift

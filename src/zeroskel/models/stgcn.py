@@ -22,6 +22,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -159,6 +160,11 @@ class STGCN(nn.Module):
             raise ConfigError(f"dropout must be a number in [0, 1), got {dropout!r}")
         in_channels, num_persons = whole("in_channels", in_channels), whole("num_persons", num_persons)
         temporal_kernel = whole("temporal_kernel", temporal_kernel)
+        for key, flag in (("edge_importance", edge_importance), ("data_bn", data_bn)):
+            # a string from model.args ('false', 'no') is truthy and silently switched the option on
+            if not isinstance(flag, (bool, np.bool_)):
+                raise ConfigError(f"ST-GCN {key} must be true or false, got {flag!r}")
+        edge_importance, data_bn = bool(edge_importance), bool(data_bn)
         joint_layout = get_layout(layout)
         self.layout, self.in_channels, self.num_persons = layout, int(in_channels), int(num_persons)
         self.preset, self.strategy = preset, strategy

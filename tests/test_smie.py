@@ -156,3 +156,13 @@ def test_degenerate_critic_and_non_finite_terms_are_refused(data):
             SMIE(**kw)
     m = small(hidden=(16,), epochs=2, warmup_epochs=0, margin=-0.5).fit(x, y, texts, seen, masked_feats=x)
     assert m.used_temporal_ and np.isfinite(m.loss_history_).all()
+
+
+def test_test_features_get_the_training_layernorm(data, fitted):
+    # The scores see LayerNorm(x), as in training (the reference scored raw features): a
+    # per-sample affine change of the features leaves them unchanged, a feature-wise one does not.
+    _, (xu, _), _, _, _, unseen = data
+    s = fitted.score(xu, unseen)
+    np.testing.assert_allclose(fitted.score(3.0 * xu + 2.0, unseen), s, rtol=1e-4, atol=1e-4)
+    w = np.linspace(0.5, 2.0, xu.shape[1], dtype=np.float32)
+    assert not np.allclose(fitted.score(xu * w, unseen), s, atol=1e-3)

@@ -86,7 +86,8 @@ def extract_features(run_dir_or_checkpoint: str | os.PathLike, dataset: str | No
         masked: also store ``train_masked_data``, the features of every training sample's
             temporally masked sequence, for SMIE's temporal term: ``{"drop": 15, "keep": 20,
             "seed": 0}`` (:class:`~zeroskel.data.transforms.MotionMask` on the preprocessed
-            sequence; the seed draws the kept frames).
+            sequence; the seed draws the kept frames: one masked view per sample, which SMIE
+            reuses every epoch, where the reference draws a new subset at every step).
 
     Returns:
         the path of the written ``.npz`` (the sidecar is :func:`sidecar_path` of it).

@@ -8,7 +8,9 @@ is trained to maximise the Jensen-Shannon MI estimate (Deep InfoMax style)::
 
 with v = LayerNorm(x) (no affine parameters) and t the L2-normalised class text. At test
 time a sample is scored against each candidate class k by log sigmoid(T(v, t_k)) and
-classified by argmax.
+classified by argmax. Test features get the same LayerNorm as training features; the
+reference's ``MI.get_acc`` feeds the raw encoder features to the discriminator (it skips
+``self.ln``), a train/test mismatch not reproduced here.
 
 Negatives (``negatives``):
 
@@ -25,7 +27,10 @@ frames dropped and a random subset kept (v1), and adds
 frames observed. That needs features of masked *sequences*, which a feature file does not
 have: pass them as ``fit(..., masked_feats=...)`` (row i = masked version of row i of
 ``feats``) to enable the term; without them it is skipped (as the reference's own "sota"
-track on pre-extracted features does).
+track on pre-extracted features does). ``zeroskel extract --masked 15 20`` makes them: one
+masked view per training sample, drawn once (``--masked-seed``) and reused every epoch,
+each sample with its own frame subset; the reference draws a new subset at every training
+step, the same one for the whole batch.
 
 Optimisation: Adam with a linear warm-up and cosine decay (per iteration). The reference's
 lr 1e-5 was set for ~300 iterations per epoch on NTU; small datasets give a handful of
@@ -71,9 +76,10 @@ class SMIE(TorchMethod):
             ``fit`` gets ``masked_feats``.
         margin: margin of the temporal hinge (reference 0.1).
         center_text: centre text embeddings on the seen-class mean before normalising
-            (off in the reference).
+            (off in the reference and by default; benchmarks/RESULTS.md's SMIE rows were run
+            with it on, ``--set center_text=true``).
         epochs, batch_size, lr, weight_decay, warmup_epochs: Adam, linear warm-up then cosine
-            to 0 (reference: 100 epochs, 15 warm-up, lr 1e-5, weight decay 0).
+            to 0 (reference: 100 epochs, 15 warm-up, batch 128, lr 1e-5, weight decay 0).
         seed: seed of all random draws inside fit.
         device: torch device.
         num_threads: torch intra-op CPU threads during fit / score (``None``: torch's setting).

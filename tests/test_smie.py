@@ -107,6 +107,10 @@ def test_argument_errors(data, fitted):
     assert SMIE(lr="3e-4", epochs="5").get_params()["lr"] == 3e-4
     with pytest.raises(ConfigError, match="negatives"):
         SMIE(negatives="batch")
+    # 'roll' has one negative per sample: a count for it used to be ignored silently
+    with pytest.raises(ConfigError, match="num_negatives=4 needs negatives='other_class'"):
+        SMIE(negatives="roll", num_negatives=4)
+    assert SMIE(negatives="roll", num_negatives="1").get_params()["num_negatives"] == 1
     failed = small()
     with pytest.raises(ConfigError, match="at least 2 seen classes"):
         failed.fit(x[y == 0], y[y == 0], texts, [0])

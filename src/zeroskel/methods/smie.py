@@ -71,7 +71,8 @@ class SMIE(TorchMethod):
             (1.6M parameters, ~25 ms per CPU step); the default (512, 256) is ~3x cheaper
             for CPU runs on small datasets.
         negatives: ``"other_class"`` (default, no false negatives) or ``"roll"`` (reference).
-        num_negatives: negatives per sample for ``"other_class"`` (each a different-class text).
+        num_negatives: negatives per sample for ``"other_class"`` (each a different-class text);
+            must be 1 for ``"roll"``.
         temporal_weight: weight of the temporal hinge term (reference 0.5); used only when
             ``fit`` gets ``masked_feats``.
         margin: margin of the temporal hinge (reference 0.1).
@@ -110,6 +111,10 @@ class SMIE(TorchMethod):
                               f"features, got {hidden!r}")
         self.negatives = negatives
         self.num_negatives = as_number('num_negatives', num_negatives, int)
+        if negatives == "roll" and self.num_negatives != 1:
+            # the rolled batch gives one negative per sample; the count used to be ignored
+            raise ConfigError(f"smie: num_negatives={num_negatives!r} needs negatives='other_class'; "
+                              "'roll' (the reference) has one negative per sample")
         self.temporal_weight = as_number('temporal_weight', temporal_weight, float)
         self.margin = as_number('margin', margin, float)
         self.center_text = as_flag("smie", "center_text", center_text)

@@ -436,6 +436,11 @@ def test_registry_and_cards(tmp_path):
         assert type(c.build()) is type(enc) and c.build().config() == enc.config()
     with pytest.raises(ConfigError, match=r"card.json: unknown key\(s\) colour"):
         EncoderCard.from_dict({**card.to_dict(), "colour": 1}, source="card.json")
+    # a card whose kwargs repeat a card field or are no mapping failed in build() with a TypeError
+    with pytest.raises(ConfigError, match=r"card.json: 'kwargs' must not hold 'layout'"):
+        EncoderCard.from_dict({**card.to_dict(), "kwargs": {"layout": "ntu25"}}, source="card.json")
+    with pytest.raises(ConfigError, match=r"card.json: 'kwargs' must be a mapping, got list"):
+        EncoderCard.from_dict({**card.to_dict(), "kwargs": ["slim"]}, source="card.json")
     with pytest.raises(ConfigError, match=r"missing key\(s\) layout"):
         EncoderCard.from_dict({k: v for k, v in card.to_dict().items() if k != "layout"})
 

@@ -101,6 +101,13 @@ class EncoderCard:
             raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}")
         if missing:
             raise ConfigError(f"{source}: missing key(s) {', '.join(missing)}")
+        for key in ("kwargs", "extra"):
+            if key in d and not isinstance(d[key], dict):
+                raise ConfigError(f"{source}: {key!r} must be a mapping, got {type(d[key]).__name__}")
+        # these are card fields: in kwargs too, build() would pass them twice (a TypeError)
+        twice = sorted(set(d.get("kwargs") or {}) & {"name", *_CARD_ARGS})
+        if twice:
+            raise ConfigError(f"{source}: 'kwargs' must not hold {', '.join(map(repr, twice))} (card fields)")
         return cls(**d)
 
     def build(self) -> nn.Module:

@@ -108,13 +108,18 @@ def normalized_text(texts: ClassTexts, center_on: np.ndarray | None = None) -> n
     t = texts.sentence.astype(np.float32)
     if not np.isfinite(t).all():
         raise DataError("class texts: 'sentence' contains NaN or inf")
+    # a zero embedding is a broken text whether or not centring would move it off zero
+    _check_nonzero(np.linalg.norm(t, axis=1), "zero sentence embedding")
     if center_on is not None:
         t = t - t[center_on].mean(axis=0, keepdims=True)
     norm = np.linalg.norm(t, axis=1, keepdims=True)
-    if (norm < 1e-12).any():
-        bad = np.flatnonzero(norm[:, 0] < 1e-12).tolist()
-        raise DataError(f"class texts: zero sentence embedding for class ids {bad}")
+    _check_nonzero(norm[:, 0], "sentence embedding equal to the mean of the centring classes")
     return t / norm
+
+
+def _check_nonzero(norm: np.ndarray, what: str) -> None:
+    if (norm < 1e-12).any():
+        raise DataError(f"class texts: {what} for class ids {np.flatnonzero(norm < 1e-12).tolist()}")
 
 
 def mlp(sizes: Sequence[int], dropout: float = 0.0, act: type[nn.Module] = nn.ReLU) -> nn.Sequential:

@@ -6,7 +6,7 @@ import pytest
 
 from zeroskel.errors import ConfigError, DataError
 from zeroskel.eval.gzsl import (calibrated_stacking_predict, choose_threshold, gate_predict, gate_ratio,
-                                gzsl_eval, zsl_accuracy)
+                                gzsl_eval, stacking_margin, zsl_accuracy)
 from zeroskel.eval.protocol import calibrate, evaluate_scores
 
 # columns: seen 0, 1; unseen 2, 3.  Rows: true classes 0, 1, 2, 3, 2
@@ -136,3 +136,28 @@ def test_pooled_threshold_equals_search_over_concatenated_samples():
 
 
 CLASSES_5 = [0, 1, 2, 3, 4]
+
+
+def test_infinite_scores_route_the_same_in_search_and_prediction():
+    """A row whose best seen and best unseen scores are the same infinity (all -inf: a method's
+    log-probability underflowing) had the margin inf - inf = NaN: prediction sent it to unseen
+    (NaN > gamma is false) while the threshold search counted it as seen, so the held-out S/U/H
+    reported at the chosen gamma were not those that gamma gives. It is a tie (margin 0) now."""
+    ninf = -np.inf
+    sc = np.array([[ninf, ninf, ninf, ninf],   # label 2: margin 0 -> unseen (class 2) iff gamma >= 0
+                   [1.0, 0.0, 0.0, 0.0],       # label 0: margin 1 -> right iff gamma < 1
+                   [0.0, 0.0, 0.0, 2.0]])      # label 3: margin -2 -> right iff gamma >= -2
+    y = [2, 0, 3]
+    with np.errstate(all="raise"):  # no 'invalid value' warning either
+        np.testing.assert_array_equal(stacking_margin(sc, CLASSES, [0, 1], [2, 3]), [0.0, 1.0, -2.0])
+        assert calibrated_stacking_predict(sc, CLASSES, [0, 1], [2, 3], 0.5).tolist() == [2, 0, 3]
+        assert calibrated_stacking_predict(sc, CLASSES, [0, 1], [2, 3], -0.5).tolist() == [0, 0, 3]
+        # candidates -3, -1, 0.5, 2: only 0.5 gets all three right (S = U = H = 100)
+        best = choose_threshold(sc, y, CLASSES, [0, 1], [2, 3])
+        assert best == {"gamma": 0.5, "S": 100.0, "U": 100.0, "H": 100.0}   # was H 66.67 at some gamma
+        assert gzsl_eval(sc, y, CLASSES, [0, 1], [2, 3], gamma=best["gamma"])["H"] == 100.0
+    # the gate: equal infinite errors give r = 1 (as equal zero errors do), not NaN
+    err = np.array([[np.inf, np.inf, np.inf, np.inf], [0.0, 1.0, 0.0, 3.0], [1.0, 2.0, 4.0, 2.0]])
+    np.testing.assert_array_equal(gate_ratio(-err, CLASSES, [0, 1], [2, 3]), [1.0, 1.0, 0.5])
+    assert gate_predict(-err, CLASSES, [0, 1], [2, 3], 0.75).tolist() == [2, 2, 0]   # r > 0.75 -> unseen
+    assert gate_predict(-err, CLASSES, [0, 1], [2, 3], 1.0).tolist() == [0, 0, 0]

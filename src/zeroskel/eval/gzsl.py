@@ -80,21 +80,32 @@ def zsl_accuracy(scores: np.ndarray, labels: np.ndarray, classes) -> float:
 
 # ---------------------------------------------------------------------------- routing
 def _branch_predictions(scores, classes, s_mask, u_mask):
-    """Best seen class, best unseen class and the two best scores of every row."""
+    """Best seen class, best unseen class and the two best scores of every row (ties within
+    a branch go to its first column, as ``np.argmax``)."""
     s_sc = scores[:, s_mask]; u_sc = scores[:, u_mask]
     s_cls = classes[s_mask][s_sc.argmax(1)]; u_cls = classes[u_mask][u_sc.argmax(1)]
     return s_cls, u_cls, s_sc.max(1), u_sc.max(1)
 
 
+def _margin(s_best: np.ndarray, u_best: np.ndarray) -> np.ndarray:
+    """``s_best - u_best``, 0 where the two are equal: a row whose best seen and best unseen
+    scores are the same infinity (e.g. all -inf) is a tie, not ``inf - inf = NaN`` (which
+    the prediction routed to unseen and the threshold search counted as seen)."""
+    with np.errstate(invalid="ignore"):
+        return np.where(s_best == u_best, 0.0, s_best - u_best)
+
+
 def stacking_margin(scores, classes, seen, unseen) -> np.ndarray:
-    """(N,) ``max_seen - max_unseen``; calibrated stacking routes to seen iff margin > gamma."""
+    """(N,) ``max_seen - max_unseen`` (0 for equal bests, infinite ones too); calibrated
+    stacking routes to seen iff margin > gamma, so a tie goes to unseen."""
     scores, classes = _check(scores, classes, "stacking_margin")
     s, u = _masks(classes, seen, unseen, "stacking_margin")
-    return scores[:, s].max(1) - scores[:, u].max(1)
+    return _margin(scores[:, s].max(1), scores[:, u].max(1))
 
 
 def gate_ratio(scores, classes, seen, unseen) -> np.ndarray:
-    """(N,) Flora's ``r = min_seen e / min_unseen e`` with ``e = -scores`` (must be >= 0)."""
+    """(N,) Flora's ``r = min_seen e / min_unseen e`` with ``e = -scores`` (must be >= 0);
+    ``r = 1`` where the two minima are equal and 0 or infinite (0/0, inf/inf)."""
     scores, classes = _check(scores, classes, "gate_ratio")
     s, u = _masks(classes, seen, unseen, "gate_ratio")
     if (scores > 0).any():
@@ -103,7 +114,7 @@ def gate_ratio(scores, classes, seen, unseen) -> np.ndarray:
     e_s = -scores[:, s].max(1); e_u = -scores[:, u].max(1)
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.where(e_u > 0, e_s / np.where(e_u > 0, e_u, 1.0), np.where(e_s > 0, np.inf, 1.0))
-    return r
+    return np.where(np.isinf(e_s) & (e_s == e_u), 1.0, r)  # inf/inf was NaN: routed by accident
 
 
 def calibrated_stacking_predict(scores, classes, seen, unseen, gamma: float) -> np.ndarray:
@@ -111,7 +122,7 @@ def calibrated_stacking_predict(scores, classes, seen, unseen, gamma: float) -> 
     scores, classes = _check(scores, classes, "calibrated_stacking")
     s, u = _masks(classes, seen, unseen, "calibrated_stacking")
     s_cls, u_cls, s_best, u_best = _branch_predictions(scores, classes, s, u)
-    return np.where(s_best - u_best > gamma, s_cls, u_cls)
+    return np.where(_margin(s_best, u_best) > gamma, s_cls, u_cls)
 
 
 def gate_predict(scores, classes, seen, unseen, gamma: float) -> np.ndarray:

@@ -161,3 +161,29 @@ def test_infinite_scores_route_the_same_in_search_and_prediction():
     np.testing.assert_array_equal(gate_ratio(-err, CLASSES, [0, 1], [2, 3]), [1.0, 1.0, 0.5])
     assert gate_predict(-err, CLASSES, [0, 1], [2, 3], 0.75).tolist() == [2, 2, 0]   # r > 0.75 -> unseen
     assert gate_predict(-err, CLASSES, [0, 1], [2, 3], 1.0).tolist() == [0, 0, 0]
+
+
+def test_gate_threshold_between_adjacent_ratios_is_what_prediction_applies():
+    """Gate ratios 3.0 and the next double above it: the midpoint of their negations rounds onto
+    -3.0, a candidate the search counted as 'unseen' for r = 3.0 while gate_predict (unseen iff
+    r > gamma) sends r = 3.0 to seen; the search reported S 0 / U 100 / H 0 for a gamma at which
+    the prediction gives H 100. Each candidate now lies where the prediction splits."""
+    up = np.nextafter(3.0, np.inf)
+    err = np.array([[3.0, 9.0, 1.0, 9.0],    # r = 3.0, label 0 (seen): right iff r <= gamma
+                    [up, 9.0, 1.0, 9.0]])    # r = 3.0000000000000004, label 2: right iff r > gamma
+    best = choose_threshold(-err, [0, 2], CLASSES, [0, 1], [2, 3], rule="gate")
+    assert best == {"gamma": 3.0, "S": 100.0, "U": 100.0, "H": 100.0}
+    assert gate_predict(-err, CLASSES, [0, 1], [2, 3], best["gamma"]).tolist() == [0, 2]
+    # stacking: margins 1.0 and the next double: a threshold in [1.0, next) splits them
+    sc = np.array([[1.0, 0.0, 0.0, 0.0], [np.nextafter(1.0, 2.0), 0.0, 0.0, 0.0]])
+    best = choose_threshold(sc, [2, 0], CLASSES, [0, 1], [2, 3])
+    assert best == {"gamma": 1.0, "S": 100.0, "U": 100.0, "H": 100.0}
+    assert calibrated_stacking_predict(sc, CLASSES, [0, 1], [2, 3], best["gamma"]).tolist() == [2, 0]
+    # on coarse scores (many margins equal up to rounding) the reported S/U/H are always reproduced
+    rng = np.random.default_rng(0)
+    for _ in range(600):
+        sc = np.round(rng.normal(size=(8, 4)), 1); y = np.array([0, 2] + rng.choice(CLASSES, 6).tolist())
+        for rule, s in (("stacking", sc), ("gate", -np.abs(sc))):
+            got = choose_threshold(s, y, CLASSES, [0, 1], [2, 3], rule=rule)
+            again = gzsl_eval(s, y, CLASSES, [0, 1], [2, 3], gamma=got["gamma"], rule=rule)
+            assert {k: again[k] for k in ("S", "U", "H")} == {k: got[k] for k in ("S", "U", "H")}

@@ -197,11 +197,24 @@ def choose_threshold_pooled(problems, *, rule: str = "stacking") -> dict:
     finite = np.unique(stat[np.isfinite(stat)])
     if finite.size == 0:
         finite = np.array([0.0])
-    cand = np.concatenate([[finite[0] - 1.0], (finite[:-1] + finite[1:]) / 2, [finite[-1] + 1.0]])
+    # one candidate per gap between neighbouring statistics a < b, plus one beyond each end. The
+    # prediction routes to seen iff margin > gamma (stacking: stat > thr) or r <= gamma (gate:
+    # stat >= thr, as r > gamma is unseen), so a candidate must lie in [a, b) resp. (a, b]: the
+    # midpoint of two adjacent doubles rounds onto one of them, and x +- 1 is x beyond 2**53;
+    # either used to give a threshold whose reported S/U/H the gate's prediction did not reproduce
+    lo, mid, hi = finite[0] - 1.0, (finite[:-1] + finite[1:]) / 2, finite[-1] + 1.0
+    if rule == "stacking":
+        mid = np.where(mid < finite[1:], mid, finite[:-1])
+        lo = lo if lo < finite[0] else np.nextafter(finite[0], -np.inf)
+        side = "right"      # samples with stat > thr are those after searchsorted(st, thr, 'right')
+    else:
+        mid = np.where(mid > finite[:-1], mid, finite[1:])
+        hi = hi if hi > finite[-1] else np.nextafter(finite[-1], np.inf)
+        side = "left"       # samples with stat >= thr are those after searchsorted(st, thr, 'left')
+    cand = np.concatenate([[lo], mid, [hi]])
     order = np.argsort(stat, kind="stable")
     st = stat[order]
-    # samples with stat > thr are those after searchsorted(st, thr, 'right')
-    pos = np.searchsorted(st, cand, side="right")
+    pos = np.searchsorted(st, cand, side=side)
     cs = np.concatenate([[0], np.cumsum(ok_s[order])])        # seen-correct among first i
     cu = np.concatenate([[0], np.cumsum(ok_u[order])])
     S = (cs[-1] - cs[pos]) / is_seen.sum() * 100.0          # routed seen and right

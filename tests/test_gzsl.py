@@ -187,3 +187,18 @@ def test_gate_threshold_between_adjacent_ratios_is_what_prediction_applies():
             got = choose_threshold(s, y, CLASSES, [0, 1], [2, 3], rule=rule)
             again = gzsl_eval(s, y, CLASSES, [0, 1], [2, 3], gamma=got["gamma"], rule=rule)
             assert {k: again[k] for k in ("S", "U", "H")} == {k: got[k] for k in ("S", "U", "H")}
+
+
+def test_gamma_must_be_a_number():
+    """gamma=nan sent every sample to unseen and reported gamma NaN (null in JSON) with no word;
+    a gamma read as text ('0.5') failed inside numpy. +-inf stay: all unseen / all seen."""
+    for bad in (float("nan"), "0.5", None, True):
+        with pytest.raises(ConfigError, match="gzsl_eval \\(stacking\\): gamma must be a number"):
+            gzsl_eval(SCORES, LABELS, CLASSES, [0, 1], [2, 3], gamma=bad)
+    with pytest.raises(ConfigError, match="gate_predict: gamma must be a number .*nan"):
+        gate_predict(-np.abs(SCORES), CLASSES, [0, 1], [2, 3], np.float32("nan"))
+    with pytest.raises(ConfigError, match="calibrated_stacking: gamma"):
+        calibrated_stacking_predict(SCORES, CLASSES, [0, 1], [2, 3], "1")
+    assert calibrated_stacking_predict(SCORES, CLASSES, [0, 1], [2, 3], np.inf).tolist() == [2, 3, 2, 3, 2]
+    assert calibrated_stacking_predict(SCORES, CLASSES, [0, 1], [2, 3], -np.inf).tolist() == [0, 1, 0, 1, 0]
+    assert gzsl_eval(SCORES, LABELS, CLASSES, [0, 1], [2, 3], gamma=np.int64(1))["gamma"] == 1.0

@@ -56,6 +56,15 @@ def _masks(classes: np.ndarray, seen, unseen, where: str) -> tuple[np.ndarray, n
     return s, u
 
 
+def _gamma(gamma, where: str) -> float:
+    """``gamma`` as a float: a real number or +-inf (every sample to unseen / to seen); NaN
+    routed every sample to unseen silently, and a string failed inside numpy."""
+    if (isinstance(gamma, (bool, np.bool_)) or not isinstance(gamma, (int, float, np.integer, np.floating))
+            or np.isnan(gamma)):
+        raise ConfigError(f"{where}: gamma must be a number (or +-inf), got {gamma!r}")
+    return float(gamma)
+
+
 def _labels(labels, n: int, where: str) -> np.ndarray:
     """(N,) int64 labels of the N score rows; DataError naming ``where`` otherwise."""
     labels = _ids(labels, f"{where}: labels")
@@ -120,6 +129,7 @@ def gate_ratio(scores, classes, seen, unseen) -> np.ndarray:
 def calibrated_stacking_predict(scores, classes, seen, unseen, gamma: float) -> np.ndarray:
     """(N,) predicted class ids with ``gamma`` subtracted from seen-class scores."""
     scores, classes = _check(scores, classes, "calibrated_stacking")
+    gamma = _gamma(gamma, "calibrated_stacking")
     s, u = _masks(classes, seen, unseen, "calibrated_stacking")
     s_cls, u_cls, s_best, u_best = _branch_predictions(scores, classes, s, u)
     return np.where(_margin(s_best, u_best) > gamma, s_cls, u_cls)
@@ -128,6 +138,7 @@ def calibrated_stacking_predict(scores, classes, seen, unseen, gamma: float) -> 
 def gate_predict(scores, classes, seen, unseen, gamma: float) -> np.ndarray:
     """(N,) predictions of Flora's ratio gate: unseen iff ``r > gamma``."""
     scores, classes = _check(scores, classes, "gate_predict")
+    gamma = _gamma(gamma, "gate_predict")
     s, u = _masks(classes, seen, unseen, "gate_predict")
     s_cls, u_cls, _, _ = _branch_predictions(scores, classes, s, u)
     return np.where(gate_ratio(scores, classes, seen, unseen) > gamma, u_cls, s_cls)
@@ -143,6 +154,7 @@ def gzsl_eval(scores, labels, classes, seen, unseen, *, gamma: float = 0.0,
     :class:`ConfigError` (overlapping seen/unseen, unknown ``rule``).
     """
     labels = _labels(labels, len(_check(scores, classes, "gzsl_eval")[0]), "gzsl_eval")
+    gamma = _gamma(gamma, f"gzsl_eval ({rule})")
     if rule == "stacking":
         pred = calibrated_stacking_predict(scores, classes, seen, unseen, gamma)
     elif rule == "gate":

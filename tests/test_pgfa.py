@@ -1430,3 +1430,31 @@ def test_resume_refuses_a_dataset_prepared_again_with_other_content(tmp_path):
     a, b = load_checkpoint(cut / "final.pt")["model"], load_checkpoint(full / "final.pt")["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert _metrics(cut)["zsl_per_class"] == _metrics(full)["zsl_per_class"]
+
+
+def test_gzsl_without_seen_test_samples_fails_before_training(tmp_path):
+    """A custom dataset whose test part holds only unseen-class recordings: the run trained to
+    the end and then failed in the final evaluation with 'GZSL needs test samples of both seen
+    and unseen classes' (no metrics.json, and resume failed the same way, its eval.gzsl fixed
+    in config.yaml). It now fails before training, naming eval.gzsl and the way out."""
+    from zeroskel.data.readers.custom import write_custom
+    from zeroskel.engine.config import build_config
+    from zeroskel.engine.runs import train
+
+    rng = np.random.default_rng(0)
+    labels = [i % 4 for i in range(16)] + [3] * 4                    # test part: kick (unseen) only
+    seqs = [(np.sin(np.linspace(0, 3, 12))[:, None, None] * (1 + c) + 0.1 * rng.standard_normal((12, 25, 3)))
+            .astype(np.float32) for c in labels]
+    write_custom(tmp_path / "mine.npz", seqs, labels, ["wave", "clap", "jump", "kick"], "ntu25", name="mine",
+                 partitions={"custom": ["train" if i < 16 else "test" for i in range(20)]})
+    (tmp_path / "split.yaml").write_text("unseen: [kick]\n")
+    cfg = build_config("pgfa", dataset=str(tmp_path / "mine.npz"), split=str(tmp_path / "split.yaml"), seed=1,
+                       overrides=["train.epochs=1", "train.warmup_epochs=0", "train.batch_size=8",
+                                  "model.encoder=stgcn", "model.args={channels: [4, 8], strides: [1, 2]}",
+                                  "model.input_frames=null", "text.source=a person doing {name}",
+                                  "text.segment_sources=null", "text.model=all-MiniLM-L6-v2", "data.pipeline=none",
+                                  "device=cpu", "validation.mode=none", "train.threads=1"])
+    with pytest.raises(DataError, match=r"^eval.gzsl: the test part of partition 'custom' of dataset 'mine' has no "
+                                        r"sample of the seen classes \[0, 1, 2\].*set eval.gzsl=false"):
+        train(cfg, tmp_path / "runs")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing trained

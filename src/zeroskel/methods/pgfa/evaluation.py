@@ -15,6 +15,17 @@ from .classifier import PGFAClassifier, PGFAEnsemble
 from .scoring import alignment_groups, zsl_eval
 
 
+def check_gzsl_test(labels: np.ndarray, test_part: np.ndarray, seen, partition: str, dataset: str) -> None:
+    """DataError unless the test part of ``partition`` has a sample of a seen class: GZSL S is
+    the accuracy over them (the split check already asks a test sample of every unseen class).
+    Training calls it before any epoch, so such a run does not fail after training."""
+    if not np.isin(labels[test_part], seen).any():
+        raise DataError(f"eval.gzsl: the test part of partition {partition!r} of dataset {dataset!r} has no "
+                        f"sample of the seen classes {np.asarray(seen).tolist()[:10]}"
+                        f"{' ...' if len(seen) > 10 else ''}, so GZSL (S over the seen-class test samples) is "
+                        "undefined; set eval.gzsl=false to report ZSL only")
+
+
 def evaluate_classifier(clf: PGFAClassifier, ds, partition: str, align: dict, gzsl: bool = True,
                         batch_size: int = 256, calibration: dict | None = None) -> dict:
     """Test metrics of a final model on ``ds`` (preprocessed as in training).
@@ -50,6 +61,7 @@ def evaluate_classifier(clf: PGFAClassifier, ds, partition: str, align: dict, gz
         out["zsl_per_class_aligned"] = r["per_class_aligned"]
         out["zsl_confusion_aligned"] = r["confusion_aligned"]
     if gzsl:
+        check_gzsl_test(labels, test_part, seen, partition, ds.name)
         all_idx = test_part[np.isin(labels[test_part], np.concatenate([seen, unseen]))]
         gf = clf.features(np.asarray(ds.data[all_idx], dtype=np.float32), batch_size)
         classes = np.concatenate([seen, unseen])

@@ -23,7 +23,7 @@ from ...engine.distributed import current_world, gather_rows
 from ...engine.trainer import PRECISIONS, autocast
 from ..alignment import align_kwargs
 from .classifier import PGFAClassifier
-from .evaluation import evaluate_classifier
+from .evaluation import check_gzsl_test, evaluate_classifier
 from .losses import LOSSES, block_mean_loss, class_ce_loss, contrastive_loss, mixed_cross_entropy
 from .model import PGFAModel, build_model
 from .scoring import alignment_groups, cosine, embed, zsl_eval
@@ -493,6 +493,8 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
     vcfg = cfg["validation"]
     align = cfg["alignment"]
     test_idx = test_part[np.isin(labels[test_part], unseen)]
+    if cfg["eval"]["gzsl"]:  # now, not after training (the run could not be evaluated at all)
+        check_gzsl_test(labels, test_part, seen, part, ds.name)
     test_groups = alignment_groups(ds.meta, test_idx, align, f"dataset {ds.name!r}")  # bad grouping fails now
     eval_bs = int(cfg["eval"]["batch_size"])
     selection: dict[str, Any] = {"mode": vcfg["mode"]}

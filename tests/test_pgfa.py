@@ -1374,6 +1374,9 @@ def test_metrics_recomputed_by_hand_and_gamma_blind_to_test_labels(tmp_path):
         assert m["zsl_per_class"][str(c)] == pytest.approx(100 * np.mean(pred_u[y[u] == c] == c))
     np.testing.assert_array_equal(m["zsl_confusion"], [[np.sum((y[u] == a) & (pred_u == b)) for b in unseen]
                                                        for a in unseen])
+    # metrics.json says which axis is which, and names the classes of the rows / columns
+    assert m["zsl_confusion_axes"] == {"rows": "true class", "columns": "predicted class", "order": [2, 5],
+                                       "names": ["jump up", "kick"]}
     classes = np.concatenate([seen, unseen])
     sc = cos(feats, clf.text[classes])
     # gamma moves test samples here, so a wrong gamma (or rule) would show

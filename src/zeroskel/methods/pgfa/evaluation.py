@@ -31,7 +31,9 @@ def evaluate_classifier(clf: PGFAClassifier, ds, partition: str, align: dict, gz
     """Test metrics of a final model on ``ds`` (preprocessed as in training).
 
     ZSL: unseen classes of the test part, argmax over the unseen classes, with and without
-    prototype alignment; sample-level top-1 %, per-class accuracy, confusion matrices.
+    prototype alignment; sample-level top-1 %, per-class accuracy (keyed by class id), confusion
+    matrices (rows: true class, columns: predicted, both in ``unseen_classes`` order, recorded
+    with the class names under ``zsl_confusion_axes``).
     GZSL: every test sample, cosine scores over seen + unseen; S / U / H uncalibrated
     (``gzsl_uncalibrated``) and with calibrated stacking (``gzsl_calibrated``) at the gamma
     of ``calibration`` (``selection["calibration"]``, chosen on held-out training data).
@@ -57,6 +59,9 @@ def evaluate_classifier(clf: PGFAClassifier, ds, partition: str, align: dict, gz
     out["unseen_classes"] = unseen.tolist()
     out["zsl_per_class"] = r["per_class"]
     out["zsl_confusion"] = r["confusion"]
+    # a bare list of lists: say which axis is which and name the classes of its rows / columns
+    out["zsl_confusion_axes"] = {"rows": "true class", "columns": "predicted class", "order": unseen.tolist(),
+                                 "names": [str(ds.class_names[int(c)]) for c in unseen]}
     if "per_class_aligned" in r:
         out["zsl_per_class_aligned"] = r["per_class_aligned"]
         out["zsl_confusion_aligned"] = r["confusion_aligned"]

@@ -202,3 +202,17 @@ def test_gamma_must_be_a_number():
     assert calibrated_stacking_predict(SCORES, CLASSES, [0, 1], [2, 3], np.inf).tolist() == [2, 3, 2, 3, 2]
     assert calibrated_stacking_predict(SCORES, CLASSES, [0, 1], [2, 3], -np.inf).tolist() == [0, 1, 0, 1, 0]
     assert gzsl_eval(SCORES, LABELS, CLASSES, [0, 1], [2, 3], gamma=np.int64(1))["gamma"] == 1.0
+
+
+def test_threshold_tie_rule_by_hand():
+    """Margins -1 (C), 0.5 (D), 1 (A), 2 (B); A and C are right in their own branch, B and D
+    wrong. Candidates -2, -0.25, 0.75, 1.5, 3 give H 0, 50, 50, 0, 0: the tie of -0.25 and 0.75
+    goes to the second of the two, as documented."""
+    sc = np.array([[1.0, 0.0, 0.0, 0.0],    # A label 0: margin 1
+                   [0.0, 2.0, 0.0, 0.0],    # B label 0: margin 2, seen branch says 1
+                   [0.0, 0.0, 1.0, 0.0],    # C label 2: margin -1
+                   [0.5, 0.0, 0.0, 0.0]])   # D label 3: margin 0.5, unseen branch says 2 (first of a tie)
+    y = [0, 0, 2, 3]
+    assert choose_threshold(sc, y, CLASSES, [0, 1], [2, 3]) == {"gamma": 0.75, "S": 50.0, "U": 50.0, "H": 50.0}
+    assert calibrated_stacking_predict(sc, CLASSES, [0, 1], [2, 3], 0.0).tolist() == [0, 1, 2, 0]
+    assert calibrated_stacking_predict(sc, CLASSES, [0, 1], [2, 3], 1.0).tolist() == [2, 1, 2, 2]  # 1 > 1 is false

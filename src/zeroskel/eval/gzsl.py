@@ -17,6 +17,11 @@ Both thresholds are chosen by :func:`choose_threshold` on *held-out* data (a pse
 split of the seen training data, see :func:`zeroskel.data.features.holdout_seen`), never on
 the test set. The search is exact: H only changes where the threshold crosses a sample's
 routing statistic, so every midpoint between sorted statistics is tried in O(N log N).
+
+Ties, deterministic: among the seen (or the unseen, or in ZSL all scored) columns the argmax
+takes the first column in the order of ``classes``; a stacking margin equal to gamma goes to
+the unseen classes (equal best seen and unseen scores are a margin of 0, infinite ones too),
+a gate ratio equal to gamma to the seen classes.
 """
 from __future__ import annotations
 
@@ -186,7 +191,9 @@ def choose_threshold(scores, labels, classes, seen, unseen, *, rule: str = "stac
     """Threshold (gamma) maximising H on held-out data, by exact search.
 
     Returns ``{"gamma", "S", "U", "H"}`` (the held-out accuracies at that gamma). Ties in H
-    are broken towards the median tied candidate (the middle of the best plateau).
+    (within 1e-9) go to the median of the tied candidates ordered by routing statistic
+    (stacking: increasing gamma; gate: decreasing gamma), the second of the middle two for an
+    even count: the middle of the best plateau when there is one.
     """
     return choose_threshold_pooled([(scores, labels, classes, seen, unseen)], rule=rule)
 

@@ -264,3 +264,26 @@ def test_text_bank_files_of_every_kind(tmp_path):
     (tmp_path / "empty.npy").write_bytes(b"")
     with pytest.raises(DataError, match=r"empty\.npy: cannot read"):
         load_token_bank(tmp_path / "empty.npy")
+
+
+def test_one_unseen_class_result_says_zsl_is_trivial(caplog):
+    """A split with one unseen class: ZSL top-1 is the argmax over a single class, 100 % for any
+    model, and was reported as 100.0 with no word. The result now carries zsl_note and the
+    protocol warns; a split with two unseen classes has no note."""
+    import logging
+
+    from zeroskel.eval.protocol import evaluate_named
+    from zeroskel.methods.base import ClassTexts
+
+    fs = _fs()
+    one = FeatureSet(fs.train_x, fs.train_y, fs.zsl_x[:2], fs.zsl_y[:2], fs.gzsl_x[:3], fs.gzsl_y[:3],
+                     fs.seen_classes, [10], 11)          # gzsl labels 0, 1, 10
+    texts = ClassTexts(sentence=np.eye(12, dtype=np.float32)[:11])
+    with caplog.at_level(logging.WARNING, logger="zeroskel.eval.protocol"):
+        r = evaluate_named("devise", one, texts, seed=1, overrides=["epochs=1"])
+    assert r["zsl"] == 100.0
+    assert r["zsl_note"].startswith("one unseen class (10): ZSL top-1 is 100 % by construction")
+    assert "one unseen class (10)" in caplog.text
+    r = evaluate_named("devise", fs, ClassTexts(sentence=np.eye(12, dtype=np.float32)), seed=1,
+                       overrides=["epochs=1"])
+    assert "zsl_note" not in r

@@ -1461,3 +1461,10 @@ def test_gzsl_without_seen_test_samples_fails_before_training(tmp_path):
                                         r"sample of the seen classes \[0, 1, 2\].*set eval.gzsl=false"):
         train(cfg, tmp_path / "runs")
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing trained
+    # ZSL only, as the error says: one unseen class makes ZSL top-1 100 % by construction, which
+    # metrics.json and train.log now say (it was a bare 100.0)
+    run = train({**cfg, "eval": {**cfg["eval"], "gzsl": False}}, tmp_path / "runs")
+    m = _metrics(run)
+    assert m["zsl_top1"] == 100.0 and m["unseen_classes"] == [3]
+    assert m["zsl_note"].startswith("one unseen class (3): ZSL top-1 is 100 % by construction")
+    assert "one unseen class (3)" in (run / "train.log").read_text()

@@ -42,6 +42,15 @@ def _class_list(classes, name: str = "classes") -> np.ndarray:
     return classes
 
 
+def one_class_note(classes) -> str | None:
+    """The note a result carries when ZSL scores a single unseen class (None otherwise): the
+    argmax over one class is always that class, so ZSL top-1 is 100 % whatever the model."""
+    if len(classes) != 1:
+        return None
+    return (f"one unseen class ({int(np.asarray(classes).ravel()[0])}): ZSL top-1 is 100 % by construction "
+            "(the argmax over one class); only the GZSL numbers measure the model")
+
+
 def top1(pred: np.ndarray, target: np.ndarray) -> float:
     """Sample-level top-1 accuracy in %. ``pred``, ``target``: (N,) class ids."""
     pred, target = _pair(pred, target)

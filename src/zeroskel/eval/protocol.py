@@ -36,6 +36,7 @@ from .._checks import check_seed
 from ..errors import ConfigError
 from ..methods.base import ClassTexts, ZeroShotMethod
 from .gzsl import choose_threshold_pooled, gzsl_report, zsl_accuracy
+from .metrics import one_class_note
 
 MethodFactory = Callable[..., ZeroShotMethod]
 
@@ -246,6 +247,9 @@ def evaluate_method(method_factory: MethodFactory, fs: FeatureSet, texts: ClassT
             "for another dataset? (eval-features --dataset checks the counts)", texts.num_classes,
             fs.source or "the feature set", fs.num_classes - 1, fs.num_classes, texts.num_classes - 1)
     check_gzsl_coverage(fs)  # before any fit: the GZSL scores at the end would be undefined
+    note = one_class_note(fs.unseen_classes)
+    if note:
+        logging.getLogger(__name__).warning("%s: %s", fs.source or "feature set", note)
     t_all = time.perf_counter()
     vals = [holdout_seen(fs, val_fraction, s, sample_fraction=val_sample_fraction)
             for s in heldout_seeds(seed, heldout_draws)]
@@ -340,6 +344,7 @@ def evaluate_method(method_factory: MethodFactory, fs: FeatureSet, texts: ClassT
                       "val_stacking": cal["stacking"], "val_gate": cal["gate"],
                       **({"calibration_unavailable": cal["unavailable"]} if "unavailable" in cal else {})},
         "zsl": honest["zsl"],
+        **({"zsl_note": note} if note else {}),
         "gzsl": honest["gzsl"],
         "timings_s": {"val_fit": t_val_fit, "fit": t_fit, "score": t_score,
                       "total": time.perf_counter() - t_all},

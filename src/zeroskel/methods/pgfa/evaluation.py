@@ -41,7 +41,7 @@ def evaluate_classifier(clf: PGFAClassifier, ds, partition: str, align: dict, gz
     ratio), and a cosine similarity is not one.
     """
     from ...eval.gzsl import gzsl_eval
-    from ...eval.metrics import gzsl_scores, top1
+    from ...eval.metrics import gzsl_scores, one_class_note, top1
 
     labels = ds.labels
     test_part = ds.partition(partition, "test")
@@ -53,6 +53,8 @@ def evaluate_classifier(clf: PGFAClassifier, ds, partition: str, align: dict, gz
     groups = alignment_groups(ds.meta, test_idx, align, f"dataset {ds.name!r}")
     r = zsl_eval(feats, labels[test_idx], unseen, clf.text, align, details=True, groups=groups)
     out: dict[str, Any] = {"zsl_top1": r["top1"]}
+    if one_class_note(unseen):
+        out["zsl_note"] = one_class_note(unseen)
     if "top1_aligned" in r:
         out["zsl_top1_aligned"] = r["top1_aligned"]
     out["test_samples"] = int(len(test_idx))

@@ -493,6 +493,9 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
     vcfg = cfg["validation"]
     align = cfg["alignment"]
     test_idx = test_part[np.isin(labels[test_part], unseen)]
+    if len(unseen) == 1:
+        from ...eval.metrics import one_class_note
+        log.warning(f"split {split.name!r}: {one_class_note(unseen)}")
     if cfg["eval"]["gzsl"]:  # now, not after training (the run could not be evaluated at all)
         check_gzsl_test(labels, test_part, seen, part, ds.name)
     test_groups = alignment_groups(ds.meta, test_idx, align, f"dataset {ds.name!r}")  # bad grouping fails now

@@ -216,3 +216,17 @@ def test_threshold_tie_rule_by_hand():
     assert choose_threshold(sc, y, CLASSES, [0, 1], [2, 3]) == {"gamma": 0.75, "S": 50.0, "U": 50.0, "H": 50.0}
     assert calibrated_stacking_predict(sc, CLASSES, [0, 1], [2, 3], 0.0).tolist() == [0, 1, 2, 0]
     assert calibrated_stacking_predict(sc, CLASSES, [0, 1], [2, 3], 1.0).tolist() == [2, 1, 2, 2]  # 1 > 1 is false
+
+
+def test_labels_without_a_score_column_are_refused():
+    """A label with no score column can never be predicted: gzsl_eval counted such a sample
+    (class 7, listed as seen) as a wrong seen sample (S 50 instead of an error) and
+    choose_threshold left it out of S altogether (S 100), whether or not it was listed as
+    seen; zsl_accuracy already refused it. Both now say which labels."""
+    sc = np.array([[1.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]])
+    for seen in ([0, 1, 7], [0, 1]):
+        with pytest.raises(DataError, match=r"gzsl_eval: labels \[7\] are not among the scored classes"):
+            gzsl_eval(sc, [0, 7, 2], CLASSES, seen, [2, 3])
+        with pytest.raises(DataError, match=r"choose_threshold: labels \[7\] are not among the scored classes"):
+            choose_threshold(sc, [0, 7, 2], CLASSES, seen, [2, 3])
+    assert gzsl_eval(sc, [0, 0, 2], CLASSES, [0, 1], [2, 3]) == {"S": 100.0, "U": 100.0, "H": 100.0, "gamma": 0.0}

@@ -70,11 +70,17 @@ def _gamma(gamma, where: str) -> float:
     return float(gamma)
 
 
-def _labels(labels, n: int, where: str) -> np.ndarray:
-    """(N,) int64 labels of the N score rows; DataError naming ``where`` otherwise."""
+def _labels(labels, n: int, where: str, classes: np.ndarray | None = None) -> np.ndarray:
+    """(N,) int64 labels of the N score rows; DataError naming ``where`` otherwise, or when a
+    label is not among ``classes`` (the score columns; such a sample can never be right)."""
     labels = _ids(labels, f"{where}: labels")
     if len(labels) != n:
         raise DataError(f"{where}: {len(labels)} labels for {n} score rows")
+    if classes is not None:
+        outside = np.setdiff1d(labels, classes)
+        if outside.size:
+            raise DataError(f"{where}: labels {outside.tolist()[:10]} are not among the scored classes "
+                            f"(no score column, so never right)")
     return labels
 
 
@@ -158,7 +164,8 @@ def gzsl_eval(scores, labels, classes, seen, unseen, *, gamma: float = 0.0,
     ``{"S", "U", "H", "gamma"}``. Raises :class:`DataError` (shapes, ids) or
     :class:`ConfigError` (overlapping seen/unseen, unknown ``rule``).
     """
-    labels = _labels(labels, len(_check(scores, classes, "gzsl_eval")[0]), "gzsl_eval")
+    checked, ids = _check(scores, classes, "gzsl_eval")
+    labels = _labels(labels, len(checked), "gzsl_eval", ids)
     gamma = _gamma(gamma, f"gzsl_eval ({rule})")
     if rule == "stacking":
         pred = calibrated_stacking_predict(scores, classes, seen, unseen, gamma)
@@ -174,7 +181,7 @@ def gzsl_eval(scores, labels, classes, seen, unseen, *, gamma: float = 0.0,
 def _routing(scores, labels, classes, seen, unseen, rule: str, where: str):
     """Per-sample routing statistic (``stat > thr`` <=> routed to seen) and correctness."""
     scores, classes = _check(scores, classes, where)
-    labels = _labels(labels, len(scores), where)  # astype(int64) truncated 10.5 to class 10
+    labels = _labels(labels, len(scores), where, classes)  # astype(int64) truncated 10.5 to class 10
     s, u = _masks(classes, seen, unseen, where)
     s_cls, u_cls, _, _ = _branch_predictions(scores, classes, s, u)
     is_seen = np.isin(labels, classes[s]); is_unseen = np.isin(labels, classes[u])

@@ -83,7 +83,9 @@ def confusion_matrix(pred: np.ndarray, target: np.ndarray, classes) -> np.ndarra
     """(K, K) counts, rows = true class, columns = predicted, in the order of ``classes`` (K,);
     ``pred``, ``target``: (N,) class ids.
 
-    Predictions outside ``classes`` are not counted (they can only occur in GZSL).
+    A sample whose prediction or target is outside ``classes`` is not counted (a prediction
+    outside can only occur in GZSL), so the matrix sums to the samples of ``classes`` that were
+    predicted as one of them.
     """
     pred, target = _pair(pred, target)
     classes = _class_list(classes).tolist()

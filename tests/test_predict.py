@@ -653,3 +653,17 @@ def test_cli_export(trained, tmp_path, capsys):
     assert main(["export", str(trained[0]), str(out), "--force"]) == 0
     assert main(["export", str(tmp_path / "norun"), str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_recognizer_import_leaves_scipy_special_out():
+    """``zeroskel predict`` imports the recognizer, which imports the alignment module; that
+    module needs scipy.special (~0.2 s to import) only for --align's balanced pseudo-labels."""
+    import subprocess
+    import sys
+
+    code = ("import sys, zeroskel.recognizer, zeroskel.methods.alignment as a, numpy as np\n"
+            "assert 'scipy.special' not in sys.modules, 'imported at start-up'\n"
+            "a.balanced_assignment(np.eye(3))\n"
+            "assert 'scipy.special' in sys.modules\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]

@@ -23,7 +23,6 @@ single mean leaves in. It uses the grouping of the set, never its labels.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import logsumexp
 
 from ..errors import ConfigError, DataError, unknown_name
 
@@ -60,6 +59,10 @@ def balanced_assignment(scores: np.ndarray, epsilon: float = 0.1, iterations: in
         raise ConfigError(f"alignment.epsilon must be > 0, got {epsilon}")
     if not (isinstance(iterations, (int, np.integer)) and iterations >= 1):
         raise ConfigError(f"Sinkhorn iterations must be an integer >= 1, got {iterations}")
+    # imported here: scipy.special takes ~0.2 s to import, and `zeroskel predict` loads this
+    # module but balances only with --align
+    from scipy.special import logsumexp
+
     n, k = scores.shape
     # log domain: small epsilons would under/overflow exp()
     logq = scores / epsilon

@@ -561,6 +561,19 @@ def test_train_is_deterministic_and_evaluate_reproduces(utd, tmp_path, capsys):
         evaluate_run(a, data_root=utd, alignment={"center": True, "center_by": "room"})
     assert main(["evaluate", str(a), "--data-root", str(utd), "--align", "center=true",
                  "--align", "center_by=subject"]) == 0
+    # each test sample goes through the model once: GZSL's embedding of all test samples also
+    # gives ZSL its unseen rows (the same numbers as evaluate_run's)
+    from zeroskel.methods.pgfa.evaluation import evaluate_classifier
+    rows = []
+    hook = clf.model.register_forward_hook(lambda m, inp, out: rows.append(len(inp[0])))
+    try:
+        again = evaluate_classifier(clf, ds, "xsub", {**ev["alignment"]}, calibration=ma["selection"]["calibration"])
+    finally:
+        hook.remove()
+    assert sum(rows) == int(np.isin(ds.meta["subject"], [2, 4, 6, 8]).sum()) > 80
+    assert {k: again[k] for k in ("zsl_top1", "zsl_top1_aligned", "zsl_confusion", "gzsl_uncalibrated",
+                                  "gzsl_calibrated")} == {k: ev[k] for k in ("zsl_top1", "zsl_top1_aligned",
+                                  "zsl_confusion", "gzsl_uncalibrated", "gzsl_calibrated")}
     # a group of one sample cannot be centred on itself: a clear error, and before any training
     with pytest.raises(DataError, match="alignment.center_by 'file': file 'a.*' has 1 sample in the evaluated set"):
         evaluate_run(a, data_root=utd, alignment={"center": True, "center_by": "file"})

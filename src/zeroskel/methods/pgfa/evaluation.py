@@ -49,7 +49,13 @@ def evaluate_classifier(clf: PGFAClassifier, ds, partition: str, align: dict, gz
     test_idx = test_part[np.isin(labels[test_part], unseen)]
     if len(test_idx) == 0:
         raise DataError(f"no test samples of the unseen classes {unseen.tolist()} in partition {partition!r}")
-    feats = clf.features(np.asarray(ds.data[test_idx], dtype=np.float32), batch_size)
+    if gzsl:
+        check_gzsl_test(labels, test_part, seen, partition, ds.name)
+    # GZSL scores every test sample, the unseen ones included: embed them all once (ZSL takes its
+    # rows; both index lists keep test_part's order)
+    all_idx = test_part[np.isin(labels[test_part], np.concatenate([seen, unseen]))] if gzsl else test_idx
+    all_feats = clf.features(np.asarray(ds.data[all_idx], dtype=np.float32), batch_size)
+    feats = all_feats[np.isin(all_idx, test_idx)]
     groups = alignment_groups(ds.meta, test_idx, align, f"dataset {ds.name!r}")
     r = zsl_eval(feats, labels[test_idx], unseen, clf.text, align, details=True, groups=groups)
     out: dict[str, Any] = {"zsl_top1": r["top1"]}
@@ -68,11 +74,8 @@ def evaluate_classifier(clf: PGFAClassifier, ds, partition: str, align: dict, gz
         out["zsl_per_class_aligned"] = r["per_class_aligned"]
         out["zsl_confusion_aligned"] = r["confusion_aligned"]
     if gzsl:
-        check_gzsl_test(labels, test_part, seen, partition, ds.name)
-        all_idx = test_part[np.isin(labels[test_part], np.concatenate([seen, unseen]))]
-        gf = clf.features(np.asarray(ds.data[all_idx], dtype=np.float32), batch_size)
         classes = np.concatenate([seen, unseen])
-        scores = clf.score(gf, classes)
+        scores = clf.score(all_feats, classes)
         pred = classes[scores.argmax(1)]
         g = gzsl_scores(pred, labels[all_idx], seen, unseen)
         out["gzsl_uncalibrated"] = {**g, "top1_all": top1(pred, labels[all_idx]),

@@ -203,6 +203,10 @@ def test_smoke_on_real_features(data_root, cls, kw):
     ("cada_vae", "cross_warmup=[0, x]", r"cada_vae: cross_warmup must be \(start, end\)"),
     ("devise", "center_text=maybe", r"devise: center_text must be true or false, got 'maybe'"),
     ("smie", "center_text=1", r"smie: center_text must be true or false, got 1"),
+    # lr=inf trained to NaN, weight_decay=nan likewise, epochs=inf was an OverflowError in int()
+    ("smie", "lr=.inf", r"lr must be a finite number, got inf"),
+    ("devise", "weight_decay=.nan", r"weight_decay must be a finite number, got nan"),
+    ("cada_vae", "epochs=.inf", r"epochs must be a finite number, got inf"),
 ])
 def test_set_values_of_list_and_flag_options_are_checked(method, item, match):
     from zeroskel.methods.factory import make_factory

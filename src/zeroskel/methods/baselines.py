@@ -137,11 +137,15 @@ def mlp(sizes: Sequence[int], dropout: float = 0.0, act: type[nn.Module] = nn.Re
 def as_number(name: str, value, kind: type = float):
     """``kind(value)`` for a numeric constructor argument; ConfigError naming it otherwise.
 
-    Accepts numeric strings (YAML 1.1 reads ``3e-4`` as a string) but not bools.
+    Accepts numeric strings (YAML 1.1 reads ``3e-4`` as a string) but not bools, NaN or
+    infinities (no option of the feature methods means anything with them: ``lr=inf`` trained
+    to NaN and ``epochs=inf`` failed inside ``int``).
     """
     if isinstance(value, bool):
         raise ConfigError(f"{name} must be a number, got {value!r}")
     try:
+        if not math.isfinite(float(value)):
+            raise ConfigError(f"{name} must be a finite number, got {value!r}")
         out = kind(float(value)) if kind is int else kind(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{name} must be a number, got {value!r}") from None

@@ -141,6 +141,27 @@ def test_an_edited_config_file_is_not_mixed_into_the_table(data_root, tmp_path):
     assert run_benchmark("purls-small", [1], out, **args) == []
 
 
+def test_runs_on_another_kind_of_device_are_not_mixed_into_the_table(data_root, tmp_path):
+    """benchmark.json did not record the device: a folder begun on a GPU machine took CPU runs
+    (other kernels, other numbers) into the same table."""
+    need(data_root, "utd_mhad")
+    out = tmp_path / "bench"
+    args = dict(only=["utd_mhad:purls-22/5"], data_root=data_root, log=lambda m: None,
+                overrides=["train.epochs=1", "train.threads=1"])
+    Job("utd_mhad", "purls-22/5", 1).record(out).parent.mkdir(parents=True)
+    Job("utd_mhad", "purls-22/5", 1).record(out).with_suffix(".lock").write_text("1\n")  # nothing trains
+    assert run_benchmark("purls-small", [1], out, device="cpu", **args) == []
+    settings = json.loads((out / "benchmark.json").read_text())
+    assert settings["device"] == "cpu"
+    settings["device"] = "cuda"  # as a GPU machine would have written it
+    (out / "benchmark.json").write_text(json.dumps(settings))
+    with pytest.raises(ConfigError, match="other settings \\(device: 'cuda' there, 'cpu' now\\)"):
+        run_benchmark("purls-small", [1], out, device="cpu", **args)
+    del settings["device"]  # a folder from before the device was recorded is not refused for it
+    (out / "benchmark.json").write_text(json.dumps(settings))
+    assert run_benchmark("purls-small", [1], out, device="cpu", **args) == []
+
+
 def test_changed_feature_files_are_not_mixed_into_the_table(data_root, tmp_path):
     """benchmark.json names the --features folder only: files re-extracted into it were tabled
     with the results of the earlier ones."""

@@ -126,10 +126,10 @@ def _check_settings(out: Path, settings: dict) -> bool:
     path = out / SETTINGS_FILE
     if path.is_file():
         have = _read_settings(path)
-        # torch_threads, config_sha256: folders written before they were recorded carry no value,
+        # torch_threads, config_sha256, device: folders written before they were recorded carry no value,
         # and are not refused for it
         diff = sorted(k for k in settings if have.get(k) != settings[k]
-                      and not (k in ("torch_threads", "config_sha256") and k not in have))
+                      and not (k in ("torch_threads", "config_sha256", "device") and k not in have))
         if diff:
             edited = " (the config file was edited since)" if diff == ["config_sha256"] else ""
             raise ConfigError(f"{out} holds a benchmark with other settings ({', '.join(diff)}: "
@@ -336,6 +336,10 @@ def run_benchmark(suite: str, seeds: Sequence[int], out: str | Path, *, method: 
         settings["features"] = str(features.resolve())
         digests = {f: _digest(features / f) for f in need}
         _check_feature_digests(out, digests)
+    # a CPU and a GPU run of one job differ (other kernels): one folder holds one kind of device
+    from .trainer import resolve_device
+    wanted = {str(c["device"]) for c in configs.values()} if configs else {device or "cpu"}
+    settings["device"] = ",".join(sorted({resolve_device(d).type for d in wanted}))
     existed = out.is_dir()
     out.mkdir(parents=True, exist_ok=True)
     created = _check_settings(out, settings)

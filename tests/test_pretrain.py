@@ -166,6 +166,37 @@ def test_extract_flora_layout_sidecar_and_values(synth, trained, tmp_path):
     assert fs.train_masked_x is None and side["train_masked"] is None
 
 
+def test_extract_on_other_data_than_the_encoder_was_trained_on_warns(synth, trained, tmp_path, caplog):
+    """extract --dataset took any dataset with the encoder's class names: a copy whose train/test
+    partitions (or labels, or recordings) differ from those the encoder was trained on was extracted
+    without a word, though its test partition then holds recordings the encoder trained on (here
+    every one: the partitions are swapped), inflating GZSL seen accuracy. The encoder now stores the
+    content record of its training data; other data are extracted with a warning naming what
+    differs, and the sidecar says data_as_trained false. A copy of the same data elsewhere is
+    silent and true."""
+    import logging
+
+    rec = load_encoder(trained).record
+    assert set(rec.data_content) >= {"skeletons", "labels", "partitions"}
+    same = _write(tmp_path / "copy.npz")  # the same content in another file
+    with caplog.at_level(logging.WARNING, logger="zeroskel.engine.extract"):
+        out = extract_features(trained, dataset=str(same), out_path=tmp_path / "same.npz", device="cpu")
+    assert not caplog.records
+    assert json.loads(sidecar_path(out).read_text())["data_as_trained"] is True
+
+    seqs, labels, part = _sequences(np.random.default_rng(0))
+    swapped = tmp_path / "swapped.npz"
+    write_custom(swapped, seqs, labels, [f"action{c}" for c in range(NUM_CLASSES)], "ntu25", name="synth",
+                 partitions={"custom": ["test" if p == "train" else "train" for p in part]})
+    with caplog.at_level(logging.WARNING, logger="zeroskel.engine.extract"):
+        out = extract_features(trained, dataset=str(swapped), out_path=tmp_path / "swapped_f.npz", device="cpu")
+    msg = " ".join(r.getMessage() for r in caplog.records)
+    assert "its data are not those the encoder" in msg and "differ: the train/test partitions" in msg
+    assert "skeleton" not in msg and "labels" not in msg.split("differ:")[1].split(")")[0]
+    side = json.loads(sidecar_path(out).read_text())
+    assert side["data_as_trained"] is False and side["data_differs"] == ["the train/test partitions"]
+
+
 def test_extract_masked_sequences_for_smie(synth, trained, tmp_path):
     from zeroskel.data.features import holdout_seen, low_shot
     from zeroskel.data.transforms import MotionMask

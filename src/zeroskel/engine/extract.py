@@ -18,6 +18,7 @@ joints, then over persons. One deterministic pass, eval mode, no test-time augme
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -65,6 +66,22 @@ def _masking(masked: dict | None):
     return MotionMask(drop=masked.get("drop", 15), keep=masked.get("keep", 20)), int(seed)
 
 
+# content-record parts (zeroskel.data.cache.CONTENT_PARTS) that say which recordings the encoder trained on
+# and under which label and partition; meta and preprocessing (the card's pipeline is used) are not compared
+_LEAK_PARTS = ("samples", "skeletons", "labels", "partitions")
+
+
+def _other_data(then: dict, ds) -> list[str] | None:
+    """What differs between the data an encoder was trained on (its record's content record) and the
+    prepared ``ds``: a list of descriptions (empty: the same), or None when either has no record."""
+    from ..data.cache import CONTENT_PARTS, content_record
+
+    now = content_record(ds)
+    if not then or not now:
+        return None
+    return [CONTENT_PARTS[k] for k in _LEAK_PARTS if k in then and k in now and then[k] != now[k]]
+
+
 def extract_features(run_dir_or_checkpoint: str | os.PathLike, dataset: str | None = None,
                      split: str | None = None, out_path: str | os.PathLike | None = None,
                      data_root: str | os.PathLike | None = None, device: str = "auto", *,
@@ -75,7 +92,11 @@ def extract_features(run_dir_or_checkpoint: str | os.PathLike, dataset: str | No
     Args:
         run_dir_or_checkpoint: a finished pretraining run directory or its ``encoder.pt``.
         dataset: dataset name or custom-dataset path (default: the one trained on). It is
-            preprocessed with the encoder card's pipeline and must have the same classes.
+            preprocessed with the encoder card's pipeline and must have the same classes. Data
+            other than those the encoder was trained on (other recordings, labels or partitions,
+            by the content record it stores) are extracted with a warning and recorded as
+            ``data_as_trained: false`` in the sidecar: their test partition may hold recordings
+            the encoder was trained on.
         split: split name or file (default: the one trained on). Another split is allowed
             only if none of its unseen classes was a training (seen) class of the encoder.
         out_path: output ``.npz`` (default ``<run_dir>/features.npz``).
@@ -125,6 +146,15 @@ def extract_features(run_dir_or_checkpoint: str | os.PathLike, dataset: str | No
     if rec.partition not in ds.partitions:
         raise DataError(f"dataset {source!r} has no partition {rec.partition!r} (the encoder's); it has "
                         f"{', '.join(ds.partitions) or 'none'}")
+    other_data = _other_data(rec.data_content, ds)
+    if other_data:
+        logging.getLogger(__name__).warning(
+            "dataset %r: its data are not those the encoder %s was trained on (differ: %s). Its test "
+            "partition may hold recordings the encoder was trained on, and recordings labelled with an unseen "
+            "class may have been trained on as a seen one, so GZSL seen (and zero-shot) accuracy on these "
+            "features can be inflated; pretrain again on these data (zeroskel pretrain) unless you know the "
+            "encoder never saw its test partition. The sidecar records this as data_as_trained: false",
+            source, ck, "; ".join(other_data))
     if split is not None:
         sp = get_split(source, str(split), class_names=ds.class_names)
     elif rec.split.get("kind") == "user":  # a user split file: rebuilt from the record
@@ -189,6 +219,9 @@ def extract_features(run_dir_or_checkpoint: str | os.PathLike, dataset: str | No
                     "refit": rec.refit, "seed": rec.seed, "trained_split": rec.split["name"],
                     "checkpoint": str(ck.resolve())},
         "pipeline": rec.pipeline, "data_fingerprint": ds.info.get("fingerprint", ""),
+        # false: the data differ from the encoder's training data (warned); null: no record to compare
+        "data_as_trained": None if other_data is None else not other_data,
+        **({"data_differs": other_data} if other_data else {}),
         "pooling": "encoder output: mean over time and joints, then over persons",
         "test_time_augmentation": False,
         "train_masked": masked,

@@ -130,6 +130,10 @@ class PretrainRecord:
         refit: whether the final weights were retrained on all seen training samples.
         seed: run seed; data_fingerprint: prepared-cache key of the data.
         versions: zeroskel / torch / numpy versions.
+        data_content: the content record of the prepared data it was trained on
+            (:func:`zeroskel.data.cache.content_record`: digests of the recordings, labels,
+            partitions...), which :func:`zeroskel.engine.extract.extract_features` compares with
+            the data it extracts from; empty in encoders saved before it was recorded.
     """
 
     pipeline: list
@@ -149,6 +153,7 @@ class PretrainRecord:
     seed: int = 0
     data_fingerprint: str = ""
     versions: dict = field(default_factory=dict)
+    data_content: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -531,7 +536,8 @@ def _train(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None,
         split=split.to_dict(), seen=seen.tolist(), unseen=unseen.tolist(), selected_epoch=best,
         epochs_run=int(selection["epochs_run"]), n_fit=int(selection["n_fit"]), n_val=int(selection["n_val"]),
         val_seen_acc=float(selection["val_top1"]), refit=bool(vcfg["refit"]), seed=seed,
-        data_fingerprint=str(ds.info.get("fingerprint", "")), versions=versions())
+        data_fingerprint=str(ds.info.get("fingerprint", "")), versions=versions(),
+        data_content=dict(data.get("data") or {}))
     card = make_card(m["encoder"], model.encoder, frames=frames, dataset=ds.name, split=split.name,
                      extra={"pretrain": record.to_dict()})
     save_checkpoint({"kind": CHECKPOINT_KIND, "version": CHECKPOINT_VERSION, "card": card.to_dict(),

@@ -287,3 +287,28 @@ def test_one_unseen_class_result_says_zsl_is_trivial(caplog):
     r = evaluate_named("devise", fs, ClassTexts(sentence=np.eye(12, dtype=np.float32)), seed=1,
                        overrides=["epochs=1"])
     assert "zsl_note" not in r
+
+
+def test_an_interrupted_save_leaves_no_truncated_file(tmp_path, monkeypatch):
+    """save_features (features convert, extract) wrote straight into the destination: an interruption
+    (Ctrl-C while a large file was written) left a truncated .npz under the final name, which later
+    reads refused as 'cannot read as .npz' and convert / extract refused to replace as existing. It now
+    writes a temporary sibling and renames it: the destination is complete or untouched."""
+    np.savez(tmp_path / "a.npz", **_toy())
+    fs = load_features(tmp_path / "a.npz")
+    real_savez = np.savez
+
+    def interrupted(f, **arrays):
+        f.write(b"PK\x03\x04 half an archive")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_features(tmp_path / "new.npz", fs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz"]  # no destination, no temporary file
+    before = (tmp_path / "a.npz").read_bytes()
+    with pytest.raises(KeyboardInterrupt):
+        save_features(tmp_path / "a.npz", fs)  # replacing an existing file: it stays as it was
+    assert (tmp_path / "a.npz").read_bytes() == before and len(list(tmp_path.iterdir())) == 1
+    monkeypatch.setattr(np, "savez", real_savez)
+    np.testing.assert_array_equal(load_features(save_features(tmp_path / "new.npz", fs)).gzsl_x, fs.gzsl_x)

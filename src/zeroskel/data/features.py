@@ -304,14 +304,25 @@ def check_gzsl_coverage(fs: FeatureSet) -> None:
 
 def save_features(path: str | os.PathLike, fs: FeatureSet) -> Path:
     """Write ``fs`` in the Flora ``.npz`` layout (six keys, original class ids; plus
-    ``train_masked_data`` when the set has masked-sequence features)."""
+    ``train_masked_data`` when the set has masked-sequence features).
+
+    The file is written beside ``path`` under a temporary name and renamed onto it, so an
+    interrupted write leaves no truncated ``path`` (nor replaces an existing one)."""
+    import threading
+
     validate_featureset(fs)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     extra = {} if fs.train_masked_x is None else {MASKED_KEY: fs.train_masked_x}
-    with open(path, "wb") as f:  # a file object stops numpy appending ".npz" to odd suffixes
-        np.savez(f, train_data=fs.train_x, train_label=fs.train_y, zsl_data=fs.zsl_x,
-                 zsl_label=fs.zsl_y, gzsl_data=fs.gzsl_x, gzsl_label=fs.gzsl_y, **extra)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{threading.get_ident()}")
+    try:
+        with open(tmp, "wb") as f:  # a file object stops numpy appending ".npz" to odd suffixes
+            np.savez(f, train_data=fs.train_x, train_label=fs.train_y, zsl_data=fs.zsl_x,
+                     zsl_label=fs.zsl_y, gzsl_data=fs.gzsl_x, gzsl_label=fs.gzsl_y, **extra)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
     return path
 
 

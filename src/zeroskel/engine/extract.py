@@ -230,13 +230,7 @@ def extract_features(run_dir_or_checkpoint: str | os.PathLike, dataset: str | No
         "versions": versions(),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    try:
-        save_features(tmp, fs)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    save_features(out, fs)  # written under a temporary name and renamed
     tmp_side = side.with_name(f".{side.name}.tmp{os.getpid()}")
     tmp_side.write_text(json.dumps(sidecar, indent=1, default=float), encoding="utf-8")
     os.replace(tmp_side, side)

@@ -431,3 +431,58 @@ def test_texts_lists_the_forms_beyond_the_named_sources(capsys):
     assert lines[:3] == ["name", "purls-label", "purls-global"]
     assert any("name+purls-global" in x for x in lines) and "<path to .txt/.csv/.json>" in lines
     assert any(x.startswith("<template with {source} fields") for x in lines)
+
+
+def _layout_fixture(tmp_path, layout):
+    """A small feature split written in one published layout; returns (path, canonical arrays)."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    arr = {"train_data": rng.random((8, 5)), "train_label": np.array([0, 0, 1, 1, 2, 2, 5, 5]),
+           "zsl_data": rng.random((4, 5)), "zsl_label": np.array([3, 3, 4, 4]),
+           "gzsl_data": rng.random((7, 5)), "gzsl_label": np.array([0, 1, 2, 5, 3, 4, 4])}
+    synse = {"train_data": "train", "train_label": "train_label", "zsl_data": "ztest", "zsl_label": "z_label",
+             "gzsl_data": "gtest", "gzsl_label": "g_label"}
+    if layout == "flora":  # Flora / zeroskel extract: six keys in one .npz, original class ids
+        path = tmp_path / "flora.npz"
+        np.savez(path, **arr)
+    elif layout == "flora_masked":  # zeroskel extract --masked adds train_masked_data
+        arr["train_masked_data"] = rng.random((8, 5))
+        path = tmp_path / "masked.npz"
+        np.savez(path, **arr)
+    elif layout == "synse_dir":  # SynSE / SA-DVAE release: a folder of .npy files
+        path = tmp_path / "shift_5_r"
+        path.mkdir()
+        for k, name in synse.items():
+            np.save(path / f"{name}.npy", arr[k])
+    elif layout == "synse_npz":  # the same names in one archive
+        path = tmp_path / "synse.npz"
+        np.savez(path, **{synse[k]: v for k, v in arr.items()})
+    else:  # one-hot labels (dumps of SynSE's h5 splits)
+        path = tmp_path / "onehot.npz"
+        np.savez(path, **{k: (np.eye(6, dtype=np.float32)[v] if k.endswith("label") else v) for k, v in arr.items()})
+    return path, arr
+
+
+@pytest.mark.parametrize("layout", ["flora", "flora_masked", "synse_dir", "synse_npz", "one_hot"])
+def test_features_convert_round_trips_each_layout(tmp_path, capsys, layout):
+    import numpy as np
+
+    src, arr = _layout_fixture(tmp_path, layout)
+    dest = tmp_path / "out" / "flora.npz"
+    assert main(["features", "check", str(src)]) == 0
+    before = json.loads(capsys.readouterr().out)
+    assert before["seen"] == [0, 1, 2, 5] and before["unseen"] == [3, 4] and before["num_classes"] == 6
+    assert main(["features", "convert", str(src), str(dest)]) == 0
+    assert capsys.readouterr().out.startswith(f"wrote {dest}\n")
+    with np.load(dest) as z:
+        assert sorted(z.files) == sorted(arr)
+        for k, v in arr.items():  # the values, as float32 features and int64 class ids
+            assert z[k].dtype == (np.int64 if k.endswith("label") else np.float32), k
+            np.testing.assert_array_equal(z[k], v.astype(z[k].dtype), err_msg=k)
+    assert main(["features", "check", str(dest)]) == 0
+    after = json.loads(capsys.readouterr().out)
+    assert {k: v for k, v in after.items() if k != "source"} == {k: v for k, v in before.items() if k != "source"}
+    # an existing destination is refused (convert has no --force)
+    assert main(["features", "convert", str(dest), str(dest)]) == 2
+    assert "exists" in capsys.readouterr().err

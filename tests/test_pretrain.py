@@ -197,6 +197,32 @@ def test_extract_on_other_data_than_the_encoder_was_trained_on_warns(synth, trai
     assert side["data_as_trained"] is False and side["data_differs"] == ["the train/test partitions"]
 
 
+def test_extract_refuses_a_dataset_unlike_the_encoders(synth, trained, tmp_path):
+    """extract --dataset checks class names, joint layout and partition against the encoder, and none of
+    the refusals had a test; the class-name one said 'its 6 class names differ from the 6 classes',
+    naming neither a class nor what to do. It now names the first differing class and the dataset
+    the encoder was trained on."""
+    from zeroskel.errors import DataError
+
+    seqs, labels, part = _sequences(np.random.default_rng(0))
+    names = [f"action{c}" for c in range(NUM_CLASSES)]
+    renamed = write_custom(tmp_path / "renamed.npz", seqs, labels, names[:2] + ["jump", "kick"] + names[4:], "ntu25",
+                           name="synth", partitions={"custom": part})
+    with pytest.raises(DataError, match=r"renamed\.npz': its 6 class names differ from the 6 classes the encoder "
+                                        r".*: class 2 is 'jump' here, 'action2' for the encoder \(1 more differ\); "
+                                        r"extract on the dataset it was trained on \(.*synth\.npz\)"):
+        extract_features(trained, dataset=str(renamed), out_path=tmp_path / "a.npz")
+    kinect = write_custom(tmp_path / "kinect.npz", [s[:, :20] for s in seqs], labels, names, "kinect_v1",
+                          name="synth", partitions={"custom": part})
+    with pytest.raises(DataError, match=r"layout 'kinect_v1' / C=3 do not match the encoder's 'ntu25' / C=3"):
+        extract_features(trained, dataset=str(kinect), out_path=tmp_path / "b.npz")
+    other = write_custom(tmp_path / "other.npz", seqs, labels, names, "ntu25", name="synth",
+                         partitions={"xview": part})
+    with pytest.raises(DataError, match=r"has no partition 'custom' \(the encoder's\); it has xview"):
+        extract_features(trained, dataset=str(other), out_path=tmp_path / "c.npz")
+    assert not list(tmp_path.glob("?.npz")) and not list(tmp_path.glob("*_encoder.json"))
+
+
 def test_extract_masked_sequences_for_smie(synth, trained, tmp_path):
     from zeroskel.data.features import holdout_seen, low_shot
     from zeroskel.data.transforms import MotionMask

@@ -135,8 +135,16 @@ def extract_features(run_dir_or_checkpoint: str | os.PathLike, dataset: str | No
     ds = cache.prepare(source, rec.pipeline, data_root=root, cache_dir=cfg["data"].get("cache_dir"),
                        progress=False)
     if list(ds.class_names) != list(rec.class_names):
-        raise DataError(f"dataset {source!r}: its {len(ds.class_names)} class names differ from the "
-                        f"{len(rec.class_names)} classes the encoder {ck} was trained with")
+        now, then = list(ds.class_names), list(rec.class_names)
+        diff = [i for i in range(max(len(now), len(then)))
+                if i >= len(now) or i >= len(then) or now[i] != then[i]]
+        first = diff[0]
+        raise DataError(f"dataset {source!r}: its {len(now)} class names differ from the {len(then)} classes the "
+                        f"encoder {ck} was trained with: class {first} is "
+                        f"{repr(now[first]) if first < len(now) else 'missing'} here, "
+                        f"{repr(then[first]) if first < len(then) else 'missing'} for the encoder"
+                        + (f" ({len(diff) - 1} more differ)" if len(diff) > 1 else "")
+                        + f"; extract on the dataset it was trained on ({rec.dataset_source})")
     if ds.layout != card.layout or ds.data.shape[1] != card.in_channels:
         raise DataError(f"dataset {source!r}: layout {ds.layout!r} / C={ds.data.shape[1]} do not match the "
                         f"encoder's {card.layout!r} / C={card.in_channels}")

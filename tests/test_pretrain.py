@@ -260,6 +260,13 @@ def test_extract_masked_sequences_for_smie(synth, trained, tmp_path):
         extract_features(trained, out_path=tmp_path / "m2.npz", masked={"kept": 3})
     with pytest.raises(ConfigError, match="masked: 'seed' must be an integer"):
         extract_features(trained, out_path=tmp_path / "m2.npz", masked={"seed": "x"})
+    # a negative --masked-seed was numpy's 'expected non-negative integer' traceback after every feature
+    # was encoded, and --masked 15 0 named the transform ('motion_mask') but not the flag
+    with pytest.raises(ConfigError, match=r"masked: 'seed' \(--masked-seed\) must be an integer >= 0, got -1"):
+        extract_features(trained, out_path=tmp_path / "m2.npz", masked={"seed": -1})
+    with pytest.raises(ConfigError, match=r"masked \(--masked DROP KEEP\): motion_mask: 'keep' must be an integer >= 1"):
+        extract_features(trained, out_path=tmp_path / "m2.npz", masked={"drop": 15, "keep": 0})
+    assert not (tmp_path / "m2.npz").exists()
 
 
 def test_interrupted_run_resumes_to_the_same_encoder(synth, trained, tmp_path):

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._checks import check_seed
 from ..errors import CheckpointError, ConfigError, DataError
 from ..paths import new_output
 
@@ -63,7 +64,12 @@ def _masking(masked: dict | None):
     seed = masked.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ConfigError(f"masked: 'seed' must be an integer, got {seed!r}")
-    return MotionMask(drop=masked.get("drop", 15), keep=masked.get("keep", 20)), int(seed)
+    # a negative seed was numpy's 'expected non-negative integer' traceback, after every feature was encoded
+    seed = check_seed(seed, "masked: 'seed' (--masked-seed)")
+    try:
+        return MotionMask(drop=masked.get("drop", 15), keep=masked.get("keep", 20)), seed
+    except ConfigError as e:  # name the flag the user typed, not only the transform
+        raise ConfigError(f"masked (--masked DROP KEEP): {e}") from None
 
 
 # content-record parts (zeroskel.data.cache.CONTENT_PARTS) that say which recordings the encoder trained on

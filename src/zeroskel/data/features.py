@@ -1,4 +1,4 @@
-"""Pre-extracted skeleton feature files (the layout of Flora, SynSE, SA-DVAE and STAR).
+"""Pre-extracted skeleton feature files (the layouts of Flora / STAR and SynSE / SA-DVAE).
 
 A feature file holds one pooled feature vector per sample, already split for zero-shot
 learning, with the dataset's **original** class ids as labels:
@@ -19,9 +19,9 @@ Optional key (zeroskel's own extraction, ``extract --masked``): ``train_masked_d
 row i of ``train_data``; :class:`~zeroskel.data.transforms.MotionMask`), for SMIE's
 temporal term.
 
-:func:`load_features` reads that ``.npz`` layout (Flora / SA-DVAE / STAR) and SynSE's
-released layout, a folder (or ``.npz``) with ``train.npy``, ``train_label.npy``,
-``ztest.npy``, ``z_label.npy``, ``gtest.npy``, ``g_label.npy``. :func:`save_features`
+:func:`load_features` reads that ``.npz`` layout (Flora / STAR) and SynSE's released
+layout, which SA-DVAE's loader reads as well: a folder (or ``.npz``) with ``train.npy``,
+``train_label.npy``, ``ztest.npy``, ``z_label.npy``, ``gtest.npy``, ``g_label.npy``. :func:`save_features`
 always writes the Flora layout.
 
 Seen classes are the train labels, unseen classes the ZSL labels; every GZSL label must be

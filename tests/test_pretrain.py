@@ -223,6 +223,24 @@ def test_extract_refuses_a_dataset_unlike_the_encoders(synth, trained, tmp_path)
     assert not list(tmp_path.glob("?.npz")) and not list(tmp_path.glob("*_encoder.json"))
 
 
+def test_sidecar_is_strict_json_without_seen_test_samples(synth, tmp_path):
+    """A dataset whose test partition holds unseen classes only (possible for a custom dataset) gives
+    no seen-class diagnostic: metrics.json wrote null, but the extract sidecar wrote a bare NaN, which
+    jq and other strict JSON readers reject. The sidecar is now strict JSON too (null)."""
+    seqs, labels, part = _sequences(np.random.default_rng(0))
+    part = ["train" if y not in UNSEEN else p for y, p in zip(labels, part)]
+    ds = write_custom(tmp_path / "seen_train_only.npz", seqs, labels, [f"action{c}" for c in range(NUM_CLASSES)],
+                      "ntu25", name="synth", partitions={"custom": part})
+    run = pretrain_encoder(_cfg(ds, synth[1]), tmp_path / "runs")
+    out = extract_features(run, out_path=tmp_path / "f.npz", device="cpu")
+
+    def refuse(c):
+        raise ValueError(f"not strict JSON: {c}")
+
+    side = json.loads(sidecar_path(out).read_text(), parse_constant=refuse)
+    assert side["test_seen_acc_diag"] is None and side["n_zsl"] == 8
+
+
 def test_extract_masked_sequences_for_smie(synth, trained, tmp_path):
     from zeroskel.data.features import holdout_seen, low_shot
     from zeroskel.data.transforms import MotionMask

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from .._checks import check_seed
+from .._json import dumps
 from ..errors import CheckpointError, ConfigError, DataError
 from ..paths import new_output
 
@@ -246,6 +247,7 @@ def extract_features(run_dir_or_checkpoint: str | os.PathLike, dataset: str | No
     out.parent.mkdir(parents=True, exist_ok=True)
     save_features(out, fs)  # written under a temporary name and renamed
     tmp_side = side.with_name(f".{side.name}.tmp{os.getpid()}")
-    tmp_side.write_text(json.dumps(sidecar, indent=1, default=float), encoding="utf-8")
+    # strict JSON, as every other result file: no seen-class test sample made the diagnostic a bare NaN
+    tmp_side.write_text(dumps(sidecar), encoding="utf-8")
     os.replace(tmp_side, side)
     return out

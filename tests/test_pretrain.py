@@ -220,6 +220,8 @@ def test_extract_refuses_a_dataset_unlike_the_encoders(synth, trained, tmp_path)
                          partitions={"xview": part})
     with pytest.raises(DataError, match=r"has no partition 'custom' \(the encoder's\); it has xview"):
         extract_features(trained, dataset=str(other), out_path=tmp_path / "c.npz")
+    with pytest.raises(ConfigError, match=r"batch_size \(--batch-size, or the run's extract.batch_size\) must be >= 1"):
+        extract_features(trained, out_path=tmp_path / "d.npz", batch_size=0)
     assert not list(tmp_path.glob("?.npz")) and not list(tmp_path.glob("*_encoder.json"))
 
 

@@ -136,7 +136,7 @@ def extract_features(run_dir_or_checkpoint: str | os.PathLike, dataset: str | No
     model, card, rec, cfg = load_encoder(ck, dev)
     bs = int(batch_size if batch_size is not None else cfg["extract"]["batch_size"])
     if bs < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {bs}")
+        raise ConfigError(f"batch_size (--batch-size, or the run's extract.batch_size) must be >= 1, got {bs}")
     source = str(dataset) if dataset is not None else rec.dataset_source
     root = data_root if data_root is not None else cfg.get("data_root")
     ds = cache.prepare(source, rec.pipeline, data_root=root, cache_dir=cfg["data"].get("cache_dir"),

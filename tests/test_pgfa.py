@@ -366,6 +366,17 @@ def test_alignment_options_reject_booleans_for_numbers():
     assert align_kwargs({"alpha": 1, "iterations": 2.0, "center": True})["iterations"] == 2
 
 
+def test_alignment_options_reject_infinities_by_name():
+    # epsilon=inf passed "> 0": the Sinkhorn plan became uniform and every sample got pseudo-label 0
+    # (aligned accuracy = one class's share, silently); temperature=inf made every entropy equal
+    from zeroskel.methods.alignment import prototype_alignment
+    for key in ("epsilon", "temperature", "alpha", "beta"):
+        with pytest.raises(ConfigError, match=f"alignment.{key} must be a finite number"):
+            align_kwargs({key: float("inf")})
+    with pytest.raises(ConfigError, match="alignment.epsilon must be a finite number"):
+        prototype_alignment(np.eye(3), np.eye(3), pseudo_labels="balanced", epsilon=np.inf)
+
+
 def test_balanced_assignment_equalises_class_mass():
     rng = np.random.default_rng(0)
     # every sample prefers class 0; the plan must still give each class ~N/K of the mass

@@ -113,6 +113,10 @@ def _check_params(alpha, temperature, iterations, beta, min_samples, pseudo_labe
     for key, v in (("alpha", alpha), ("temperature", temperature), ("beta", beta), ("epsilon", epsilon)):
         if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, (bool, np.bool_)):
             raise ConfigError(f"alignment.{key} must be a number, got {v!r}")
+        if not np.isfinite(v):
+            # inf passed the range checks: epsilon=inf gave every sample pseudo-label 0 (uniform
+            # Sinkhorn plan), temperature=inf equal entropies (the kept samples by index order)
+            raise ConfigError(f"alignment.{key} must be a finite number, got {v!r}")
     if not isinstance(min_samples, (int, np.integer)) or isinstance(min_samples, (bool, np.bool_)):
         raise ConfigError(f"alignment.min_samples must be an integer, got {min_samples!r}")
     if not 0 < alpha <= 1:

@@ -1158,6 +1158,24 @@ def test_ensemble_of_runs_averages_member_cosines(utd, tmp_path):
     assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
 
 
+def test_alignment_override_of_a_run_without_alignment_is_refused(utd, tmp_path):
+    # --align alpha=0.5 on a run trained with alignment.enabled false was recorded and ignored:
+    # the output had no aligned accuracy and said nothing
+    from zeroskel.cli import main
+    from zeroskel.engine.runs import evaluate_run, train
+
+    run = train(_cfg(extra=["validation.mode=none", "train.epochs=1", "alignment.enabled=false"]), tmp_path,
+                data_root=utd)
+    with pytest.raises(ConfigError, match=r"alignment override alpha: the alignment is off .*enabled=true"):
+        evaluate_run(run, data_root=utd, device="cpu", alignment={"alpha": 0.5})
+    assert main(["evaluate", str(run), "--align", "alpha=0.5", "--data-root", str(utd)]) == 2
+    on = evaluate_run(run, data_root=utd, device="cpu", alignment={"enabled": True, "alpha": 0.5})
+    assert "zsl_top1_aligned" in on and on["alignment"]["alpha"] == 0.5
+    assert "zsl_top1_aligned" not in evaluate_run(run, data_root=utd, device="cpu", alignment={"enabled": False})
+    with pytest.raises(ConfigError, match="the override sets alignment.enabled false"):
+        evaluate_run(run, data_root=utd, device="cpu", alignment={"enabled": False, "iterations": 2})
+
+
 def test_joint_motion_stream_trains_reloads_and_exports(utd, tmp_path):
     # joint_motion doubles the encoder's input channels; a reload and a bundle must rebuild
     # that from the config alone (the stored args still say nothing about channels)

@@ -122,6 +122,13 @@ def evaluate_pgfa(run_dir: "str | Path | list", data_root=None, device: str | No
     if alignment:
         align = merge(align, dict(alignment), "alignment override", prefix="alignment.")
     align_kwargs(align)  # a bad override fails before the dataset is loaded
+    inert = sorted(k for k in (alignment or {}) if k != "enabled")
+    if inert and align.get("enabled") is False:
+        # the override used to be recorded and ignored: no aligned accuracy, and no word why
+        raise ConfigError(f"alignment override {', '.join(inert)}: the alignment is off "
+                          f"({'the override sets' if 'enabled' in alignment else f'{dirs[0]} was trained with'} "
+                          "alignment.enabled false), so it would change nothing; add enabled=true "
+                          "(zeroskel evaluate --align enabled=true) to align")
     data_root = data_root if data_root is not None else cfg.get("data_root")
     ds, part = load_prepared(cfg, data_root)
     if list(ds.class_names) != list(clf.card["class_names"]):

@@ -1158,7 +1158,7 @@ def test_ensemble_of_runs_averages_member_cosines(utd, tmp_path):
     assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
 
 
-def test_alignment_override_of_a_run_without_alignment_is_refused(utd, tmp_path):
+def test_alignment_overrides_that_change_nothing_are_refused(utd, tmp_path):
     # --align alpha=0.5 on a run trained with alignment.enabled false was recorded and ignored:
     # the output had no aligned accuracy and said nothing
     from zeroskel.cli import main
@@ -1174,6 +1174,15 @@ def test_alignment_override_of_a_run_without_alignment_is_refused(utd, tmp_path)
     assert "zsl_top1_aligned" not in evaluate_run(run, data_root=utd, device="cpu", alignment={"enabled": False})
     with pytest.raises(ConfigError, match="the override sets alignment.enabled false"):
         evaluate_run(run, data_root=utd, device="cpu", alignment={"enabled": False, "iterations": 2})
+    # likewise an override of a key that the run's other alignment settings leave unread
+    for override, match in (({"enabled": True, "center_by": "subject", "center": False},
+                             "center_by: not used with alignment.center false"),
+                            ({"enabled": True, "pseudo_labels": "argmax", "epsilon": 0.5},
+                             "epsilon: not used with alignment.pseudo_labels argmax"),
+                            ({"enabled": True, "pseudo_labels": "balanced", "temperature": 2.0},
+                             "temperature: not used with alignment.pseudo_labels balanced")):
+        with pytest.raises(ConfigError, match=match):
+            evaluate_run(run, data_root=utd, device="cpu", alignment=override)
 
 
 def test_joint_motion_stream_trains_reloads_and_exports(utd, tmp_path):

@@ -91,6 +91,31 @@ def evaluate_classifier(clf: PGFAClassifier, ds, partition: str, align: dict, gz
     return out
 
 
+def _check_override_used(override: dict, align: dict, run) -> None:
+    """ConfigError if an alignment ``override`` sets a key that the merged ``align`` never reads
+    (alignment off; center_by without center; epsilon with argmax, temperature with balanced
+    pseudo-labels): such an override was recorded in the output and ignored, so a comparison
+    of options showed identical numbers with no word why."""
+    def origin(key):
+        return "the override sets" if key in override else f"{run} was trained with"
+
+    if align.get("enabled") is False:
+        inert = sorted(k for k in override if k != "enabled")
+        if inert:
+            raise ConfigError(f"alignment override {', '.join(inert)}: the alignment is off ({origin('enabled')} "
+                              "alignment.enabled false), so it would change nothing; add enabled=true "
+                              "(zeroskel evaluate --align enabled=true) to align")
+        return
+    why = {"center_by": ("center", False, "center=true"),
+           "epsilon": ("pseudo_labels", "argmax", "pseudo_labels=balanced"),
+           "temperature": ("pseudo_labels", "balanced", "pseudo_labels=argmax")}
+    for key, (dep, off, fix) in why.items():
+        if key in override and override[key] is not None and align.get(dep) == off:
+            raise ConfigError(f"alignment override {key}: not used with alignment.{dep} {str(off).lower()} "
+                              f"({origin(dep)} it), so it would change nothing; add {fix} "
+                              f"(zeroskel evaluate --align {fix}) for it to apply")
+
+
 def evaluate_pgfa(run_dir: "str | Path | list", data_root=None, device: str | None = None,
                   alignment: dict | None = None) -> dict:
     """Re-evaluate a finished PGFA run from its ``final.pt`` and ``config.yaml``.
@@ -122,13 +147,7 @@ def evaluate_pgfa(run_dir: "str | Path | list", data_root=None, device: str | No
     if alignment:
         align = merge(align, dict(alignment), "alignment override", prefix="alignment.")
     align_kwargs(align)  # a bad override fails before the dataset is loaded
-    inert = sorted(k for k in (alignment or {}) if k != "enabled")
-    if inert and align.get("enabled") is False:
-        # the override used to be recorded and ignored: no aligned accuracy, and no word why
-        raise ConfigError(f"alignment override {', '.join(inert)}: the alignment is off "
-                          f"({'the override sets' if 'enabled' in alignment else f'{dirs[0]} was trained with'} "
-                          "alignment.enabled false), so it would change nothing; add enabled=true "
-                          "(zeroskel evaluate --align enabled=true) to align")
+    _check_override_used(alignment or {}, align, dirs[0])
     data_root = data_root if data_root is not None else cfg.get("data_root")
     ds, part = load_prepared(cfg, data_root)
     if list(ds.class_names) != list(clf.card["class_names"]):

@@ -989,6 +989,23 @@ def test_fine_tune_settings_are_inert_without_a_refit():
                                   overrides=["validation.refit_from=selected", "validation.finetune_epochs=0"]))
 
 
+def test_center_by_without_centring_is_noted_in_the_log(utd, tmp_path):
+    # the small preset centres UTD-MHAD per subject; --set alignment.center=false left center_by
+    # subject in the config, applied nowhere, and nothing said so
+    from zeroskel.engine.runs import train
+    from zeroskel.methods.pgfa.training import unused_alignment_settings
+
+    cfg = _cfg(extra=["alignment.center=false", "validation.mode=none", "train.epochs=1"])
+    assert cfg["alignment"]["center_by"] == "subject"
+    (note,) = unused_alignment_settings(cfg["alignment"])
+    assert note.startswith("alignment.center_by=subject is not used: alignment.center is false")
+    assert "alignment.enabled is false" in unused_alignment_settings({**cfg["alignment"], "enabled": False,
+                                                                      "center": True})[0]
+    assert unused_alignment_settings(_cfg()["alignment"]) == []
+    run = train(cfg, tmp_path, data_root=utd)
+    assert "alignment.center_by=subject is not used" in (run / "train.log").read_text()
+
+
 def test_bf16_training_on_real_data(utd, tmp_path):
     from zeroskel.engine.runs import train
 

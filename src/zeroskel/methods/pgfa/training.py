@@ -198,6 +198,18 @@ def unused_settings(vcfg: dict) -> list[str]:
             "validation.refit_from: selected makes it one)"]
 
 
+def unused_alignment_settings(align: dict) -> list[str]:
+    """Notes on an ``alignment.center_by`` that the run never applies (the alignment is off, or
+    ``center`` is false): accepted, so ``--set alignment.center=false`` works on a preset that
+    centres per subject, but the log says the grouping did nothing."""
+    cb = align.get("center_by")
+    if not cb or (align.get("enabled", True) and align.get("center")):
+        return []
+    why = "alignment.enabled is false" if not align.get("enabled", True) else "alignment.center is false"
+    return [f"alignment.center_by={cb} is not used: {why} (center_by only groups the centring of "
+            "alignment.center: true)"]
+
+
 def select_rule(vcfg: dict) -> str:
     """``validation.select``; ``best`` for run configs saved before the key existed."""
     return vcfg.get("select", "best")
@@ -441,7 +453,7 @@ def _train_pgfa(cfg: dict, run_dir: Path, data_root, log, max_epochs: int | None
     from ...eval.protocol import calibrate
 
     check_config(cfg)
-    for note in unused_settings(cfg["validation"]):
+    for note in unused_settings(cfg["validation"]) + unused_alignment_settings(cfg["alignment"]):
         log.warning(note)
     _set_threads(cfg)
     world = current_world()

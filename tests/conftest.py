@@ -40,3 +40,29 @@ def need(root: Path, rel: str) -> Path:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test writes caches to a temp folder, never to ~/.cache."""
     monkeypatch.setenv("ZEROSKEL_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+#: build_config overrides of a tiny PGFA run on the dataset of :func:`write_tiny_custom` (seconds on a CPU)
+TINY_PGFA = ["train.warmup_epochs=0", "train.batch_size=8", "model.encoder=stgcn",
+             "model.args={channels: [4, 8], strides: [1, 2]}", "model.input_frames=null",
+             "text.segment_sources=null", "text.model=all-MiniLM-L6-v2", "data.pipeline=none", "device=cpu"]
+
+
+def write_tiny_custom(folder: Path, labels: "list[int] | None" = None, test_from: int = 16,
+                      shift: float = 0.0) -> "tuple[Path, Path]":
+    """A custom dataset ``folder/mine.npz`` of 12-frame NTU-25 sequences of four classes (wave,
+    clap, jump, kick; sample i has class ``labels[i]``, default ``i % 4`` for 24 samples; samples
+    from ``test_from`` on are the test part; ``shift`` moves every coordinate) and a split
+    ``folder/split.yaml`` with kick unseen. Returns the two paths."""
+    import numpy as np
+
+    from zeroskel.data.readers.custom import write_custom
+
+    rng = np.random.default_rng(0)
+    labels = [i % 4 for i in range(24)] if labels is None else labels
+    seqs = [(np.sin(np.linspace(0, 3, 12))[:, None, None] * (1 + c) + shift
+             + 0.1 * rng.standard_normal((12, 25, 3))).astype(np.float32) for c in labels]
+    write_custom(folder / "mine.npz", seqs, labels, ["wave", "clap", "jump", "kick"], "ntu25", name="mine",
+                 partitions={"custom": ["train" if i < test_from else "test" for i in range(len(labels))]})
+    (folder / "split.yaml").write_text("unseen: [kick]\n")
+    return folder / "mine.npz", folder / "split.yaml"

@@ -135,23 +135,14 @@ def test_train_leaves_the_callers_torch_threads_alone(tmp_path):
     own choice) silently trained with it."""
     import torch
 
-    from zeroskel.data.readers.custom import write_custom
+    from conftest import TINY_PGFA, write_tiny_custom
     from zeroskel.engine.config import build_config
     from zeroskel.engine.runs import train
 
-    rng = np.random.default_rng(0)
-    labels = [i % 4 for i in range(24)]
-    seqs = [(np.sin(np.linspace(0, 3, 12))[:, None, None] * (1 + c) + 0.1 * rng.standard_normal((12, 25, 3)))
-            .astype(np.float32) for c in labels]
-    write_custom(tmp_path / "mine.npz", seqs, labels, ["wave", "clap", "jump", "kick"], "ntu25", name="mine",
-                 partitions={"custom": ["train" if i < 16 else "test" for i in range(24)]})
-    (tmp_path / "split.yaml").write_text("unseen: [kick]\n")
-    cfg = build_config("pgfa", dataset=str(tmp_path / "mine.npz"), split=str(tmp_path / "split.yaml"), seed=1,
-                       overrides=["train.epochs=1", "train.warmup_epochs=0", "train.batch_size=8",
-                                  "model.encoder=stgcn", "model.args={channels: [4, 8], strides: [1, 2]}",
-                                  "model.input_frames=null", "text.source=name", "text.segment_sources=null",
-                                  "text.model=all-MiniLM-L6-v2", "data.pipeline=none", "eval.gzsl=false",
-                                  "device=cpu", "train.threads=2"])
+    ds, split = write_tiny_custom(tmp_path)
+    cfg = build_config("pgfa", dataset=str(ds), split=str(split), seed=1,
+                       overrides=TINY_PGFA + ["train.epochs=1", "text.source=name", "eval.gzsl=false",
+                                              "train.threads=2"])
     before = torch.get_num_threads()
     assert before != 2  # conftest sets one thread
     run = train(cfg, tmp_path / "runs")

@@ -1461,37 +1461,25 @@ def test_resume_refuses_a_dataset_prepared_again_with_other_content(tmp_path):
     file edited), then resumed: it continued on the new data and reported one result for the mix.
     Refused now, naming the run, the changed part and the way out; the original content
     (rewritten: new file times, a new cache folder) resumes it."""
-    from zeroskel.data.readers.custom import write_custom
+    from conftest import TINY_PGFA, write_tiny_custom
     from zeroskel.engine.config import build_config
     from zeroskel.engine.runs import resume_run, train
 
-    def write(shift):
-        rng = np.random.default_rng(0)
-        labels = [i % 4 for i in range(24)]
-        seqs = [(np.sin(np.linspace(0, 3, 12))[:, None, None] * (1 + c) + shift
-                 + 0.1 * rng.standard_normal((12, 25, 3))).astype(np.float32) for c in labels]
-        write_custom(tmp_path / "mine.npz", seqs, labels, ["wave", "clap", "jump", "kick"], "ntu25", name="mine",
-                     partitions={"custom": ["train" if i < 16 else "test" for i in range(24)]})
-
-    write(0.0)
-    (tmp_path / "split.yaml").write_text("unseen: [kick]\n")
+    ds, split = write_tiny_custom(tmp_path)
     texts = "wave a hand\nclap hands\njump up\nkick a leg\n"
     (tmp_path / "texts.txt").write_text(texts)
-    cfg = build_config("pgfa", dataset=str(tmp_path / "mine.npz"), split=str(tmp_path / "split.yaml"), seed=1,
-                       overrides=["train.epochs=2", "train.warmup_epochs=0", "train.batch_size=8",
-                                  "model.encoder=stgcn", "model.args={channels: [4, 8], strides: [1, 2]}",
-                                  "model.input_frames=null", f"text.source={tmp_path / 'texts.txt'}",
-                                  "text.segment_sources=null", "text.model=all-MiniLM-L6-v2", "data.pipeline=none",
-                                  "eval.gzsl=false", "device=cpu", "validation.mode=none"])
+    cfg = build_config("pgfa", dataset=str(ds), split=str(split), seed=1,
+                       overrides=TINY_PGFA + ["train.epochs=2", f"text.source={tmp_path / 'texts.txt'}",
+                                              "eval.gzsl=false", "validation.mode=none"])
     full = train(cfg, tmp_path / "full")
     cut = train(cfg, tmp_path / "cut", max_epochs=1)
-    write(0.5)
+    write_tiny_custom(tmp_path, shift=0.5)
     with pytest.raises(ConfigError, match=f"{cut}: the data of dataset .*mine.npz are not those this run "
                                           "was trained on \\(stage2_last.pt\\).*changed since: the skeleton "
                                           "sequences .*\\(zeroskel train --method pgfa"):
         resume_run(cut)
     assert not (cut / "final.pt").exists()
-    write(0.0)
+    write_tiny_custom(tmp_path)
     (tmp_path / "texts.txt").write_text(texts.replace("jump up", "jump high"))
     with pytest.raises(ConfigError, match="changed since: the class texts \\(text.source"):
         resume_run(cut)
@@ -1508,23 +1496,14 @@ def test_gzsl_without_seen_test_samples_fails_before_training(tmp_path):
     the end and then failed in the final evaluation with 'GZSL needs test samples of both seen
     and unseen classes' (no metrics.json, and resume failed the same way, its eval.gzsl fixed
     in config.yaml). It now fails before training, naming eval.gzsl and the way out."""
-    from zeroskel.data.readers.custom import write_custom
+    from conftest import TINY_PGFA, write_tiny_custom
     from zeroskel.engine.config import build_config
     from zeroskel.engine.runs import train
 
-    rng = np.random.default_rng(0)
-    labels = [i % 4 for i in range(16)] + [3] * 4                    # test part: kick (unseen) only
-    seqs = [(np.sin(np.linspace(0, 3, 12))[:, None, None] * (1 + c) + 0.1 * rng.standard_normal((12, 25, 3)))
-            .astype(np.float32) for c in labels]
-    write_custom(tmp_path / "mine.npz", seqs, labels, ["wave", "clap", "jump", "kick"], "ntu25", name="mine",
-                 partitions={"custom": ["train" if i < 16 else "test" for i in range(20)]})
-    (tmp_path / "split.yaml").write_text("unseen: [kick]\n")
-    cfg = build_config("pgfa", dataset=str(tmp_path / "mine.npz"), split=str(tmp_path / "split.yaml"), seed=1,
-                       overrides=["train.epochs=1", "train.warmup_epochs=0", "train.batch_size=8",
-                                  "model.encoder=stgcn", "model.args={channels: [4, 8], strides: [1, 2]}",
-                                  "model.input_frames=null", "text.source=a person doing {name}",
-                                  "text.segment_sources=null", "text.model=all-MiniLM-L6-v2", "data.pipeline=none",
-                                  "device=cpu", "validation.mode=none", "train.threads=1"])
+    ds, split = write_tiny_custom(tmp_path, [i % 4 for i in range(16)] + [3] * 4)  # test part: kick (unseen) only
+    cfg = build_config("pgfa", dataset=str(ds), split=str(split), seed=1,
+                       overrides=TINY_PGFA + ["train.epochs=1", "text.source=a person doing {name}",
+                                              "validation.mode=none", "train.threads=1"])
     with pytest.raises(DataError, match=r"^eval.gzsl: the test part of partition 'custom' of dataset 'mine' has no "
                                         r"sample of the seen classes \[0, 1, 2\].*set eval.gzsl=false"):
         train(cfg, tmp_path / "runs")

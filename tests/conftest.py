@@ -66,3 +66,24 @@ def write_tiny_custom(folder: Path, labels: "list[int] | None" = None, test_from
                  partitions={"custom": ["train" if i < test_from else "test" for i in range(len(labels))]})
     (folder / "split.yaml").write_text("unseen: [kick]\n")
     return folder / "mine.npz", folder / "split.yaml"
+
+
+def save_tiny_bundle(path, class_names: "list[str]"):
+    """An untrained tiny kinect_v1 PGFA model (class 0 seen, the others unseen) saved as a
+    Recognizer bundle at ``path``; returns the bundle folder. For error paths and encodings: no
+    data or training needed (also imported by test_portability's subprocesses)."""
+    import numpy as np
+    import torch
+
+    from zeroskel.methods.pgfa import PGFAClassifier, build_model
+    from zeroskel.recognizer import Recognizer
+
+    cfg = {"dataset": "utd_mhad", "data": {"pipeline": "pgfa50"},
+           "model": {"encoder": "stgcn", "preset": "slim", "input_frames": None, "temperature": 0.07,
+                     "learn_temperature": False, "args": {"channels": [8], "strides": [2]}}}
+    torch.manual_seed(0)
+    model = build_model(cfg, "kinect_v1", 1, 384)
+    card = {"config": cfg, "layout": "kinect_v1", "num_persons": 1, "frames": 50, "text_model": "all-MiniLM-L6-v2",
+            "class_names": list(class_names), "seen": [0], "unseen": list(range(1, len(class_names)))}
+    rec = Recognizer.from_classifier(PGFAClassifier(model, np.zeros((len(class_names), 384), np.float32), card))
+    return rec.save(path)

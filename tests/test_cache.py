@@ -124,17 +124,19 @@ def test_prepare_rejects_random_and_mismatched_pipelines(tmp_path):
 
 
 class _FailOnSecondChunk(Transform):
-    """Simulates a crash part-way through a dataset."""
+    """Simulates a crash part-way through a dataset: raises ``error`` (a RuntimeError, or e.g.
+    KeyboardInterrupt for Ctrl-C) on the second chunk."""
 
     name = "fail_second_chunk"
 
-    def __init__(self):
+    def __init__(self, error: BaseException | None = None):
         self.calls = 0
+        self.error = error if error is not None else RuntimeError("interrupted")
 
     def apply_batch(self, data, lengths, rng=None):
         self.calls += 1
         if self.calls == 3:  # 1: shape probe, 2: first chunk, 3: second chunk
-            raise RuntimeError("interrupted")
+            raise self.error
         return data, lengths
 
     def to_config(self):

@@ -75,7 +75,8 @@ def test_the_lint_sees_a_missing_encoding():
 def _run_ascii_locale(code: str, tmp_path: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "PYTHONUTF8"))}
     env = {k: v for k, v in env.items() if k != "PYTHONIOENCODING"}  # stdout in the locale's encoding
-    env.update(LC_ALL="C", PYTHONUTF8="0", PYTHONPATH=str(SRC.parent))
+    # src, and the tests folder for conftest's fixtures-as-functions (save_tiny_bundle)
+    env.update(LC_ALL="C", PYTHONUTF8="0", PYTHONPATH=os.pathsep.join([str(SRC.parent), str(Path(__file__).parent)]))
     script = tmp_path / "check.py"  # a file: a non-ASCII command line does not survive LC_ALL=C
     script.write_text(code, encoding="utf-8")
     return subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
@@ -116,18 +117,10 @@ def test_bundle_with_a_class_name_outside_the_locale_encoding_saves_loads_and_pr
     # cp1252 ended 'zeroskel export' / Recognizer.save in a UnicodeEncodeError on Windows; and
     # 'zeroskel predict ... > out.txt' (stdout in cp1252 there) ended in one after scoring
     code = r'''
-import numpy as np, torch
-from zeroskel.methods.pgfa import PGFAClassifier, build_model
+import numpy as np
+from conftest import save_tiny_bundle
 from zeroskel.recognizer import Recognizer
-cfg = {"dataset": "utd_mhad", "data": {"pipeline": "pgfa50"},
-       "model": {"encoder": "stgcn", "preset": "slim", "input_frames": None, "temperature": 0.07,
-                 "learn_temperature": False, "args": {"channels": [8], "strides": [2]}}}
-torch.manual_seed(0)
-model = build_model(cfg, "kinect_v1", 1, 384)
-card = {"config": cfg, "layout": "kinect_v1", "num_persons": 1, "frames": 50,
-        "text_model": "all-MiniLM-L6-v2", "class_names": ["挥手", "café"], "seen": [0], "unseen": [1]}
-rec = Recognizer.from_classifier(PGFAClassifier(model, np.zeros((2, 384), np.float32), card))
-out = rec.save("bundle")
+out = save_tiny_bundle("bundle", ["挥手", "café"])
 assert "挥手" in (out / "README.md").read_bytes().decode("utf-8")
 assert Recognizer.load(out).card["training"]["seen_classes"] == ["挥手"]
 # 'zeroskel predict' prints the ranking table: a label the output encoding cannot show is escaped
@@ -250,23 +243,10 @@ def test_interrupted_prepare_leaves_no_temporary_folder_where_mapped_files_canno
     # on Windows the scratch memmaps, still mapped by the traceback's frames, could not be
     # deleted, so every interrupted prepare (Ctrl-C, an error) left its temporary folder behind
     # (GBs for NTU) until 'zeroskel cache clear' an hour later
-    from zeroskel.data.transforms import Compose, Transform
-
-    class Interrupt(Transform):
-        name = "interrupt"
-
-        def __init__(self):
-            self.calls = 0
-
-        def apply_batch(self, data, lengths, rng=None):
-            self.calls += 1
-            if self.calls == 3:  # 1: shape probe, 2: first chunk, 3: second chunk
-                raise KeyboardInterrupt
-            return data, lengths
-
-        def to_config(self):
-            return {"name": self.name}
+    from test_cache import _FailOnSecondChunk
+    from zeroskel.data.transforms import Compose
 
     with pytest.raises(KeyboardInterrupt):
-        prepare(_tiny(), Compose([Interrupt()]), cache_dir=tmp_path, progress=False, chunk_size=2)
+        prepare(_tiny(), Compose([_FailOnSecondChunk(KeyboardInterrupt())]), cache_dir=tmp_path, progress=False,
+                chunk_size=2)
     assert list((tmp_path / "prepared").iterdir()) == []

@@ -86,17 +86,9 @@ def test_files(data_root):
 @pytest.fixture(scope="module")
 def synthetic_bundle(tmp_path_factory):
     """An untrained tiny kinect_v1 model saved as a bundle: for the error paths, no data needed."""
-    from zeroskel.methods.pgfa import PGFAClassifier, build_model
+    from conftest import save_tiny_bundle
 
-    cfg = {"dataset": "utd_mhad", "data": {"pipeline": "pgfa50"},
-           "model": {"encoder": "stgcn", "preset": "slim", "input_frames": None, "temperature": 0.07,
-                     "learn_temperature": False, "args": {"channels": [8], "strides": [2]}}}
-    torch.manual_seed(0)
-    model = build_model(cfg, "kinect_v1", 1, 384)
-    card = {"config": cfg, "layout": "kinect_v1", "num_persons": 1, "frames": 50,
-            "text_model": "all-MiniLM-L6-v2", "class_names": ["a", "b"], "seen": [0], "unseen": [1]}
-    rec = Recognizer.from_classifier(PGFAClassifier(model, np.zeros((2, 384), np.float32), card))
-    return rec.save(tmp_path_factory.mktemp("synthetic") / "bundle")
+    return save_tiny_bundle(tmp_path_factory.mktemp("synthetic") / "bundle", ["a", "b"])
 
 
 @pytest.fixture()
